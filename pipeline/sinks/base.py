@@ -1,0 +1,30 @@
+"""The one shape every sink has, so the cycle can feed several at once without knowing them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from pipeline.documents import Record
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Receives the records of each cycle.
+
+    ``write`` is called once per cycle with all its records (check documents first, then the run
+    summaries they changed). A sink may buffer; ``flush`` must make everything written so far
+    durable or delivered (the scheduler calls it at the end of every cycle and at shutdown).
+    ``close`` flushes and releases resources. A sink never raises for a delivery problem that it
+    can keep for later (spooling is its business); it raises only for misconfiguration.
+    """
+
+    name: str
+
+    async def open(self) -> None: ...
+
+    async def write(self, records: Sequence[Record]) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def close(self) -> None: ...
