@@ -1,0 +1,47 @@
+"""``edgewatch``: the command line. Subcommands live in ``pipeline.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+import pipeline.commands
+
+DESCRIPTION = """\
+edgewatch measures whether an API behind a CDN can be allowlisted by IP: it asks every configured
+resolver for every target on a cadence, checks each answered address with TCP and TLS, tracks how
+long each address stays (its IP run), and stores one document per resolver, address and check in
+Elasticsearch (or a local ndjson store when no cluster is configured).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgewatch", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(pipeline.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"pipeline.commands.{info.name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
