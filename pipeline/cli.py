@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(pipeline.commands.__path__), key=lambda m: m.name):
+    modules = sorted(pkgutil.iter_modules(pipeline.commands.__path__), key=lambda m: m.name)
+    for info in (m for m in modules if not m.name.startswith("_")):
         module = importlib.import_module(f"pipeline.commands.{info.name}")
         module.add_parser(sub)
     return parser

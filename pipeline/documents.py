@@ -15,6 +15,12 @@ from typing import Any, Literal
 
 import orjson
 
+from pipeline.probe.connect import ConnectResult
+from pipeline.probe.dns import DnsResult
+from pipeline.probe.netinfo import NetInfo
+from pipeline.probe.rdns import RdnsResult
+from pipeline.runs import Assignment, Run
+
 SCHEMA_VERSION = 1
 CHECK_DATASET = "edgewatch.check"
 RUN_DATASET = "edgewatch.run"
@@ -71,3 +77,172 @@ def check_id(observer: str, cycle_start: datetime, target: str, rtype: str) -> s
 
 def answer_set_hash(addresses: list[str] | tuple[str, ...] | frozenset[str]) -> str:
     return _digest(*sorted(addresses))[:16]
+
+
+# --- builders -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What every document of one check shares."""
+
+    cycle_id: str
+    check_id: str
+    observer: str
+    observer_geo: dict[str, str]
+    target: str
+    rtype: str
+    port: int
+
+
+def _put(doc: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        doc[key] = value
+
+
+def _base(ctx: CheckContext, queried_at: datetime, result: DnsResult) -> dict[str, Any]:
+    r = result.resolver
+    doc: dict[str, Any] = {
+        "@timestamp": iso(queried_at),
+        "event.kind": "event",
+        "event.dataset": CHECK_DATASET,
+        "edgewatch.schema": SCHEMA_VERSION,
+        "edgewatch.cycle.id": ctx.cycle_id,
+        "edgewatch.check.id": ctx.check_id,
+        "observer.name": ctx.observer,
+        "dns.question.name": ctx.target,
+        "dns.question.type": ctx.rtype,
+        "resolver.name": r.name,
+        "resolver.ip": r.address,
+        "resolver.transport": r.transport,
+    }
+    for k, v in ctx.observer_geo.items():
+        doc[f"observer.geo.{k}"] = v
+    _put(doc, "resolver.provider", r.provider or None)
+    _put(doc, "resolver.ecs_subnet", r.client_subnet)
+    _put(doc, "dns.response_code", result.rcode)
+    if result.flags:
+        doc["dns.header_flags"] = list(result.flags)
+    if result.cname_chain:
+        doc["dns.cname_chain"] = list(result.cname_chain)
+    _put(doc, "dns.rtt.us", result.rtt_us)
+    if result.rtt_us is not None:
+        doc["event.duration"] = result.rtt_us * 1000
+    _put(doc, "dns.ecs.source_prefix", result.ecs_source_prefix)
+    _put(doc, "dns.ecs.scope_prefix", result.ecs_scope_prefix)
+    if result.tcp_fallback:
+        doc["dns.transport_fallback"] = True
+    if result.addresses:
+        addrs = [a.address for a in result.addresses]
+        doc["dns.resolved_ip"] = addrs
+        doc["dns.answer.count"] = len(addrs)
+        doc["dns.answer_set.hash"] = answer_set_hash(addrs)
+    return doc
+
+
+def _connect_fields(doc: dict[str, Any], c: ConnectResult) -> None:
+    doc["tcp.established"] = c.tcp_established
+    _put(doc, "tcp.rtt.connect.us", c.tcp_connect_us)
+    if c.tcp_established:
+        doc["tls.established"] = c.tls_established
+        doc["tls.verified"] = c.tls_verified
+    _put(doc, "tls.rtt.handshake.us", c.tls_handshake_us)
+    _put(doc, "tls.version", c.tls_version)
+    _put(doc, "tls.cipher", c.tls_cipher)
+    cert = c.certificate
+    if cert is not None:
+        _put(doc, "tls.server.x509.subject.common_name", cert.subject_cn)
+        _put(doc, "tls.server.x509.issuer.common_name", cert.issuer_cn)
+        if cert.alt_names:
+            doc["tls.server.x509.alternative_names"] = list(cert.alt_names)
+        doc["tls.server.x509.not_before"] = iso(cert.not_before)
+        doc["tls.server.x509.not_after"] = iso(cert.not_after)
+        doc["tls.server.hash.sha256"] = cert.sha256
+    _put(doc, "http.response.status_code", c.http_status)
+    _put(doc, "http.rtt.total.us", c.http_total_us)
+
+
+def check_records(
+    ctx: CheckContext,
+    queried_at: datetime,
+    result: DnsResult,
+    connects: dict[str, ConnectResult],
+    rdns: dict[str, RdnsResult],
+    netinfo: dict[str, NetInfo],
+    runs: dict[str, Assignment],
+) -> list[Record]:
+    """One record per answered address, or a single failure record for an unusable answer."""
+    base = _base(ctx, queried_at, result)
+    if not result.ok:
+        doc = dict(base)
+        doc["event.outcome"] = "failure"
+        _put(doc, "error.type", result.error_type)
+        _put(doc, "error.message", result.error_message)
+        return [Record("check", check_doc_id(ctx.check_id, result.resolver.name, None), doc,
+                       timestamp=queried_at)]
+    records = []
+    for answer in result.addresses:
+        doc = dict(base)
+        addr = answer.address
+        doc["destination.ip"] = addr
+        doc["destination.port"] = ctx.port
+        doc["dns.answer.ttl"] = answer.ttl
+        info = netinfo.get(addr)
+        if info is not None:
+            _put(doc, "destination.as.number", info.asn)
+            _put(doc, "destination.as.organization.name", info.organization)
+            _put(doc, "destination.prefix", info.prefix)
+            doc["destination.prefix24"] = info.prefix24
+        ptr = rdns.get(addr)
+        if ptr is not None:
+            _put(doc, "destination.domain", ptr.hostname)
+        conn = connects.get(addr)
+        if conn is not None:
+            _connect_fields(doc, conn)
+        run = runs.get(addr)
+        if run is not None:
+            doc["run.id"] = run.run_id
+            doc["run.seq"] = run.seq
+            doc["run.start"] = iso(run.start)
+        failed = conn is not None and not conn.ok
+        doc["event.outcome"] = "failure" if failed else "success"
+        if failed:
+            _put(doc, "error.type", conn.error_type)
+            _put(doc, "error.message", conn.error_message)
+        records.append(Record("check", check_doc_id(ctx.check_id, result.resolver.name, addr),
+                              doc, timestamp=queried_at))
+    return records
+
+
+def run_record(run: Run, info: NetInfo | None = None, domain: str | None = None) -> Record:
+    """The run summary: run length becomes one field to chart."""
+    end_or_last = run.end or run.last_seen
+    doc: dict[str, Any] = {
+        "@timestamp": iso(run.start),
+        "event.kind": "state",
+        "event.dataset": RUN_DATASET,
+        "edgewatch.schema": SCHEMA_VERSION,
+        "edgewatch.run.version": run.version,
+        "observer.name": run.key.observer,
+        "dns.question.name": run.key.name,
+        "dns.question.type": run.key.rtype,
+        "resolver.name": run.key.resolver,
+        "destination.ip": run.key.address,
+        "run.id": run.id,
+        "run.start": iso(run.start),
+        "run.last_seen": iso(run.last_seen),
+        "run.open": run.open,
+        "run.checks": run.checks,
+        "run.gaps": run.gaps,
+        "run.duration.s": int((end_or_last - run.start).total_seconds()),
+        "run.observed.s": int((run.last_seen - run.start).total_seconds()),
+    }
+    _put(doc, "resolver.ip", run.resolver_ip or None)
+    if run.end is not None:
+        doc["run.end"] = iso(run.end)
+    if info is not None:
+        _put(doc, "destination.prefix", info.prefix)
+        doc["destination.prefix24"] = info.prefix24
+        _put(doc, "destination.as.number", info.asn)
+    _put(doc, "destination.domain", domain)
+    return Record("run", run.id, doc, version=run.version, timestamp=run.last_seen)

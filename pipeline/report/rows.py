@@ -1,0 +1,102 @@
+"""The aggregated rows every evidence source yields, and the interface a source implements.
+
+The report never sees single check documents. A source reduces them to a few kinds of grouped
+counts (which an Elasticsearch composite aggregation can page through and a streaming scan of the
+ndjson store can build in a dictionary), so memory grows with the number of distinct
+(day, resolver, address) combinations, never with the number of checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from pipeline.report.filters import Filters
+
+DAY_S = 86400
+TIMING_FIELDS = ("tls.rtt.handshake.us", "tcp.rtt.connect.us")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """First and last ``@timestamp`` of the selected checks."""
+
+    first: datetime
+    last: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRow:
+    """Check documents about one answer address, grouped by day and resolver.
+
+    ``day`` counts whole 24 h periods from the report's origin (day 0 starts at the origin).
+    ``documents`` is every document naming the address; ``ok`` those with outcome success.
+    """
+
+    day: int
+    resolver: str
+    ip: str
+    prefix24: str | None
+    prefix: str | None
+    asn: int | None
+    domain: str | None
+    documents: int
+    ok: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    """Documents of one resolver grouped by outcome, error type and answer size.
+
+    The answer size lets a source-independent formula count queries: a successful answer with
+    n addresses yields n documents that each carry ``dns.answer.count = n``.
+    """
+
+    resolver: str
+    outcome: str | None
+    error_type: str | None
+    answer_count: int | None
+    documents: int
+
+
+@dataclass(frozen=True, slots=True)
+class TimingRow:
+    """How many documents of a resolver had ``field`` in the bucket starting at ``bucket_us``."""
+
+    resolver: str
+    field: str
+    bucket_us: int
+    documents: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """The latest summary of one IP run (only what run statistics need)."""
+
+    run_id: str
+    resolver: str
+    ip: str
+    open: bool
+    duration_s: float
+    observed_s: float
+
+
+class Source(Protocol):
+    """Where stored evidence comes from: Elasticsearch or the local ndjson store.
+
+    Every method streams; callers fold the rows into their own (small) accumulators.
+    """
+
+    description: str
+
+    def span(self, filters: Filters) -> Span | None: ...
+
+    def address_rows(self, filters: Filters, origin: datetime) -> Iterator[AddressRow]: ...
+
+    def outcome_rows(self, filters: Filters) -> Iterator[OutcomeRow]: ...
+
+    def timing_rows(self, filters: Filters, bucket_us: int) -> Iterator[TimingRow]: ...
+
+    def run_rows(self, filters: Filters) -> Iterator[RunRow]: ...

@@ -1,0 +1,183 @@
+"""IP runs: how long an address stays in one resolver's answers, without the original flaw.
+
+The study this project automates measured "how long an IP is used" as the span between first and
+last sighting, so an address that left and came back days later looked like one long, stable
+run. Here a run ends at the first later *successful* answer from that resolver that lacks the
+address, and a return starts a new run with a new id. Failed queries (timeouts, SERVFAIL) are
+gaps: counted, but they neither extend nor end a run, because they say nothing about the answer.
+
+The id of a run is derived from its key and its start instant, so rebuilding runs from stored
+documents yields the same ids, and open runs are kept in SQLite so a restarted process continues
+them instead of starting new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class RunKey:
+    observer: str
+    name: str
+    rtype: str
+    resolver: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    key: RunKey
+    id: str
+    start: datetime
+    last_seen: datetime
+    checks: int = 1
+    gaps: int = 0
+    end: datetime | None = None
+    resolver_ip: str = ""
+
+    @property
+    def open(self) -> bool:
+        return self.end is None
+
+    @property
+    def version(self) -> int:
+        """Grows with every update, so the newest snapshot of a run always wins downstream."""
+        return self.checks + self.gaps + (0 if self.open else 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """The run one answered address belongs to, for its check document."""
+
+    run_id: str
+    seq: int
+    start: datetime
+
+
+def run_id(key: RunKey, start: datetime) -> str:
+    h = hashlib.sha1(usedforsecurity=False)
+    stamp = start.astimezone(UTC).isoformat(timespec="milliseconds")
+    for part in (key.observer, key.name, key.rtype, key.resolver, key.address, stamp):
+        h.update(part.encode())
+        h.update(b"\x1f")
+    return h.hexdigest()[:24]
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS open_runs (
+    observer TEXT NOT NULL, name TEXT NOT NULL, rtype TEXT NOT NULL,
+    resolver TEXT NOT NULL, address TEXT NOT NULL,
+    run_id TEXT NOT NULL, start TEXT NOT NULL, last_seen TEXT NOT NULL,
+    checks INTEGER NOT NULL, gaps INTEGER NOT NULL, resolver_ip TEXT NOT NULL,
+    PRIMARY KEY (observer, name, rtype, resolver, address)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class RunTracker:
+    """Assigns runs poll by poll; ``commit`` makes the new state durable.
+
+    The caller commits only after the cycle's documents reached the sinks, so a crash in between
+    replays the cycle's state transition rather than losing documents.
+    """
+
+    def __init__(self, db_path: Path | None = None) -> None:
+        if db_path is not None:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(db_path) if db_path else ":memory:")
+        self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._open: dict[RunKey, Run] = {}
+        self._dirty: dict[RunKey, Run | None] = {}
+        self._load()
+
+    def _load(self) -> None:
+        self._open.clear()
+        self._dirty.clear()
+        for row in self._db.execute("SELECT * FROM open_runs"):
+            key = RunKey(*row[:5])
+            self._open[key] = Run(
+                key=key, id=row[5], start=datetime.fromisoformat(row[6]),
+                last_seen=datetime.fromisoformat(row[7]), checks=row[8], gaps=row[9],
+                resolver_ip=row[10],
+            )
+
+    def open_runs(self) -> list[Run]:
+        return list(self._open.values())
+
+    def observe(
+        self,
+        observer: str,
+        name: str,
+        rtype: str,
+        resolver: str,
+        resolver_ip: str,
+        at: datetime,
+        ok: bool,
+        addresses: Iterable[str],
+    ) -> tuple[dict[str, Assignment], list[Run]]:
+        """Apply one poll of one resolver; return run assignments and the runs that changed."""
+        mine = {k: r for k, r in self._open.items()
+                if (k.observer, k.name, k.rtype, k.resolver) == (observer, name, rtype, resolver)}
+        changed: list[Run] = []
+        assignments: dict[str, Assignment] = {}
+        if not ok:
+            for key, run in mine.items():
+                changed.append(self._put(key, replace(run, gaps=run.gaps + 1)))
+            return assignments, changed
+        answered = set(addresses)
+        for address in sorted(answered):
+            key = RunKey(observer, name, rtype, resolver, address)
+            run = mine.get(key)
+            if run is None:
+                run = Run(key=key, id=run_id(key, at), start=at, last_seen=at,
+                          resolver_ip=resolver_ip)
+            else:
+                run = replace(run, last_seen=at, checks=run.checks + 1)
+            changed.append(self._put(key, run))
+            assignments[address] = Assignment(run.id, run.checks, run.start)
+        for key, run in mine.items():
+            if key.address not in answered:
+                closed = replace(run, end=at)
+                self._open.pop(key)
+                self._dirty[key] = None
+                changed.append(closed)
+        return assignments, changed
+
+    def _put(self, key: RunKey, run: Run) -> Run:
+        self._open[key] = run
+        self._dirty[key] = run
+        return run
+
+    def commit(self) -> None:
+        with self._db:
+            for key, run in self._dirty.items():
+                if run is None:
+                    self._db.execute(
+                        "DELETE FROM open_runs WHERE observer=? AND name=? AND rtype=? "
+                        "AND resolver=? AND address=?",
+                        (key.observer, key.name, key.rtype, key.resolver, key.address),
+                    )
+                else:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO open_runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (key.observer, key.name, key.rtype, key.resolver, key.address, run.id,
+                         run.start.isoformat(), run.last_seen.isoformat(), run.checks,
+                         run.gaps, run.resolver_ip),
+                    )
+        self._dirty.clear()
+
+    def rollback(self) -> None:
+        """Forget uncommitted transitions (the cycle's documents did not reach the sinks)."""
+        self._load()
+
+    def close(self) -> None:
+        self._db.close()

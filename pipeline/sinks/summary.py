@@ -1,0 +1,75 @@
+"""Keeps the figures a person wants at the end of ``edgewatch run``, whatever the other sinks are.
+
+It sees the same records as the real sinks, so the closing summary describes exactly what was
+stored: unique addresses and runs per resolver, failures by kind.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pipeline.documents import Record
+
+
+@dataclass
+class ResolverFigures:
+    checks: int = 0
+    addresses: set[str] = field(default_factory=set)
+    runs: set[str] = field(default_factory=set)
+    failures: Counter[str] = field(default_factory=Counter)
+
+
+class SummarySink:
+    name = "summary"
+
+    def __init__(self) -> None:
+        self.by_resolver: dict[str, ResolverFigures] = defaultdict(ResolverFigures)
+        self._checks_seen: set[tuple[str, str]] = set()
+        self.documents = 0
+
+    async def open(self) -> None:
+        return None
+
+    async def write(self, records: Sequence[Record]) -> None:
+        for record in records:
+            if record.kind != "check":
+                continue
+            self.documents += 1
+            doc = record.doc
+            fig = self.by_resolver[doc["resolver.name"]]
+            key = (doc["edgewatch.check.id"], doc["resolver.name"])
+            if key not in self._checks_seen:
+                self._checks_seen.add(key)
+                fig.checks += 1
+                dns_error = doc.get("error.type", "") if "destination.ip" not in doc else ""
+                if dns_error:
+                    fig.failures[dns_error] += 1
+            if "destination.ip" in doc:
+                fig.addresses.add(doc["destination.ip"])
+                if "run.id" in doc:
+                    fig.runs.add(doc["run.id"])
+                if doc.get("error.type"):
+                    fig.failures[doc["error.type"]] += 1
+
+    async def flush(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def render(self) -> str:
+        rows = [("resolver", "checks", "addresses", "runs", "failures")]
+        for name in sorted(self.by_resolver):
+            f = self.by_resolver[name]
+            fails = ", ".join(f"{k} {v}" for k, v in sorted(f.failures.items())) or "-"
+            rows.append((name, str(f.checks), str(len(f.addresses)), str(len(f.runs)), fails))
+        all_addr = set().union(*(f.addresses for f in self.by_resolver.values())) \
+            if self.by_resolver else set()
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+                 for r in rows]
+        lines.append(f"{len(all_addr)} distinct addresses over all resolvers; "
+                     f"{self.documents} check documents")
+        return "\n".join(lines)
