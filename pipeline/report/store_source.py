@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from pipeline.report.filters import Filters
+from pipeline.report.progress import Progress
 from pipeline.report.rows import (
     DAY_S,
     TIMING_FIELDS,
@@ -29,7 +30,6 @@ from pipeline.report.rows import (
     Span,
     TimingRow,
 )
-from pipeline.report.progress import Progress
 
 _FILE = re.compile(r"^(checks|runs)-(\d{4}-\d{2}-\d{2})\.ndjson$")
 
@@ -116,14 +116,12 @@ class StoreSource:
         files = self._files("checks", filters)
         first = last = None
         for path in files:  # the earliest file with a match holds the first timestamp
-            stamps = [ts for ts, _ in self._checks([path], filters)]
-            if stamps:
-                first = min(stamps)
+            first = min((ts for ts, _ in self._checks([path], filters)), default=None)
+            if first is not None:
                 break
         for path in reversed(files):
-            stamps = [ts for ts, _ in self._checks([path], filters)]
-            if stamps:
-                last = max(stamps)
+            last = max((ts for ts, _ in self._checks([path], filters)), default=None)
+            if last is not None:
                 break
         if first is None or last is None:
             return None

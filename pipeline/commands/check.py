@@ -1,0 +1,138 @@
+"""``edgewatch check HOST``: one ad-hoc check, printed for a person at a terminal.
+
+Nothing is stored and no run state is touched: this answers "what does each resolver say right
+now, and does each address really serve the name?" while someone is debugging a firewall rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import sys
+from pathlib import Path
+
+from pipeline.commands._common import load_or_exit, resolve_config_path
+from pipeline.config import Resolver, Target, Timeouts
+from pipeline.probe.connect import ConnectResult, probe_connect, tls_contexts
+from pipeline.probe.dns import DnsResult, probe_dns
+from pipeline.probe.netinfo import NetinfoTable
+from pipeline.probe.rdns import probe_rdns
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check", help="one ad-hoc check of HOST through the resolvers, as a table",
+        description="Ask each resolver for HOST once, then connect to every answered address "
+        "(TCP, TLS with SNI=HOST, certificate verification) and print a table. Resolvers come "
+        "from --resolver, else from the configuration, else the system resolver.",
+    )
+    p.add_argument("host", help="hostname to check, e.g. acme-v02.api.letsencrypt.org")
+    p.add_argument("-c", "--config", type=Path, help="configuration file (resolvers, CA, "
+                   "netinfo table, timeouts)")
+    p.add_argument("-r", "--resolver", action="append", default=[], metavar="ADDR[:PORT]",
+                   help="resolver to ask (repeatable)")
+    p.add_argument("-t", "--type", default="A", choices=("A", "AAAA"), help="record type")
+    p.add_argument("-p", "--port", type=int, default=443, help="port to connect to")
+    p.add_argument("--ca-file", type=Path, help="CA bundle to verify the edge certificates")
+    p.add_argument("--http-path", help="also GET this path over TLS, e.g. /directory")
+    p.set_defaults(func=run)
+
+
+def _parse_resolver(text: str) -> Resolver:
+    host, port = text, 53
+    if text.count(":") == 1:
+        host, port_s = text.split(":")
+        port = int(port_s)
+    ipaddress.ip_address(host)
+    return Resolver(name=text, address=host, port=port)
+
+
+def _system_resolvers() -> list[Resolver]:
+    out = []
+    try:
+        for line in Path("/etc/resolv.conf").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "nameserver":
+                out.append(Resolver(name=f"system {parts[1]}", address=parts[1]))
+    except OSError:
+        pass
+    return out
+
+
+def _ms(us: int | None) -> str:
+    return "-" if us is None else f"{us / 1000:.1f}"
+
+
+async def _check(host: str, resolvers: list[Resolver], target: Target, timeouts: Timeouts,
+                 ca_file: Path | None, netinfo: NetinfoTable | None,
+                 rdns_server: tuple[str, int] | None) -> str:
+    answers: list[DnsResult] = await asyncio.gather(
+        *(probe_dns(r, host, target.record_types[0], timeouts.dns) for r in resolvers)
+    )
+    addresses = sorted({a.address for res in answers for a in res.addresses})
+    contexts = tls_contexts(ca_file)
+    conns: list[ConnectResult] = await asyncio.gather(*(
+        probe_connect(a, target.port, host, contexts, timeouts.connect, timeouts.tls,
+                      target.http_path, timeouts.http) for a in addresses
+    ))
+    ptrs = {}
+    if rdns_server:
+        for r in await asyncio.gather(*(probe_rdns(a, rdns_server, timeouts.dns)
+                                        for a in addresses)):
+            ptrs[r.address] = r.hostname
+    lines = [f"{host} {target.record_types[0]}", ""]
+    rows = [("resolver", "rcode", "ms", "answer (ttl)", "chain")]
+    for res in answers:
+        ans = " ".join(f"{a.address}({a.ttl})" for a in res.addresses) or (res.error_type or "-")
+        chain = " > ".join(res.cname_chain[1:]) or "-"
+        rows.append((res.resolver.name, res.rcode or "-", _ms(res.rtt_us), ans, chain))
+    lines += [*_table(rows), ""]
+    rows = [("address", "tcp ms", "tls ms", "tls", "verified", "certificate", "edge host",
+             "network", "result")]
+    for c in conns:
+        cert = c.certificate.subject_cn if c.certificate else "-"
+        net = "-"
+        if netinfo:
+            info = netinfo.lookup(c.address)
+            net = f"AS{info.asn} {info.prefix}" if info.asn else "-"
+        rows.append((c.address, _ms(c.tcp_connect_us), _ms(c.tls_handshake_us),
+                     c.tls_version or "-", "yes" if c.tls_verified else "no", cert or "-",
+                     ptrs.get(c.address) or "-", net,
+                     "ok" if c.ok else f"{c.error_type}: {c.error_message}"))
+    lines += _table(rows)
+    return "\n".join(lines)
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    timeouts, ca_file, netinfo, rdns_server = Timeouts(), args.ca_file, None, None
+    resolvers: list[Resolver] = []
+    try:
+        resolvers = [_parse_resolver(r) for r in args.resolver]
+    except ValueError:
+        print(f"edgewatch check: --resolver takes ADDRESS[:PORT], got {args.resolver}",
+              file=sys.stderr)
+        return 2
+    if args.config or resolve_config_path(None):
+        cfg = load_or_exit(args.config)
+        timeouts, ca_file = cfg.timeouts, ca_file or cfg.tls_ca_file
+        netinfo = NetinfoTable.load(cfg.netinfo_table) if cfg.netinfo_table else None
+        rdns_server = cfg.rdns_resolver
+        resolvers = resolvers or list(cfg.resolvers)
+    resolvers = resolvers or _system_resolvers()
+    if not resolvers:
+        print("edgewatch check: no resolver: pass --resolver or --config", file=sys.stderr)
+        return 2
+    rdns_server = rdns_server or (resolvers[0].address, resolvers[0].port)
+    target = Target(name=args.host.rstrip("."), record_types=(args.type,), port=args.port,
+                    http_path=args.http_path)
+    print(asyncio.run(_check(target.name, resolvers, target, timeouts, ca_file, netinfo,
+                             rdns_server)))
+    return 0

@@ -1,0 +1,7 @@
+"""Everything edgewatch knows about talking to Elasticsearch, shared by setup, the sink and report.
+
+``client`` builds clients from ``ElasticsearchSettings`` (the one place a secret is revealed),
+``cluster`` finds out what the cluster is and can do, ``names`` spells every index and template
+name, ``templates`` turns the JSON in ``mappings/`` into request bodies, ``installer`` puts them
+on a cluster idempotently, and ``bulk`` decides what a bulk item result means.
+"""
