@@ -1,0 +1,104 @@
+"""``edgewatch setup``: install or update the Elasticsearch side (templates, policy, runs index).
+
+Run it before the first cycle and after every upgrade; it is idempotent and says per object what
+it did, so a second run reporting "unchanged" everywhere is the proof that the cluster matches
+``mappings/``. It refuses (non-zero exit, one clear line) when the cluster is unreachable,
+refuses the credentials, or is not Elasticsearch 9.x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
+
+from pipeline.config import ConfigError, ElasticsearchSettings, load_config
+from pipeline.es import installer
+from pipeline.es.client import make_client, redact_url
+from pipeline.es.cluster import (
+    ClusterRefused,
+    ClusterUnauthorized,
+    ClusterUnreachable,
+    detect,
+    translate,
+)
+
+EXIT_OK, EXIT_CONFLICT, EXIT_CONFIG, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED, EXIT_UNSUPPORTED = (
+    0, 1, 2, 3, 4, 5)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "setup", help="install/update Elasticsearch templates, lifecycle policy and runs index",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, default=os.environ.get("EDGEWATCH_CONFIG"),
+                   help="edgewatch TOML config (default: $EDGEWATCH_CONFIG)")
+    p.add_argument("--namespace", help="override elasticsearch.namespace")
+    p.add_argument("--dry-run", action="store_true",
+                   help="report what would change, change nothing")
+    p.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace) -> ElasticsearchSettings:
+    if args.config is None:
+        raise ConfigError([("--config", "required (or set EDGEWATCH_CONFIG)")])
+    cfg = load_config(args.config)
+    if cfg.elasticsearch is None:
+        raise ConfigError([("elasticsearch.url", "no [elasticsearch] section and no ES_URL")])
+    settings = cfg.elasticsearch
+    if args.namespace:
+        settings = replace(settings, namespace=args.namespace)
+    return settings
+
+
+def setup(settings: ElasticsearchSettings, dry_run: bool = False,
+          out: TextIO = sys.stdout) -> list[installer.Outcome]:
+    """Detect, install, report. Raises ``ClusterRefused`` when the cluster cannot be used."""
+    client = make_client(settings)
+    try:
+        caps = detect(client, settings.url)
+        print(f"Elasticsearch {caps.version} at {redact_url(settings.url)} "
+              f"(namespace {settings.namespace})", file=out)
+        try:
+            outcomes = installer.install(client, settings.namespace, caps, dry_run=dry_run)
+        except Exception as exc:
+            refused = translate(exc, settings.url, "installing templates")
+            if refused is not None:
+                raise refused from exc
+            raise
+    finally:
+        client.close()
+    width = max(len(f"{o.kind} {o.name}") for o in outcomes)
+    for o in outcomes:
+        label = f"{o.kind} {o.name}"
+        detail = f"  ({o.detail})" if o.detail else ""
+        print(f"  {label:<{width}}  {o.action}{detail}", file=out)
+    changed = sum(o.changed for o in outcomes)
+    print("no change" if changed == 0 and not dry_run else f"{changed} object(s) changed"
+          if not dry_run else "dry run: nothing was changed", file=out)
+    return outcomes
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"edgewatch setup: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        outcomes = setup(settings, dry_run=args.dry_run)
+    except ClusterRefused as exc:
+        print(f"edgewatch setup: refused: {exc}", file=sys.stderr)
+        if isinstance(exc, ClusterUnreachable):
+            return EXIT_UNREACHABLE
+        if isinstance(exc, ClusterUnauthorized):
+            return EXIT_UNAUTHORIZED
+        return EXIT_UNSUPPORTED
+    if any(o.action == installer.CONFLICT for o in outcomes):
+        print("edgewatch setup: some mappings conflict with what is installed (see above)",
+              file=sys.stderr)
+        return EXIT_CONFLICT
+    return EXIT_OK

@@ -1,0 +1,158 @@
+"""What the cluster is and what it can do, found out before anything is written to it.
+
+Setup refuses early and says why: the cluster cannot be reached, refuses our credentials, is not
+Elasticsearch, or is not a 9.x release (the 9.x client cannot talk to 8.x). Optional features
+(index lifecycle management) are probed, not assumed: a node assembled without them answers
+``no handler found`` and edgewatch carries on without them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import elastic_transport
+from elasticsearch import (
+    ApiError,
+    AsyncElasticsearch,
+    AuthenticationException,
+    AuthorizationException,
+    Elasticsearch,
+    UnsupportedProductError,
+)
+
+from pipeline.es.client import redact_url
+
+SUPPORTED_MAJOR = 9
+# GET / without the 9.x compatibility header, so an 8.x node answers and we can say what it is.
+_PLAIN_JSON = {"accept": "application/json"}
+
+
+class ClusterRefused(RuntimeError):
+    """The cluster cannot be used; ``reason`` is a short code, the message is for people."""
+
+    reason = "refused"
+
+
+class ClusterUnreachable(ClusterRefused):
+    reason = "unreachable"
+
+
+class ClusterUnauthorized(ClusterRefused):
+    reason = "unauthorized"
+
+
+class ClusterUnsupported(ClusterRefused):
+    reason = "unsupported"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    version: str
+    build_flavor: str
+    ilm: bool
+    ilm_note: str = ""
+
+    @property
+    def major(self) -> int:
+        return parse_major(self.version)
+
+
+def parse_major(version: str) -> int:
+    try:
+        return int(version.split(".", 1)[0])
+    except ValueError:
+        return -1
+
+
+def check_root(info: dict[str, Any], url: str) -> tuple[str, str]:
+    """(version, build flavor) from a ``GET /`` body; refuse anything that is not 9.x."""
+    version = str(info.get("version", {}).get("number", ""))
+    if not version:
+        raise ClusterUnsupported(f"{redact_url(url)} answered GET / without a version number; "
+                                 "is it Elasticsearch?")
+    if parse_major(version) != SUPPORTED_MAJOR:
+        raise ClusterUnsupported(
+            f"{redact_url(url)} runs Elasticsearch {version}; edgewatch needs "
+            f"{SUPPORTED_MAJOR}.x (its client speaks the {SUPPORTED_MAJOR}.x API)")
+    return version, str(info.get("version", {}).get("build_flavor", ""))
+
+
+def translate(exc: Exception, url: str, doing: str) -> ClusterRefused | None:
+    """A client exception as the refusal a person can act on, or None if it is something else."""
+    where = redact_url(url)
+    if isinstance(exc, AuthenticationException):
+        return ClusterUnauthorized(
+            f"{where} rejected the credentials while {doing} (HTTP 401); check "
+            "ES_API_KEY / elasticsearch.api_key_file or ES_USERNAME + ES_PASSWORD")
+    if isinstance(exc, AuthorizationException):
+        return ClusterUnauthorized(
+            f"{where} refused {doing} (HTTP 403): the user or API key lacks the privilege "
+            f"({_error_reason(exc)})")
+    if isinstance(exc, UnsupportedProductError):
+        return ClusterUnsupported(f"{where} is not Elasticsearch (no X-Elastic-Product header)")
+    if isinstance(exc, elastic_transport.TlsError):
+        return ClusterUnreachable(f"TLS to {where} failed while {doing}: {exc.message}; "
+                                  "check elasticsearch.ca_file")
+    if isinstance(exc, elastic_transport.ConnectionError | elastic_transport.ConnectionTimeout):
+        return ClusterUnreachable(f"cannot reach Elasticsearch at {where} while {doing}: "
+                                  f"{exc.message}")
+    if isinstance(exc, ApiError) and exc.status_code == 400 and doing == "reading GET /":
+        return ClusterUnsupported(f"{where} refused GET / ({_error_reason(exc)}); "
+                                  f"edgewatch needs Elasticsearch {SUPPORTED_MAJOR}.x")
+    return None
+
+
+def _error_reason(exc: ApiError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error")
+    if isinstance(err, dict):
+        return str(err.get("reason") or err.get("type") or exc.message)
+    return str(err or exc.message)
+
+
+def _ilm_from(status: int, body: Any) -> tuple[bool, str]:
+    if 200 <= status < 300:
+        return True, ""
+    text = str(body.get("error") if isinstance(body, dict) else body)
+    if status in (400, 404, 405) and "no handler found" in text:
+        return False, "this cluster has no index lifecycle management (GET _ilm/status: " \
+                      "no handler found)"
+    if status == 403:
+        return True, "ILM present but the credentials may not manage it (HTTP 403)"
+    return False, f"ILM status unknown (HTTP {status}: {text[:200]})"
+
+
+def detect(client: Elasticsearch, url: str) -> Capabilities:
+    """Version check and feature probe with the synchronous client (setup)."""
+    try:
+        root = client.perform_request("GET", "/", headers=_PLAIN_JSON)
+    except Exception as exc:
+        refused = translate(exc, url, "reading GET /")
+        if refused is not None:
+            raise refused from exc
+        raise
+    version, flavor = check_root(dict(root.body), url)
+    try:
+        ilm = client.options(ignore_status=(400, 403, 404, 405)).perform_request(
+            "GET", "/_ilm/status", headers=_PLAIN_JSON)
+        has_ilm, note = _ilm_from(ilm.meta.status, ilm.body)
+    except Exception as exc:
+        refused = translate(exc, url, "probing GET _ilm/status")
+        if refused is not None:
+            raise refused from exc
+        raise
+    return Capabilities(version=version, build_flavor=flavor, ilm=has_ilm, ilm_note=note)
+
+
+async def detect_async(client: AsyncElasticsearch, url: str) -> str:
+    """The version check alone, for the sink's first contact; returns the version."""
+    try:
+        root = await client.perform_request("GET", "/", headers=_PLAIN_JSON)
+    except Exception as exc:
+        refused = translate(exc, url, "reading GET /")
+        if refused is not None:
+            raise refused from exc
+        raise
+    version, _ = check_root(dict(root.body), url)
+    return version

@@ -1,0 +1,153 @@
+"""The JSON in ``mappings/`` turned into request bodies for the cluster at hand.
+
+The files are what a person reads and diffs; this module only adds what depends on the cluster
+(the lifecycle policy name, where ILM exists) and a content hash in ``_meta`` so that setup can
+tell "unchanged" from "changed" without second-guessing how Elasticsearch normalises settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.es import names
+
+HASH_KEY = "edgewatch_hash"
+
+COMPONENT_TEMPLATES = (
+    names.BASE_MAPPINGS,
+    names.CHECK_MAPPINGS,
+    names.CHECK_SETTINGS,
+    names.RUN_MAPPINGS,
+    names.RUN_SETTINGS,
+)
+INDEX_TEMPLATES = (names.CHECK_INDEX_TEMPLATE, names.RUNS_INDEX_TEMPLATE)
+
+
+def mappings_dir() -> Path:
+    """``mappings/`` of the source tree, or ``EDGEWATCH_MAPPINGS_DIR`` (e.g. in a container)."""
+    explicit = os.environ.get("EDGEWATCH_MAPPINGS_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(__file__).resolve().parents[2] / "mappings"
+
+
+def load(relative: str, base: Path | None = None) -> dict[str, Any]:
+    path = (base or mappings_dir()) / relative
+    try:
+        return orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise FileNotFoundError(f"mapping file {path} is missing: {exc.strerror}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"mapping file {path} is not valid JSON: {exc}") from exc
+
+
+def content_hash(body: dict[str, Any]) -> str:
+    """Hash of a body's canonical JSON, ignoring any hash already stored in it."""
+    stripped = copy.deepcopy(body)
+    for meta in (stripped.get("_meta"), stripped.get("policy", {}).get("_meta")):
+        if isinstance(meta, dict):
+            meta.pop(HASH_KEY, None)
+    canonical = orjson.dumps(stripped, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def stamped(body: dict[str, Any]) -> dict[str, Any]:
+    """The body with its content hash in ``_meta`` (``policy._meta`` for a lifecycle policy)."""
+    out = copy.deepcopy(body)
+    meta = out.get("policy", out).setdefault("_meta", {})
+    meta[HASH_KEY] = content_hash(out)
+    return out
+
+
+def installed_hash(body: dict[str, Any] | None) -> str | None:
+    if not body:
+        return None
+    meta = body.get("_meta") or body.get("policy", {}).get("_meta") or {}
+    value = meta.get(HASH_KEY)
+    return str(value) if value else None
+
+
+@dataclass(frozen=True)
+class Desired:
+    kind: str  # "lifecycle policy" | "component template" | "index template"
+    name: str
+    body: dict[str, Any]
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.body)
+
+
+def component_template(name: str, ilm: bool, base: Path | None = None) -> dict[str, Any]:
+    body = load(f"component_templates/{name}.json", base)
+    if name == names.CHECK_SETTINGS and ilm:
+        # Only here: a cluster without ILM rejects index.lifecycle.* as an unknown setting.
+        index = body["template"]["settings"].setdefault("index", {})
+        index["lifecycle"] = {"name": names.LIFECYCLE_POLICY}
+    return body
+
+
+def desired_objects(ilm: bool, base: Path | None = None) -> list[Desired]:
+    """Everything setup installs, in dependency order (policy, components, index templates)."""
+    out: list[Desired] = []
+    if ilm:
+        out.append(Desired("lifecycle policy", names.LIFECYCLE_POLICY,
+                           stamped(load(f"lifecycle/{names.LIFECYCLE_POLICY}.json", base))))
+    for name in COMPONENT_TEMPLATES:
+        out.append(Desired("component template", name,
+                           stamped(component_template(name, ilm, base))))
+    for name in INDEX_TEMPLATES:
+        out.append(Desired("index template", name,
+                           stamped(load(f"index_templates/{name}.json", base))))
+    return out
+
+
+def merge_properties(into: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge mapping ``properties`` the way composable templates do (later wins)."""
+    for key, value in more.items():
+        if (key in into and isinstance(into[key], dict) and isinstance(value, dict)
+                and "properties" in into[key] and "properties" in value):
+            merged = {**into[key], **{k: v for k, v in value.items() if k != "properties"}}
+            merged["properties"] = merge_properties(dict(into[key]["properties"]),
+                                                    value["properties"])
+            into[key] = merged
+        else:
+            into[key] = copy.deepcopy(value)
+    return into
+
+
+def effective_mappings(index_template: str, base: Path | None = None) -> dict[str, Any]:
+    """The mappings an index created from ``index_template`` gets (components merged in order)."""
+    template = load(f"index_templates/{index_template}.json", base)
+    missing_ok = set(template.get("ignore_missing_component_templates", []))
+    mappings: dict[str, Any] = {"properties": {}}
+    for name in template["composed_of"]:
+        path = (base or mappings_dir()) / "component_templates" / f"{name}.json"
+        if name in missing_ok and not path.exists():
+            continue
+        part = load(f"component_templates/{name}.json", base)["template"].get("mappings", {})
+        for key, value in part.items():
+            if key == "properties":
+                merge_properties(mappings["properties"], value)
+            elif key != "_meta":
+                mappings[key] = copy.deepcopy(value)
+    return mappings
+
+
+def leaf_fields(properties: dict[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
+    """``{"dns.rtt.us": {"type": "long"}, ...}``: every concrete field of a mapping."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, spec in properties.items():
+        path = f"{prefix}{key}"
+        if "properties" in spec and "type" not in spec:
+            out.update(leaf_fields(spec["properties"], f"{path}."))
+        else:
+            out[path] = {k: v for k, v in spec.items() if k != "fields"}
+    return out
