@@ -1,0 +1,352 @@
+"""``build_report(source, filters) -> Report``: stored evidence in, every figure out.
+
+The sources hand over grouped counts (see ``rows``); this module folds them into per-resolver
+and overall accumulators and asks ``stats`` for the estimates. Nothing here knows whether the
+rows came from Elasticsearch or the ndjson store, which is what lets the tests demand identical
+reports from both.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+
+from pipeline.report import stats
+from pipeline.report.filters import Filters
+from pipeline.report.model import (
+    ALL,
+    GRANULARITIES,
+    Coverage,
+    CoverageLevel,
+    Decay,
+    DecayRow,
+    FailureRate,
+    Figures,
+    Networks,
+    Report,
+    RunLength,
+    StableAddress,
+    Timing,
+    Window,
+)
+from pipeline.report.networks import derived_prefix24, host_network
+from pipeline.report.rows import DAY_S, TIMING_FIELDS, AddressRow, RunRow, Source
+from pipeline.report.verdict import make_verdict
+
+COVERAGE_TARGETS = (0.5, 0.9, 0.99, 0.999)
+TIMING_BUCKET_US = 100
+STABLE_TOP = 10
+CURVE_POINTS = 300
+
+
+@dataclass(frozen=True)
+class Options:
+    """Knobs of the analysis (not of the selection, which is ``Filters``)."""
+
+    interval_s: float | None = None  # sampling interval; inferred from the runs when None
+    threshold: float = 0.99  # a decaying allowlist is "stale" below this share
+    coverage_targets: tuple[float, ...] = COVERAGE_TARGETS
+    stable_top: int = STABLE_TOP
+
+
+@dataclass
+class _Addresses:
+    """Check-document figures of one resolver (or all)."""
+
+    days: int
+    ok_by_ip: Counter = field(default_factory=Counter)
+    domains: set[str] = field(default_factory=set)
+    prefixes: set[str] = field(default_factory=set)
+    asns: set[int] = field(default_factory=set)
+    daily: list[set[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.daily = [set() for _ in range(self.days)]
+
+    def add(self, row: AddressRow) -> None:
+        self.ok_by_ip[row.ip] += row.ok
+        if row.domain:
+            self.domains.add(row.domain)
+        if row.prefix:
+            self.prefixes.add(row.prefix)
+        if row.asn is not None:
+            self.asns.add(row.asn)
+        if 0 <= row.day < self.days:
+            self.daily[row.day].add(row.ip)
+
+
+@dataclass
+class _Outcomes:
+    documents: int = 0
+    successful: int = 0
+    queries: Fraction = Fraction(0)
+    address_checks: int = 0
+    address_failures: int = 0
+    dns_failures: int = 0
+    by_kind: Counter = field(default_factory=Counter)
+
+
+def _span_origin(source: Source, filters: Filters) -> tuple[datetime, datetime, datetime] | None:
+    span = source.span(filters)
+    if span is None:
+        return None
+    start = filters.start or span.first.replace(microsecond=0)
+    end = filters.end or span.last
+    return start, end, span.last
+
+
+def build_report(source: Source, filters: Filters | None = None,
+                 options: Options | None = None) -> Report:
+    """Read the selected evidence from ``source`` and compute the whole report."""
+    filters = filters or Filters()
+    options = options or Options()
+    bounds = _span_origin(source, filters)
+    if bounds is None:
+        origin = filters.start or datetime.now(UTC)
+        start, end, last, days = origin, filters.end or origin, origin, 0
+    else:
+        start, end, last = bounds
+        origin = start
+        days = int((min(last, end) - origin).total_seconds() // DAY_S) + 1
+
+    # -- check documents, grouped by address ------------------------------------------------
+    addresses: dict[str, _Addresses] = defaultdict(lambda: _Addresses(days))
+    meta: dict[str, tuple[str, str, int | None]] = {}
+    daily_ok = {g: [Counter() for _ in range(days)] for g in GRANULARITIES}
+    if days:
+        for row in source.address_rows(filters, origin):
+            p24 = row.prefix24 or derived_prefix24(row.ip)
+            prefix = row.prefix or host_network(row.ip)
+            meta.setdefault(row.ip, (p24, prefix, row.asn))
+            for acc in (addresses[row.resolver], addresses[ALL]):
+                acc.add(row)
+            if row.ok and 0 <= row.day < days:
+                for g, key in (("ip", row.ip), ("prefix24", p24), ("prefix", prefix)):
+                    daily_ok[g][row.day][key] += row.ok
+
+    outcomes: dict[str, _Outcomes] = defaultdict(_Outcomes)
+    timings: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    if days:
+        for o in source.outcome_rows(filters):
+            dns_level = bool(o.error_type and o.error_type.startswith("dns."))
+            for acc in (outcomes[o.resolver], outcomes[ALL]):
+                acc.documents += o.documents
+                if o.outcome == "success":
+                    acc.successful += o.documents
+                if dns_level:
+                    acc.queries += o.documents
+                    acc.dns_failures += o.documents
+                else:
+                    acc.queries += Fraction(o.documents, max(1, o.answer_count or 1))
+                    acc.address_checks += o.documents
+                    if o.outcome != "success":
+                        acc.address_failures += o.documents
+                if o.error_type:
+                    acc.by_kind[o.error_type] += o.documents
+        for t in source.timing_rows(filters, TIMING_BUCKET_US):
+            for name in (t.resolver, ALL):
+                timings[(name, t.field)][t.bucket_us] += t.documents
+
+    runs: dict[str, list[RunRow]] = defaultdict(list)
+    for run in source.run_rows(filters):
+        runs[run.resolver].append(run)
+        runs[ALL].append(run)
+
+    interval_s, interval_source = _interval(runs[ALL], options.interval_s)
+    window_s = max(0.0, (end - start).total_seconds())
+    names = sorted((set(addresses) | set(outcomes) | set(runs)) - {ALL})
+
+    def figures(name: str) -> Figures:
+        acc = addresses.get(name) or _Addresses(days)
+        out = outcomes.get(name) or _Outcomes()
+        ips = set(acc.ok_by_ip)
+        return Figures(
+            name=name,
+            documents=out.documents,
+            successful=out.successful,
+            queries=round(out.queries),
+            networks=Networks(
+                addresses=len(ips),
+                prefix24s=len({meta[ip][0] for ip in ips}),
+                prefixes=len(acc.prefixes),
+                asns=len(acc.asns),
+                edge_hostnames=sorted(acc.domains),
+            ),
+            run_length=_run_length(runs.get(name, []), interval_s),
+            failures=_failures(out),
+            timings=[_timing(f, timings.get((name, f), Counter())) for f in TIMING_FIELDS],
+            stable=_stable(runs.get(name, []), acc.ok_by_ip, meta, window_s,
+                           len(names) if name == ALL else 1, options.stable_top),
+            daily_addresses=[len(d) for d in acc.daily],
+        )
+
+    coverage = [_coverage(g, daily_ok[g], meta, options.coverage_targets) for g in GRANULARITIES]
+    decay = [_decay(g, daily_ok[g], options.threshold) for g in GRANULARITIES]
+    overall = figures(ALL)
+    window = Window(
+        start=_iso(start) if days else _iso(filters.start),
+        end=_iso(end) if days else _iso(filters.end),
+        origin=_iso(origin) if days else None,
+        days=days,
+        seconds=window_s,
+        interval_s=interval_s,
+        interval_source=interval_source,
+    )
+    return Report(
+        generated_at=_iso(datetime.now(UTC)),
+        source=source.description,
+        filters=filters.describe(),
+        window=window,
+        overall=overall,
+        resolvers=[figures(n) for n in names],
+        coverage=coverage,
+        decay=decay,
+        verdict=make_verdict(window, overall, coverage, decay, options.threshold),
+    )
+
+
+def _iso(ts: datetime | None) -> str | None:
+    if ts is None:
+        return None
+    return ts.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _interval(runs: list[RunRow], given: float | None) -> tuple[float | None, str]:
+    """The sampling interval: given, or the typical gap between a run's last sighting and the
+    check that ended it (end − last_seen), which is one interval when no query failed."""
+    if given:
+        return given, "given"
+    gaps = [r.duration_s - r.observed_s for r in runs if not r.open and r.duration_s > r.observed_s]
+    value = stats.median(gaps)
+    return (value, "inferred from runs") if value else (None, "unknown")
+
+
+def _run_length(runs: list[RunRow], interval_s: float | None) -> RunLength:
+    closed = [r for r in runs if not r.open]
+    censored = [r.duration_s for r in runs if r.open]
+    extra = interval_s or 0.0
+    point = stats.kaplan_meier([r.duration_s for r in closed], censored)
+    low = stats.kaplan_meier([r.observed_s for r in closed], censored)
+    high = stats.kaplan_meier([r.duration_s + extra for r in closed], censored)
+
+    def q(km: stats.KaplanMeier | None, p: float) -> float | None:
+        return None if km is None else km.quantile(p)
+
+    curve = [[0.0, 1.0]]
+    if point is not None:
+        curve += [[t, s] for t, s in zip(point.times, point.survival, strict=True)]
+    return RunLength(
+        runs=len(runs), closed=len(closed), open=len(censored),
+        median_s=q(point, 0.5), median_bounds_s=[q(low, 0.5), q(high, 0.5)],
+        p90_s=q(point, 0.9), p90_bounds_s=[q(low, 0.9), q(high, 0.9)],
+        curve=curve,
+    )
+
+
+def _rate(kind: str, unit: str, failures: int, trials: int) -> FailureRate:
+    ci = stats.wilson(failures, trials)
+    return FailureRate(kind=kind, unit=unit, failures=failures, trials=trials,
+                       rate=failures / trials if trials else None,
+                       ci95=list(ci) if ci else None)
+
+
+def _failures(out: _Outcomes) -> list[FailureRate]:
+    """DNS errors per query asked; connect/TLS/HTTP errors per address checked."""
+    queries = round(out.queries)
+    rows = [_rate("dns (any)", "query", out.dns_failures, queries),
+            _rate("address check (any)", "address check", out.address_failures,
+                  out.address_checks)]
+    for kind in sorted(out.by_kind):
+        if kind.startswith("dns."):
+            rows.append(_rate(kind, "query", out.by_kind[kind], queries))
+        else:
+            rows.append(_rate(kind, "address check", out.by_kind[kind], out.address_checks))
+    return rows
+
+
+def _timing(name: str, buckets: Counter) -> Timing:
+    def ms(p: float) -> float | None:
+        v = stats.histogram_percentile(buckets, p)
+        return None if v is None else v / 1000.0
+
+    return Timing(field=name, count=sum(buckets.values()), p50_ms=ms(0.5), p90_ms=ms(0.9),
+                  p99_ms=ms(0.99))
+
+
+def _stable(runs: list[RunRow], ok_by_ip: Counter, meta: dict[str, tuple[str, str, int | None]],
+            window_s: float, resolvers: int, top: int) -> list[StableAddress]:
+    """Longest total presence first, then fewest runs: the addresses a static list would keep."""
+    count: Counter = Counter()
+    presence: Counter = Counter()
+    seen_by: dict[str, set[str]] = defaultdict(set)
+    for r in runs:
+        count[r.ip] += 1
+        presence[r.ip] += r.duration_s
+        seen_by[r.ip].add(r.resolver)
+    ips = set(ok_by_ip) | set(count)
+    ranked = sorted(ips, key=lambda ip: (-presence[ip], count[ip], ip))[:top]
+    out = []
+    for ip in ranked:
+        p24, prefix, asn = meta.get(ip, (derived_prefix24(ip), host_network(ip), None))
+        out.append(StableAddress(
+            ip=ip, prefix24=p24, prefix=prefix, asn=asn, resolvers=len(seen_by[ip]),
+            runs=count[ip], presence_s=float(presence[ip]),
+            presence_share=presence[ip] / (window_s * resolvers) if window_s else 0.0,
+            successful_checks=ok_by_ip.get(ip, 0),
+        ))
+    return out
+
+
+def _coverage(by: str, daily: list[Counter], meta: dict[str, tuple[str, str, int | None]],
+              targets: tuple[float, ...]) -> Coverage:
+    total: Counter = Counter()
+    for day in daily:
+        total.update(day)
+    ranked = stats.rank(total)
+    members: dict[str, set[str]] = defaultdict(set)  # /24 → announced prefixes inside it
+    for p24, prefix, _ in meta.values():
+        members[p24].add(prefix)
+    levels = []
+    for target in targets:
+        k = ranked.smallest_for(target)
+        chosen = [key for key, _ in ranked.entries[:k]]
+        level = CoverageLevel(target=target, entries=k, allowed=ranked.share_of_top(k))
+        if by == "ip":
+            level.prefix24s = len({meta[ip][0] for ip in chosen})
+            level.prefixes = len({meta[ip][1] for ip in chosen})
+        elif by == "prefix24":
+            level.prefixes = len(set().union(*(members[p] for p in chosen))) if chosen else 0
+        levels.append(level)
+    return Coverage(by=by, successful_checks=ranked.total, distinct=len(ranked.entries),
+                    levels=levels, curve=_curve(ranked), ranked=list(ranked.entries))
+
+
+def _curve(ranked: stats.Ranked) -> list[list[float]]:
+    """Share allowed by the top k entries; at most CURVE_POINTS points (log-spaced ranks)."""
+    n = len(ranked.entries)
+    if n <= CURVE_POINTS:
+        ks = list(range(1, n + 1))
+    else:
+        ks = sorted({max(1, round(n ** (i / (CURVE_POINTS - 1)))) for i in range(CURVE_POINTS)})
+    cumulative, out, covered, i = 0, [], 0, 0
+    for k in ks:
+        while i < k:
+            covered += ranked.entries[i][1]
+            i += 1
+        cumulative = covered / ranked.total if ranked.total else 0.0
+        out.append([float(k), cumulative])
+    return out
+
+
+def _decay(by: str, daily: list[Counter], threshold: float) -> Decay:
+    rows = []
+    for k in range(1, len(daily)):
+        shares = stats.decay_shares(daily, k)
+        below = next((k + 1 + i for i, s in enumerate(shares) if s is not None and s < threshold),
+                     None)
+        size = len({key for day in daily[:k] for key, n in day.items() if n > 0})
+        rows.append(DecayRow(built_from_days=k, size=size, shares=shares, first_below_day=below))
+    return Decay(by=by, threshold=threshold, rows=rows)
+

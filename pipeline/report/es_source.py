@@ -1,0 +1,203 @@
+"""Elasticsearch as an evidence source: composite aggregations, paged.
+
+Every figure is built from composite aggregations paged with ``after_key``, so millions of check
+documents never leave the cluster; what crosses the wire is one bucket per distinct
+(day, resolver, address) and the like. Only aggregations that every 8.x/9.x cluster has are used
+(composite with terms / histogram / date_histogram sources, filter, min, max): no scripts,
+runtime fields, ``multi_terms`` or ``top_metrics``, which a minimal node lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from pipeline.es import names
+from pipeline.report.filters import Filters
+from pipeline.report.progress import Progress
+from pipeline.report.rows import (
+    DAY_S,
+    TIMING_FIELDS,
+    AddressRow,
+    OutcomeRow,
+    RunRow,
+    Span,
+    TimingRow,
+)
+
+DAY_MS = DAY_S * 1000
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _terms(field: str, missing: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"field": field}
+    if missing:
+        body["missing_bucket"] = True
+    return {"terms": body}
+
+
+class ElasticsearchSource:
+    """Reads the check data stream and the runs index of one namespace (or all: ``*``)."""
+
+    def __init__(
+        self,
+        client: Elasticsearch,
+        namespace: str = "*",
+        checks_index: str | None = None,
+        runs_index: str | None = None,
+        page_size: int = 10_000,
+        progress: Progress | None = None,
+    ) -> None:
+        self.client = client
+        self.checks_index = checks_index or names.check_data_stream(namespace)
+        self.runs_index = runs_index or names.runs_index(namespace)
+        self.page_size = page_size
+        self.progress = progress or Progress(enabled=False)
+        self.description = f"elasticsearch {self.checks_index} + {self.runs_index}"
+
+    # -- queries -------------------------------------------------------------------------
+
+    @staticmethod
+    def _name_filters(filters: Filters) -> list[dict[str, Any]]:
+        out = []
+        for field, values in (("dns.question.name", filters.targets),
+                              ("observer.name", filters.observers),
+                              ("resolver.name", filters.resolvers)):
+            if values:
+                out.append({"terms": {field: list(values)}})
+        return out
+
+    def _checks_query(self, filters: Filters, *extra: dict[str, Any]) -> dict[str, Any]:
+        clauses = self._name_filters(filters) + list(extra)
+        rng: dict[str, str] = {}
+        if filters.start is not None:
+            rng["gte"] = _iso(filters.start)
+        if filters.end is not None:
+            rng["lt"] = _iso(filters.end)
+        if rng:
+            clauses.append({"range": {"@timestamp": rng}})
+        return {"bool": {"filter": clauses}}
+
+    def _runs_query(self, filters: Filters) -> dict[str, Any]:
+        clauses = self._name_filters(filters)
+        if filters.end is not None:
+            clauses.append({"range": {"run.start": {"lt": _iso(filters.end)}}})
+        if filters.start is not None:
+            clauses.append({"range": {"run.last_seen": {"gte": _iso(filters.start)}}})
+        return {"bool": {"filter": clauses}}
+
+    def _composite(self, index: str, query: dict[str, Any], sources: list[dict[str, Any]],
+                   label: str, aggs: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield every bucket of a composite aggregation, one page at a time."""
+        after: dict[str, Any] | None = None
+        seen = 0
+        while True:
+            composite: dict[str, Any] = {"size": self.page_size, "sources": sources}
+            if after is not None:
+                composite["after"] = after
+            body: dict[str, Any] = {"composite": composite}
+            if aggs:
+                body["aggs"] = aggs
+            resp = self.client.search(
+                index=index, size=0, query=query, aggs={"g": body},
+                track_total_hits=False, ignore_unavailable=True, allow_no_indices=True,
+            )
+            agg = (resp.get("aggregations") or {}).get("g")
+            if not agg:
+                break
+            buckets = agg["buckets"]
+            yield from buckets
+            seen += len(buckets)
+            self.progress.update(f"{label}: {seen:,} groups")
+            after = agg.get("after_key")
+            if not buckets or after is None or len(buckets) < self.page_size:
+                break
+        self.progress.done()
+
+    # -- Source interface ----------------------------------------------------------------
+
+    def span(self, filters: Filters) -> Span | None:
+        resp = self.client.search(
+            index=self.checks_index, size=0, query=self._checks_query(filters),
+            aggs={"first": {"min": {"field": "@timestamp"}},
+                  "last": {"max": {"field": "@timestamp"}}},
+            track_total_hits=False, ignore_unavailable=True, allow_no_indices=True,
+        )
+        aggs = resp.get("aggregations") or {}
+        first = (aggs.get("first") or {}).get("value")
+        last = (aggs.get("last") or {}).get("value")
+        if first is None or last is None:
+            return None
+        return Span(first=datetime.fromtimestamp(first / 1000, UTC),
+                    last=datetime.fromtimestamp(last / 1000, UTC))
+
+    def address_rows(self, filters: Filters, origin: datetime) -> Iterator[AddressRow]:
+        origin_ms = round(origin.timestamp() * 1000)
+        sources = [
+            {"day": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d",
+                                        "offset": f"+{origin_ms % DAY_MS}ms"}}},
+            {"resolver": _terms("resolver.name")},
+            {"ip": _terms("destination.ip")},
+            {"prefix24": _terms("destination.prefix24", True)},
+            {"prefix": _terms("destination.prefix", True)},
+            {"asn": _terms("destination.as.number", True)},
+            {"domain": _terms("destination.domain", True)},
+        ]
+        query = self._checks_query(filters, {"exists": {"field": "destination.ip"}})
+        ok = {"ok": {"filter": {"term": {"event.outcome": "success"}}}}
+        for b in self._composite(self.checks_index, query, sources, "addresses by day", ok):
+            k = b["key"]
+            yield AddressRow(
+                day=(int(k["day"]) - origin_ms) // DAY_MS, resolver=k["resolver"], ip=k["ip"],
+                prefix24=k["prefix24"], prefix=k["prefix"],
+                asn=None if k["asn"] is None else int(k["asn"]), domain=k["domain"],
+                documents=b["doc_count"], ok=b["ok"]["doc_count"],
+            )
+
+    def outcome_rows(self, filters: Filters) -> Iterator[OutcomeRow]:
+        sources = [
+            {"resolver": _terms("resolver.name")},
+            {"outcome": _terms("event.outcome", True)},
+            {"error": _terms("error.type", True)},
+            {"answers": _terms("dns.answer.count", True)},
+        ]
+        for b in self._composite(self.checks_index, self._checks_query(filters), sources,
+                                 "outcomes"):
+            k = b["key"]
+            yield OutcomeRow(
+                resolver=k["resolver"], outcome=k["outcome"], error_type=k["error"],
+                answer_count=None if k["answers"] is None else int(k["answers"]),
+                documents=b["doc_count"],
+            )
+
+    def timing_rows(self, filters: Filters, bucket_us: int) -> Iterator[TimingRow]:
+        for field in TIMING_FIELDS:
+            sources = [
+                {"resolver": _terms("resolver.name")},
+                {"bucket": {"histogram": {"field": field, "interval": bucket_us}}},
+            ]
+            query = self._checks_query(filters, {"exists": {"field": field}})
+            for b in self._composite(self.checks_index, query, sources, f"timings {field}"):
+                yield TimingRow(resolver=b["key"]["resolver"], field=field,
+                                bucket_us=int(b["key"]["bucket"]), documents=b["doc_count"])
+
+    def run_rows(self, filters: Filters) -> Iterator[RunRow]:
+        sources = [
+            {"run": _terms("run.id")},
+            {"resolver": _terms("resolver.name")},
+            {"ip": _terms("destination.ip")},
+            {"open": _terms("run.open", True)},
+            {"duration": _terms("run.duration.s", True)},
+            {"observed": _terms("run.observed.s", True)},
+        ]
+        for b in self._composite(self.runs_index, self._runs_query(filters), sources, "runs"):
+            k = b["key"]
+            yield RunRow(run_id=k["run"], resolver=k["resolver"], ip=k["ip"],
+                         open=bool(k["open"]), duration_s=float(k["duration"] or 0),
+                         observed_s=float(k["observed"] or 0))

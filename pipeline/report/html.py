@@ -1,0 +1,225 @@
+"""The HTML rendering: one self-contained file (inline CSS and SVG, no scripts, no fonts).
+
+A firewall team should be able to mail the file around and open it anywhere, offline, years
+later; so nothing is fetched, and every chart is SVG drawn by ``svg`` from the report's figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from pipeline.report.model import ALL, Figures, Report
+from pipeline.report.svg import Bar, BarGroup, Series, bar_chart, color, line_chart
+from pipeline.report.verdict import NOUNS, duration, pct
+
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px auto;
+max-width:1400px;color:#222;background:#fafafa;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
+.meta{color:#555;font-size:13px}
+.verdict{background:#fff;border-left:6px solid #888;padding:12px 16px;margin:16px 0;
+box-shadow:0 1px 2px #0001}
+.verdict.yes{border-color:#009E73}.verdict.no{border-color:#D55E00}
+.verdict p{font-size:16px;margin:0 0 8px} .verdict li{font-size:13px;color:#444}
+.grid{display:flex;flex-wrap:wrap;gap:14px} .card{background:#fff;padding:8px;
+box-shadow:0 1px 2px #0001} .card svg{display:block;max-width:100%;height:auto}
+table{border-collapse:collapse;background:#fff;font-size:12.5px;margin:6px 0}
+th,td{padding:3px 9px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
+th{background:#f1f1f1} td.l,th.l{text-align:left}
+.kpis{display:flex;gap:12px;flex-wrap:wrap;margin:10px 0}
+.kpi{background:#fff;padding:8px 14px;box-shadow:0 1px 2px #0001;min-width:120px}
+.kpi b{display:block;font-size:20px} .kpi span{font-size:12px;color:#555}
+"""
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]],
+           left: int = 1) -> str:
+    head = "".join(f"<th class='{'l' if i < left else ''}'>{escape(str(h))}</th>"
+                   for i, h in enumerate(headers))
+    body = []
+    for r in rows:
+        cells = "".join(f"<td class='{'l' if i < left else ''}'>"
+                        f"{escape('' if c is None else str(c))}</td>" for i, c in enumerate(r))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _hours(v: float) -> str:
+    return f"{v:g}"
+
+
+def _pct_axis(v: float) -> str:
+    return f"{100 * v:g}%"
+
+
+def survival_chart(report: Report) -> str:
+    series = []
+    for i, f in enumerate(report.resolvers):
+        pts = [(t / 3600.0, s) for t, s in f.run_length.curve]
+        if len(pts) > 1:
+            series.append(Series(f.name, pts, color(i), step=True))
+    pts = [(t / 3600.0, s) for t, s in report.overall.run_length.curve]
+    series.append(Series("all resolvers", pts, "#000", step=True, dashed=True))
+    return line_chart(series, title="Run length: share of address runs still going (Kaplan–Meier)",
+                      x_label="hours since the run started", y_label="runs still present",
+                      x_fmt=_hours, y_fmt=_pct_axis, y_range=(0.0, 1.0))
+
+
+def daily_chart(report: Report) -> str:
+    series = [Series(f.name, [(d + 1, n) for d, n in enumerate(f.daily_addresses)], color(i),
+                     markers=True) for i, f in enumerate(report.resolvers)]
+    series.append(Series("all resolvers",
+                         [(d + 1, n) for d, n in enumerate(report.overall.daily_addresses)],
+                         "#000", dashed=True, markers=True))
+    return line_chart(series, title="Unique addresses handed out per day",
+                      x_label="day", y_label="addresses", y_fmt=lambda v: f"{v:g}",
+                      x_range=(1.0, float(max(2, report.window.days))))
+
+
+def coverage_chart(report: Report) -> str:
+    series = [Series(NOUNS[c.by][1], [(k, s) for k, s in c.curve], color(i), markers=True)
+              for i, c in enumerate(report.coverage) if c.curve]
+    most = max((c.distinct for c in report.coverage), default=1)
+    return line_chart(series, title="Coverage: successful checks allowed by the top N entries",
+                      x_label="allowlist entries (most used first)", y_label="checks allowed",
+                      y_fmt=_pct_axis, y_range=(0.0, 1.0), x_log=most > 30,
+                      x_range=(1.0, float(max(2, most))), hline=(0.99, "99%"))
+
+
+def decay_charts(report: Report) -> list[str]:
+    days = report.window.days
+    if days < 2:
+        return []
+    thr = report.decay[0].threshold if report.decay else 0.99
+    first = []
+    for i, d in enumerate(report.decay):
+        if d.rows:
+            row = d.rows[0]
+            first.append(Series(f"{NOUNS[d.by][1]} ({row.size})",
+                                [(1 + j + 1, s) for j, s in enumerate(row.shares)
+                                 if s is not None], color(i), markers=True))
+    charts = [line_chart(first, title="Decay: a list built from day 1, day by day",
+                         x_label="day", y_label="later checks allowed", y_fmt=_pct_axis,
+                         y_range=(0.0, 1.0), x_range=(1.0, float(days)),
+                         hline=(thr, pct(thr)))]
+    ip = report.decay_by("ip")
+    by_k = [Series(f"first {row.built_from_days} day(s) ({row.size})",
+                   [(row.built_from_days + j + 1, s) for j, s in enumerate(row.shares)
+                    if s is not None], color(i), markers=True)
+            for i, row in enumerate(ip.rows[:10])]
+    charts.append(line_chart(by_k, title="Decay by address: lists built from the first k days",
+                             x_label="day", y_label="later checks allowed", y_fmt=_pct_axis,
+                             y_range=(0.0, 1.0), x_range=(1.0, float(days)),
+                             hline=(thr, pct(thr))))
+    return charts
+
+
+def failure_chart(report: Report) -> str:
+    kinds = sorted({r.kind for f in report.resolvers for r in f.failures
+                    if r.failures and not r.kind.endswith("(any)")})
+    colors = {k: color(i) for i, k in enumerate(kinds)}
+    groups = []
+    for f in [*report.resolvers, report.overall]:
+        bars = [Bar(r.kind, r.rate or 0.0, *(r.ci95 or (None, None)), color=colors[r.kind],
+                    note=f"({r.failures}/{r.trials} {r.unit}s)")
+                for r in f.failures if r.kind in colors and r.trials]
+        groups.append(BarGroup("all resolvers" if f.name == ALL else f.name, bars))
+    return bar_chart(groups, title="Failures by resolver and kind (95% Wilson intervals)",
+                     x_label="share of queries (dns.*) or of address checks (others)",
+                     x_fmt=lambda v: f"{100 * v:.3g}%",
+                     legend=[(k, colors[k]) for k in kinds])
+
+
+def _run(f: Figures) -> list[object]:
+    rl = f.run_length
+    return [rl.runs, rl.open, duration(rl.median_s),
+            f"{duration(rl.median_bounds_s[0])} – {duration(rl.median_bounds_s[1])}",
+            duration(rl.p90_s), f"{duration(rl.p90_bounds_s[0])} – {duration(rl.p90_bounds_s[1])}"]
+
+
+def render_html(report: Report) -> str:
+    w, o, v = report.window, report.overall, report.verdict
+    everyone = [*report.resolvers, o]
+    cls = "yes" if v.feasible else ("no" if v.feasible is False else "")
+    ip99 = next((lv for lv in report.coverage_by("ip").levels if lv.target == 0.99), None)
+    kpis = [
+        (f"{o.successful:,}", "successful checks"),
+        (f"{o.networks.addresses:,}", "addresses"),
+        (f"{o.networks.prefix24s:,}", "/24s"),
+        (f"{o.networks.prefixes:,}", "announced prefixes"),
+        (f"{o.networks.asns:,}", "ASNs"),
+        (f"{o.run_length.runs:,}", "address runs"),
+        (duration(o.run_length.median_s), "median run"),
+        (str(ip99.entries) if ip99 else "-", "addresses for 99%"),
+    ]
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        f"<title>edgewatch report {escape(w.start or '')} – {escape(w.end or '')}</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>edgewatch: is allowlisting feasible?</h1>",
+        f"<div class='meta'>{escape(report.source)} · {escape(str(w.start))} → "
+        f"{escape(str(w.end))} · {w.days} day(s) · sampling "
+        f"{escape(duration(w.interval_s) if w.interval_s else 'unknown')} "
+        f"({escape(w.interval_source)}) · generated {escape(report.generated_at)}</div>",
+        f"<div class='verdict {cls}'><p>{escape(v.headline)}</p><ul>"
+        + "".join(f"<li>{escape(d)}</li>" for d in v.details) + "</ul></div>",
+        "<div class='kpis'>" + "".join(f"<div class='kpi'><b>{escape(a)}</b>"
+                                       f"<span>{escape(b)}</span></div>" for a, b in kpis)
+        + "</div>",
+        "<h2>Charts</h2><div class='grid'>",
+    ]
+    charts = [survival_chart(report), daily_chart(report), coverage_chart(report),
+              *decay_charts(report), failure_chart(report)]
+    parts += [f"<div class='card'>{c}</div>" for c in charts]
+    parts.append("</div>")
+
+    parts.append("<h2>Resolvers</h2>")
+    parts.append(_table(
+        ["resolver", "checks", "successful", "queries", "addresses", "/24s", "prefixes", "ASNs",
+         "runs", "open", "median run", "bounds", "p90 run", "bounds"],
+        [[f.name, f"{f.documents:,}", f"{f.successful:,}", f"{f.queries:,}",
+          f.networks.addresses, f.networks.prefix24s, f.networks.prefixes, f.networks.asns,
+          *_run(f)] for f in everyone]))
+    parts.append("<h2>Failures by kind</h2>")
+    parts.append(_table(
+        ["resolver", "kind", "failures", "trials", "unit", "rate", "95% CI"],
+        [[f.name, r.kind, f"{r.failures:,}", f"{r.trials:,}", r.unit, pct(r.rate, 2),
+          "-" if not r.ci95 else f"{pct(r.ci95[0], 2)} – {pct(r.ci95[1], 2)}"]
+         for f in everyone for r in f.failures if r.failures or r.kind.endswith("(any)")],
+        left=2))
+    parts.append("<h2>Coverage</h2>")
+    parts.append(_table(
+        ["by", "successful checks", "distinct",
+         *[pct(lv.target) for lv in report.coverage[0].levels]],
+        [[c.by, f"{c.successful_checks:,}", c.distinct,
+          *[f"{lv.entries} ({pct(lv.allowed, 2)})" for lv in c.levels]]
+         for c in report.coverage]))
+    if w.days >= 2:
+        parts.append("<h2>Decay</h2>")
+        rows = []
+        for d in report.decay:
+            for row in d.rows:
+                rows.append([d.by, row.built_from_days, row.size,
+                             *["" for _ in range(row.built_from_days - 1)],
+                             *[pct(s) for s in row.shares]])
+        parts.append(_table(["by", "built from days", "size",
+                             *[f"day {n}" for n in range(2, w.days + 1)]], rows))
+    parts.append("<h2>Most stable addresses</h2>")
+    parts.append(_table(
+        ["address", "/24", "prefix", "ASN", "resolvers", "runs", "presence", "share",
+         "successful checks"],
+        [[s.ip, s.prefix24, s.prefix, s.asn, s.resolvers, s.runs, duration(s.presence_s),
+          pct(s.presence_share), f"{s.successful_checks:,}"] for s in o.stable], left=3))
+    parts.append("<h2>Handshake timings (ms)</h2>")
+    parts.append(_table(
+        ["resolver", "field", "n", "p50", "p90", "p99"],
+        [[f.name, t.field, f"{t.count:,}", t.p50_ms, t.p90_ms, t.p99_ms]
+         for f in everyone for t in f.timings], left=2))
+    parts.append(f"<h2>Edge hostnames ({len(o.networks.edge_hostnames)})</h2>")
+    parts.append(_table(["resolver", "hostnames"],
+                        [[f.name, ", ".join(f.networks.edge_hostnames)]
+                         for f in report.resolvers], left=2))
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,186 @@
+"""The report as data: every figure the renderers show, in plain dataclasses.
+
+``Report.to_dict()`` is the ``--format json`` document (schema ``edgewatch.report/1``, described
+in docs/REPORT.md); renderers and tests read the same objects, so what a test asserts is what a
+person sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = "edgewatch.report/1"
+ALL = "(all)"
+GRANULARITIES = ("ip", "prefix24", "prefix")
+
+
+@dataclass
+class Window:
+    """The time the evidence covers; ``days`` are 24 h periods counted from ``origin``."""
+
+    start: str | None
+    end: str | None
+    origin: str | None
+    days: int
+    seconds: float
+    interval_s: float | None
+    interval_source: str  # "given", "inferred from runs" or "unknown"
+
+
+@dataclass
+class Networks:
+    addresses: int
+    prefix24s: int
+    prefixes: int
+    asns: int
+    edge_hostnames: list[str]
+
+
+@dataclass
+class RunLength:
+    """Kaplan–Meier run length (seconds). Bounds: the same estimate with every ended run at its
+    shortest (last seen − start) and longest (end − start + one sampling interval) possible
+    true length; None where open runs keep the curve from reaching the quantile."""
+
+    runs: int
+    closed: int
+    open: int
+    median_s: float | None
+    median_bounds_s: list[float | None]
+    p90_s: float | None
+    p90_bounds_s: list[float | None]
+    curve: list[list[float]]  # [t_s, S(t)] steps, starting at [0, 1]
+
+
+@dataclass
+class FailureRate:
+    kind: str
+    unit: str  # "query" or "address check"
+    failures: int
+    trials: int
+    rate: float | None
+    ci95: list[float] | None
+
+
+@dataclass
+class Timing:
+    field: str
+    count: int
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+
+
+@dataclass
+class StableAddress:
+    ip: str
+    prefix24: str | None
+    prefix: str | None
+    asn: int | None
+    resolvers: int
+    runs: int
+    presence_s: float
+    presence_share: float
+    successful_checks: int
+
+
+@dataclass
+class Figures:
+    """Everything about one resolver, or about all of them (``name == "(all)"``)."""
+
+    name: str
+    documents: int
+    successful: int
+    queries: int
+    networks: Networks
+    run_length: RunLength
+    failures: list[FailureRate]
+    timings: list[Timing]
+    stable: list[StableAddress]
+    daily_addresses: list[int]
+
+
+@dataclass
+class CoverageLevel:
+    target: float
+    entries: int
+    allowed: float
+    prefix24s: int | None = None  # (by ip) how many /24s the chosen addresses fall in
+    prefixes: int | None = None  # (by ip or /24) how many announced prefixes
+
+
+@dataclass
+class Coverage:
+    by: str
+    successful_checks: int
+    distinct: int
+    levels: list[CoverageLevel]
+    curve: list[list[float]]  # [entries, share allowed by the top that many]
+    ranked: list[tuple[str, int]] = field(default_factory=list, metadata={"json": False})
+
+
+@dataclass
+class DecayRow:
+    built_from_days: int
+    size: int
+    shares: list[float | None]  # for days built_from_days + 1 … window.days (1-based)
+    first_below_day: int | None
+
+
+@dataclass
+class Decay:
+    by: str
+    threshold: float
+    rows: list[DecayRow]
+
+
+@dataclass
+class Verdict:
+    feasible: bool | None
+    by: str | None
+    headline: str
+    details: list[str]
+
+
+@dataclass
+class Report:
+    generated_at: str
+    source: str
+    filters: dict[str, Any]
+    window: Window
+    overall: Figures
+    resolvers: list[Figures]
+    coverage: list[Coverage]
+    decay: list[Decay]
+    verdict: Verdict
+    schema: str = SCHEMA
+
+    def coverage_by(self, by: str) -> Coverage:
+        return next(c for c in self.coverage if c.by == by)
+
+    def decay_by(self, by: str) -> Decay:
+        return next(d for d in self.decay if d.by == by)
+
+    def resolver(self, name: str) -> Figures:
+        return next(r for r in self.resolvers if r.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _plain(self)
+        assert isinstance(out, dict)
+        return {"schema": out.pop("schema"), **out}
+
+
+def _plain(value: Any) -> Any:
+    """dataclasses → dicts, skipping fields marked ``json: False``; floats rounded for reading."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.metadata.get("json", True)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, float):
+        return round(value, 6)
+    return value

@@ -1,0 +1,130 @@
+"""The statistics behind the report, each a small pure function over plain numbers.
+
+Kept apart from the sources and the renderers so each figure can be tested against a hand
+calculation, and so the estimators (scipy's Kaplan–Meier, Wilson intervals) sit in one place.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class KaplanMeier:
+    """A survival curve: ``survival[i]`` is S(t) just after ``times[i]`` (S = 1 before)."""
+
+    times: tuple[float, ...]
+    survival: tuple[float, ...]
+
+    def quantile(self, p: float) -> float | None:
+        """Smallest t with S(t) <= 1 - p, i.e. p of runs had ended by t; None if never reached.
+
+        Open runs can keep the curve above 1 - p (the longest runs are still running): then the
+        quantile is not known yet, and saying so beats reporting the longest observed length.
+        """
+        for t, s in zip(self.times, self.survival, strict=True):
+            if s <= 1.0 - p + _EPS:
+                return t
+        return None
+
+
+def kaplan_meier(events: Sequence[float], censored: Sequence[float]) -> KaplanMeier | None:
+    """Kaplan–Meier estimate via ``scipy.stats.ecdf`` on right-censored data.
+
+    ``events`` are lengths of runs that ended; ``censored`` lengths of runs still open (known
+    to last at least that long). None when there are no runs at all.
+    """
+    if not events and not censored:
+        return None
+    if not events:  # nothing ended: S stays 1 over the observed range
+        return KaplanMeier(times=(float(max(censored)),), survival=(1.0,))
+    data = stats.CensoredData(uncensored=np.asarray(events, dtype=float),
+                              right=np.asarray(censored, dtype=float))
+    sf = stats.ecdf(data).sf
+    return KaplanMeier(times=tuple(float(t) for t in sf.quantiles),
+                       survival=tuple(float(s) for s in sf.probabilities))
+
+
+def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval for a proportion (scipy's, no continuity correction)."""
+    if trials <= 0:
+        return None
+    ci = stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence,
+                                                          method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def histogram_percentile(buckets: Mapping[int, int], p: float) -> int | None:
+    """Nearest-rank percentile of bucketed values: the lower edge of the bucket holding rank
+    ceil(p·n). Identical whichever source produced the buckets."""
+    n = sum(buckets.values())
+    if n == 0:
+        return None
+    rank = max(1, math.ceil(p * n - _EPS))
+    seen = 0
+    for edge in sorted(buckets):
+        seen += buckets[edge]
+        if seen >= rank:
+            return edge
+    return max(buckets)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Entries ranked by how many successful checks they would have allowed."""
+
+    entries: tuple[tuple[str, int], ...]
+    total: int
+
+    def smallest_for(self, target: float) -> int:
+        """How many top entries cover at least ``target`` of the total (greedy is optimal:
+        each check has exactly one address, so the k largest groups cover the most)."""
+        if self.total == 0:
+            return 0
+        need = target * self.total
+        covered = 0
+        for i, (_, n) in enumerate(self.entries, 1):
+            covered += n
+            if covered + _EPS >= need:
+                return i
+        return len(self.entries)
+
+    def share_of_top(self, k: int) -> float:
+        if self.total == 0:
+            return 0.0
+        return sum(n for _, n in self.entries[:k]) / self.total
+
+
+def rank(counts: Mapping[str, int]) -> Ranked:
+    """Most checks first; ties broken by key so the order never depends on the source."""
+    entries = tuple(sorted(((k, n) for k, n in counts.items() if n > 0),
+                           key=lambda kv: (-kv[1], kv[0])))
+    return Ranked(entries=entries, total=sum(n for _, n in entries))
+
+
+def decay_shares(daily: Sequence[Counter], built_from: int) -> list[float | None]:
+    """Share of each later day's successful checks allowed by a list built from the first
+    ``built_from`` days (everything seen allowed in them). None for days without checks."""
+    allowed: set[Hashable] = set()
+    for day in daily[:built_from]:
+        allowed.update(k for k, n in day.items() if n > 0)
+    out: list[float | None] = []
+    for day in daily[built_from:]:
+        total = sum(day.values())
+        out.append(None if total == 0 else sum(n for k, n in day.items() if k in allowed) / total)
+    return out
+
+
+def median(values: Iterable[float]) -> float | None:
+    vals = sorted(values)
+    if not vals:
+        return None
+    return float(np.median(vals))
