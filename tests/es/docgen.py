@@ -1,0 +1,169 @@
+"""Realistic check documents and run summaries for the Elasticsearch tests and the benchmark.
+
+Built from docs/DOCUMENTS.md with the id helpers of ``pipeline.documents`` (the real document
+builder is written elsewhere): every cycle asks each resolver, each answer address yields one
+document, and a timeout now and then yields the address-less failure document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipeline.documents import (
+    CHECK_DATASET,
+    RUN_DATASET,
+    SCHEMA_VERSION,
+    Record,
+    answer_set_hash,
+    check_doc_id,
+    check_id,
+    iso,
+)
+
+START = datetime(2026, 3, 2, tzinfo=UTC)
+TARGET = "acme-v02.api.example.test"
+RESOLVERS = [(f"resolver-{i}", f"127.0.53.{10 + i}", "udp" if i % 2 else "tcp")
+             for i in range(5)]
+
+
+def _addresses(cycle: int, r: int) -> list[str]:
+    """Two addresses per answer; resolvers 0-2 see 127.60/16, 3-4 see 127.61/16; slow churn."""
+    net = 60 if r < 3 else 61
+    base = (cycle // 8 + r) % 40
+    return [f"127.{net}.{base}.{5 + r}", f"127.{net}.{base + 1}.{9 + r}"]
+
+
+def _fp(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_doc(cycle: int, r: int, address: str | None, ts: datetime,
+              observer: str = "probe-1") -> tuple[str, dict[str, Any]]:
+    name, rip, transport = RESOLVERS[r]
+    cycle_start = START + timedelta(minutes=15 * cycle)
+    cid = check_id(observer, cycle_start, TARGET, "A")
+    doc: dict[str, Any] = {
+        "@timestamp": iso(ts),
+        "event.kind": "event",
+        "event.dataset": CHECK_DATASET,
+        "event.duration": 1_500_000 + 1000 * r,
+        "edgewatch.check.id": cid,
+        "edgewatch.cycle.id": f"cycle-{cycle}",
+        "edgewatch.schema": SCHEMA_VERSION,
+        "observer.name": observer,
+        "observer.geo.name": "lab-eu",
+        "observer.geo.country_iso_code": "DE",
+        "dns.question.name": TARGET,
+        "dns.question.type": "A",
+        "resolver.name": name,
+        "resolver.provider": "lab",
+        "resolver.transport": transport,
+        "resolver.ip": rip,
+    }
+    if address is None:
+        doc.update({"event.outcome": "failure", "error.type": "dns.timeout",
+                    "error.message": f"no answer from {rip} within 2.0s"})
+        return check_doc_id(cid, name, None), doc
+    addresses = _addresses(cycle, r)
+    o3 = address.split(".")
+    doc.update({
+        "event.outcome": "success",
+        "dns.response_code": "NOERROR",
+        "dns.header_flags": ["RD", "RA"],
+        "dns.resolved_ip": addresses,
+        "dns.answer.count": len(addresses),
+        "dns.cname_chain": [TARGET, "acme.edge.example.test"],
+        "dns.answer.ttl": 20 + cycle % 40,
+        "dns.rtt.us": 800 + 37 * r,
+        "dns.answer_set.hash": answer_set_hash(addresses),
+        "dns.ecs.source_prefix": 24,
+        "dns.ecs.scope_prefix": 0,
+        "dns.transport_fallback": False,
+        "resolver.ecs_subnet": "198.51.100.0/24",
+        "destination.ip": address,
+        "destination.port": 443,
+        "destination.domain": f"a{o3[2]}-{o3[3]}.deploy.edge.example.test",
+        "destination.as.number": 64500 + (r >= 3),
+        "destination.as.organization.name": "Example Edge",
+        "destination.prefix": f"127.{o3[1]}.0.0/16",
+        "destination.prefix24": f"127.{o3[1]}.{o3[2]}.0/24",
+        "tcp.established": True,
+        "tcp.rtt.connect.us": 300 + r,
+        "tls.established": True,
+        "tls.verified": True,
+        "tls.rtt.handshake.us": 2100 + r,
+        "tls.version": "1.3",
+        "tls.cipher": "TLS_AES_256_GCM_SHA384",
+        "tls.server.x509.subject.common_name": TARGET,
+        "tls.server.x509.issuer.common_name": "edgewatch lab CA",
+        "tls.server.x509.alternative_names": [TARGET, f"*.{TARGET}"],
+        "tls.server.x509.not_after": "2027-01-01T00:00:00.000Z",
+        "tls.server.x509.not_before": "2026-01-01T00:00:00.000Z",
+        "tls.server.hash.sha256": _fp(address),
+        "http.response.status_code": 200,
+        "http.rtt.total.us": 5300 + r,
+        "run.id": _fp(f"run|{name}|{address}|{cycle // 8}")[:24],
+        "run.seq": cycle % 8 + 1,
+        "run.start": iso(START + timedelta(minutes=15 * (cycle - cycle % 8))),
+    })
+    return check_doc_id(cid, name, address), doc
+
+
+def check_records(count: int, first: int = 0, observer: str = "probe-1") -> list[Record]:
+    """Records ``first .. count-1`` of an endless, deterministic stream of check documents."""
+    out: list[Record] = []
+    for i, (rid, doc) in enumerate(_stream(observer)):
+        if i >= count:
+            break
+        if i >= first:
+            out.append(Record(kind="check", id=rid, doc=doc))
+    return out
+
+
+def _stream(observer: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    cycle = 0
+    while True:
+        for r in range(len(RESOLVERS)):
+            ts = START + timedelta(minutes=15 * cycle, milliseconds=3 * r)
+            if (cycle * 7 + r) % 23 == 0:
+                yield check_doc(cycle, r, None, ts, observer)
+                continue
+            for address in _addresses(cycle, r):
+                yield check_doc(cycle, r, address, ts, observer)
+        cycle += 1
+
+
+def run_record(run_id: str, version: int, *, start: datetime, last_seen: datetime,
+               checks: int, gaps: int = 0, end: datetime | None = None,
+               address: str = "127.60.1.5", resolver: int = 0) -> Record:
+    name, rip, _ = RESOLVERS[resolver]
+    doc: dict[str, Any] = {
+        "@timestamp": iso(start),
+        "event.kind": "state",
+        "event.dataset": RUN_DATASET,
+        "run.id": run_id,
+        "run.start": iso(start),
+        "run.last_seen": iso(last_seen),
+        "run.open": end is None,
+        "run.checks": checks,
+        "run.gaps": gaps,
+        "run.duration.s": int(((end or last_seen) - start).total_seconds()),
+        "run.observed.s": int((last_seen - start).total_seconds()),
+        "edgewatch.run.version": version,
+        "observer.name": "probe-1",
+        "dns.question.name": TARGET,
+        "dns.question.type": "A",
+        "resolver.name": name,
+        "resolver.ip": rip,
+        "destination.ip": address,
+        "destination.prefix": "127.60.0.0/16",
+        "destination.prefix24": ".".join(address.split(".")[:3]) + ".0/24",
+        "destination.as.number": 64500,
+        "destination.domain": "a1-5.deploy.edge.example.test",
+    }
+    if end is not None:
+        doc["run.end"] = iso(end)
+    return Record(kind="run", id=run_id, doc=doc, version=version)
