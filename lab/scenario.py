@@ -577,9 +577,11 @@ class _Loader:
                 raise ScenarioError(f"{key}.view: unknown view {view!r}")
             subnet = None
             if "client_subnet" in item:
-                if software != "unbound":
+                if software != "pdns-recursor":
                     raise ScenarioError(
-                        f"{key}.client_subnet: only unbound forwards ECS in the lab")
+                        f"{key}.client_subnet: use software = \"pdns-recursor\" (kresd does not"
+                        " forward ECS; unbound's subnetcache keeps TTL-0 answers for the rest of"
+                        " the real second, hours of scenario time under acceleration)")
                 try:
                     subnet = ipaddress.IPv4Network(self._get(item, key, "client_subnet", str))
                 except ValueError as exc:

@@ -45,8 +45,26 @@ def config_text(spec: DaemonSpec) -> str:
         "webserver=no",
         "qname-minimization=yes",
         "nothing-below-nxdomain=no",
+        *_ecs_lines(spec),
         "",
     ])
+
+
+def _ecs_lines(spec: DaemonSpec) -> list[str]:
+    """Forward the client's ECS subnet to the lab server; never cache per-subnet answers.
+
+    pdns (like unbound's subnetcache) would keep a TTL-0 per-subnet answer for the rest of the
+    current real second, which under acceleration is a long stretch of scenario time.
+    """
+    if spec.resolver.client_subnet is None:
+        return []
+    return [
+        f"edns-subnet-allow-list={spec.auth}",
+        "use-incoming-edns-subnet=yes",
+        "ecs-ipv4-bits=24",
+        "ecs-ipv4-never-cache=yes" if spec.speed > 1 else "ecs-ipv4-never-cache=no",
+        "disable-packetcache=yes" if spec.speed > 1 else "disable-packetcache=no",
+    ]
 
 
 def hints_text(spec: DaemonSpec) -> str:

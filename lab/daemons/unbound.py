@@ -41,8 +41,7 @@ def config_text(spec: DaemonSpec) -> str:
         "    infra-cache-numhosts: 100",
         "    access-control: 127.0.0.0/8 allow",
         "    do-not-query-localhost: no",
-        '    module-config: "iterator"' if r.client_subnet is None
-        else '    module-config: "subnetcache iterator"',
+        '    module-config: "iterator"',
         "    # a single upstream that never really fails: never mark it dead for long",
         "    infra-host-ttl: 1",
         "    infra-keep-probing: yes",
@@ -62,12 +61,6 @@ def config_text(spec: DaemonSpec) -> str:
             f"    serve-expired-ttl: {spec.real_seconds(r.stale_ttl)}",
             "    serve-expired-ttl-reset: no",
             "    serve-expired-client-timeout: 0",
-        ]
-    if r.client_subnet is not None:
-        lines += [
-            f"    send-client-subnet: {spec.auth}",
-            "    max-client-subnet-ipv4: 24",
-            "    client-subnet-always-forward: yes",
         ]
     lines += ["remote-control:", "    control-enable: no"]
     for zone in (*LAB_ZONES, "."):

@@ -72,8 +72,9 @@ def test_validation_names_the_bad_key(tmp_path: Path, old: str, new: str, key: s
 
 
 def test_empty_answer_is_rejected(tmp_path: Path) -> None:
-    text = QUICK.replace('pool = "na-alt"\n  until = "1d7m30s"', 'pool = "na-alt"\n  until = "7m30s"')
-    text = text.replace('from = "1d7m30s"\n  step', 'from = "1d7m30s"\n  step', 1)
+    old = 'pool = "na-alt"\n  until = "1d7m30s"'
+    assert old in QUICK
+    text = QUICK.replace(old, 'pool = "na-alt"\n  until = "7m30s"')  # na-alt empty until day 1
     with pytest.raises(ScenarioError, match="empty answer"):
         load_scenario(write(tmp_path, text))
 
