@@ -1,0 +1,197 @@
+"""Every figure of the report against the synthetic history's truth, from both sources."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from report_synth import RESOLVERS, STEP_S, History
+from report_truth import Truth, wilson
+
+from pipeline.report import Filters, build_report
+from pipeline.report.model import ALL, GRANULARITIES, Report
+
+pytestmark = pytest.mark.integration
+
+SELECTED = Filters(targets=("api.example.test",), observers=("probe-1",))
+
+
+@pytest.fixture
+def report(source) -> Report:
+    return build_report(source, SELECTED)
+
+
+@pytest.fixture(scope="module")
+def truth(history: History) -> Truth:
+    return Truth(history)
+
+
+def _figures(report: Report, name: str | None):
+    return report.overall if name is None else report.resolver(name)
+
+
+@pytest.mark.parametrize("name", [*RESOLVERS, None])
+def test_counts_networks_and_daily_addresses(report: Report, truth: Truth, name) -> None:
+    f = _figures(report, name)
+    want = truth.counts(name)
+    assert f.documents == want["documents"]
+    assert f.successful == want["successful"]
+    assert f.queries == want["queries"]
+    assert f.networks.addresses == want["addresses"]
+    assert f.networks.prefix24s == want["prefix24s"]
+    assert f.networks.prefixes == want["prefixes"]
+    assert f.networks.asns == want["asns"]
+    assert f.networks.edge_hostnames == want["edge_hostnames"]
+    assert f.daily_addresses == want["daily_addresses"]
+
+
+def test_window_and_sampling_interval(report: Report, truth: Truth) -> None:
+    assert report.window.days == truth.days == 4
+    assert report.window.origin == "2026-03-02T00:00:00Z"
+    assert report.window.interval_s == STEP_S
+    assert report.window.interval_source == "inferred from runs"
+    assert [f.name for f in report.resolvers] == truth.names()
+
+
+@pytest.mark.parametrize("name", [*RESOLVERS, None])
+def test_run_counts_and_kaplan_meier_lengths(report: Report, truth: Truth, name) -> None:
+    rl = _figures(report, name).run_length
+    runs, still_open = truth.run_counts(name)
+    assert (rl.runs, rl.open, rl.closed) == (runs, still_open, runs - still_open)
+    for p, point, bounds in ((0.5, rl.median_s, rl.median_bounds_s),
+                             (0.9, rl.p90_s, rl.p90_bounds_s)):
+        want, low, high = truth.run_quantiles(name, p)
+        assert point == want
+        assert bounds == [low, high]
+    assert rl.curve[0] == [0.0, 1.0]
+    assert all(a[1] >= b[1] for a, b in zip(rl.curve, rl.curve[1:], strict=False))
+
+
+def test_run_lengths_match_the_scenario_within_one_interval(report: Report, truth: Truth
+                                                             ) -> None:
+    beta = report.resolver("beta").run_length
+    for p, point, (low, high) in ((0.5, beta.median_s, beta.median_bounds_s),
+                                  (0.9, beta.p90_s, beta.p90_bounds_s)):
+        real = truth.true_segment_quantile("beta", p)
+        assert real is not None and point is not None
+        assert abs(point - real) <= STEP_S
+        assert low <= real <= high
+    # Runs that never ended keep the quantile unknown rather than made up.
+    assert report.resolver("gamma").run_length.median_s is None
+    assert report.resolver("gamma").run_length.open == 1
+
+
+@pytest.mark.parametrize("name", [*RESOLVERS, None])
+def test_failure_rates_with_wilson_intervals(report: Report, truth: Truth, name) -> None:
+    got = {r.kind: r for r in _figures(report, name).failures}
+    want = truth.failures(name)
+    assert set(got) == set(want)
+    for kind, (failures, trials) in want.items():
+        r = got[kind]
+        assert (r.failures, r.trials) == (failures, trials)
+        assert r.rate == pytest.approx(failures / trials)
+        assert r.ci95 == pytest.approx(list(wilson(failures, trials)), abs=1e-9)
+        assert r.unit == ("query" if kind.startswith("dns") else "address check")
+
+
+def test_gamma_failures_follow_the_schedule(report: Report) -> None:
+    got = {r.kind: r for r in report.resolver("gamma").failures}
+    # steps 0..383: i % 10 == 5 → 38 timeouts, i % 50 == 7 → 8 SERVFAILs
+    assert got["dns.timeout"].failures == 38
+    assert got["dns.servfail"].failures == 8
+    assert got["dns.timeout"].trials == 384
+
+
+@pytest.mark.parametrize("name", [*RESOLVERS, None])
+def test_timing_percentiles(report: Report, truth: Truth, name) -> None:
+    for t in _figures(report, name).timings:
+        count, (p50, p90, p99) = truth.timing(name, t.field)
+        assert (t.count, t.p50_ms, t.p90_ms, t.p99_ms) == (count, p50, p90, p99)
+
+
+@pytest.mark.parametrize("name", [*RESOLVERS, None])
+def test_most_stable_addresses(report: Report, truth: Truth, name) -> None:
+    got = [(s.ip, s.runs, s.presence_s) for s in _figures(report, name).stable]
+    assert got == truth.stable(name)[:10]
+    if name in (None, "alpha"):  # present all four days in one run
+        assert got[0] == ("198.51.100.10", 1, (383 * STEP_S))
+
+
+@pytest.mark.parametrize("by", GRANULARITIES)
+def test_coverage_is_the_smallest_possible_list(report: Report, truth: Truth, by: str) -> None:
+    cov = report.coverage_by(by)
+    assert cov.successful_checks == sum(truth.ok_by(by).values())
+    assert cov.distinct == len(truth.ok_by(by))
+    for level in cov.levels:
+        k, best = truth.minimal_cover(by, level.target)
+        assert level.entries == k
+        assert level.allowed == pytest.approx(best)
+    assert cov.curve[-1] == [float(cov.distinct), 1.0]
+
+
+@pytest.mark.parametrize("by", GRANULARITIES)
+def test_decay_day_by_day(report: Report, truth: Truth, by: str) -> None:
+    decay = report.decay_by(by)
+    assert [r.built_from_days for r in decay.rows] == list(range(1, truth.days))
+    for row in decay.rows:
+        want = truth.decay(by, row.built_from_days)
+        assert row.shares == pytest.approx(want)
+        below = [row.built_from_days + 1 + i for i, s in enumerate(want)
+                 if s is not None and s < decay.threshold]
+        assert row.first_below_day == (below[0] if below else None)
+    # beta leaves its day-1 networks on day 3: every granularity goes stale that day.
+    assert decay.rows[0].first_below_day == 3
+
+
+def test_verdict_in_plain_words(report: Report, truth: Truth) -> None:
+    v = report.verdict
+    k99, share = truth.minimal_cover("ip", 0.99)
+    assert v.feasible is False
+    assert f"an allowlist of {k99} addresses" in v.headline
+    assert f"{100 * share:.1f}%" in v.headline
+    assert "fell below 99.0% on day 3" in v.headline
+
+
+def test_both_sources_give_the_same_report(store_source, es_source) -> None:
+    a = build_report(store_source, SELECTED).to_dict()
+    b = build_report(es_source, SELECTED).to_dict()
+    for d in (a, b):
+        d.pop("source")
+        d.pop("generated_at")
+    assert a == b
+
+
+def test_resolver_and_time_filters(source, history: History) -> None:
+    start = datetime(2026, 3, 4, tzinfo=UTC)
+    f = Filters(start=start, targets=SELECTED.targets, observers=SELECTED.observers,
+                resolvers=("beta",))
+    report = build_report(source, f)
+    truth = Truth(history, start=start, resolvers=("beta",))
+    assert [r.name for r in report.resolvers] == ["beta"]
+    assert report.window.origin == "2026-03-04T00:00:00Z"
+    assert report.window.days == truth.days == 2
+    want = truth.counts(None)
+    assert report.overall.networks.addresses == want["addresses"] == 2
+    assert report.overall.daily_addresses == want["daily_addresses"]
+    assert (report.overall.run_length.runs, report.overall.run_length.open) == \
+        truth.run_counts(None)
+    assert report.coverage_by("prefix").distinct == 1
+    assert report.decay_by("ip").rows[0].first_below_day is None
+    assert report.verdict.feasible is True and report.verdict.by == "ip"
+
+
+def test_without_filters_the_noise_is_counted(source, history: History) -> None:
+    report = build_report(source, Filters())
+    truth = Truth(history, observers=(), targets=())
+    assert report.overall.networks.addresses == truth.counts(None)["addresses"] == 12
+    assert report.overall.documents == len(history.checks)
+    assert report.overall.run_length.runs == len(history.runs)
+
+
+def test_an_empty_selection_reports_nothing_to_judge(source) -> None:
+    report = build_report(source, Filters(targets=("nothing.example",)))
+    assert report.window.days == 0
+    assert report.overall.documents == 0
+    assert report.resolvers == []
+    assert report.verdict.feasible is None
+    assert report.overall.name == ALL

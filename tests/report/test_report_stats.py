@@ -1,0 +1,66 @@
+"""The estimators on hand-checked numbers."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from pipeline.report import stats
+from pipeline.report.networks import derived_prefix24, host_network
+
+
+def test_kaplan_meier_with_censoring_by_hand() -> None:
+    # events 1, 2, 4; censored 3, 5 → S: 4/5 after 1, 3/5 after 2, 3/5·1/2 = 0.3 after 4
+    km = stats.kaplan_meier([1, 2, 4], [3, 5])
+    assert km is not None
+    assert km.times == (1.0, 2.0, 3.0, 4.0, 5.0)
+    assert km.survival == pytest.approx((0.8, 0.6, 0.6, 0.3, 0.3))
+    assert km.quantile(0.5) == 4.0
+    assert km.quantile(0.2) == 1.0
+    assert km.quantile(0.9) is None  # the curve never gets down to 10%
+
+
+def test_kaplan_meier_without_events_or_runs() -> None:
+    assert stats.kaplan_meier([], []) is None
+    km = stats.kaplan_meier([], [7.0, 9.0])
+    assert km is not None and km.quantile(0.5) is None
+
+
+def test_wilson_interval_matches_the_textbook_value() -> None:
+    low, high = stats.wilson(8, 384)
+    assert (low, high) == pytest.approx((0.0105937, 0.0405653), abs=1e-6)
+    assert stats.wilson(0, 0) is None
+    assert stats.wilson(0, 10)[0] == 0.0
+
+
+def test_nearest_rank_percentile_on_buckets() -> None:
+    buckets = {100: 5, 200: 4, 900: 1}
+    assert stats.histogram_percentile(buckets, 0.5) == 100
+    assert stats.histogram_percentile(buckets, 0.51) == 200
+    assert stats.histogram_percentile(buckets, 0.9) == 200
+    assert stats.histogram_percentile(buckets, 0.99) == 900
+    assert stats.histogram_percentile({}, 0.5) is None
+
+
+def test_ranking_and_smallest_cover() -> None:
+    r = stats.rank({"b": 5, "a": 5, "c": 89, "d": 1, "z": 0})
+    assert r.entries == (("c", 89), ("a", 5), ("b", 5), ("d", 1))
+    assert r.total == 100
+    assert r.smallest_for(0.5) == 1
+    assert r.smallest_for(0.94) == 2
+    assert r.smallest_for(0.99) == 3
+    assert r.smallest_for(0.999) == 4
+    assert stats.rank({}).smallest_for(0.5) == 0
+
+
+def test_decay_shares() -> None:
+    days = [Counter({"a": 3}), Counter({"a": 1, "b": 3}), Counter(), Counter({"b": 2})]
+    assert stats.decay_shares(days, 1) == [0.25, None, 0.0]
+    assert stats.decay_shares(days, 2) == [None, 1.0]
+
+
+def test_network_fallbacks() -> None:
+    assert derived_prefix24("198.51.100.77") == "198.51.100.0/24"
+    assert derived_prefix24("2001:db8:1:2::5") == "2001:db8:1::/48"
+    assert host_network("2001:db8::1") == "2001:db8::1/128"
