@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--foreground", action="store_true",
                     help="stay in the foreground; SIGTERM/SIGINT stop the whole lab")
     up.add_argument("--quiet", action="store_true", help="print only the config path")
+    up.add_argument("--config-out", type=Path, default=None,
+                    help="also write the config here, with copies of ca.pem and ip2asn.tsv beside"
+                         " it (for a pipeline container that shares only that folder)")
 
     down = sub.add_parser("down", help="stop every process of the lab in --run-dir")
     down.add_argument("--run-dir", type=Path, default=Path("var/lab"))
@@ -80,6 +83,8 @@ def _up(args: argparse.Namespace) -> int:
                    start_at=args.start_at, octet=args.octet, edge_port=args.edge_port,
                    detach=not args.foreground)
     lab.start()
+    if args.config_out is not None:
+        lab.export_config(args.config_out)
     if args.quiet:
         print(lab.config_path)
     else:

@@ -10,6 +10,7 @@ also after a failed start.
 from __future__ import annotations
 
 import errno
+import shutil
 import socket
 import sys
 import time
@@ -118,6 +119,20 @@ class LabStack:
     @property
     def truth(self) -> GroundTruth:
         return GroundTruth(self.scenario, self.speed)
+
+    def export_config(self, path: str | Path) -> Path:
+        """Write the config to `path` with the CA and netinfo table copied beside it."""
+        assert self.plan is not None and self.clock is not None, "lab not started"
+        path = Path(path).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ca = path.parent / "ca.pem"
+        table = path.parent / NETINFO_FILE
+        shutil.copyfile(self.ca_path, ca)
+        shutil.copyfile(self.netinfo_path, table)
+        tmp = path.with_suffix(".tmp")  # appear atomically: a health check may watch for it
+        tmp.write_text(ewconfig.render(self.scenario, self.plan, self.clock, ca, table))
+        tmp.replace(path)
+        return path
 
     def __enter__(self) -> LabStack:
         self.start()

@@ -9,6 +9,10 @@ leave loopback.
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
+from pathlib import Path
+
 from lab.daemons.common import LAB_ZONES, DaemonCommand, DaemonSpec
 
 BINARY = "/usr/sbin/pdns_recursor"
@@ -39,7 +43,7 @@ def config_text(spec: DaemonSpec) -> str:
         "disable-syslog=yes",
         "log-timestamp=yes",
         "loglevel=4",
-        f"socket-dir={d}",
+        f"socket-dir={control_dir(spec)}",
         "setuid=",
         "setgid=",
         "webserver=no",
@@ -67,6 +71,14 @@ def _ecs_lines(spec: DaemonSpec) -> list[str]:
     ]
 
 
+def control_dir(spec: DaemonSpec) -> Path:
+    """A short folder for the control socket: UNIX socket paths must stay under 108 bytes."""
+    if len(str(spec.workdir)) < 60:
+        return spec.workdir
+    digest = hashlib.sha1(str(spec.workdir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"ewlab-{digest}"
+
+
 def hints_text(spec: DaemonSpec) -> str:
     return (".\t3600000\tIN\tNS\tns1.lab.test.\n"
             f"ns1.lab.test.\t3600000\tIN\tA\t{spec.auth}\n")
@@ -74,6 +86,7 @@ def hints_text(spec: DaemonSpec) -> str:
 
 def command(spec: DaemonSpec) -> DaemonCommand:
     spec.workdir.mkdir(parents=True, exist_ok=True)
+    control_dir(spec).mkdir(parents=True, exist_ok=True)
     conf = spec.workdir / "recursor.conf"
     conf.write_text(config_text(spec))
     hints = spec.workdir / "root.hints"
