@@ -25,16 +25,16 @@ def redact_url(url: str) -> str:
     return _USERINFO.sub(r"\g<scheme>***@", url)
 
 
-def client_kwargs(settings: ElasticsearchSettings) -> dict[str, Any]:
+def client_kwargs(settings: ElasticsearchSettings, retries: int = 1) -> dict[str, Any]:
     """Keyword arguments shared by ``Elasticsearch`` and ``AsyncElasticsearch``.
 
-    The client's own retries are limited to connection problems on other nodes; the sink has its
-    own backoff and spool, and setup wants to fail fast with a clear message.
+    The transport's own retries are immediate (no backoff), so they are kept few: setup wants to
+    fail fast with a clear message, and the sink has its own backoff and spool.
     """
     kwargs: dict[str, Any] = {
         "hosts": [settings.url],
         "request_timeout": settings.request_timeout,
-        "max_retries": 1,
+        "max_retries": retries,
         "retry_on_timeout": False,
         "verify_certs": settings.verify_certs,
     }
@@ -60,10 +60,13 @@ def _api_key(value: str) -> str | tuple[str, str]:
     return value
 
 
-def make_client(settings: ElasticsearchSettings) -> Elasticsearch:
-    return Elasticsearch(**client_kwargs(settings))
+def make_client(settings: ElasticsearchSettings, retries: int = 1) -> Elasticsearch:
+    return Elasticsearch(**client_kwargs(settings, retries))
 
 
-def make_async_client(settings: ElasticsearchSettings) -> AsyncElasticsearch:
-    """The asyncio client; its default HTTP layer is aiohttp (a dependency of edgewatch)."""
-    return AsyncElasticsearch(**client_kwargs(settings))
+def make_async_client(settings: ElasticsearchSettings, retries: int = 0) -> AsyncElasticsearch:
+    """The asyncio client (HTTP through aiohttp, a dependency of edgewatch).
+
+    No transport retries by default: its user, the sink, retries with backoff itself.
+    """
+    return AsyncElasticsearch(**client_kwargs(settings, retries))

@@ -32,7 +32,7 @@ from pipeline.es.bulk import Verdict, action_header, classify, error_summary
 from pipeline.es.client import make_async_client, redact_url
 from pipeline.es.cluster import ClusterRefused, detect_async
 from pipeline.sinks.deadletter import DeadLetter, DeadLetterFile
-from pipeline.sinks.spool import DEFAULT_SEGMENT_BYTES, Batch, Spool, SpoolEntry
+from pipeline.sinks.spool import DEFAULT_SEGMENT_BYTES, Batch, Spool, SpoolEntry, human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -355,14 +355,14 @@ class ElasticsearchSink:
         pending = self.spool.pending_entries
         if self._down_since is None:
             self._down_since = self._last_reminder = now
-            log.log(level, "elasticsearch delivery paused: %s; %d record(s) (%.1f MiB) wait in "
+            log.log(level, "elasticsearch delivery paused: %s; %d record(s) (%s) wait in "
                     "the spool and are retried with backoff", why, pending,
-                    self.spool.pending_bytes / 2**20)
+                    human_bytes(self.spool.pending_bytes))
         elif now - self._last_reminder >= REMIND_EVERY_S:
             self._last_reminder = now
             log.log(level, "elasticsearch delivery still paused after %.0fs: %s; %d record(s) "
-                    "(%.1f MiB) spooled", now - self._down_since, why, pending,
-                    self.spool.pending_bytes / 2**20)
+                    "(%s) spooled", now - self._down_since, why, pending,
+                    human_bytes(self.spool.pending_bytes))
 
     def _recovered(self) -> None:
         if self._down_since is not None:

@@ -101,6 +101,14 @@ class Batch:
         return len(self.entries) + len(self.damaged)
 
 
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -162,9 +170,9 @@ class Spool:
             self._start_segment(self._cursor.segment)
         self.pending_entries = self._count_pending()
         if self.pending_entries:
-            log.warning("spool %s holds %d undelivered record(s) (%.1f MiB) from an earlier run; "
+            log.warning("spool %s holds %d undelivered record(s) (%s) from an earlier run; "
                         "they are sent first", self.directory, self.pending_entries,
-                        self.pending_bytes / 2**20)
+                        human_bytes(self.pending_bytes))
 
     def close(self) -> None:
         for f in (self._writer, self._reader):
@@ -207,10 +215,10 @@ class Spool:
         refused = len(lines) - len(taken)
         if refused:
             self.refused_total += refused
-            log.error("SPOOL FULL: %s holds %.1f MiB (limit %.1f MiB); %d record(s) refused now, "
+            log.error("SPOOL FULL: %s holds %s (limit %s); %d record(s) refused now, "
                       "%d in total — Elasticsearch has not accepted records for a long time",
-                      self.directory, self.pending_bytes / 2**20, self.max_bytes / 2**20,
-                      refused, self.refused_total)
+                      self.directory, human_bytes(self.pending_bytes),
+                      human_bytes(self.max_bytes), refused, self.refused_total)
         if not taken:
             return 0
         current = self._segments[-1]
@@ -226,9 +234,9 @@ class Spool:
         self.pending_entries += len(taken)
         if not self._warned_half and self.pending_bytes > self.max_bytes // 2:
             self._warned_half = True
-            log.warning("spool %s is more than half full (%.1f of %.1f MiB): records are not "
-                        "reaching Elasticsearch", self.directory, self.pending_bytes / 2**20,
-                        self.max_bytes / 2**20)
+            log.warning("spool %s is more than half full (%s of %s): records are not "
+                        "reaching Elasticsearch", self.directory, human_bytes(self.pending_bytes),
+                        human_bytes(self.max_bytes))
         return len(taken)
 
     def _start_segment(self, number: int) -> None:

@@ -30,7 +30,8 @@ def stub_server(respond: Responder) -> Iterator[str]:
             self.send_header("X-Elastic-Product", "Elasticsearch")
             self.send_header("content-length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
 
         do_GET = do_POST = do_PUT = do_HEAD = _answer
 

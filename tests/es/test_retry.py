@@ -1,0 +1,122 @@
+"""What each bulk answer means, and the sink's retry loop under answers a real node won't give.
+
+The verdict table is plain logic. The retry tests use the loopback stub of tests/es/stub.py —
+the one place Elasticsearch is stood in for — because the devstack node cannot be made to answer
+429 or 503 on cue; outages of the real node are covered in test_outage.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.es.bulk import Verdict, classify
+from pipeline.sinks.elasticsearch import ElasticsearchSink
+from pipeline.sinks.spool import opened
+
+from .conftest import settings_for
+from .docgen import check_records, run_record
+from .stub import root_body, stub_server
+
+
+@pytest.mark.parametrize(("op", "status", "error_type", "verdict"), [
+    ("create", 201, None, Verdict.DELIVERED),
+    ("index", 200, None, Verdict.DELIVERED),
+    ("create", 409, "version_conflict_engine_exception", Verdict.DUPLICATE),
+    ("index", 409, "version_conflict_engine_exception", Verdict.STALE),
+    ("create", 429, "es_rejected_execution_exception", Verdict.RETRY),
+    ("create", 429, "circuit_breaking_exception", Verdict.RETRY),
+    ("create", 503, "unavailable_shards_exception", Verdict.RETRY),
+    ("create", 403, "cluster_block_exception", Verdict.RETRY),
+    ("create", 404, "index_not_found_exception", Verdict.NOT_READY),
+    ("create", 400, "strict_dynamic_mapping_exception", Verdict.DEAD),
+    ("create", 400, "document_parsing_exception", Verdict.DEAD),
+    ("index", 400, "illegal_argument_exception", Verdict.DEAD),
+])
+def test_bulk_item_verdicts(op: str, status: int, error_type: str | None,
+                            verdict: Verdict) -> None:
+    error = {"type": error_type, "reason": "x"} if error_type else None
+    assert classify(op, status, error) is verdict
+
+
+class ScriptedBulk:
+    """Answers GET / as 9.x, HEAD of any index as present, and _bulk from a script."""
+
+    def __init__(self, script: list[str]) -> None:
+        self.script = script
+        self.bulks: list[list[str]] = []  # the _ids of each bulk request received
+
+    def __call__(self, method: str, path: str, body: bytes) -> tuple[int, object]:
+        if path == "/" and method == "GET":
+            return 200, root_body("9.2.4")
+        if method == "HEAD":
+            return 200, {}
+        assert path.startswith("/_bulk"), path
+        lines = [json.loads(x) for x in body.splitlines() if x.strip()]
+        actions = lines[0::2]
+        ids = [next(iter(a.values()))["_id"] for a in actions]
+        self.bulks.append(ids)
+        step = self.script.pop(0) if self.script else "ok"
+        if step in ("429", "503"):
+            return int(step), {"error": {"type": "es_rejected_execution_exception",
+                                         "reason": "scripted"}, "status": int(step)}
+        items = []
+        for i, action in enumerate(actions):
+            op = next(iter(action))
+            if step == "half-429" and i % 2:
+                items.append({op: {"_id": ids[i], "status": 429, "error": {
+                    "type": "es_rejected_execution_exception", "reason": "scripted"}}})
+            elif step == "item-500":
+                items.append({op: {"_id": ids[i], "status": 500, "error": {
+                    "type": "exception", "reason": "scripted server fault"}}})
+            else:
+                items.append({op: {"_id": ids[i], "status": 201, "result": "created"}})
+        return 200, {"took": 1, "errors": step != "ok", "items": items}
+
+
+async def test_overload_answers_are_retried_until_every_record_is_delivered(
+    tmp_path: Path,
+) -> None:
+    records = [*check_records(30), run_record("run-1", 3, start=check_records(1)[0].timestamp,
+                                              last_seen=check_records(1)[0].timestamp, checks=3)]
+    script = ScriptedBulk(["429", "503", "half-429", "ok"])
+    with stub_server(script) as url:
+        settings = settings_for(url, "stub", tmp_path, bulk_max_docs=100)
+        sink = ElasticsearchSink(settings, initial_backoff_s=0.01, max_backoff_s=0.05)
+        await sink.open()
+        await sink.write(records)
+        for _ in range(10):
+            await sink.flush()
+            if sink.spool.is_empty():
+                break
+        await sink.close()
+    sent = [r.id for r in records]
+    assert script.bulks[0] == script.bulks[1] == script.bulks[2] == sent
+    assert script.bulks[3] == sent[1::2]  # only the items answered 429 went again
+    assert sink.stats.delivered == 31 and sink.stats.dead_lettered == 0
+    assert sink.stats.failed_attempts == 3
+    with opened(settings.spool_dir) as spool:
+        assert spool.is_empty()
+
+
+async def test_a_document_that_keeps_failing_with_500_is_dead_lettered_eventually(
+    tmp_path: Path,
+) -> None:
+    script = ScriptedBulk(["item-500"] * 3)
+    with stub_server(script) as url:
+        settings = settings_for(url, "stub", tmp_path)
+        sink = ElasticsearchSink(settings, initial_backoff_s=0.01, max_backoff_s=0.02,
+                                 max_server_error_tries=3)
+        await sink.open()
+        await sink.write(check_records(4))
+        for _ in range(10):
+            await sink.flush()
+            if sink.spool.is_empty():
+                break
+        await sink.close()
+    assert len(script.bulks) == 3
+    assert sink.stats.dead_lettered == 4 and sink.stats.delivered == 0
+    letters = next(settings.dead_letter_dir.glob("*.ndjson")).read_text().splitlines()
+    assert all("gave up after 3 tries" in line for line in letters)
