@@ -119,27 +119,33 @@ class CycleRunner:
         cycle_id = hashlib.sha1(f"{cfg.observer_name}|{iso(started)}".encode(),
                                 usedforsecurity=False).hexdigest()[:20]
 
+        # Connectivity checks start as soon as the first resolver returns an address, so a
+        # dead resolver's timeout and a black-holed edge's timeout overlap instead of adding up.
+        connect_tasks: dict[tuple[str, int, str], asyncio.Task[ConnectResult]] = {}
+        ptr_tasks: dict[str, asyncio.Task[RdnsResult]] = {}
+
+        async def ask(target: Target, rtype: str, resolver: Resolver) -> _Query:
+            q = await self._query(sem, target, rtype, resolver)
+            for a in q.result.addresses if q.result.ok else ():
+                key = (a.address, target.port, target.server_name)
+                if key not in connect_tasks:
+                    connect_tasks[key] = asyncio.create_task(self._connect(sem, a.address, target))
+                if self.rdns is not None and a.address not in ptr_tasks:
+                    ptr_tasks[a.address] = asyncio.create_task(self._reverse(sem, a.address))
+            return q
+
         queries = await asyncio.gather(*(
-            self._query(sem, target, rtype, resolver)
+            ask(target, rtype, resolver)
             for target in cfg.targets for rtype in target.record_types
             for resolver in cfg.resolvers
         ))
         stats.queries = len(queries)
-
-        wanted: dict[tuple[str, int, str], Target] = {}
-        addresses: set[str] = set()
-        for q in queries:
-            for a in q.result.addresses if q.result.ok else ():
-                wanted.setdefault((a.address, q.target.port, q.target.server_name), q.target)
-                addresses.add(a.address)
-        keys = list(wanted)
-        conn_results, ptr_results = await asyncio.gather(
-            asyncio.gather(*(self._connect(sem, k[0], wanted[k]) for k in keys)),
-            asyncio.gather(*(self._reverse(sem, a) for a in sorted(addresses)))
-            if self.rdns else _nothing(),
-        )
-        connects = {k: r for k, r in zip(keys, conn_results, strict=True)}
+        keys = list(connect_tasks)
+        conn_results = await asyncio.gather(*connect_tasks.values())
+        ptr_results = await asyncio.gather(*ptr_tasks.values())
+        connects = dict(zip(keys, conn_results, strict=True))
         rdns = {r.address: r for r in ptr_results}
+        addresses = {k[0] for k in keys}
         netinfo = {a: self._netinfo(a) for a in addresses}
         stats.addresses, stats.connects = len(addresses), len(keys)
 
@@ -192,6 +198,3 @@ class CycleRunner:
                  stats.real_seconds, stats.cpu_seconds)
         return stats
 
-
-async def _nothing() -> list:
-    return []
