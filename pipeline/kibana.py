@@ -188,6 +188,11 @@ def _error_text(raw: bytes) -> str:
     return str(body)[:500]
 
 
+def _pause(attempt: int, deadline: float) -> None:
+    """Back off 0.25 s, 0.5 s, 1 s … up to 5 s between attempts, never past the deadline."""
+    time.sleep(max(0.0, min(0.25 * 2 ** (attempt - 1), 5.0, deadline - time.monotonic())))
+
+
 def import_objects(
     kibana_url: str,
     content: bytes,
@@ -228,7 +233,7 @@ def import_objects(
             raw = exc.read()
             if exc.code == 503 and time.monotonic() < deadline:
                 log.info("Kibana at %s not ready (HTTP 503), retrying", where)
-                time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+                _pause(attempt, deadline)
                 continue
             if exc.code in (401, 403):
                 raise KibanaUnauthorized(
@@ -242,7 +247,7 @@ def import_objects(
             reason = getattr(exc, "reason", exc)
             if time.monotonic() < deadline:
                 log.info("cannot reach Kibana at %s yet (%s), retrying", where, reason)
-                time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+                _pause(attempt, deadline)
                 continue
             waited = f" after {attempt} attempts" if attempt > 1 else ""
             raise KibanaUnreachable(f"cannot reach Kibana at {where}{waited}: {reason}") from None

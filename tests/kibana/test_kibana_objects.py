@@ -1,0 +1,212 @@
+"""Structure of kibana/edgewatch.ndjson: what Kibana's import checks, and what it does not.
+
+Kibana's import rejects an object whose references point nowhere, and a dashboard whose panel
+names a reference that is missing fails only when someone opens it; a Vega spec that does not
+parse, or a field that no document has, shows up as an empty or broken panel. None of that can
+be seen here without a Kibana, so it is checked on the file itself.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from typing import Any
+
+from kibana_vega import data_sources, fields_used, vega_specs
+
+REQUIRED_KEYS = {"id", "type", "attributes", "references", "coreMigrationVersion",
+                 "typeMigrationVersion", "managed"}
+KNOWN_TYPES = {"index-pattern", "visualization", "search", "dashboard"}
+NUMERIC = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float"}
+# Aggregation (or query) → field types it can work on.
+ACCEPTS = {
+    "terms": NUMERIC | {"keyword", "ip", "boolean", "date"},
+    "cardinality": NUMERIC | {"keyword", "ip", "boolean", "date"},
+    "date_histogram": {"date"},
+    "histogram": NUMERIC,
+    "range": NUMERIC | {"date"},
+    "percentiles": NUMERIC,
+    "sum": NUMERIC,
+    "avg": NUMERIC,
+    "max": NUMERIC | {"date"},
+    "min": NUMERIC | {"date"},
+    "timefield": {"date"},
+}
+
+
+def by_key(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["type"], o["id"]): o for o in objects}
+
+
+def index_kind(pattern: str) -> str:
+    """Which documents an index pattern reaches: check documents or run summaries."""
+    if fnmatch.fnmatch("logs-edgewatch.check-default", pattern):
+        return "check"
+    if fnmatch.fnmatch("edgewatch-runs-default", pattern):
+        return "run"
+    raise AssertionError(f"index pattern {pattern!r} reaches no edgewatch documents")
+
+
+def test_committed_file_is_what_build_py_writes(build: Any, ndjson_text: str) -> None:
+    assert ndjson_text == build.render(), "kibana/edgewatch.ndjson is stale: python kibana/build.py"
+
+
+def test_every_line_is_a_saved_object(objects: list[dict[str, Any]], ndjson_text: str) -> None:
+    assert len(objects) == len(ndjson_text.strip().splitlines())
+    for obj in objects:
+        assert set(obj) >= REQUIRED_KEYS, obj.get("id")
+        assert obj["type"] in KNOWN_TYPES
+        assert obj["attributes"]["title"].strip()
+        assert obj["managed"] is False
+        # Kibana refuses to import objects from a newer Kibana; ours declare 8.x shapes.
+        assert int(obj["coreMigrationVersion"].split(".")[0]) <= 9
+
+
+def test_ids_are_unique(objects: list[dict[str, Any]]) -> None:
+    ids = [o["id"] for o in objects]
+    assert len(ids) == len(set(ids))
+
+
+def test_references_resolve_inside_the_file(objects: list[dict[str, Any]]) -> None:
+    known = by_key(objects)
+    for obj in objects:
+        names = [r["name"] for r in obj["references"]]
+        assert len(names) == len(set(names)), f"{obj['id']}: duplicate reference names"
+        for ref in obj["references"]:
+            assert (ref["type"], ref["id"]) in known, f"{obj['id']} → {ref}"
+
+
+def test_search_sources_parse_and_their_index_refs_exist(objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        meta = obj["attributes"].get("kibanaSavedObjectMeta")
+        if obj["type"] == "index-pattern":
+            continue
+        source = json.loads(meta["searchSourceJSON"])
+        assert source["query"]["language"] in ("kuery", "lucene")
+        assert isinstance(source["filter"], list)
+        ref_name = source.get("indexRefName")
+        if ref_name:
+            refs = {r["name"]: r for r in obj["references"]}
+            assert refs[ref_name]["type"] == "index-pattern"
+
+
+def test_data_views(objects: list[dict[str, Any]], mapped_fields: dict[str, Any]) -> None:
+    views = {o["attributes"]["title"]: o for o in objects if o["type"] == "index-pattern"}
+    assert set(views) == {"logs-edgewatch.check-*", "edgewatch-runs-*"}
+    assert views["logs-edgewatch.check-*"]["attributes"]["timeFieldName"] == "@timestamp"
+    assert views["edgewatch-runs-*"]["attributes"]["timeFieldName"] == "run.start"
+    for title, view in views.items():
+        attrs = view["attributes"]
+        kind = index_kind(title)
+        assert mapped_fields[kind][attrs["timeFieldName"]]["type"] == "date"
+        for name in json.loads(attrs["fieldFormatMap"]):
+            assert name in mapped_fields[kind], f"{title}: format for unknown field {name}"
+        assert json.loads(attrs["runtimeFieldMap"]) == {}  # no painless on minimal nodes
+
+
+def test_visualizations_parse(objects: list[dict[str, Any]]) -> None:
+    vis = [o for o in objects if o["type"] == "visualization"]
+    assert vis
+    for obj in vis:
+        state = json.loads(obj["attributes"]["visState"])
+        assert state["title"] == obj["attributes"]["title"]
+        assert json.loads(obj["attributes"]["uiStateJSON"]) == {}
+        if state["type"] == "vega":
+            spec = json.loads(state["params"]["spec"])  # JSON is valid HJSON
+            assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/v5")
+            sources = data_sources(spec)
+            assert sources, f"{obj['id']}: no Elasticsearch data source"
+            for source in sources:
+                assert source["format"]["property"].startswith("aggregations.")
+                assert source["url"]["body"]["size"] == 0
+        else:
+            assert state["type"] == "markdown"
+            assert state["params"]["markdown"].strip()
+
+
+def test_vega_fields_exist_with_usable_types(
+        objects: list[dict[str, Any]], doc_fields: dict[str, set[str]],
+        mapped_fields: dict[str, dict[str, dict[str, Any]]]) -> None:
+    checked = 0
+    for vis_id, spec in vega_specs(objects).items():
+        for source in data_sources(spec):
+            kind = index_kind(source["url"]["index"])
+            used = fields_used(source["url"])
+            assert used, f"{vis_id}: no fields found (extraction broken?)"
+            for how, name in used:
+                assert name in doc_fields[kind], f"{vis_id}: {name} not in DOCUMENTS.md ({kind})"
+                assert name in mapped_fields[kind], f"{vis_id}: {name} not mapped ({kind})"
+                ftype = mapped_fields[kind][name]["type"]
+                assert ftype != "text", f"{vis_id}: {how} on text field {name}"
+                if how in ACCEPTS:
+                    assert ftype in ACCEPTS[how], f"{vis_id}: {how} on {ftype} field {name}"
+                checked += 1
+    assert checked >= 20
+
+
+def test_saved_search_of_failures(objects: list[dict[str, Any]], doc_fields: dict[str, set[str]],
+                                  mapped_fields: dict[str, Any]) -> None:
+    searches = [o for o in objects if o["type"] == "search"]
+    assert len(searches) == 1
+    attrs = searches[0]["attributes"]
+    source = json.loads(attrs["kibanaSavedObjectMeta"]["searchSourceJSON"])
+    assert source["query"] == {"query": 'event.outcome : "failure"', "language": "kuery"}
+    for name in [*attrs["columns"], *(s[0] for s in attrs["sort"]), "event.outcome"]:
+        assert name in doc_fields["check"] and name in mapped_fields["check"], name
+    ref = searches[0]["references"][0]
+    assert ref["id"] == "edgewatch-checks"
+
+
+def _overlap(a: dict[str, int], b: dict[str, int]) -> bool:
+    return (a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
+            and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"])
+
+
+def resolve_panel_reference(panel: dict[str, Any],
+                            references: list[dict[str, str]]) -> dict[str, str] | None:
+    """Kibana 9's rule: references named ``<panelIndex>:<name>`` belong to that panel; a panel
+    that has none of those looks its ``panelRefName`` up among all (unprefixed) references."""
+    prefix = f"{panel['panelIndex']}:"
+    own = [{**r, "name": r["name"][len(prefix):]} for r in references
+           if r["name"].startswith(prefix)]
+    for ref in own or references:
+        if ref["name"] == panel["panelRefName"]:
+            return ref
+    return None
+
+
+def test_dashboard_panels(objects: list[dict[str, Any]]) -> None:
+    boards = [o for o in objects if o["type"] == "dashboard"]
+    assert len(boards) == 1
+    board = boards[0]
+    attrs = board["attributes"]
+    assert attrs["title"] == "edgewatch — can this API be allowlisted by IP?"
+    assert json.loads(attrs["optionsJSON"])["useMargins"] is True
+    panels = json.loads(attrs["panelsJSON"])
+    known = by_key(objects)
+    used_refs = set()
+    for i, panel in enumerate(panels):
+        grid = panel["gridData"]
+        assert grid["i"] == panel["panelIndex"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 48 and grid["h"] > 0
+        assert panel["panelRefName"] == f"panel_{i}"
+        ref = resolve_panel_reference(panel, board["references"])
+        assert ref is not None, f"panel {i}: no reference {panel['panelRefName']}"
+        assert ref["type"] == panel["type"]
+        assert (ref["type"], ref["id"]) in known
+        used_refs.add(ref["name"])
+    assert len({p["panelIndex"] for p in panels}) == len(panels)
+    assert used_refs == {r["name"] for r in board["references"]}, "unused references"
+    for a in range(len(panels)):
+        for b in range(a + 1, len(panels)):
+            assert not _overlap(panels[a]["gridData"], panels[b]["gridData"]), (a, b)
+    # every visualization and the saved search is on the board
+    on_board = {r["id"] for r in board["references"]}
+    assert {o["id"] for o in objects if o["type"] in ("visualization", "search")} == on_board
+
+
+def test_panel_reference_rule_accepts_both_spellings() -> None:
+    panel = {"panelIndex": "7", "panelRefName": "panel_0"}
+    assert resolve_panel_reference(panel, [{"name": "panel_0", "type": "t", "id": "a"}])
+    assert resolve_panel_reference(panel, [{"name": "7:panel_0", "type": "t", "id": "a"}])
+    assert resolve_panel_reference(panel, [{"name": "8:panel_0", "type": "t", "id": "a"}]) is None
