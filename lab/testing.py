@@ -2,7 +2,7 @@
 
     # conftest.py
     from lab.testing import lab_fixture
-    lab = lab_fixture("quick", speed=1800)
+    lab = lab_fixture("quick", speed=900)
 
 The fixture is session-scoped: the lab starts once (well under a second here) and is always torn
 down, whatever the tests did. If a daemon cannot start, the fixture raises and every test using it
@@ -22,7 +22,7 @@ import pytest
 from lab.stack import LabStack
 
 
-def lab_fixture(scenario: str = "quick", speed: float = 1800.0, scope: str = "session",
+def lab_fixture(scenario: str = "quick", speed: float = 900.0, scope: str = "session",
                 name: str = "lab", **kwargs: Any) -> Callable[..., Any]:
     """Return a pytest fixture (assign it to a module-level name) yielding a started LabStack."""
 

@@ -11,9 +11,9 @@ from lab.stack import LabStack
 
 
 def test_study_lab_every_resolver_matches_truth(tmp_path: Path) -> None:
-    with LabStack("study-14d", speed=1800, run_dir=tmp_path / "study") as lab:
+    with LabStack("study-14d", speed=600, run_dir=tmp_path / "study") as lab:
         assert len(lab.resolvers) == 14
-        t0 = next_grid(lab, lead_real=0.3)
+        t0 = next_grid(lab, lead_real=1.0)
         times = [t0, t0 + lab.scenario.grid]
         observed = asyncio.run(poll_grid(lab, times, timeout=1.0))
         for (resolver, target), answers in observed.items():
