@@ -48,9 +48,21 @@ async def run_scheduled(
     done: list[CycleStats] = []
     in_flight: set[asyncio.Task] = set()
 
+    sch = config.schedule
+    late_limit = sch.misfire_grace_s + sch.jitter_s
+
     async def job() -> None:
         if stop.is_set():
             return
+        if align:
+            # APScheduler's own grace is whole real seconds, hours of scenario time when the clock
+            # is accelerated; a poll that late would no longer be the poll of its grid slot.
+            now = clock.now()
+            slot = round(now.timestamp() / sch.interval_s) * sch.interval_s
+            lateness = now.timestamp() - slot
+            if lateness > late_limit:
+                log.warning("skipping a cycle %.0fs (scenario) behind its slot", lateness)
+                return
         task = asyncio.current_task()
         if task is not None:
             in_flight.add(task)
@@ -65,7 +77,6 @@ async def run_scheduled(
         if cycles is not None and len(done) >= cycles:
             stop.set()
 
-    sch = config.schedule
     interval = clock.real_seconds(sch.interval_s)
     if align:
         first = clock.next_boundary(sch.interval_s)
