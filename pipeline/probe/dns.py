@@ -99,6 +99,8 @@ def _follow_chain(
         seen.add(current)
         chain.append(current.to_text(omit_final_dot=True))
     addresses: list[AnswerAddress] = []
+    if rdtype not in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        return tuple(chain), ()
     for rrset in response.answer:
         if rrset.name == current and rrset.rdtype == rdtype:
             addresses.extend(AnswerAddress(r.address, rrset.ttl) for r in rrset)

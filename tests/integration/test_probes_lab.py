@@ -1,0 +1,157 @@
+"""Each probe against the real lab servers, and the CLI a person uses at a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.stack import LabStack
+from pipeline.config import Resolver, load_config
+from pipeline.probe.connect import probe_connect, tls_contexts
+from pipeline.probe.dns import probe_dns
+from pipeline.probe.rdns import ReverseLookup
+from pipeline.sinks.ndjson import read_store
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabStack]:
+    with tempfile.TemporaryDirectory(prefix="edgewatch-probes-") as tmp:
+        stack = LabStack("quick", speed=900.0, run_dir=Path(tmp) / "lab")
+        try:
+            stack.start()
+            yield stack
+        finally:
+            stack.stop()
+
+
+def _resolver(lab: LabStack, name: str) -> Resolver:
+    cfg = load_config(lab.config_path, env={})
+    return next(r for r in cfg.resolvers if r.name == name)
+
+
+def test_dns_probe_records_chain_ttl_and_truth(lab: LabStack) -> None:
+    r = _resolver(lab, "lab-google-a")
+    target = lab.scenario.targets[0]
+    res = asyncio.run(probe_dns(r, target.name, "A", 2.0))
+    assert res.ok and res.rcode == "NOERROR" and "RA" in res.flags
+    assert res.cname_chain == (target.name, *target.chain[1:])
+    want = lab.truth.answer("lab-google-a", target.name, lab.clock.now()).addresses
+    assert res.address_set == want
+    assert {a.ttl for a in res.addresses} == {int(target.ttl // lab.speed)}
+
+
+def test_dns_probe_classifies_nxdomain_timeout_and_falls_back_to_tcp(lab: LabStack) -> None:
+    r = _resolver(lab, "lab-google-a")
+    nx = asyncio.run(probe_dns(r, "nothing-here.lab.test", "A", 2.0))
+    assert (nx.rcode, nx.error_type, nx.ok) == ("NXDOMAIN", "dns.nxdomain", False)
+    big = asyncio.run(probe_dns(r, "big.lab.test", "TXT", 2.0))
+    assert big.tcp_fallback and big.rcode == "NOERROR"
+    silent = Resolver("silent", "127.0.0.1", port=_silent_port())
+    t = asyncio.run(probe_dns(silent, "acme-v02.api.lab.test", "A", 0.2))
+    assert t.error_type == "dns.timeout" and t.rcode is None
+
+
+def _silent_port() -> int:
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    _silent_port.keep = s  # type: ignore[attr-defined]  # stays bound, never answers
+    return s.getsockname()[1]
+
+
+def test_ecs_subnet_is_sent_and_its_scope_recorded(lab: LabStack) -> None:
+    """The authoritative server echoes the scope; pdns-recursor (like many resolvers) does not
+    echo ECS to its clients, so through it only the answer tells which view served it."""
+    via = _resolver(lab, "lab-quad9-ecs")
+    assert via.client_subnet
+    host = lab.scenario.targets[0].name
+    auth = Resolver("auth", lab.auth[0], lab.auth[1], client_subnet=via.client_subnet)
+    direct = asyncio.run(probe_dns(auth, host, "A", 2.0))
+    assert direct.ok and direct.ecs_source_prefix == 24 and direct.ecs_scope_prefix == 24
+    res = asyncio.run(probe_dns(via, host, "A", 2.0))
+    assert res.address_set == lab.truth.answer(via.name, host, lab.clock.now()).addresses
+
+
+def test_connect_probe_outcomes_match_each_edge_behaviour(lab: LabStack) -> None:
+    contexts = tls_contexts(lab.ca_path)
+    host = lab.scenario.targets[0].name
+    behaviours = dict(lab.scenario.edge_behaviour)
+    ok_edge = next(a for a in lab.truth.authoritative("lab-google-a", host, lab.clock.now()))
+    behaviours.setdefault(ok_edge, "ok")
+    assert {"ok", "blackhole", "refuse", "wrong_name", "expired", "tls_abort"} <= set(
+        behaviours.values())
+
+    async def all_edges():
+        return await asyncio.gather(*(
+            probe_connect(a, lab.edge_port, host, contexts, 0.5, 1.0, "/directory", 1.0)
+            for a in behaviours))
+
+    for address, result in zip(behaviours, asyncio.run(all_edges()), strict=True):
+        assert result.error_type == lab.truth.edge_outcome(address), (address, result)
+        if behaviours[address] == "ok":
+            assert result.tls_verified and result.http_status == 200
+            assert result.certificate and host in result.certificate.alt_names
+        if behaviours[address] in ("wrong_name", "expired"):
+            assert result.tls_established and not result.tls_verified
+            assert result.certificate is not None and result.tls_version
+
+
+def test_reverse_lookup_names_the_edge_and_is_cached(lab: LabStack) -> None:
+    cfg = load_config(lab.config_path, env={})
+    now = [1000.0]
+    lookup = ReverseLookup(cfg.rdns_resolver, 2.0, now=lambda: now[0])
+    first = asyncio.run(lookup.lookup("127.60.0.10"))
+    assert first.hostname == "a127-60-0-10.deploy.edge.lab.test" and first.ttl > 0
+    assert asyncio.run(lookup.lookup("127.60.0.10")) is first
+
+
+def test_check_command_prints_a_table(lab: LabStack) -> None:
+    host = lab.scenario.targets[0].name
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "check", host, "--config", str(lab.config_path),
+         "--http-path", "/directory"],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"{host} A"
+    for resolver in lab.scenario.resolvers:
+        assert any(line.startswith(resolver.name) for line in lines)
+    assert any(".deploy.edge.lab.test" in line and line.rstrip().endswith("ok")
+               for line in lines)
+
+
+def test_sigterm_finishes_the_cycle_and_flushes(lab: LabStack, tmp_path: Path) -> None:
+    env = {**os.environ, "EDGEWATCH_STORE__DIR": f'"{tmp_path / "data"}"',
+           "EDGEWATCH_STATE__DIR": f'"{tmp_path / "state"}"'}
+    env.pop("ES_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--config",
+                             str(lab.config_path), "--quiet"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((tmp_path / "data").glob("checks-*")):
+        time.sleep(0.2)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    docs = list(read_store(tmp_path / "data", "checks"))
+    assert len(docs) > 10
+    checks = {d["edgewatch.check.id"] for d in docs}
+    # every check that was stored is complete: one document per resolver at least
+    for cid in checks:
+        assert len({d["resolver.name"] for d in docs if d["edgewatch.check.id"] == cid}) == 5
