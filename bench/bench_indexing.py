@@ -1,0 +1,172 @@
+"""Indexing throughput: the edgewatch Elasticsearch sink vs a raw ``_bulk`` of the same documents.
+
+    .venv/bin/python bench/bench_indexing.py [--url URL] [--docs 20000] [--batch 500] [--rounds 3]
+
+Without ``--url`` a fresh devstack node is started (and stopped) for the run. Both sides index
+the same check documents, in batches of the same size, as ``create`` operations with their
+deterministic ``_id`` into a fresh data stream each (namespaces ``benchraw<n>`` / ``benchsink<n>``),
+so neither ever meets a duplicate. The raw side sends pre-serialised ndjson bodies with the
+synchronous client, one request at a time: the cost of Elasticsearch alone. The sink side is the
+whole pipeline path: ``write`` (spool append + fsync), the sender reading the spool, bulk with
+per-item verdicts, cursor commit. Rounds alternate which side goes first. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from elasticsearch import Elasticsearch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "es"))
+
+from docgen import check_records  # noqa: E402
+
+from devstack.node import Node, start_node  # noqa: E402
+from pipeline.commands.setup import setup  # noqa: E402
+from pipeline.config import ElasticsearchSettings  # noqa: E402
+from pipeline.es import names  # noqa: E402
+from pipeline.sinks.elasticsearch import ElasticsearchSink  # noqa: E402
+
+
+def settings(url: str, namespace: str, batch: int, state: Path) -> ElasticsearchSettings:
+    return ElasticsearchSettings(url=url, namespace=namespace, bulk_max_docs=batch,
+                                 flush_interval_s=0.05, spool_dir=state / namespace / "spool",
+                                 dead_letter_dir=state / namespace / "dead-letter",
+                                 request_timeout=120.0)
+
+
+def raw_bulk(es: Elasticsearch, namespace: str, sources: list[tuple[str, bytes]],
+             batch: int) -> float:
+    index = names.check_data_stream(namespace)
+    bodies = []
+    for i in range(0, len(sources), batch):
+        lines = []
+        for rid, source in sources[i:i + batch]:
+            lines.append(orjson.dumps({"create": {"_index": index, "_id": rid}}))
+            lines.append(source)
+        bodies.append(b"\n".join(lines) + b"\n")
+    t0 = time.perf_counter()
+    for body in bodies:
+        resp = es.bulk(operations=body)
+        if resp["errors"]:
+            raise RuntimeError("raw bulk reported item errors")
+    elapsed = time.perf_counter() - t0
+    es.indices.refresh(index=index)
+    if es.count(index=index)["count"] != len(sources):
+        raise RuntimeError("raw bulk: count mismatch")
+    return elapsed
+
+
+async def sink_run(es: Elasticsearch, s: ElasticsearchSettings, records: list) -> float:
+    sink = ElasticsearchSink(s)
+    await sink.open()
+    t0 = time.perf_counter()
+    for i in range(0, len(records), s.bulk_max_docs):
+        await sink.write(records[i:i + s.bulk_max_docs])
+    while not sink.spool.is_empty():
+        await sink.flush()
+    elapsed = time.perf_counter() - t0
+    await sink.close()
+    if sink.stats.delivered != len(records):
+        raise RuntimeError(f"sink delivered {sink.stats.delivered} of {len(records)}")
+    index = names.check_data_stream(s.namespace)
+    es.indices.refresh(index=index)
+    if es.count(index=index)["count"] != len(records):
+        raise RuntimeError("sink: count mismatch")
+    return elapsed
+
+
+def machine_facts(es: Elasticsearch, node: Node | None) -> list[str]:
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 2**20
+    version = es.info()["version"]["number"]
+    facts = [f"{os.cpu_count()} vCPU ({cpu}), shared with the node and everything else running",
+             f"{mem} GiB RAM, {platform.system()} {platform.release()}",
+             f"Python {platform.python_version()}, elasticsearch-py "
+             f"{__import__('elasticsearch').__versionstr__}, aiohttp "
+             f"{__import__('aiohttp').__version__}",
+             f"Elasticsearch {version} devstack node"
+             + (", heap 1 GiB, started for this run" if node else " (given by --url)")]
+    return facts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="an existing cluster (default: start a devstack node)")
+    parser.add_argument("--docs", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=5000,
+                        help="documents indexed (raw) before measuring, to warm the node's JIT")
+    args = parser.parse_args(argv)
+
+    node_dir = None if args.url else Path(tempfile.mkdtemp(prefix="edgewatch-bench-es-"))
+    node = start_node(run_dir=node_dir) if node_dir else None
+    url = args.url or node.url  # type: ignore[union-attr]
+    state = Path(tempfile.mkdtemp(prefix="edgewatch-bench-state-"))
+    try:
+        es = Elasticsearch(url, request_timeout=120)
+        records = check_records(args.docs)
+        sources = [(r.id, r.to_json()) for r in records]
+        avg_size = statistics.mean(len(s) for _, s in sources)
+        raw_rates, sink_rates = [], []
+        if args.warmup:
+            warm = settings(url, "benchwarmup", args.batch, state)
+            setup(warm, out=io.StringIO())
+            raw_bulk(es, warm.namespace, sources[:args.warmup], args.batch)
+        for n in range(args.rounds):
+            raw_s = settings(url, f"benchraw{n}", args.batch, state)
+            sink_s = settings(url, f"benchsink{n}", args.batch, state)
+            for s in (raw_s, sink_s):
+                setup(s, out=io.StringIO())
+            order = ("raw", "sink") if n % 2 == 0 else ("sink", "raw")
+            for side in order:
+                if side == "raw":
+                    elapsed = raw_bulk(es, raw_s.namespace, sources, args.batch)
+                    raw_rates.append(args.docs / elapsed)
+                else:
+                    elapsed = asyncio.run(sink_run(es, sink_s, records))
+                    sink_rates.append(args.docs / elapsed)
+                print(f"round {n + 1} {side:>4}: {args.docs / elapsed:8.0f} docs/s "
+                      f"({elapsed:.2f} s)", file=sys.stderr)
+        raw_med, sink_med = statistics.median(raw_rates), statistics.median(sink_rates)
+        print(f"### Indexing: {args.docs} check documents (avg {avg_size:.0f} B of JSON), "
+              f"batches of {args.batch}, {args.rounds} rounds\n")
+        print("| path | docs/s (median) | per round |")
+        print("|---|---|---|")
+        print(f"| raw `_bulk` (sync client, pre-serialised) | {raw_med:.0f} | "
+              f"{', '.join(f'{r:.0f}' for r in raw_rates)} |")
+        print(f"| edgewatch sink (spool + async_streaming_bulk) | {sink_med:.0f} | "
+              f"{', '.join(f'{r:.0f}' for r in sink_rates)} |")
+        print(f"\n**ratio sink / raw = {sink_med / raw_med:.2f}**\n")
+        print("Machine: " + "; ".join(machine_facts(es, node)) + ".")
+        print(f"Load average at the end: {os.getloadavg()[0]:.1f} (1 min).")
+        es.close()
+    finally:
+        if node is not None:
+            node.stop()
+            shutil.rmtree(node_dir, ignore_errors=True)  # type: ignore[arg-type]
+        shutil.rmtree(state, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
