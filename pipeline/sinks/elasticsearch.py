@@ -208,30 +208,33 @@ class ElasticsearchSink:
 
     async def _run_sender(self) -> None:
         while True:
-            await self._until_due()
-            batch = self.spool.read(self.settings.bulk_max_docs, self.settings.bulk_max_bytes)
-            if batch.size == 0:
-                self.spool.commit(batch)  # may step over an empty segment
-                if self.spool.is_empty():
-                    self._oldest_pending_at = None
-                else:  # an incomplete line at the tail: wait for the rest rather than spin
-                    await self._backoff(1.0)
-                await self._notify()
-                continue
             try:
-                await self._deliver(batch)
+                await self._send_next_batch()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a bug must not stop delivery for good; the batch stays spooled
-                log.exception("elasticsearch sink: unexpected error; retrying the batch")
+            except Exception:  # a bug or a disk fault must not stop delivery for good
+                log.exception("elasticsearch sink: unexpected error; the batch stays spooled "
+                              "and is tried again")
                 self.stats.failed_attempts += 1
                 await self._notify()
                 await self._backoff(self.max_backoff_s)
-                continue
-            self.spool.commit(batch)
+
+    async def _send_next_batch(self) -> None:
+        await self._until_due()
+        batch = self.spool.read(self.settings.bulk_max_docs, self.settings.bulk_max_bytes)
+        if batch.size == 0:
+            self.spool.commit(batch)  # may step over an empty segment
             if self.spool.is_empty():
                 self._oldest_pending_at = None
+            else:  # an incomplete line at the tail: wait for the rest rather than spin
+                await self._backoff(1.0)
             await self._notify()
+            return
+        await self._deliver(batch)
+        self.spool.commit(batch)
+        if self.spool.is_empty():
+            self._oldest_pending_at = None
+        await self._notify()
 
     async def _until_due(self) -> None:
         s = self.settings
