@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from pipeline.report import stats
 from pipeline.report.filters import Filters
-from pipeline.report.networks import as_network, derived_prefix24, host_network
+from pipeline.report.networks import Attribution, as_network, attribute, host_network
 from pipeline.report.rows import Source
 from pipeline.report.verdict import NOUNS, pct
 
@@ -51,12 +51,10 @@ class Allowlist:
         ]
 
 
-def _key(by: str, ip: str, prefix24: str | None, prefix: str | None) -> str:
+def _key(by: str, ip: str, a: Attribution) -> str:
     if by == "ip":
         return host_network(ip)
-    if by == "prefix24":
-        return str(as_network(prefix24 or derived_prefix24(ip)))
-    return str(as_network(prefix or host_network(ip)))
+    return str(as_network(a.prefix24 if by == "prefix24" else a.prefix))
 
 
 def build_allowlist(source: Source, filters: Filters, target: float, by: str) -> Allowlist:
@@ -67,9 +65,11 @@ def build_allowlist(source: Source, filters: Filters, target: float, by: str) ->
     counts: Counter = Counter()
     if span is not None:
         origin = filters.start or span.first
+        attr = attribute(source.network_rows(filters)) if by != "ip" else {}
         for row in source.address_rows(filters, origin):
             if row.ok:
-                counts[_key(by, row.ip, row.prefix24, row.prefix)] += row.ok
+                a = attr.get(row.ip) or Attribution.unknown(row.ip)
+                counts[_key(by, row.ip, a)] += row.ok
     ranked = stats.rank(counts)
     k = ranked.smallest_for(target)
 

@@ -31,7 +31,7 @@ from pipeline.report.model import (
     Timing,
     Window,
 )
-from pipeline.report.networks import derived_prefix24, host_network
+from pipeline.report.networks import Attribution, attribute
 from pipeline.report.rows import DAY_S, TIMING_FIELDS, AddressRow, RunRow, Source
 from pipeline.report.verdict import make_verdict
 
@@ -57,9 +57,6 @@ class _Addresses:
 
     days: int
     ok_by_ip: Counter = field(default_factory=Counter)
-    domains: set[str] = field(default_factory=set)
-    prefixes: set[str] = field(default_factory=set)
-    asns: set[int] = field(default_factory=set)
     daily: list[set[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -67,14 +64,18 @@ class _Addresses:
 
     def add(self, row: AddressRow) -> None:
         self.ok_by_ip[row.ip] += row.ok
-        if row.domain:
-            self.domains.add(row.domain)
-        if row.prefix:
-            self.prefixes.add(row.prefix)
-        if row.asn is not None:
-            self.asns.add(row.asn)
         if 0 <= row.day < self.days:
             self.daily[row.day].add(row.ip)
+
+    def networks(self, attr: dict[str, Attribution]) -> Networks:
+        mine = [attr[ip] for ip in self.ok_by_ip]
+        return Networks(
+            addresses=len(mine),
+            prefix24s=len({a.prefix24 for a in mine}),
+            prefixes=len({a.prefix for a in mine if a.prefix_known}),
+            asns=len({a.asn for a in mine if a.asn is not None}),
+            edge_hostnames=sorted({d for a in mine for d in a.domains}),
+        )
 
 
 @dataclass
@@ -113,17 +114,15 @@ def build_report(source: Source, filters: Filters | None = None,
 
     # -- check documents, grouped by address ------------------------------------------------
     addresses: dict[str, _Addresses] = defaultdict(lambda: _Addresses(days))
-    meta: dict[str, tuple[str, str, int | None]] = {}
     daily_ok = {g: [Counter() for _ in range(days)] for g in GRANULARITIES}
+    attr: dict[str, Attribution] = attribute(source.network_rows(filters)) if days else {}
     if days:
         for row in source.address_rows(filters, origin):
-            p24 = row.prefix24 or derived_prefix24(row.ip)
-            prefix = row.prefix or host_network(row.ip)
-            meta.setdefault(row.ip, (p24, prefix, row.asn))
+            a = attr.get(row.ip) or attr.setdefault(row.ip, Attribution.unknown(row.ip))
             for acc in (addresses[row.resolver], addresses[ALL]):
                 acc.add(row)
             if row.ok and 0 <= row.day < days:
-                for g, key in (("ip", row.ip), ("prefix24", p24), ("prefix", prefix)):
+                for g, key in (("ip", row.ip), ("prefix24", a.prefix24), ("prefix", a.prefix)):
                     daily_ok[g][row.day][key] += row.ok
 
     outcomes: dict[str, _Outcomes] = defaultdict(_Outcomes)
@@ -161,28 +160,21 @@ def build_report(source: Source, filters: Filters | None = None,
     def figures(name: str) -> Figures:
         acc = addresses.get(name) or _Addresses(days)
         out = outcomes.get(name) or _Outcomes()
-        ips = set(acc.ok_by_ip)
         return Figures(
             name=name,
             documents=out.documents,
             successful=out.successful,
             queries=round(out.queries),
-            networks=Networks(
-                addresses=len(ips),
-                prefix24s=len({meta[ip][0] for ip in ips}),
-                prefixes=len(acc.prefixes),
-                asns=len(acc.asns),
-                edge_hostnames=sorted(acc.domains),
-            ),
+            networks=acc.networks(attr),
             run_length=_run_length(runs.get(name, []), interval_s),
             failures=_failures(out),
             timings=[_timing(f, timings.get((name, f), Counter())) for f in TIMING_FIELDS],
-            stable=_stable(runs.get(name, []), acc.ok_by_ip, meta, window_s,
+            stable=_stable(runs.get(name, []), acc.ok_by_ip, attr, window_s,
                            len(names) if name == ALL else 1, options.stable_top),
             daily_addresses=[len(d) for d in acc.daily],
         )
 
-    coverage = [_coverage(g, daily_ok[g], meta, options.coverage_targets) for g in GRANULARITIES]
+    coverage = [_coverage(g, daily_ok[g], attr, options.coverage_targets) for g in GRANULARITIES]
     decay = [_decay(g, daily_ok[g], options.threshold) for g in GRANULARITIES]
     overall = figures(ALL)
     window = Window(
@@ -275,7 +267,7 @@ def _timing(name: str, buckets: Counter) -> Timing:
                   p99_ms=ms(0.99))
 
 
-def _stable(runs: list[RunRow], ok_by_ip: Counter, meta: dict[str, tuple[str, str, int | None]],
+def _stable(runs: list[RunRow], ok_by_ip: Counter, attr: dict[str, Attribution],
             window_s: float, resolvers: int, top: int) -> list[StableAddress]:
     """Longest total presence first, then fewest runs: the addresses a static list would keep."""
     count: Counter = Counter()
@@ -289,9 +281,10 @@ def _stable(runs: list[RunRow], ok_by_ip: Counter, meta: dict[str, tuple[str, st
     ranked = sorted(ips, key=lambda ip: (-presence[ip], count[ip], ip))[:top]
     out = []
     for ip in ranked:
-        p24, prefix, asn = meta.get(ip, (derived_prefix24(ip), host_network(ip), None))
+        a = attr.get(ip) or Attribution.unknown(ip)
         out.append(StableAddress(
-            ip=ip, prefix24=p24, prefix=prefix, asn=asn, resolvers=len(seen_by[ip]),
+            ip=ip, prefix24=a.prefix24, prefix=a.prefix if a.prefix_known else None, asn=a.asn,
+            resolvers=len(seen_by[ip]),
             runs=count[ip], presence_s=float(presence[ip]),
             presence_share=presence[ip] / (window_s * resolvers) if window_s else 0.0,
             successful_checks=ok_by_ip.get(ip, 0),
@@ -299,23 +292,23 @@ def _stable(runs: list[RunRow], ok_by_ip: Counter, meta: dict[str, tuple[str, st
     return out
 
 
-def _coverage(by: str, daily: list[Counter], meta: dict[str, tuple[str, str, int | None]],
+def _coverage(by: str, daily: list[Counter], attr: dict[str, Attribution],
               targets: tuple[float, ...]) -> Coverage:
     total: Counter = Counter()
     for day in daily:
         total.update(day)
     ranked = stats.rank(total)
     members: dict[str, set[str]] = defaultdict(set)  # /24 → announced prefixes inside it
-    for p24, prefix, _ in meta.values():
-        members[p24].add(prefix)
+    for a in attr.values():
+        members[a.prefix24].add(a.prefix)
     levels = []
     for target in targets:
         k = ranked.smallest_for(target)
         chosen = [key for key, _ in ranked.entries[:k]]
         level = CoverageLevel(target=target, entries=k, allowed=ranked.share_of_top(k))
         if by == "ip":
-            level.prefix24s = len({meta[ip][0] for ip in chosen})
-            level.prefixes = len({meta[ip][1] for ip in chosen})
+            level.prefix24s = len({attr[ip].prefix24 for ip in chosen})
+            level.prefixes = len({attr[ip].prefix for ip in chosen})
         elif by == "prefix24":
             level.prefixes = len(set().union(*(members[p] for p in chosen))) if chosen else 0
         levels.append(level)

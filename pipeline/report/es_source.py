@@ -22,6 +22,7 @@ from pipeline.report.rows import (
     DAY_S,
     TIMING_FIELDS,
     AddressRow,
+    NetworkRow,
     OutcomeRow,
     RunRow,
     Span,
@@ -144,21 +145,28 @@ class ElasticsearchSource:
                                         "offset": f"+{origin_ms % DAY_MS}ms"}}},
             {"resolver": _terms("resolver.name")},
             {"ip": _terms("destination.ip")},
+        ]
+        query = self._checks_query(filters, {"exists": {"field": "destination.ip"}})
+        ok = {"ok": {"filter": {"term": {"event.outcome": "success"}}}}
+        for b in self._composite(self.checks_index, query, sources, "addresses by day", ok):
+            k = b["key"]
+            yield AddressRow(day=(int(k["day"]) - origin_ms) // DAY_MS, resolver=k["resolver"],
+                             ip=k["ip"], documents=b["doc_count"], ok=b["ok"]["doc_count"])
+
+    def network_rows(self, filters: Filters) -> Iterator[NetworkRow]:
+        sources = [
+            {"ip": _terms("destination.ip")},
             {"prefix24": _terms("destination.prefix24", True)},
             {"prefix": _terms("destination.prefix", True)},
             {"asn": _terms("destination.as.number", True)},
             {"domain": _terms("destination.domain", True)},
         ]
         query = self._checks_query(filters, {"exists": {"field": "destination.ip"}})
-        ok = {"ok": {"filter": {"term": {"event.outcome": "success"}}}}
-        for b in self._composite(self.checks_index, query, sources, "addresses by day", ok):
+        for b in self._composite(self.checks_index, query, sources, "address networks"):
             k = b["key"]
-            yield AddressRow(
-                day=(int(k["day"]) - origin_ms) // DAY_MS, resolver=k["resolver"], ip=k["ip"],
-                prefix24=k["prefix24"], prefix=k["prefix"],
-                asn=None if k["asn"] is None else int(k["asn"]), domain=k["domain"],
-                documents=b["doc_count"], ok=b["ok"]["doc_count"],
-            )
+            yield NetworkRow(ip=k["ip"], prefix24=k["prefix24"], prefix=k["prefix"],
+                             asn=None if k["asn"] is None else int(k["asn"]),
+                             domain=k["domain"], documents=b["doc_count"])
 
     def outcome_rows(self, filters: Filters) -> Iterator[OutcomeRow]:
         sources = [

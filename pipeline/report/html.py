@@ -74,7 +74,7 @@ def daily_chart(report: Report) -> str:
                          "#000", dashed=True, markers=True))
     return line_chart(series, title="Unique addresses handed out per day",
                       x_label="day", y_label="addresses", y_fmt=lambda v: f"{v:g}",
-                      x_range=(1.0, float(max(2, report.window.days))))
+                      x_range=(1.0, float(max(2, report.window.days))), x_integer=True)
 
 
 def coverage_chart(report: Report) -> str:
@@ -101,7 +101,7 @@ def decay_charts(report: Report) -> list[str]:
                                  if s is not None], color(i), markers=True))
     charts = [line_chart(first, title="Decay: a list built from day 1, day by day",
                          x_label="day", y_label="later checks allowed", y_fmt=_pct_axis,
-                         y_range=(0.0, 1.0), x_range=(1.0, float(days)),
+                         y_range=(0.0, 1.0), x_range=(1.0, float(days)), x_integer=True,
                          hline=(thr, pct(thr)))]
     ip = report.decay_by("ip")
     by_k = [Series(f"first {row.built_from_days} day(s) ({row.size})",
@@ -111,7 +111,7 @@ def decay_charts(report: Report) -> list[str]:
     charts.append(line_chart(by_k, title="Decay by address: lists built from the first k days",
                              x_label="day", y_label="later checks allowed", y_fmt=_pct_axis,
                              y_range=(0.0, 1.0), x_range=(1.0, float(days)),
-                             hline=(thr, pct(thr))))
+                             x_integer=True, hline=(thr, pct(thr))))
     return charts
 
 
@@ -131,11 +131,17 @@ def failure_chart(report: Report) -> str:
                      legend=[(k, colors[k]) for k in kinds])
 
 
+def _between(bounds: list[float | None]) -> str:
+    lo, hi = bounds
+    if lo is None and hi is None:
+        return "—"
+    return f"{duration(lo)} – {duration(hi)}"
+
+
 def _run(f: Figures) -> list[object]:
     rl = f.run_length
-    return [rl.runs, rl.open, duration(rl.median_s),
-            f"{duration(rl.median_bounds_s[0])} – {duration(rl.median_bounds_s[1])}",
-            duration(rl.p90_s), f"{duration(rl.p90_bounds_s[0])} – {duration(rl.p90_bounds_s[1])}"]
+    return [rl.runs, rl.open, duration(rl.median_s), _between(rl.median_bounds_s),
+            duration(rl.p90_s), _between(rl.p90_bounds_s)]
 
 
 def render_html(report: Report) -> str:

@@ -38,12 +38,24 @@ class AddressRow:
     day: int
     resolver: str
     ip: str
+    documents: int
+    ok: int
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkRow:
+    """How the documents naming ``ip`` attributed it (one row per distinct attribution).
+
+    Kept apart from ``AddressRow`` because attribution belongs to the address, not to the day
+    or resolver: grouping by it once is far cheaper than carrying it through every group.
+    """
+
+    ip: str
     prefix24: str | None
     prefix: str | None
     asn: int | None
     domain: str | None
     documents: int
-    ok: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +106,8 @@ class Source(Protocol):
     def span(self, filters: Filters) -> Span | None: ...
 
     def address_rows(self, filters: Filters, origin: datetime) -> Iterator[AddressRow]: ...
+
+    def network_rows(self, filters: Filters) -> Iterator[NetworkRow]: ...
 
     def outcome_rows(self, filters: Filters) -> Iterator[OutcomeRow]: ...
 

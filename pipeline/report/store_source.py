@@ -25,6 +25,7 @@ from pipeline.report.rows import (
     DAY_S,
     TIMING_FIELDS,
     AddressRow,
+    NetworkRow,
     OutcomeRow,
     RunRow,
     Span,
@@ -58,6 +59,7 @@ class _Scan:
     bucket_us: int
     addresses: Counter = field(default_factory=Counter)
     ok: Counter = field(default_factory=Counter)
+    networks: Counter = field(default_factory=Counter)
     outcomes: Counter = field(default_factory=Counter)
     timings: Counter = field(default_factory=Counter)
 
@@ -144,16 +146,14 @@ class StoreSource:
             scan.outcomes[(resolver, outcome, field_value(doc, "error.type"),
                            field_value(doc, "dns.answer.count"))] += 1
             if ip is not None:
-                key = (
-                    int((ts.timestamp() - origin_s) // DAY_S), resolver, ip,
-                    field_value(doc, "destination.prefix24"),
-                    field_value(doc, "destination.prefix"),
-                    field_value(doc, "destination.as.number"),
-                    field_value(doc, "destination.domain"),
-                )
+                key = (int((ts.timestamp() - origin_s) // DAY_S), resolver, ip)
                 scan.addresses[key] += 1
                 if outcome == "success":
                     scan.ok[key] += 1
+                scan.networks[(ip, field_value(doc, "destination.prefix24"),
+                               field_value(doc, "destination.prefix"),
+                               field_value(doc, "destination.as.number"),
+                               field_value(doc, "destination.domain"))] += 1
             for name in TIMING_FIELDS:
                 value = field_value(doc, name)
                 if value is not None:
@@ -166,10 +166,15 @@ class StoreSource:
     def address_rows(self, filters: Filters, origin: datetime) -> Iterator[AddressRow]:
         scan = self._scanned(filters, origin, None)
         for key, n in scan.addresses.items():
-            day, resolver, ip, p24, prefix, asn, domain = key
-            yield AddressRow(day=day, resolver=resolver, ip=ip, prefix24=p24, prefix=prefix,
-                             asn=None if asn is None else int(asn), domain=domain,
-                             documents=n, ok=scan.ok.get(key, 0))
+            day, resolver, ip = key
+            yield AddressRow(day=day, resolver=resolver, ip=ip, documents=n,
+                             ok=scan.ok.get(key, 0))
+
+    def network_rows(self, filters: Filters) -> Iterator[NetworkRow]:
+        scan = self._scanned(filters, None, None)
+        for (ip, p24, prefix, asn, domain), n in scan.networks.items():
+            yield NetworkRow(ip=ip, prefix24=p24, prefix=prefix,
+                             asn=None if asn is None else int(asn), domain=domain, documents=n)
 
     def outcome_rows(self, filters: Filters) -> Iterator[OutcomeRow]:
         scan = self._scanned(filters, None, None)

@@ -92,6 +92,7 @@ def line_chart(
     y_range: tuple[float, float] | None = None,
     x_range: tuple[float, float] | None = None,
     x_log: bool = False,
+    x_integer: bool = False,
     hline: tuple[float, str] | None = None,
     width: int = 660,
     height: int = 300,
@@ -117,6 +118,9 @@ def line_chart(
         if x1 <= x0:
             x1 = x0 + 1.0
         xt = nice_ticks(x0, x1, 6)
+        if x_integer:  # days: never a tick at day 1.5
+            xt = [t for t in xt if t == int(t)] if (x1 - x0) > 6 else [
+                float(t) for t in range(math.ceil(x0), math.floor(x1) + 1)]
 
         def sx(v: float) -> float:
             return left + (v - x0) / (x1 - x0) * pw

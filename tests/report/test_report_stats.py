@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from pipeline.report import stats
-from pipeline.report.networks import derived_prefix24, host_network
+from pipeline.report.networks import attribute, derived_prefix24, host_network
+from pipeline.report.rows import NetworkRow
 
 
 def test_kaplan_meier_with_censoring_by_hand() -> None:
@@ -64,3 +65,18 @@ def test_network_fallbacks() -> None:
     assert derived_prefix24("198.51.100.77") == "198.51.100.0/24"
     assert derived_prefix24("2001:db8:1:2::5") == "2001:db8:1::/48"
     assert host_network("2001:db8::1") == "2001:db8::1/128"
+
+
+def test_attribution_belongs_to_the_address() -> None:
+    rows = [
+        NetworkRow("198.51.100.7", "198.51.100.0/24", "198.51.100.0/23", 64500, "a.example", 5),
+        NetworkRow("198.51.100.7", "198.51.100.0/24", "198.51.100.0/22", 64501, None, 2),
+        NetworkRow("198.51.100.7", "198.51.100.0/24", "198.51.100.0/23", 64500, "b.example", 1),
+        NetworkRow("203.0.113.9", None, None, None, None, 3),
+    ]
+    attr = attribute(rows)
+    a = attr["198.51.100.7"]
+    assert (a.prefix, a.asn, a.prefix_known) == ("198.51.100.0/23", 64500, True)  # 6 votes to 2
+    assert a.domains == ("a.example", "b.example")
+    b = attr["203.0.113.9"]
+    assert (b.prefix24, b.prefix, b.prefix_known) == ("203.0.113.0/24", "203.0.113.9/32", False)
