@@ -1,0 +1,302 @@
+"""How long ``edgewatch report`` takes over one million check documents in a real node.
+
+Generates a 14-day history (10 resolvers, 2-minute cycles, ~10 addresses per answer, addresses
+rotating with a mean run of about an hour, rare DNS and TLS failures), bulk-loads it into the
+devstack node through ``edgewatch setup``'s production mappings, then times ``build_report``
+(and ``build_allowlist``) against Elasticsearch; ``--with-store`` also writes the same history
+as an ndjson store and times the streaming reader on it. Prints one JSON line of figures.
+
+    .venv/bin/python bench/bench_report.py            # starts its own node
+    .venv/bin/python bench/bench_report.py --es-url http://127.0.0.1:9200
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from elasticsearch import Elasticsearch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from devstack.node import start_node
+from pipeline.commands.setup import setup
+from pipeline.config import ElasticsearchSettings
+from pipeline.es import names
+from pipeline.report import ElasticsearchSource, Filters, StoreSource, build_report
+from pipeline.report.allowlist import build_allowlist
+
+START = datetime(2026, 3, 2, tzinfo=UTC)
+# Runs the CLI and reports the child's own peak RSS (VmHWM survives nothing from the parent,
+# unlike ru_maxrss of a forked child).
+CLI = """
+import re, sys
+from pipeline.cli import main
+rc = main(sys.argv[1:])
+hwm = re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)
+print(f"VMHWM {hwm}", file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Generator:
+    """A reproducible rotation: each resolver keeps ~``answer`` addresses from its own region
+    of the pool and replaces each with probability ``1/mean_run`` per cycle."""
+
+    def __init__(self, docs: int, resolvers: int = 10, answer: int = 10, interval_s: int = 120,
+                 mean_run: float = 30.0, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        self.resolvers = [f"r{i}" for i in range(resolvers)]
+        self.answer = answer
+        self.interval = timedelta(seconds=interval_s)
+        self.docs = docs
+        self.p_change = 1.0 / mean_run
+        self.pool = []  # (ip, prefix24, prefix, asn, domain)
+        for p in range(12):
+            base = (23 << 24) | (p << 10)  # 23.x.y.0/22 announced prefixes
+            prefix = f"23.{(base >> 16) & 255}.{(base >> 8) & 255}.0/22"
+            for s in range(4):
+                for h in range(8):
+                    a = base | (s << 8) | (10 + h)
+                    ip = f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}"
+                    p24 = f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.0/24"
+                    self.pool.append((ip, p24, prefix, 64500 + p % 3,
+                                      f"a{ip.replace('.', '-')}.deploy.example.net"))
+        self.regions = {r: self.rng.sample(self.pool, 120) for r in self.resolvers}
+        self.runs: dict[tuple[str, str], dict] = {}
+        self.closed: list[dict] = []
+
+    def _run_id(self, resolver: str, ip: str, start: datetime) -> str:
+        return hashlib.sha1(f"{resolver}|{ip}|{start}".encode()).hexdigest()[:20]
+
+    def lines(self, namespace: str) -> Iterator[tuple[str, bytes]]:
+        """(UTC day, ndjson document) in time order."""
+        current = {r: self.rng.sample(self.regions[r], self.answer) for r in self.resolvers}
+        emitted, c = 0, -1
+        while emitted < self.docs:  # whole cycles until the requested number of documents
+            c += 1
+            when = START + c * self.interval
+            stamp = iso(when)
+            day = stamp[:10]
+            for r in self.resolvers:
+                check = hashlib.sha1(f"{c}{r}".encode()).hexdigest()[:20]
+                base = {"@timestamp": stamp, "event.kind": "event",
+                        "event.dataset": "edgewatch.check", "edgewatch.schema": 1,
+                        "edgewatch.check.id": check, "observer.name": "bench",
+                        "dns.question.name": "api.example.net", "dns.question.type": "A",
+                        "resolver.name": r}
+                if self.rng.random() < 0.005:
+                    emitted += 1
+                    yield day, orjson.dumps({**base, "event.outcome": "failure",
+                                             "error.type": "dns.timeout"})
+                    continue
+                answer = current[r]
+                for i in range(len(answer)):
+                    if self.rng.random() < self.p_change:
+                        answer[i] = self.rng.choice(self.regions[r])
+                ips = {a[0]: a for a in answer}
+                for key in [k for k in self.runs if k[0] == r and k[1] not in ips]:
+                    run = self.runs.pop(key)
+                    run["end"] = when
+                    self.closed.append(run)
+                for ip, (_, p24, prefix, asn, domain) in ips.items():
+                    run = self.runs.get((r, ip))
+                    if run is None:
+                        run = self.runs[(r, ip)] = {"resolver": r, "ip": ip, "start": when,
+                                                    "last": when, "checks": 0, "net": ips[ip]}
+                    run["last"] = when
+                    run["checks"] += 1
+                    doc = {**base, "dns.answer.count": len(ips), "destination.ip": ip,
+                           "destination.prefix24": p24, "destination.prefix": prefix,
+                           "destination.as.number": asn, "destination.domain": domain,
+                           "tcp.rtt.connect.us": 2000 + int(self.rng.expovariate(1 / 800)),
+                           "run.id": self._run_id(r, ip, run["start"])}
+                    if self.rng.random() < 0.003:
+                        doc.update({"event.outcome": "failure", "error.type": "tls.handshake"})
+                    else:
+                        doc.update({"event.outcome": "success", "tls.rtt.handshake.us":
+                                    6000 + int(self.rng.expovariate(1 / 2500))})
+                    emitted += 1
+                    yield day, orjson.dumps(doc)
+
+    def run_docs(self) -> Iterator[dict]:
+        for run in self.closed + [dict(r, end=None) for r in self.runs.values()]:
+            _, p24, prefix, asn, domain = run["net"]
+            until = run["end"] or run["last"]
+            doc = {"@timestamp": iso(run["start"]), "event.kind": "state",
+                   "event.dataset": "edgewatch.run", "edgewatch.run.version": run["checks"],
+                   "observer.name": "bench", "dns.question.name": "api.example.net",
+                   "dns.question.type": "A", "resolver.name": run["resolver"],
+                   "destination.ip": run["ip"], "destination.prefix24": p24,
+                   "destination.prefix": prefix, "destination.as.number": asn,
+                   "destination.domain": domain,
+                   "run.id": self._run_id(run["resolver"], run["ip"], run["start"]),
+                   "run.start": iso(run["start"]), "run.last_seen": iso(run["last"]),
+                   "run.open": run["end"] is None, "run.checks": run["checks"], "run.gaps": 0,
+                   "run.duration.s": int((until - run["start"]).total_seconds()),
+                   "run.observed.s": int((run["last"] - run["start"]).total_seconds())}
+            if run["end"] is not None:
+                doc["run.end"] = iso(run["end"])
+            yield doc
+
+
+def load(es: Elasticsearch, gen: Generator, namespace: str, store: Path | None,
+         chunk: int = 5000) -> tuple[int, float]:
+    """Bulk-create the checks (raw _bulk bodies, two threads) and index the run summaries."""
+    stream = names.check_data_stream(namespace)
+    action = orjson.dumps({"create": {"_index": stream}}) + b"\n"
+    files: dict[str, io.BufferedWriter] = {}
+    t0 = time.monotonic()
+    count = 0
+
+    def send(body: bytes) -> None:
+        resp = es.bulk(operations=body, filter_path="errors,items.*.error")
+        if resp.get("errors"):
+            raise RuntimeError(str(resp)[:500])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures, buf, n = [], [], 0
+        for day, line in gen.lines(namespace):
+            buf.append(action + line + b"\n")
+            n += 1
+            if store is not None:
+                fh = files.get(day)
+                if fh is None:
+                    fh = files[day] = open(store / f"checks-{day}.ndjson", "wb")  # noqa: SIM115
+                fh.write(line + b"\n")
+            if n == chunk:
+                futures.append(pool.submit(send, b"".join(buf)))
+                count += n
+                buf, n = [], 0
+                if len(futures) > 4:
+                    futures.pop(0).result()
+                if count % 100_000 == 0:
+                    print(f"  loaded {count:,} checks", file=sys.stderr)
+        if buf:
+            futures.append(pool.submit(send, b"".join(buf)))
+            count += n
+        for f in futures:
+            f.result()
+    for fh in files.values():
+        fh.close()
+    runs_index = names.runs_index(namespace)
+    body, runs_lines = [], []
+    for doc in gen.run_docs():
+        body.append(orjson.dumps({"index": {"_index": runs_index, "_id": doc["run.id"]}})
+                    + b"\n" + orjson.dumps(doc) + b"\n")
+        runs_lines.append(orjson.dumps({"_id": doc["run.id"], **doc}))
+        if len(body) == chunk:
+            send(b"".join(body))
+            body = []
+    if body:
+        send(b"".join(body))
+    if store is not None:
+        (store / "runs-2026-03-02.ndjson").write_bytes(b"\n".join(runs_lines) + b"\n")
+    es.indices.refresh(index=f"{stream},{runs_index}")
+    return count, time.monotonic() - t0
+
+
+def timed(fn, repeat: int = 2) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.monotonic()
+        fn()
+        out.append(round(time.monotonic() - t0, 2))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=int, default=1_000_000)
+    ap.add_argument("--es-url", help="use this cluster instead of starting a devstack node")
+    ap.add_argument("--with-store", action="store_true",
+                    help="also write an ndjson store (~0.6 GB for 1M) and time it")
+    ap.add_argument("--namespace", help="(with --es-url) reuse data loaded by an earlier run "
+                    "into this namespace instead of loading again")
+    args = ap.parse_args()
+    node, tmp = None, Path(tempfile.mkdtemp(prefix="edgewatch-bench-report-"))
+    try:
+        if args.es_url:
+            url = args.es_url
+        else:
+            node_dir = Path(tempfile.mkdtemp(prefix="edgewatch-bench-es-"))
+            node = start_node(run_dir=node_dir, heap="1g")
+            url = node.url
+        es = Elasticsearch(url, request_timeout=300)
+        store = tmp / "store" if args.with_store else None
+        if args.namespace:
+            ns, load_s = args.namespace, 0.0
+            count = es.count(index=names.check_data_stream(ns))["count"]
+        else:
+            ns = f"bench{int(time.time())}"
+            setup(ElasticsearchSettings(url=url, namespace=ns, spool_dir=tmp / "spool",
+                                        dead_letter_dir=tmp / "dead"), out=io.StringIO())
+            if store is not None:
+                store.mkdir()
+            count, load_s = load(es, Generator(args.docs), ns, store)
+            print(f"  namespace {ns}", file=sys.stderr)
+        stats = es.indices.stats(index=names.check_data_stream(ns), metric="store,docs")
+        size = stats["_all"]["primaries"]["store"]["size_in_bytes"]
+        source = ElasticsearchSource(es, namespace=ns)
+        report = None
+
+        def run_report() -> None:
+            nonlocal report
+            report = build_report(source, Filters())
+
+        # The command as a person runs it: a fresh process, text output (imports included),
+        # first thing after the load.
+        cli = [sys.executable, "-c", CLI, "report", "--es-url", url, "--namespace", ns,
+               "--no-progress"]
+        t0 = time.monotonic()
+        proc = subprocess.run(cli, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, check=True)
+        cli_s = round(time.monotonic() - t0, 2)
+        cli_rss = int(proc.stderr.split("VMHWM ")[-1]) // 1024
+        # The same without Elasticsearch's shard request cache, then with it (a repeat).
+        plain_search = es.search
+        es.search = lambda **kw: plain_search(request_cache=False, **kw)  # type: ignore
+        uncached = timed(run_report, repeat=3)
+        es.search = plain_search  # type: ignore
+        cached = timed(run_report, repeat=2)
+        allow_times = timed(lambda: build_allowlist(source, Filters(), 0.99, "ip"))
+        result = {
+            "documents": count, "runs": report.overall.run_length.runs,
+            "addresses": report.overall.networks.addresses, "days": report.window.days,
+            "load_s": round(load_s, 1), "index_bytes": size,
+            "report_cli_es_s": cli_s, "report_cli_peak_rss_mib": cli_rss,
+            "report_es_uncached_s": uncached, "report_es_cached_s": cached,
+            "allowlist_es_s": allow_times, "es_version": es.info()["version"]["number"],
+        }
+        if store is not None:
+            result["report_store_s"] = timed(
+                lambda: build_report(StoreSource(store), Filters()), repeat=1)
+            result["store_bytes"] = sum(p.stat().st_size for p in store.iterdir())
+        print(json.dumps(result))
+        return 0
+    finally:
+        if node is not None:
+            node.stop()
+            shutil.rmtree(node.run_dir, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
