@@ -61,7 +61,7 @@ async def run_scheduled(
             slot = round(now.timestamp() / sch.interval_s) * sch.interval_s
             lateness = now.timestamp() - slot
             if lateness > late_limit:
-                log.warning("skipping a cycle %.0fs (scenario) behind its slot", lateness)
+                log.info("skipping a cycle %.0fs (scenario) behind its slot", lateness)
                 return
         task = asyncio.current_task()
         if task is not None:

@@ -216,25 +216,35 @@ def _interval(runs: list[RunRow], given: float | None) -> tuple[float | None, st
 
 
 def _run_length(runs: list[RunRow], interval_s: float | None) -> RunLength:
-    closed = [r for r in runs if not r.open]
-    censored = [r.duration_s for r in runs if r.open]
-    extra = interval_s or 0.0
-    point = stats.kaplan_meier([r.duration_s for r in closed], censored)
-    low = stats.kaplan_meier([r.observed_s for r in closed], censored)
-    high = stats.kaplan_meier([r.duration_s + extra for r in closed], censored)
+    """Kaplan–Meier over run lengths as sampled: closed runs end at ``end − start``, open runs
+    are censored at ``last_seen − start``.
 
-    def q(km: stats.KaplanMeier | None, p: float) -> float | None:
-        return None if km is None else km.quantile(p)
+    Sampling blurs both ends of a run by up to one interval each (it began after the previous
+    check that lacked it, it ended after its last sighting), so a closed run's true length lies
+    within ``end − start ± interval``, and an open run's start is blurred the same way. Shifting
+    every length by the same amount shifts the estimate by exactly that amount, hence the
+    bounds ``quantile ± interval``. (Moving event and censoring times independently to their
+    extremes is no bound at all: Kaplan–Meier is not monotone when events cross censored
+    times.)"""
+    closed = [r.duration_s for r in runs if not r.open]
+    censored = [r.duration_s for r in runs if r.open]
+    km = stats.kaplan_meier(closed, censored)
+    margin = interval_s or 0.0
+
+    def q(p: float) -> tuple[float | None, list[float | None]]:
+        value = None if km is None else km.quantile(p)
+        if value is None:
+            return None, [None, None]
+        return value, [max(0.0, value - margin), value + margin]
 
     curve = [[0.0, 1.0]]
-    if point is not None:
-        curve += [[t, s] for t, s in zip(point.times, point.survival, strict=True)]
-    return RunLength(
-        runs=len(runs), closed=len(closed), open=len(censored),
-        median_s=q(point, 0.5), median_bounds_s=[q(low, 0.5), q(high, 0.5)],
-        p90_s=q(point, 0.9), p90_bounds_s=[q(low, 0.9), q(high, 0.9)],
-        curve=curve,
-    )
+    if km is not None:
+        curve += [[t, s] for t, s in zip(km.times, km.survival, strict=True)]
+    median, median_bounds = q(0.5)
+    p90, p90_bounds = q(0.9)
+    return RunLength(runs=len(runs), closed=len(closed), open=len(censored),
+                     median_s=median, median_bounds_s=median_bounds,
+                     p90_s=p90, p90_bounds_s=p90_bounds, curve=curve)
 
 
 def _rate(kind: str, unit: str, failures: int, trials: int) -> FailureRate:

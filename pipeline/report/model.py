@@ -40,9 +40,8 @@ class Networks:
 
 @dataclass
 class RunLength:
-    """Kaplan–Meier run length (seconds). Bounds: the same estimate with every ended run at its
-    shortest (last seen − start) and longest (end − start + one sampling interval) possible
-    true length; None where open runs keep the curve from reaching the quantile."""
+    """Kaplan–Meier run length (seconds); bounds are ± one sampling interval (see
+    ``build._run_length``); None where open runs keep the curve from reaching the quantile."""
 
     runs: int
     closed: int
