@@ -36,7 +36,7 @@ def _ms(v: float | None) -> str:
 
 def _bounds(point: float | None, bounds: list[float | None]) -> str:
     if point is None:
-        return "open"
+        return "not reached"
     lo, hi = bounds
     return f"{duration(point)} [{duration(lo)}–{duration(hi)}]"
 

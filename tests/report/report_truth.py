@@ -112,14 +112,18 @@ class Truth:
 
     def run_quantiles(self, resolver: str | None, p: float, interval: float = STEP_S
                       ) -> tuple[float | None, float | None, float | None]:
-        """(point, lower bound, upper bound) of the p-quantile of run length."""
+        """(point, lower bound, upper bound) of the p-quantile of run length: the estimate
+        from lengths as sampled, and the same estimate with every length shifted by one
+        sampling interval down (not below 0) and up."""
         runs = self.runs_of(resolver)
-        closed = [r for r in runs if not r.open]
+        closed = [(r.end - r.start).total_seconds() for r in runs if not r.open]
         censored = [(r.last_seen - r.start).total_seconds() for r in runs if r.open]
-        duration = [(r.end - r.start).total_seconds() for r in closed]
-        observed = [(r.last_seen - r.start).total_seconds() for r in closed]
-        return (km_quantile(duration, censored, p), km_quantile(observed, censored, p),
-                km_quantile([d + interval for d in duration], censored, p))
+        point = km_quantile(closed, censored, p)
+        if point is None:
+            return None, None, None
+        down = km_quantile([x - interval for x in closed], [x - interval for x in censored], p)
+        up = km_quantile([x + interval for x in closed], [x + interval for x in censored], p)
+        return point, max(0.0, down), up
 
     def true_segment_quantile(self, resolver: str, p: float) -> float | None:
         """The same quantile from the scenario's own segments (the last one censored)."""
