@@ -8,7 +8,8 @@ COPY devstack ./devstack
 COPY mappings ./mappings
 COPY kibana ./kibana
 COPY config ./config
-RUN pip install --no-cache-dir '.[report]'
+# Editable, so mappings/ and kibana/ are found beside the code.
+RUN pip install --no-cache-dir -e '.[report]'
 USER nobody
 ENTRYPOINT ["edgewatch"]
 CMD ["run", "--config", "/etc/edgewatch/edgewatch.toml"]
