@@ -142,6 +142,10 @@ def over_time(timefield: str, sub_aggs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Counts are whole numbers: no 0.5 ticks on a chart of three addresses.
+COUNT_AXIS = {"tickMinStep": 1}
+
+
 def data(url: dict[str, Any], prop: str) -> dict[str, Any]:
     return {"url": url, "format": {"property": prop}}
 
@@ -187,7 +191,8 @@ def unique_ips_per_resolver() -> VegaPanel:
         "encoding": {
             "y": {"field": "key", "type": "nominal", "title": "resolver",
                   "sort": {"field": "ips", "order": "descending"}},
-            "x": {"field": "ips", "type": "quantitative", "title": "distinct answer addresses"},
+            "x": {"field": "ips", "type": "quantitative", "title": "distinct answer addresses",
+                  "axis": COUNT_AXIS},
             "tooltip": tooltip(("key", "nominal", "resolver"),
                                ("ips", "quantitative", "distinct addresses"),
                                ("prefixes", "quantitative", "distinct /24 (/48)"),
@@ -214,7 +219,7 @@ def unique_ips_over_time() -> VegaPanel:
         "encoding": {
             "x": {"field": "key", "type": "temporal", "title": None},
             "y": {"field": "ips", "type": "quantitative",
-                  "title": "distinct addresses per interval"},
+                  "title": "distinct addresses per interval", "axis": COUNT_AXIS},
             "tooltip": tooltip(("key", "temporal", "interval start"),
                                ("ips", "quantitative", "distinct addresses"),
                                ("doc_count", "quantitative", "check documents")),
@@ -246,7 +251,7 @@ def new_ips_over_time() -> VegaPanel:
         "encoding": {
             "x": {"field": "first_seen", "type": "temporal", "title": "first seen"},
             "y": {"field": "known", "type": "quantitative",
-                  "title": "addresses an allowlist would need"},
+                  "title": "addresses an allowlist would need", "axis": COUNT_AXIS},
             "tooltip": tooltip(("key", "nominal", "address"),
                                ("first_seen", "temporal", "first seen"),
                                ("known", "quantitative", "addresses known by then")),
@@ -302,7 +307,8 @@ def run_length_distribution() -> VegaPanel:
             "x": {"field": "length", "type": "ordinal", "title": "run length",
                   "sort": {"field": "length_from", "order": "ascending"},
                   "axis": {"labelAngle": 0}},
-            "y": {"field": "runs", "type": "quantitative", "stack": "zero", "title": "runs"},
+            "y": {"field": "runs", "type": "quantitative", "stack": "zero", "title": "runs",
+                  "axis": COUNT_AXIS},
             "color": {"field": "run_state", "type": "nominal", "title": None},
             "tooltip": tooltip(("length", "ordinal", "run length"),
                                ("run_state", "nominal", "state"),
@@ -340,7 +346,7 @@ def failures_by_resolver_and_kind() -> VegaPanel:
             "y": {"field": "key", "type": "nominal", "title": "resolver",
                   "sort": {"op": "sum", "field": "failures", "order": "descending"}},
             "x": {"field": "failures", "type": "quantitative", "stack": "zero",
-                  "title": "failed check documents"},
+                  "title": "failed check documents", "axis": COUNT_AXIS},
             "color": {"field": "error_type", "type": "nominal", "title": "error.type"},
             "tooltip": tooltip(("key", "nominal", "resolver"),
                                ("error_type", "nominal", "error.type"),
@@ -376,6 +382,8 @@ def most_stable_ips() -> VegaPanel:
             {"calculate": "datum.doc_count", "as": "runs"},
             {"calculate": "datum.resolvers.value", "as": "resolver_count"},
             {"calculate": "datum.open_runs.doc_count", "as": "open"},
+            {"calculate": "datum.open > 0 ? 'still in answers' : 'no longer in answers'",
+             "as": "state"},
             {"calculate": "length(datum.domain.buckets) > 0 ? datum.domain.buckets[0].key : ''",
              "as": "edge"},
         ],
@@ -385,8 +393,7 @@ def most_stable_ips() -> VegaPanel:
                   "sort": {"field": "total_hours", "order": "descending"}},
             "x": {"field": "total_hours", "type": "quantitative",
                   "title": "hours in answers (sum of run lengths over resolvers)"},
-            "color": {"field": "open", "type": "quantitative", "title": "open runs",
-                      "scale": {"scheme": "blues"}},
+            "color": {"field": "state", "type": "nominal", "title": None},
             "tooltip": tooltip(("key", "nominal", "address"),
                                ("edge", "nominal", "edge hostname"),
                                ("total_hours", "quantitative", "hours (sum)"),
@@ -419,9 +426,8 @@ def edge_hostnames() -> VegaPanel:
         "encoding": {
             "y": {"field": "key", "type": "nominal", "title": "edge hostname (PTR)",
                   "sort": {"field": "doc_count", "order": "descending"}},
-            "x": {"field": "doc_count", "type": "quantitative", "title": "check documents"},
-            "color": {"field": "ips", "type": "quantitative", "title": "addresses",
-                      "scale": {"scheme": "greens"}},
+            "x": {"field": "doc_count", "type": "quantitative", "title": "check documents",
+                  "axis": COUNT_AXIS},
             "tooltip": tooltip(("key", "nominal", "edge hostname"),
                                ("doc_count", "quantitative", "check documents"),
                                ("ips", "quantitative", "distinct addresses")),
@@ -443,8 +449,11 @@ def timings_over_time() -> VegaPanel:
     })}
     series = [("tcp_connect", 0, "TCP connect p50"), ("tcp_connect", 1, "TCP connect p95"),
               ("tls_handshake", 0, "TLS handshake p50"), ("tls_handshake", 1, "TLS handshake p95")]
+    # An interval without timings has null percentiles; null / 1000 is 0 in JavaScript, which
+    # would draw a fake 0 ms point, so null stays null and the filter below drops it.
     transform: list[dict[str, Any]] = [
-        {"calculate": f"datum.{agg}.values[{i}].value / 1000", "as": label}
+        {"calculate": f"isValid(datum.{agg}.values[{i}].value) ? "
+                      f"datum.{agg}.values[{i}].value / 1000 : null", "as": label}
         for agg, i, label in series
     ]
     transform += [

@@ -1,0 +1,121 @@
+"""Render every Vega-Lite panel with real Vega on the test documents — a manual check.
+
+The test suite proves each panel's *query* on a real Elasticsearch node, but not that Vega draws
+something sensible from the reply (it has no JavaScript engine in CI). This script closes that
+gap by hand: it starts a devstack node, loads the documents of
+``tests/kibana/test_kibana_vega_queries.py`` through edgewatch's templates, runs every panel's
+query as Kibana would, then compiles each spec with Vega-Lite and renders it with Vega under
+Node.js (``renderer: none`` → SVG), failing on any Vega error or a NaN in the drawing.
+
+    mkdir -p /tmp/vega && (cd /tmp/vega && npm install vega@5 vega-lite@5)
+    .venv/bin/python kibana/render_check.py --node-modules /tmp/vega/node_modules -o /tmp/panels
+
+and look at ``/tmp/panels/index.html``. Kibana 9 bundles Vega 5 and Vega-Lite 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RENDER_JS = r"""
+const fs = require('fs');
+const vega = require('vega');
+const vl = require('vega-lite');
+const [input, outDir] = process.argv.slice(2);
+const panels = JSON.parse(fs.readFileSync(input, 'utf8'));
+(async () => {
+  let failed = 0;
+  let html = '<html><body style="font-family:sans-serif">';
+  for (const [id, {spec, rows}] of Object.entries(panels)) {
+    const s = JSON.parse(JSON.stringify(spec));
+    s.data = {values: rows};  // what Kibana hands Vega once format.property is applied
+    s.width = 500; s.height = 280;
+    const msgs = [];
+    const logger = {level() { return this; }, info() { return this; }, debug() { return this; },
+      warn(...a) { msgs.push('WARN ' + a.join(' ')); return this; },
+      error(...a) { msgs.push('ERROR ' + a.join(' ')); return this; }};
+    try {
+      const view = new vega.View(vega.parse(vl.compile(s, {logger}).spec),
+                                 {renderer: 'none', logger});
+      await view.runAsync();
+      const svg = await view.toSVG();
+      fs.writeFileSync(`${outDir}/${id}.svg`, svg);
+      html += `<div style="display:inline-block;margin:8px"><div>${id}</div>${svg}</div>`;
+      if (svg.includes('NaN')) msgs.push('ERROR NaN in the drawing');
+    } catch (e) {
+      msgs.push('ERROR ' + e.message);
+    }
+    const bad = msgs.some(m => m.startsWith('ERROR'));
+    failed += bad ? 1 : 0;
+    const notes = msgs.map(m => '\n     ' + m).join('');
+    console.log(`${bad ? 'FAIL' : 'ok  '} ${id}${notes}`);
+  }
+  fs.writeFileSync(`${outDir}/index.html`, html + '</body></html>');
+  process.exit(failed ? 1 : 0);
+})();
+"""
+
+
+def dump_panels(path: Path) -> int:
+    """Run every panel's query on a fresh devstack node with the test documents; write rows."""
+    sys.path[:0] = [str(ROOT / "tests" / "kibana"), str(ROOT)]
+    import test_kibana_vega_queries as q  # the documents and the Kibana-style search
+    from elasticsearch import Elasticsearch, helpers
+    from kibana_vega import vega_specs
+
+    from devstack.node import start_node
+    from pipeline.es import installer, names
+    from pipeline.es.cluster import detect
+
+    objects = [json.loads(line) for line in
+               (ROOT / "kibana" / "edgewatch.ndjson").read_text(encoding="utf-8").splitlines()]
+    node = start_node(run_dir=Path(tempfile.mkdtemp(prefix="edgewatch-render-")))
+    try:
+        es = Elasticsearch(node.url)
+        ns = f"render{uuid.uuid4().hex[:6]}"
+        installer.install(es, ns, detect(es, node.url))
+        idx = q.Indices(names.check_data_stream(ns), names.runs_index(ns))
+        actions = [{"_op_type": "create", "_index": idx.checks, "_source": q.check_doc(c)}
+                   for c in q.CHECKS]
+        actions += [{"_op_type": "index", "_index": idx.runs, "_id": q.run_doc(r)["run.id"],
+                     "_source": q.run_doc(r)} for r in q.RUNS]
+        helpers.bulk(es, actions, refresh="true")
+        out = {}
+        for vis_id, spec in vega_specs(objects).items():
+            rows, _ = q.run_panel(es, objects, idx, vis_id)
+            out[vis_id] = {"spec": spec, "rows": rows}
+        es.close()
+    finally:
+        node.stop()
+    path.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
+    return len(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--node-modules", type=Path, required=True,
+                        help="a node_modules folder with vega@5 and vega-lite@5")
+    parser.add_argument("-o", "--output", type=Path, default=Path("panels-rendered"))
+    args = parser.parse_args(argv)
+    args.output.mkdir(parents=True, exist_ok=True)
+    data = args.output / "panels.json"
+    print(f"queried {dump_panels(data)} panels on a devstack node")
+    script = args.output / "render.js"
+    script.write_text(RENDER_JS, encoding="utf-8")
+    env = {"NODE_PATH": str(args.node_modules.resolve())}
+    proc = subprocess.run(["node", str(script), str(data), str(args.output)], env=env)
+    print(f"SVGs and index.html in {args.output}")
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
