@@ -58,18 +58,24 @@ def iso(ts: datetime) -> str:
 
 class Generator:
     """A reproducible rotation: each resolver keeps ~``answer`` addresses from its own region
-    of the pool and replaces each with probability ``1/mean_run`` per cycle."""
+    of the pool and replaces each with probability ``1/mean_run`` per cycle. With ``drift``,
+    that share of every region moves each day to addresses anywhere in a pool of
+    ``prefixes`` announced prefixes (the first ``start_prefixes`` at first): lists go stale."""
 
     def __init__(self, docs: int, resolvers: int = 10, answer: int = 10, interval_s: int = 120,
-                 mean_run: float = 30.0, seed: int = 7) -> None:
+                 mean_run: float = 30.0, seed: int = 7, prefixes: int = 12,
+                 start_prefixes: int | None = None, drift: float = 0.0,
+                 region: int = 120, max_cycles: int | None = None) -> None:
         self.rng = random.Random(seed)
         self.resolvers = [f"r{i}" for i in range(resolvers)]
         self.answer = answer
         self.interval = timedelta(seconds=interval_s)
         self.docs = docs
+        self.max_cycles = max_cycles
         self.p_change = 1.0 / mean_run
+        self.drift = drift
         self.pool = []  # (ip, prefix24, prefix, asn, domain)
-        for p in range(12):
+        for p in range(prefixes):
             base = (23 << 24) | (p << 10)  # 23.x.y.0/22 announced prefixes
             prefix = f"23.{(base >> 16) & 255}.{(base >> 8) & 255}.0/22"
             for s in range(4):
@@ -79,7 +85,8 @@ class Generator:
                     p24 = f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.0/24"
                     self.pool.append((ip, p24, prefix, 64500 + p % 3,
                                       f"a{ip.replace('.', '-')}.deploy.example.net"))
-        self.regions = {r: self.rng.sample(self.pool, 120) for r in self.resolvers}
+        first = self.pool[: 32 * (start_prefixes or prefixes)]
+        self.regions = {r: self.rng.sample(first, region) for r in self.resolvers}
         self.runs: dict[tuple[str, str], dict] = {}
         self.closed: list[dict] = []
 
@@ -92,9 +99,15 @@ class Generator:
         emitted, c = 0, -1
         while emitted < self.docs:  # whole cycles until the requested number of documents
             c += 1
+            if self.max_cycles is not None and c >= self.max_cycles:
+                break
             when = START + c * self.interval
             stamp = iso(when)
             day = stamp[:10]
+            if self.drift and c and when.hour == 0 and when.minute == 0 and when.second == 0:
+                for region in self.regions.values():
+                    for i in self.rng.sample(range(len(region)), round(self.drift * len(region))):
+                        region[i] = self.rng.choice(self.pool)
             for r in self.resolvers:
                 check = hashlib.sha1(f"{c}{r}".encode()).hexdigest()[:20]
                 base = {"@timestamp": stamp, "event.kind": "event",
@@ -222,6 +235,27 @@ def timed(fn, repeat: int = 2) -> list[float]:
     return out
 
 
+def example(out: Path) -> int:
+    """The history behind the screenshot in docs/REPORT.md: 6 resolvers, 15-minute cycles,
+    14 days, answers of 4 from regions of 24 addresses, 4% of each region moving per day."""
+    gen = Generator(docs=10**9, max_cycles=96 * 14, resolvers=6, answer=4, interval_s=900,
+                    mean_run=12, seed=3, prefixes=8, start_prefixes=5, drift=0.04, region=24)
+    store = out / "data"
+    store.mkdir(parents=True, exist_ok=True)
+    files: dict[str, list[bytes]] = {}
+    for day, line in gen.lines("example"):
+        files.setdefault(day, []).append(line)
+    for day, lines in files.items():
+        (store / f"checks-{day}.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    runs = [orjson.dumps({"_id": d["run.id"], **d}) for d in gen.run_docs()]
+    (store / "runs-2026-03-02.ndjson").write_bytes(b"\n".join(runs) + b"\n")
+    from pipeline.report import render_html
+
+    (out / "report.html").write_text(render_html(build_report(StoreSource(store), Filters())))
+    print(out / "report.html")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=1_000_000)
@@ -230,7 +264,12 @@ def main() -> int:
                     help="also write an ndjson store (~0.6 GB for 1M) and time it")
     ap.add_argument("--namespace", help="(with --es-url) reuse data loaded by an earlier run "
                     "into this namespace instead of loading again")
+    ap.add_argument("--example", type=Path, metavar="DIR",
+                    help="instead: write a drifting 14-day, 15-minute history as an ndjson "
+                    "store in DIR/data and its report as DIR/report.html (the docs example)")
     args = ap.parse_args()
+    if args.example:
+        return example(args.example)
     node, tmp = None, Path(tempfile.mkdtemp(prefix="edgewatch-bench-report-"))
     try:
         if args.es_url:

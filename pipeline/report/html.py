@@ -96,9 +96,10 @@ def decay_charts(report: Report) -> list[str]:
     for i, d in enumerate(report.decay):
         if d.rows:
             row = d.rows[0]
+            # dashed from the second on: coinciding lines (every /24 its own prefix) stay visible
             first.append(Series(f"{NOUNS[d.by][1]} ({row.size})",
                                 [(1 + j + 1, s) for j, s in enumerate(row.shares)
-                                 if s is not None], color(i), markers=True))
+                                 if s is not None], color(i), markers=True, dashed=i > 0))
     charts = [line_chart(first, title="Decay: a list built from day 1, day by day",
                          x_label="day", y_label="later checks allowed", y_fmt=_pct_axis,
                          y_range=(0.0, 1.0), x_range=(1.0, float(days)), x_integer=True,

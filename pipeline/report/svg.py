@@ -118,9 +118,9 @@ def line_chart(
         if x1 <= x0:
             x1 = x0 + 1.0
         xt = nice_ticks(x0, x1, 6)
-        if x_integer:  # days: never a tick at day 1.5
-            xt = [t for t in xt if t == int(t)] if (x1 - x0) > 6 else [
-                float(t) for t in range(math.ceil(x0), math.floor(x1) + 1)]
+        if x_integer:  # days: 1, 2, 3 … (or every 2nd, 3rd …), never day 1.5
+            step = max(1, math.ceil((x1 - x0) / 8))
+            xt = [float(t) for t in range(math.ceil(x0), math.floor(x1) + 1, step)]
 
         def sx(v: float) -> float:
             return left + (v - x0) / (x1 - x0) * pw
@@ -170,7 +170,7 @@ def line_chart(
         dash = " stroke-dasharray='6 4'" if s.dashed else ""
         out.append(f"<path d='{d}' fill='none' stroke='{s.color}' stroke-width='{s.width}'"
                    f"{dash}><title>{escape(s.name)}</title></path>")
-        if s.markers or len(pts) == 1:
+        if (s.markers and len(pts) <= 40) or len(pts) == 1:
             for (x, y), (vx, vy) in zip(pts, s.points, strict=False):
                 out.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' fill='{s.color}'>"
                            f"<title>{escape(s.name)}: {escape(x_fmt(vx))} → "

@@ -78,7 +78,7 @@ def render_text(report: Report, width: int = 100) -> str:
          "open", "median run [bounds]", "p90 run [bounds]", "DNS fail", "conn fail"],
         [[x.name, f"{x.documents:,}", pct(x.successful / x.documents if x.documents else None),
           f"{x.queries:,}", x.networks.addresses, x.networks.prefix24s, x.networks.prefixes,
-          x.networks.asns, x.run_length.runs, x.run_length.open,
+          x.networks.asns, f"{x.run_length.runs:,}", f"{x.run_length.open:,}",
           _bounds(x.run_length.median_s, x.run_length.median_bounds_s),
           _bounds(x.run_length.p90_s, x.run_length.p90_bounds_s),
           _fail(x, "dns (any)"), _fail(x, "address check (any)")] for x in everyone]))
