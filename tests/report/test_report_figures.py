@@ -152,13 +152,32 @@ def test_verdict_in_plain_words(report: Report, truth: Truth) -> None:
     assert "fell below 99.0% on day 3" in v.headline
 
 
-def test_both_sources_give_the_same_report(store_source, es_source) -> None:
-    a = build_report(store_source, SELECTED).to_dict()
-    b = build_report(es_source, SELECTED).to_dict()
+@pytest.mark.parametrize("filters", [
+    SELECTED,
+    Filters(),
+    # days counted from an instant that is not midnight (a date_histogram offset in ES)
+    Filters(start=datetime(2026, 3, 2, 6, 7, 30, tzinfo=UTC),
+            end=datetime(2026, 3, 5, 13, 0, tzinfo=UTC), resolvers=("alpha", "beta")),
+], ids=["selected", "everything", "offset-window"])
+def test_both_sources_give_the_same_report(store_source, es_source, filters: Filters) -> None:
+    a = build_report(store_source, filters).to_dict()
+    b = build_report(es_source, filters).to_dict()
     for d in (a, b):
         d.pop("source")
         d.pop("generated_at")
+    assert a["overall"]["documents"] > 0
     assert a == b
+
+
+def test_days_count_from_the_window_start(source, history: History) -> None:
+    start = datetime(2026, 3, 2, 6, 7, 30, tzinfo=UTC)
+    report = build_report(source, Filters(start=start, targets=SELECTED.targets,
+                                          observers=SELECTED.observers))
+    truth = Truth(history, start=start)
+    assert report.window.origin == "2026-03-02T06:07:30Z"
+    assert report.window.days == truth.days == 4
+    assert report.overall.daily_addresses == truth.counts(None)["daily_addresses"]
+    assert report.decay_by("ip").rows[1].shares == pytest.approx(truth.decay("ip", 2))
 
 
 def test_resolver_and_time_filters(source, history: History) -> None:
