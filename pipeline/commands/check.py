@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-p", "--port", type=int, default=443, help="port to connect to")
     p.add_argument("--ca-file", type=Path, help="CA bundle to verify the edge certificates")
     p.add_argument("--http-path", help="also GET this path over TLS, e.g. /directory")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="timeout of every phase (DNS, connect, TLS, HTTP); default: the "
+                   "configuration's, else 2-5 s")
     p.set_defaults(func=run)
 
 
@@ -126,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
         netinfo = NetinfoTable.load(cfg.netinfo_table) if cfg.netinfo_table else None
         rdns_server = cfg.rdns_resolver
         resolvers = resolvers or list(cfg.resolvers)
+    if args.timeout is not None:
+        if args.timeout <= 0:
+            print("edgewatch check: --timeout must be positive", file=sys.stderr)
+            return 2
+        timeouts = Timeouts(args.timeout, args.timeout, args.timeout, args.timeout)
     resolvers = resolvers or _system_resolvers()
     if not resolvers:
         print("edgewatch check: no resolver: pass --resolver or --config", file=sys.stderr)

@@ -121,7 +121,7 @@ def test_check_command_prints_a_table(lab: LabStack) -> None:
     host = lab.scenario.targets[0].name
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "check", host, "--config", str(lab.config_path),
-         "--http-path", "/directory"],
+         "--http-path", "/directory", "--timeout", "5"],
         capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -129,7 +129,7 @@ def test_check_command_prints_a_table(lab: LabStack) -> None:
     for resolver in lab.scenario.resolvers:
         assert any(line.startswith(resolver.name) for line in lines)
     assert any(".deploy.edge.lab.test" in line and line.rstrip().endswith("ok")
-               for line in lines)
+               for line in lines), proc.stdout
 
 
 def test_sigterm_finishes_the_cycle_and_flushes(lab: LabStack, tmp_path: Path) -> None:
