@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Summarise stored measurements per resolver and overall (addresses, /24s, "
         "prefixes, ASNs, IP runs with Kaplan–Meier run lengths, failure rates with Wilson "
         "intervals, timings) and answer whether an IP allowlist is feasible: the smallest "
-        "lists covering 50/90/99/99.9%% of successful checks and how fast a list goes stale.",
+        "lists covering 50/90/99/99.9% of successful checks and how fast a list goes stale.",
     )
     add_source_arguments(p)
     out = p.add_argument_group("output")
