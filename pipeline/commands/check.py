@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-r", "--resolver", action="append", default=[], metavar="ADDR[:PORT]",
                    help="resolver to ask (repeatable)")
     p.add_argument("-t", "--type", default="A", choices=("A", "AAAA"), help="record type")
-    p.add_argument("-p", "--port", type=int, default=443, help="port to connect to")
+    p.add_argument("-p", "--port", type=int,
+                   help="port to connect to (default: the configured target's, else 443)")
     p.add_argument("--ca-file", type=Path, help="CA bundle to verify the edge certificates")
     p.add_argument("--http-path", help="also GET this path over TLS, e.g. /directory")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
@@ -116,6 +117,7 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     timeouts, ca_file, netinfo, rdns_server = Timeouts(), args.ca_file, None, None
+    port, http_path = args.port, args.http_path
     resolvers: list[Resolver] = []
     try:
         resolvers = [_parse_resolver(r) for r in args.resolver]
@@ -129,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
         netinfo = NetinfoTable.load(cfg.netinfo_table) if cfg.netinfo_table else None
         rdns_server = cfg.rdns_resolver
         resolvers = resolvers or list(cfg.resolvers)
+        known = next((t for t in cfg.targets if t.name == args.host.rstrip(".")), None)
+        if known is not None:
+            port = port or known.port
+            http_path = http_path or known.http_path
     if args.timeout is not None:
         if args.timeout <= 0:
             print("edgewatch check: --timeout must be positive", file=sys.stderr)
@@ -139,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
         print("edgewatch check: no resolver: pass --resolver or --config", file=sys.stderr)
         return 2
     rdns_server = rdns_server or (resolvers[0].address, resolvers[0].port)
-    target = Target(name=args.host.rstrip("."), record_types=(args.type,), port=args.port,
-                    http_path=args.http_path)
+    target = Target(name=args.host.rstrip("."), record_types=(args.type,), port=port or 443,
+                    http_path=http_path)
     print(asyncio.run(_check(target.name, resolvers, target, timeouts, ca_file, netinfo,
                              rdns_server)))
     return 0
