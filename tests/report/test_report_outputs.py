@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import re
@@ -21,6 +22,8 @@ from pipeline.report import (
     render_text,
 )
 from pipeline.report.allowlist import build_allowlist, render_allowlist
+from pipeline.report.es_source import ElasticsearchSource
+from pipeline.report.progress import Progress
 
 SELECTED = Filters(targets=("api.example.test",), observers=("probe-1",))
 SELECT_ARGS = ["--target", "api.example.test", "--observer", "probe-1"]
@@ -162,3 +165,16 @@ def test_cli_reads_elasticsearch_with_config_and_overrides(
 def test_cli_missing_store_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["report", "--store", str(tmp_path / "nope")]) == 1
     assert "no ndjson store" in capsys.readouterr().err
+
+
+def test_long_reads_show_progress_on_stderr(es, report_namespace: str) -> None:
+    stream = io.StringIO()
+    source = ElasticsearchSource(es, namespace=report_namespace, page_size=50,
+                                 progress=Progress(stream=stream, min_interval_s=0.0))
+    report = build_report(source, SELECTED)
+    lines = stream.getvalue().splitlines()
+    assert any(line.startswith("addresses by day: ") for line in lines)
+    assert any(line.startswith("runs: ") and line.endswith(" groups") for line in lines)
+    # the counter is the number of groups read so far, page by page
+    runs = [int(line.split()[1].replace(",", "")) for line in lines if line.startswith("runs: ")]
+    assert runs == sorted(runs) and runs[-1] == report.overall.run_length.runs
