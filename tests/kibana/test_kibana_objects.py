@@ -210,3 +210,9 @@ def test_panel_reference_rule_accepts_both_spellings() -> None:
     assert resolve_panel_reference(panel, [{"name": "panel_0", "type": "t", "id": "a"}])
     assert resolve_panel_reference(panel, [{"name": "7:panel_0", "type": "t", "id": "a"}])
     assert resolve_panel_reference(panel, [{"name": "8:panel_0", "type": "t", "id": "a"}]) is None
+
+
+def test_index_patterns_match_the_names_the_pipeline_writes(build: Any) -> None:
+    from pipeline.es import names
+    assert names.check_data_stream("*") == build.CHECKS_INDEX
+    assert names.runs_index("*") == build.RUNS_INDEX
