@@ -1,6 +1,6 @@
 """Probe cost: edgewatch cycles against the lab, and the same probes done by peer tools.
 
-    .venv/bin/python bench/bench_probe.py [--cycles 60] [--probes 600] [--budget 900]
+    .venv/bin/python bench/bench_probe.py [--cycles 60] [--probes 1000] [--budget 900] [--no-peers]
 
 Starts the study-14d lab (14 real resolvers, TLS edges, all on loopback) in a temporary folder
 and tears it down at the end, whatever happened. Then, in this order:
