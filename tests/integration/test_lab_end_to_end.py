@@ -14,13 +14,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import pytest
+from e2e_truth import compare_with_truth, latest_runs
 
 from lab.stack import LabStack
 from pipeline.clock import ScenarioClock
@@ -55,76 +54,11 @@ def run_edgewatch(config: Path, store: Path, state: Path, *args: str) -> str:
     return proc.stdout
 
 
-def _ts(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def _polls(store: Path) -> dict[tuple[str, str], list[tuple[float, str | None, frozenset[str]]]]:
-    """Per (resolver, target): (time, dns error, answer set) of every poll, in time order."""
-    per_check: dict[tuple[str, str, str], dict] = {}
-    for doc in read_store(store, "checks"):
-        key = (doc["resolver.name"], doc["dns.question.name"], doc["edgewatch.check.id"])
-        entry = per_check.setdefault(key, {"t": _ts(doc["@timestamp"]), "err": None,
-                                           "addrs": set()})
-        if "destination.ip" in doc:
-            entry["addrs"].add(doc["destination.ip"])
-        else:
-            entry["err"] = doc.get("error.type")
-    out: dict[tuple[str, str], list] = defaultdict(list)
-    for (resolver, target, _), e in per_check.items():
-        out[(resolver, target)].append((e["t"], e["err"], frozenset(e["addrs"])))
-    for polls in out.values():
-        polls.sort()
-    return out
-
-
-def _runs(store: Path) -> dict[str, dict]:
-    latest: dict[str, dict] = {}
-    for doc in read_store(store, "runs"):
-        cur = latest.get(doc["run.id"])
-        if cur is None or doc["edgewatch.run.version"] >= cur["edgewatch.run.version"]:
-            latest[doc["run.id"]] = doc
-    return latest
-
-
-def _compare_with_truth(lab: LabStack, store: Path) -> dict[str, int]:
-    truth = lab.truth
-    polls = _polls(store)
-    runs = _runs(store)
-    assert {r for r, _ in polls} == {r.name for r in lab.scenario.resolvers}
-    figures = {"polls": 0, "runs": 0, "reused": 0, "failures": 0}
-    for (resolver, target), seq in polls.items():
-        times = [t for t, _, _ in seq]
-        expected = truth.observe(resolver, target, times)
-        for (t, err, addrs), want in zip(seq, expected, strict=True):
-            assert (err, addrs) == (want.error_type, want.addresses if want.ok else frozenset()), (
-                resolver, target, datetime.fromtimestamp(t))
-        figures["polls"] += len(seq)
-        figures["failures"] += sum(1 for _, err, _ in seq if err)
-        want_runs = sorted(
-            (r.address, round(r.start.timestamp(), 3),
-             None if r.end is None else round(r.end.timestamp(), 3), r.checks, r.gaps)
-            for r in truth.runs(resolver, target, times))
-        got_runs = sorted(
-            (d["destination.ip"], round(_ts(d["run.start"]), 3),
-             round(_ts(d["run.end"]), 3) if "run.end" in d else None, d["run.checks"],
-             d["run.gaps"])
-            for d in runs.values()
-            if d["resolver.name"] == resolver and d["dns.question.name"] == target)
-        assert got_runs == want_runs, (resolver, target)
-        figures["runs"] += len(got_runs)
-        per_addr = defaultdict(int)
-        for r in got_runs:
-            per_addr[r[0]] += 1
-        figures["reused"] += sum(1 for n in per_addr.values() if n > 1)
-    return figures
-
-
 def test_stored_documents_equal_the_ground_truth(lab: LabStack, tmp_path: Path) -> None:
     store, state = tmp_path / "data", tmp_path / "state"
     out = run_edgewatch(lab.config_path, store, state, "--cycles", "30")
     assert "distinct addresses over all resolvers" in out
-    figures = _compare_with_truth(lab, store)
+    figures = compare_with_truth(lab, read_store(store, "checks"), read_store(store, "runs"))
     # The window must have exercised what the comparison is about.
     assert figures["polls"] >= 30 * 5 * 2 * 0.6  # overruns may coalesce a few polls
     assert figures["failures"] > 0 and figures["reused"] > 0
@@ -139,11 +73,11 @@ def test_stored_documents_equal_the_ground_truth(lab: LabStack, tmp_path: Path) 
 def test_runs_continue_across_a_restart(lab: LabStack, tmp_path: Path) -> None:
     store, state = tmp_path / "data", tmp_path / "state"
     run_edgewatch(lab.config_path, store, state, "--cycles", "4", "--quiet")
-    first = _runs(store)
+    first = latest_runs(read_store(store, "runs"))
     run_edgewatch(lab.config_path, store, state, "--cycles", "4", "--quiet")
     # Exact equality with the truth over both processes' polls proves the open runs continued.
-    _compare_with_truth(lab, store)
-    after = _runs(store)
+    compare_with_truth(lab, read_store(store, "checks"), read_store(store, "runs"))
+    after = latest_runs(read_store(store, "runs"))
     continued = [rid for rid, d in first.items() if d["run.open"]
                  and after[rid]["run.checks"] > d["run.checks"]]
     assert continued, "no run was open across the restart"

@@ -1,0 +1,80 @@
+"""Compare stored documents (from any source) with the lab's ground truth, poll by poll and run
+by run. Shared by the end-to-end tests of the ndjson store and of Elasticsearch."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from lab.stack import LabStack
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+Poll = tuple[float, str | None, frozenset[str]]
+
+
+def polls_of(checks: Iterable[dict]) -> dict[tuple[str, str], list[Poll]]:
+    """Per (resolver, target): (time, dns error, answer set) of every poll, in time order."""
+    per_check: dict[tuple[str, str, str], dict] = {}
+    for doc in checks:
+        key = (doc["resolver.name"], doc["dns.question.name"], doc["edgewatch.check.id"])
+        entry = per_check.setdefault(key, {"t": _ts(doc["@timestamp"]), "err": None,
+                                           "addrs": set()})
+        if "destination.ip" in doc:
+            entry["addrs"].add(doc["destination.ip"])
+        else:
+            entry["err"] = doc.get("error.type")
+    out: dict[tuple[str, str], list] = defaultdict(list)
+    for (resolver, target, _), e in per_check.items():
+        out[(resolver, target)].append((e["t"], e["err"], frozenset(e["addrs"])))
+    for polls in out.values():
+        polls.sort()
+    return out
+
+
+def latest_runs(runs: Iterable[dict]) -> dict[str, dict]:
+    latest: dict[str, dict] = {}
+    for doc in runs:
+        cur = latest.get(doc["run.id"])
+        if cur is None or doc["edgewatch.run.version"] >= cur["edgewatch.run.version"]:
+            latest[doc["run.id"]] = doc
+    return latest
+
+
+def compare_with_truth(lab: LabStack, checks: Iterable[dict], runs: Iterable[dict]
+                       ) -> dict[str, int]:
+    """Assert every poll and every run equals the ground truth; return what was compared."""
+    truth = lab.truth
+    polls = polls_of(checks)
+    runs = latest_runs(runs)
+    assert {r for r, _ in polls} == {r.name for r in lab.scenario.resolvers}
+    figures = {"polls": 0, "runs": 0, "reused": 0, "failures": 0}
+    for (resolver, target), seq in polls.items():
+        times = [t for t, _, _ in seq]
+        expected = truth.observe(resolver, target, times)
+        for (t, err, addrs), want in zip(seq, expected, strict=True):
+            assert (err, addrs) == (want.error_type, want.addresses if want.ok else frozenset()), (
+                resolver, target, datetime.fromtimestamp(t))
+        figures["polls"] += len(seq)
+        figures["failures"] += sum(1 for _, err, _ in seq if err)
+        want_runs = sorted(
+            (r.address, round(r.start.timestamp(), 3),
+             None if r.end is None else round(r.end.timestamp(), 3), r.checks, r.gaps)
+            for r in truth.runs(resolver, target, times))
+        got_runs = sorted(
+            (d["destination.ip"], round(_ts(d["run.start"]), 3),
+             round(_ts(d["run.end"]), 3) if "run.end" in d else None, d["run.checks"],
+             d["run.gaps"])
+            for d in runs.values()
+            if d["resolver.name"] == resolver and d["dns.question.name"] == target)
+        assert got_runs == want_runs, (resolver, target)
+        figures["runs"] += len(got_runs)
+        per_addr = defaultdict(int)
+        for r in got_runs:
+            per_addr[r[0]] += 1
+        figures["reused"] += sum(1 for n in per_addr.values() if n > 1)
+    return figures
