@@ -90,7 +90,8 @@ class CycleRunner:
         async with sem:
             at = self.clock.now()
             result = await probe_dns(resolver, target.name, rtype, self.config.timeouts.dns,
-                                     keep_raw=self.config.keep_raw_answers)
+                                     keep_raw=self.config.keep_raw_answers,
+                                     ssl_context=self.contexts[0])
         return _Query(target, rtype, resolver, at, result)
 
     async def _connect(self, sem: asyncio.Semaphore, address: str, target: Target

@@ -77,8 +77,11 @@ def setup(settings: ElasticsearchSettings, dry_run: bool = False,
         detail = f"  ({o.detail})" if o.detail else ""
         print(f"  {label:<{width}}  {o.action}{detail}", file=out)
     changed = sum(o.changed for o in outcomes)
-    print("no change" if changed == 0 and not dry_run else f"{changed} object(s) changed"
-          if not dry_run else "dry run: nothing was changed", file=out)
+    if dry_run:
+        summary = "dry run: nothing was changed"
+    else:
+        summary = f"{changed} object(s) changed" if changed else "no change"
+    print(summary, file=out)
     return outcomes
 
 

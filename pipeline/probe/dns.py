@@ -125,7 +125,8 @@ def _ecs(response: dns.message.Message) -> tuple[int | None, int | None]:
 
 
 async def _send(
-    query: dns.message.QueryMessage, resolver: Resolver, timeout: float
+    query: dns.message.QueryMessage, resolver: Resolver, timeout: float,
+    ssl_context: ssl.SSLContext | None,
 ) -> tuple[dns.message.Message, bool]:
     where, port = resolver.address, resolver.port
     if resolver.transport == "udp":
@@ -133,7 +134,7 @@ async def _send(
     if resolver.transport == "tcp":
         return await dns.asyncquery.tcp(query, where, timeout=timeout, port=port), False
     if resolver.transport == "dot":
-        ctx = ssl.create_default_context()
+        ctx = ssl_context or ssl.create_default_context()
         return await dns.asyncquery.tls(
             query, where, timeout=timeout, port=port, ssl_context=ctx,
             server_hostname=resolver.server_name,
@@ -146,14 +147,18 @@ async def _send(
 
 
 async def probe_dns(
-    resolver: Resolver, qname: str, rtype: str, timeout: float, keep_raw: bool = False
+    resolver: Resolver, qname: str, rtype: str, timeout: float, keep_raw: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> DnsResult:
-    """One query; the result classifies every way it can go wrong."""
+    """One query; the result classifies every way it can go wrong.
+
+    ``ssl_context`` verifies a DNS-over-TLS resolver (default: the system trust store).
+    """
     query = _make_query(qname, rtype, resolver)
     base = {"resolver": resolver, "qname": qname, "rtype": rtype}
     started = time.perf_counter()
     try:
-        response, used_tcp = await _send(query, resolver, timeout)
+        response, used_tcp = await _send(query, resolver, timeout, ssl_context)
     except dns.exception.Timeout:
         return DnsResult(**base, error_type="dns.timeout",
                          error_message=f"no answer within {timeout:g}s",

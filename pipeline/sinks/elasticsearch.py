@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import elastic_transport
+import orjson
 from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
 
@@ -333,7 +334,9 @@ class ElasticsearchSink:
                     ) -> list[tuple[SpoolEntry, str, int, dict | None]]:
         assert self.client is not None
         ns = self.settings.namespace
-        actions = [(action_header(e.kind, e.id, e.version, ns), e.source) for e in entries]
+        # Action lines serialised here with orjson; the helper passes bytes through untouched.
+        actions = [(orjson.dumps(action_header(e.kind, e.id, e.version, ns)), e.source)
+                   for e in entries]
         size = sum(len(e.source) for e in entries)
         log.debug("bulk: sending %d action(s), %d source bytes", len(actions), size)
         self.stats.bulk_requests += 1

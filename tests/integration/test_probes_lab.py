@@ -62,6 +62,16 @@ def test_dns_probe_classifies_nxdomain_timeout_and_falls_back_to_tcp(lab: LabSta
     assert t.error_type == "dns.timeout" and t.rcode is None
 
 
+def test_dns_probe_over_tcp_gives_the_same_answer(lab: LabStack) -> None:
+    udp = _resolver(lab, "lab-google-a")
+    tcp = Resolver("tcp", udp.address, udp.port, transport="tcp")
+    host = lab.scenario.targets[0].name
+    a = asyncio.run(probe_dns(udp, host, "A", 2.0))
+    b = asyncio.run(probe_dns(tcp, host, "A", 2.0))
+    assert a.ok and b.ok and a.cname_chain == b.cname_chain
+    assert b.address_set == lab.truth.answer(udp.name, host, lab.clock.now()).addresses
+
+
 def _silent_port() -> int:
     import socket
 
