@@ -49,7 +49,7 @@ def settings(url: str, namespace: str, batch: int, state: Path) -> Elasticsearch
 
 
 def raw_bulk(es: Elasticsearch, namespace: str, sources: list[tuple[str, bytes]],
-             batch: int) -> float:
+             batch: int) -> tuple[float, float]:
     index = names.check_data_stream(namespace)
     bodies = []
     for i in range(0, len(sources), batch):
@@ -58,27 +58,28 @@ def raw_bulk(es: Elasticsearch, namespace: str, sources: list[tuple[str, bytes]]
             lines.append(orjson.dumps({"create": {"_index": index, "_id": rid}}))
             lines.append(source)
         bodies.append(b"\n".join(lines) + b"\n")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for body in bodies:
         resp = es.bulk(operations=body)
         if resp["errors"]:
             raise RuntimeError("raw bulk reported item errors")
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     es.indices.refresh(index=index)
     if es.count(index=index)["count"] != len(sources):
         raise RuntimeError("raw bulk: count mismatch")
-    return elapsed
+    return elapsed, cpu
 
 
-async def sink_run(es: Elasticsearch, s: ElasticsearchSettings, records: list) -> float:
+async def sink_run(es: Elasticsearch, s: ElasticsearchSettings,
+                   records: list) -> tuple[float, float]:
     sink = ElasticsearchSink(s)
     await sink.open()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, len(records), s.bulk_max_docs):
         await sink.write(records[i:i + s.bulk_max_docs])
     while not sink.spool.is_empty():
         await sink.flush()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     await sink.close()
     if sink.stats.delivered != len(records):
         raise RuntimeError(f"sink delivered {sink.stats.delivered} of {len(records)}")
@@ -86,7 +87,7 @@ async def sink_run(es: Elasticsearch, s: ElasticsearchSettings, records: list) -
     es.indices.refresh(index=index)
     if es.count(index=index)["count"] != len(records):
         raise RuntimeError("sink: count mismatch")
-    return elapsed
+    return elapsed, cpu
 
 
 def machine_facts(es: Elasticsearch, node: Node | None) -> list[str]:
@@ -127,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         records = check_records(args.docs)
         sources = [(r.id, r.to_json()) for r in records]
         avg_size = statistics.mean(len(s) for _, s in sources)
-        raw_rates, sink_rates = [], []
+        rates: dict[str, list[float]] = {"raw": [], "sink": []}
+        cpu_ms: dict[str, list[float]] = {"raw": [], "sink": []}
         if args.warmup:
             warm = settings(url, "benchwarmup", args.batch, state)
             setup(warm, out=io.StringIO())
@@ -140,23 +142,27 @@ def main(argv: list[str] | None = None) -> int:
             order = ("raw", "sink") if n % 2 == 0 else ("sink", "raw")
             for side in order:
                 if side == "raw":
-                    elapsed = raw_bulk(es, raw_s.namespace, sources, args.batch)
-                    raw_rates.append(args.docs / elapsed)
+                    elapsed, cpu = raw_bulk(es, raw_s.namespace, sources, args.batch)
                 else:
-                    elapsed = asyncio.run(sink_run(es, sink_s, records))
-                    sink_rates.append(args.docs / elapsed)
+                    elapsed, cpu = asyncio.run(sink_run(es, sink_s, records))
+                rates[side].append(args.docs / elapsed)
+                cpu_ms[side].append(1000 * cpu / (args.docs / 1000))
                 print(f"round {n + 1} {side:>4}: {args.docs / elapsed:8.0f} docs/s "
-                      f"({elapsed:.2f} s)", file=sys.stderr)
-        raw_med, sink_med = statistics.median(raw_rates), statistics.median(sink_rates)
+                      f"({elapsed:.2f} s, client CPU {cpu:.2f} s)", file=sys.stderr)
+        ratios = [s / r for s, r in zip(rates["sink"], rates["raw"], strict=True)]
+        med = {side: statistics.median(v) for side, v in rates.items()}
         print(f"### Indexing: {args.docs} check documents (avg {avg_size:.0f} B of JSON), "
               f"batches of {args.batch}, {args.rounds} rounds\n")
-        print("| path | docs/s (median) | per round |")
-        print("|---|---|---|")
-        print(f"| raw `_bulk` (sync client, pre-serialised) | {raw_med:.0f} | "
-              f"{', '.join(f'{r:.0f}' for r in raw_rates)} |")
-        print(f"| edgewatch sink (spool + async_streaming_bulk) | {sink_med:.0f} | "
-              f"{', '.join(f'{r:.0f}' for r in sink_rates)} |")
-        print(f"\n**ratio sink / raw = {sink_med / raw_med:.2f}**\n")
+        print("| path | docs/s (median) | per round | client CPU ms / 1000 docs (median) |")
+        print("|---|---|---|---|")
+        labels = {"raw": "raw `_bulk` (sync client, pre-serialised ndjson)",
+                  "sink": "edgewatch sink (spool + fsync + async_streaming_bulk)"}
+        for side in ("raw", "sink"):
+            print(f"| {labels[side]} | {med[side]:.0f} | "
+                  f"{', '.join(f'{r:.0f}' for r in rates[side])} | "
+                  f"{statistics.median(cpu_ms[side]):.0f} |")
+        print(f"\n**ratio sink / raw = {med['sink'] / med['raw']:.2f}** (medians; per round, "
+              f"same-round pairs: {', '.join(f'{x:.2f}' for x in ratios)})\n")
         print("Machine: " + "; ".join(machine_facts(es, node)) + ".")
         print(f"Load average at the end: {os.getloadavg()[0]:.1f} (1 min).")
         es.close()
