@@ -63,6 +63,10 @@ def _leaf(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, names: 
     return cert, key
 
 
+DOT_NAME = "dot.lab.test"  # the name every lab resolver's DNS-over-TLS certificate carries
+DOT_CERT, DOT_KEY = "dot.pem", "dot.key"
+
+
 def generate(out_dir: Path, hostnames: list[str], wrong_name: str) -> EdgeCerts:
     """Create the CA and the three leaves in out_dir; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,6 +103,11 @@ def generate(out_dir: Path, hostnames: list[str], wrong_name: str) -> EdgeCerts:
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key, key_path)
         leaves[kind] = (cert_path, key_path)
+    # Resolvers that offer DNS over TLS present this one (SNI/verification name DOT_NAME).
+    cert, key = _leaf(ca_key, ca_cert, [DOT_NAME], now - dt.timedelta(days=1),
+                      now + dt.timedelta(days=30))
+    (out_dir / DOT_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, out_dir / DOT_KEY)
     return EdgeCerts(ca=ca_path, leaves=leaves)
 
 

@@ -107,6 +107,14 @@ class LabStack:
         return {p.name: (p.listen, p.port) for p in self.plan.resolvers(self.scenario)}
 
     @property
+    def dot_endpoints(self) -> dict[str, tuple[str, int]]:
+        """Resolvers that also speak DNS over TLS (unbound ones), verified as pki.DOT_NAME."""
+        assert self.plan is not None, "lab not started"
+        return {p.name: (p.daemon, unbound.DOT_PORT)
+                for p, r in zip(self.plan.resolvers(self.scenario), self.scenario.resolvers,
+                                strict=True) if r.software == "unbound"}
+
+    @property
     def auth(self) -> tuple[str, int]:
         assert self.plan is not None, "lab not started"
         return (self.plan.auth, self.plan.dns_port)
@@ -210,7 +218,9 @@ class LabStack:
                                   strict=True):
             workdir = self.run_dir / "resolvers" / resolver.name
             spec = DaemonSpec(resolver=resolver, plan=plan, auth=self.plan.auth,
-                              auth_port=self.plan.dns_port, speed=self.speed, workdir=workdir)
+                              auth_port=self.plan.dns_port, speed=self.speed, workdir=workdir,
+                              dot_cert=self.run_dir / "pki" / pki.DOT_CERT,
+                              dot_key=self.run_dir / "pki" / pki.DOT_KEY)
             cmd = DAEMONS[resolver.software].command(spec)
             self._record(procs.spawn(resolver.name, cmd.argv,
                                      self.run_dir / "logs" / f"{resolver.name}.log", workdir,

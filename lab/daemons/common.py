@@ -22,6 +22,8 @@ class DaemonSpec:
     auth_port: int
     speed: float
     workdir: Path
+    dot_cert: Path | None = None  # serve DNS over TLS on port 853 with this certificate
+    dot_key: Path | None = None
 
     def real_seconds(self, scenario_seconds: float) -> int:
         """A scenario duration as whole real seconds for a daemon setting (at least 1)."""

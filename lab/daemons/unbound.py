@@ -11,6 +11,7 @@ from __future__ import annotations
 from lab.daemons.common import LAB_ZONES, DaemonCommand, DaemonSpec
 
 BINARY = "/usr/sbin/unbound"
+DOT_PORT = 853
 
 
 def config_text(spec: DaemonSpec) -> str:
@@ -49,6 +50,12 @@ def config_text(spec: DaemonSpec) -> str:
         "    qname-minimisation: yes",
         '    local-zone: "." refuse',
     ]
+    if spec.dot_cert is not None and spec.dot_key is not None:
+        # DNS over TLS beside plain DNS, on the daemon's own address (a fault shim, where there
+        # is one, relays plain UDP only).
+        lines += [f"    interface: {p.daemon}@{DOT_PORT}", f"    tls-port: {DOT_PORT}",
+                  f'    tls-service-key: "{spec.dot_key}"',
+                  f'    tls-service-pem: "{spec.dot_cert}"']
     for zone in LAB_ZONES:
         lines += [f'    local-zone: "{zone}." transparent', f'    domain-insecure: "{zone}."']
     if r.cache == "off":

@@ -72,6 +72,21 @@ def test_dns_probe_over_tcp_gives_the_same_answer(lab: LabStack) -> None:
     assert b.address_set == lab.truth.answer(udp.name, host, lab.clock.now()).addresses
 
 
+def test_dns_over_tls_is_verified_against_the_trust_store(lab: LabStack) -> None:
+    from lab.pki import DOT_NAME
+
+    name, (address, port) = next(iter(lab.dot_endpoints.items()))
+    host = lab.scenario.targets[0].name
+    ctx = tls_contexts(lab.ca_path)[0]
+    dot = Resolver("dot", address, port, transport="dot", server_name=DOT_NAME)
+    res = asyncio.run(probe_dns(dot, host, "A", 3.0, ssl_context=ctx))
+    assert res.ok, res
+    assert res.address_set == lab.truth.answer(name, host, lab.clock.now()).addresses
+    wrong = Resolver("dot", address, port, transport="dot", server_name="other.lab.test")
+    bad = asyncio.run(probe_dns(wrong, host, "A", 3.0, ssl_context=ctx))
+    assert bad.error_type == "dns.network" and "certificate" in (bad.error_message or "").lower()
+
+
 def _silent_port() -> int:
     import socket
 
