@@ -77,6 +77,7 @@ async def sink_run(es: Elasticsearch, s: ElasticsearchSettings,
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, len(records), s.bulk_max_docs):
         await sink.write(records[i:i + s.bulk_max_docs])
+        await asyncio.sleep(0)  # as a producer with anything to await does: the sender runs
     while not sink.spool.is_empty():
         await sink.flush()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
