@@ -163,8 +163,10 @@ class ElasticsearchSink:
     async def close(self) -> None:
         if self._sender is None:
             return
+        # A last delivery attempt, bounded: a long backlog stays spooled (it is durable) rather
+        # than holding up a shutdown.
         with contextlib.suppress(Exception):
-            await self.flush()
+            await asyncio.wait_for(self.flush(), timeout=self.settings.request_timeout)
         self._closing = True
         self._sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
