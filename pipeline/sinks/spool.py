@@ -164,6 +164,12 @@ class Spool:
             self._sizes = {n: self._path(n).stat().st_size for n in self._segments}
             if self._cursor.segment < self._segments[0]:
                 self._cursor = Position(self._segments[0], 0)
+            size = self._sizes[self._cursor.segment]
+            if self._cursor.offset > size:
+                # Only after a power loss: the segment lost a tail the cursor had passed.
+                log.warning("spool cursor %s lies beyond the end of its segment (%d bytes); "
+                            "moved back to it", self._cursor, size)
+                self._cursor = Position(self._cursor.segment, size)
             self._start_segment(self._segments[-1])
         else:
             self._cursor = Position(max(self._cursor.segment, 1), 0)

@@ -105,3 +105,15 @@ def test_the_bound_refuses_the_newest_records(tmp_path: Path) -> None:
         spool.commit(spool.read(5, 1 << 20))  # delivery frees room
         assert spool.append(entries(16, 8)) == 5
         assert [e.id for e in drain(spool, max_entries=100)][-1] == "id-020"
+
+
+def test_a_cursor_beyond_a_shortened_segment_does_not_hide_new_records(tmp_path: Path) -> None:
+    with opened(tmp_path) as spool:
+        spool.append(entries(0, 4))
+        spool.commit(spool.read(4, 1 << 20))
+    segment = next(tmp_path.glob("*.seg"))
+    segment.write_bytes(segment.read_bytes()[:100])  # a power loss ate the tail
+    with opened(tmp_path) as spool:
+        assert spool.is_empty()
+        spool.append(entries(4, 2))
+        assert [e.id for e in drain(spool)] == ["id-004", "id-005"]
