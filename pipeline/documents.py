@@ -8,6 +8,7 @@ a spool or re-running a cycle can never index the same fact twice.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -132,6 +133,8 @@ def _base(ctx: CheckContext, queried_at: datetime, result: DnsResult) -> dict[st
     _put(doc, "dns.ecs.scope_prefix", result.ecs_scope_prefix)
     if result.tcp_fallback:
         doc["dns.transport_fallback"] = True
+    if result.raw is not None:
+        doc["dns.raw"] = base64.b64encode(result.raw).decode()
     if result.addresses:
         addrs = [a.address for a in result.addresses]
         doc["dns.resolved_ip"] = addrs

@@ -12,9 +12,7 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pytest
 from e2e_truth import compare_with_truth, latest_runs
 
 from lab.stack import LabStack
+from lab.testing import lab_fixture
 from pipeline.clock import ScenarioClock
 from pipeline.config import Resolver, Target, Timeouts, load_config
 from pipeline.cycle import CycleRunner
@@ -33,15 +32,7 @@ SPEED = 900.0  # one 15-minute poll every second
 EDGEWATCH = [sys.executable, "-m", "pipeline"]
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabStack]:
-    with tempfile.TemporaryDirectory(prefix="edgewatch-e2e-") as tmp:
-        stack = LabStack("quick", speed=SPEED, run_dir=Path(tmp) / "lab")
-        try:
-            stack.start()
-            yield stack
-        finally:
-            stack.stop()
+lab = lab_fixture("quick", speed=SPEED, scope="module")
 
 
 def run_edgewatch(config: Path, store: Path, state: Path, *args: str) -> str:

@@ -6,17 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from e2e_truth import compare_with_truth, latest_runs, polls_of
 from elasticsearch import Elasticsearch, helpers
 
 from lab.stack import LabStack
+from lab.testing import lab_fixture
 from pipeline.report import build_report
 from pipeline.report.es_source import ElasticsearchSource
 from pipeline.report.store_source import StoreSource
@@ -26,15 +24,7 @@ pytestmark = pytest.mark.integration
 CYCLES = 24
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabStack]:
-    with tempfile.TemporaryDirectory(prefix="edgewatch-e2e-es-") as tmp:
-        stack = LabStack("quick", speed=900.0, run_dir=Path(tmp) / "lab")
-        try:
-            stack.start()
-            yield stack
-        finally:
-            stack.stop()
+lab = lab_fixture("quick", speed=900.0, scope="module")
 
 
 def _edgewatch(*args: str) -> subprocess.CompletedProcess:

@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lab.stack import LabStack
+from lab.testing import lab_fixture
 from pipeline.config import Resolver, load_config
 from pipeline.probe.connect import probe_connect, tls_contexts
 from pipeline.probe.dns import probe_dns
@@ -24,15 +23,7 @@ from pipeline.sinks.ndjson import read_store
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[LabStack]:
-    with tempfile.TemporaryDirectory(prefix="edgewatch-probes-") as tmp:
-        stack = LabStack("quick", speed=900.0, run_dir=Path(tmp) / "lab")
-        try:
-            stack.start()
-            yield stack
-        finally:
-            stack.stop()
+lab = lab_fixture("quick", speed=900.0, scope="module")
 
 
 def _resolver(lab: LabStack, name: str) -> Resolver:

@@ -6,6 +6,7 @@ rejected at index time; this test catches that drift before any cluster does.
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,7 +48,8 @@ def _sample():
                    flags=("RD", "RA"), addresses=(AnswerAddress("127.60.0.10", 20),
                                                   AnswerAddress("127.60.0.11", 20)),
                    cname_chain=("acme-v02.api.lab.test", "e1.a.edge.lab.test"), rtt_us=812,
-                   ecs_source_prefix=24, ecs_scope_prefix=24, tcp_fallback=True)
+                   ecs_source_prefix=24, ecs_scope_prefix=24, tcp_fallback=True,
+                   raw=b"\x12\x34wire")
     failed = DnsResult(resolver, "acme-v02.api.lab.test", "A", error_type="dns.timeout",
                        error_message="no answer within 0.4s", rtt_us=400000)
     cert = Certificate("acme-v02.api.lab.test", "edgewatch lab CA", ("acme-v02.api.lab.test",),
@@ -90,6 +92,7 @@ def test_check_documents_shape() -> None:
     assert bad["tls.established"] is True and bad["tls.verified"] is False
     assert "destination.ip" not in failed and failed["error.type"] == "dns.timeout"
     assert good["dns.answer_set.hash"] == bad["dns.answer_set.hash"]
+    assert base64.b64decode(good["dns.raw"]) == b"\x12\x34wire"
     assert len({r.id for r in checks}) == 3  # one id per resolver × address
     run = runs[0].doc
     assert run["run.duration.s"] == 7200 and run["run.observed.s"] == 6300
