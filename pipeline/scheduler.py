@@ -33,6 +33,7 @@ async def run_scheduled(
     on_cycle: Callable[[CycleStats], None] | None = None,
     stop: asyncio.Event | None = None,
     align: bool = True,
+    on_scheduled: Callable[[datetime], None] | None = None,
 ) -> list[CycleStats]:
     """Run until ``cycles`` cycles are done or ``stop`` is set (SIGTERM/SIGINT set it)."""
     stop = stop or asyncio.Event()
@@ -89,6 +90,8 @@ async def run_scheduled(
     scheduler.add_job(job, trigger, id="cycle", max_instances=1, coalesce=True,
                       misfire_grace_time=max(1, int(clock.real_seconds(sch.misfire_grace_s))))
     scheduler.start()
+    if on_scheduled:
+        on_scheduled(clock.at_real(start.timestamp()))
     log.info("scheduled every %.3fs real (%ss scenario), first at %s", interval,
              sch.interval_s, start.isoformat())
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import datetime
 
 from pipeline.clock import ScenarioClock, real_clock
 from pipeline.commands._common import add_config_argument, load_or_exit
@@ -67,8 +68,15 @@ async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
             stats = [await runner.run_cycle()]
             progress(stats[0])
         else:
+            def announce(first: datetime) -> None:
+                if not quiet:
+                    sys.stderr.write(f"edgewatch: {len(config.targets)} target(s) × "
+                                     f"{len(config.resolvers)} resolver(s) every "
+                                     f"{config.schedule.interval_s:g}s; first cycle at "
+                                     f"{iso(first)}; Ctrl-C stops after the cycle in flight\n")
+
             stats = await run_scheduled(runner, config, clock, cycles=cycles,
-                                        on_cycle=progress, align=align)
+                                        on_cycle=progress, align=align, on_scheduled=announce)
     finally:
         await runner.close()
         if not quiet:
