@@ -249,3 +249,13 @@ def run_record(run: Run, info: NetInfo | None = None, domain: str | None = None)
         _put(doc, "destination.as.number", info.asn)
     _put(doc, "destination.domain", domain)
     return Record("run", run.id, doc, version=run.version, timestamp=run.last_seen)
+
+
+def record_from_stored(line: dict[str, Any]) -> Record:
+    """A document read back from the local store (``_id`` inline) as a record for a sink."""
+    doc = {k: v for k, v in line.items() if k != "_id"}
+    if doc.get("event.dataset") == RUN_DATASET:
+        return Record("run", line["_id"], doc, version=int(doc["edgewatch.run.version"]))
+    if doc.get("event.dataset") == CHECK_DATASET:
+        return Record("check", line["_id"], doc)
+    raise ValueError(f"not an edgewatch document: event.dataset={doc.get('event.dataset')!r}")

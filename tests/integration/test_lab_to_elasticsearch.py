@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from e2e_truth import compare_with_truth, latest_runs, polls_of
@@ -166,3 +167,29 @@ def test_report_from_either_source_equals_the_ground_truth(measured, lab: LabSta
     start = datetime.fromisoformat(from_es.window.start.replace("Z", "+00:00"))
     assert start.timestamp() == pytest.approx(min(t for p in polls.values() for t, _, _ in p),
                                               abs=1.0)
+
+
+def test_load_moves_a_local_store_into_the_cluster_once(measured, es: Elasticsearch,
+                                                        tmp_path: Path, es_url: str) -> None:
+    """A store written without a cluster, loaded twice into a fresh namespace: equal, no twins."""
+    namespace = f"load{os.getpid()}"
+    config = tmp_path / "load.toml"
+    text = measured["config"].read_text().replace(measured["namespace"], namespace)
+    text = text.replace(str(measured["config"].parent / "spool"), str(tmp_path / "spool"))
+    config.write_text(text)
+    _edgewatch("setup", "--config", str(config))
+    first = _edgewatch("load", "--config", str(config), "--quiet").stdout
+    second = _edgewatch("load", "--config", str(config), "--quiet").stdout
+    stored = list(read_store(measured["store"], "checks"))
+    runs = latest_runs(read_store(measured["store"], "runs"))
+    # the second load stores no check again; only run summaries of an equal version are
+    # rewritten in place (external_gte accepts an equal version), never a second document
+    stored_again = int(second.split(": ", 1)[1].split(" stored")[0].replace(",", ""))
+    assert stored_again <= len(runs)
+    assert "0 refused" in first and "0 refused" in second
+    es.indices.refresh(index=f"logs-edgewatch.check-{namespace}")
+    in_es = _scan(es, f"logs-edgewatch.check-{namespace}")
+    assert sorted(d["_id"] for d in in_es) == sorted(d["_id"] for d in stored)
+    got = {d["run.id"]: d for d in (_flat(x) for x in _scan(es, f"edgewatch-runs-{namespace}"))}
+    assert got.keys() == runs.keys()
+    assert all(got[r]["run.checks"] == runs[r]["run.checks"] for r in runs)
