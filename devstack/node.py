@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import pwd
@@ -221,8 +222,14 @@ def start_node(
     port: int | None = None,
     heap: str = "1g",
     timeout: float = START_TIMEOUT_S,
+    die_with_parent: bool = False,
 ) -> Node:
-    """Start a fresh node and return once ``GET /`` answers; raise DevstackError otherwise."""
+    """Start a fresh node and return once ``GET /`` answers; raise DevstackError otherwise.
+
+    ``die_with_parent`` (tests) has the kernel stop the node when the starting process dies,
+    however it dies, so a killed test run cannot leave a node behind. The Elasticsearch server
+    exits when its launcher does.
+    """
     java_home = find_java_home()
     es_home = prepare_home(java_home)
     run_dir = Path(run_dir or tempfile.mkdtemp(prefix="edgewatch-es-"))
@@ -234,6 +241,11 @@ def start_node(
     port = port or free_port()
     user = _node_user()
     if user is not None:
+        closed = [p for p in run_dir.resolve().parents if not os.stat(p).st_mode & 0o001]
+        if closed:
+            raise DevstackError(f"the node runs as {NODE_USER!r}, which cannot reach {run_dir}: "
+                                f"{closed[0]} is closed to other users; use a run folder "
+                                "under a world-traversable parent (e.g. tempfile.mkdtemp())")
         for dirpath, _dirs, files in os.walk(run_dir):
             os.chown(dirpath, user.pw_uid, user.pw_gid)
             for f in files:
@@ -272,6 +284,8 @@ def start_node(
             os.setgid(user.pw_gid)
             os.setgroups([])
             os.setuid(user.pw_uid)
+        if die_with_parent:  # after setuid: a change of credentials clears the setting
+            _die_with_parent()
 
     log = open(run_dir / "console.log", "wb")  # noqa: SIM115 - lives as long as the node
     t0 = time.monotonic()
@@ -292,6 +306,15 @@ def start_node(
     stop_node(run_dir)
     tail = (run_dir / "console.log").read_text(errors="replace")[-4000:]
     raise DevstackError(f"Elasticsearch did not answer GET / within {timeout:.0f}s:\n{tail}")
+
+
+def _die_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGTERM): Linux only; elsewhere the fixture's finally must do."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def stop_node(run_dir: Path, timeout: float = 30.0) -> bool:

@@ -26,7 +26,8 @@ def es_node() -> Iterator[Node | None]:
         yield None
         return
     run_dir = Path(tempfile.mkdtemp(prefix="edgewatch-test-es-"))
-    node = start_node(run_dir=run_dir)  # raises DevstackError: tests error, never skip
+    # raises DevstackError: tests error, never skip; the node dies with this process
+    node = start_node(run_dir=run_dir, die_with_parent=True)
     try:
         yield node
     finally:

@@ -79,3 +79,54 @@ def test_explicit_mapping_bulk_terms_cardinality_and_cidr(
 
     with pytest.raises(Exception, match="strict_dynamic_mapping_exception"):
         es.index(index=index, document={"@timestamp": "2026-03-02T00:00:00Z", "surprise": 1})
+
+
+def test_a_killed_test_process_leaves_no_node_behind() -> None:
+    """kill -9 of the process that started a node (as a crashed pytest would be) stops it."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    # not pytest's run_dir: its parent is closed to the node's user
+    run_dir = Path(tempfile.mkdtemp(prefix="edgewatch-orphan-"))
+
+    root = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from devstack.node import start_node\n"
+        f"node = start_node(run_dir=Path({str(run_dir)!r}), die_with_parent=True)\n"
+        "print(node.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        launcher = int(proc.stdout.readline())
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    def node_processes() -> list[int]:
+        pids = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if str(run_dir) in cmdline.read_bytes().decode(errors="replace"):
+                    pids.append(int(cmdline.parent.name))
+            except OSError:
+                continue
+        return pids
+
+    deadline = time.monotonic() + 60
+    while node_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = node_processes()
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    assert launcher > 0 and not left
