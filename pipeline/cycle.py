@@ -184,7 +184,8 @@ class CycleRunner:
             for sink in self.sinks:
                 await sink.write(records)
             for sink in self.sinks:
-                await sink.flush()
+                if not getattr(sink, "durable_writes", False):
+                    await sink.flush()
         except Exception:
             log.exception("a sink failed; the run state of this cycle is rolled back")
             self.tracker.rollback()

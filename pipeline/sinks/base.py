@@ -17,6 +17,10 @@ class Sink(Protocol):
     durable or delivered (the scheduler calls it at the end of every cycle and at shutdown).
     ``close`` flushes and releases resources. A sink never raises for a delivery problem that it
     can keep for later (spooling is its business); it raises only for misconfiguration.
+
+    A sink whose ``write`` already makes records durable may say so with a class attribute
+    ``durable_writes = True``; the cycle then skips its per-cycle ``flush`` (shutdown still
+    flushes through ``close``), so a slow or unreachable destination never delays probing.
     """
 
     name: str

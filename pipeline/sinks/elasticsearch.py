@@ -61,6 +61,9 @@ class ElasticsearchSink:
     """``Sink`` into the check data stream and the runs index of one namespace."""
 
     name = "elasticsearch"
+    # write() returns only once the records are fsynced in the spool; delivery runs in the
+    # background, so the cycle need not wait for the cluster (an outage must not slow probing).
+    durable_writes = True
 
     def __init__(
         self,

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,55 @@ def test_a_dead_resolver_costs_only_its_own_timeout(lab: LabStack, tmp_path: Pat
     assert stats.failures["dns.timeout"] >= 3 * 3
     # Sequential waiting would take at least 9 timeouts; concurrent waiting about one.
     assert elapsed < 3 * timeout
+
+
+def test_an_unreachable_cluster_does_not_slow_probing(lab: LabStack, tmp_path: Path) -> None:
+    """The cluster accepts connections and never answers (the worst kind of outage): records
+    wait in the spool, and the cycles still run on every slot of the cadence."""
+    import threading
+
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        hang.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(hang.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    config = tmp_path / "edgewatch.toml"
+    config.write_text(lab.config_path.read_text() + f"""
+[elasticsearch]
+url = "http://127.0.0.1:{hang.getsockname()[1]}"
+request_timeout = "2s"
+spool_dir = "{tmp_path / 'spool'}"
+dead_letter_dir = "{tmp_path / 'dead'}"
+
+[sinks]
+enabled = ["elasticsearch", "ndjson"]
+""")
+    try:
+        run_edgewatch(config, tmp_path / "data", tmp_path / "state", "--cycles", "6", "--quiet")
+    finally:
+        stop.set()
+        thread.join()
+        for s in held:
+            s.close()
+        hang.close()
+    slots = sorted({round(_ts(d["@timestamp"]) / 900)
+                    for d in read_store(tmp_path / "data", "checks")})
+    assert len(slots) == 6
+    gaps = [b - a for a, b in pairwise(slots)]
+    assert sum(1 for g in gaps if g == 1) >= 4, gaps  # a blocking flush would skip every other
+    assert any(p.stat().st_size for p in (tmp_path / "spool").rglob("*") if p.is_file())
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
