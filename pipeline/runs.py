@@ -60,6 +60,10 @@ class Assignment:
     start: datetime
 
 
+def _group(key: RunKey) -> tuple[str, str, str, str]:
+    return key.observer, key.name, key.rtype, key.resolver
+
+
 def run_id(key: RunKey, start: datetime) -> str:
     h = hashlib.sha1(usedforsecurity=False)
     stamp = start.astimezone(UTC).isoformat(timespec="milliseconds")
@@ -95,7 +99,8 @@ class RunTracker:
         self._db.executescript(_SCHEMA)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._open: dict[RunKey, Run] = {}
+        # Open runs grouped by (observer, name, rtype, resolver): one poll touches one group.
+        self._open: dict[tuple[str, str, str, str], dict[RunKey, Run]] = {}
         self._dirty: dict[RunKey, Run | None] = {}
         self._load()
 
@@ -104,14 +109,14 @@ class RunTracker:
         self._dirty.clear()
         for row in self._db.execute("SELECT * FROM open_runs"):
             key = RunKey(*row[:5])
-            self._open[key] = Run(
+            self._open.setdefault(_group(key), {})[key] = Run(
                 key=key, id=row[5], start=datetime.fromisoformat(row[6]),
                 last_seen=datetime.fromisoformat(row[7]), checks=row[8], gaps=row[9],
                 resolver_ip=row[10],
             )
 
     def open_runs(self) -> list[Run]:
-        return list(self._open.values())
+        return [run for group in self._open.values() for run in group.values()]
 
     def observe(
         self,
@@ -125,8 +130,7 @@ class RunTracker:
         addresses: Iterable[str],
     ) -> tuple[dict[str, Assignment], list[Run]]:
         """Apply one poll of one resolver; return run assignments and the runs that changed."""
-        mine = {k: r for k, r in self._open.items()
-                if (k.observer, k.name, k.rtype, k.resolver) == (observer, name, rtype, resolver)}
+        mine = dict(self._open.get((observer, name, rtype, resolver), {}))
         changed: list[Run] = []
         assignments: dict[str, Assignment] = {}
         if not ok:
@@ -147,13 +151,13 @@ class RunTracker:
         for key, run in mine.items():
             if key.address not in answered:
                 closed = replace(run, end=at)
-                self._open.pop(key)
+                self._open[_group(key)].pop(key)
                 self._dirty[key] = None
                 changed.append(closed)
         return assignments, changed
 
     def _put(self, key: RunKey, run: Run) -> Run:
-        self._open[key] = run
+        self._open.setdefault(_group(key), {})[key] = run
         self._dirty[key] = run
         return run
 
