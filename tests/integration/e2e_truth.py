@@ -10,7 +10,7 @@ from datetime import datetime
 from lab.stack import LabStack
 
 
-def _ts(value: str) -> float:
+def timestamp(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
@@ -22,7 +22,7 @@ def polls_of(checks: Iterable[dict]) -> dict[tuple[str, str], list[Poll]]:
     per_check: dict[tuple[str, str, str], dict] = {}
     for doc in checks:
         key = (doc["resolver.name"], doc["dns.question.name"], doc["edgewatch.check.id"])
-        entry = per_check.setdefault(key, {"t": _ts(doc["@timestamp"]), "err": None,
+        entry = per_check.setdefault(key, {"t": timestamp(doc["@timestamp"]), "err": None,
                                            "addrs": set()})
         if "destination.ip" in doc:
             entry["addrs"].add(doc["destination.ip"])
@@ -66,8 +66,8 @@ def compare_with_truth(lab: LabStack, checks: Iterable[dict], runs: Iterable[dic
              None if r.end is None else round(r.end.timestamp(), 3), r.checks, r.gaps)
             for r in truth.runs(resolver, target, times))
         got_runs = sorted(
-            (d["destination.ip"], round(_ts(d["run.start"]), 3),
-             round(_ts(d["run.end"]), 3) if "run.end" in d else None, d["run.checks"],
+            (d["destination.ip"], round(timestamp(d["run.start"]), 3),
+             round(timestamp(d["run.end"]), 3) if "run.end" in d else None, d["run.checks"],
              d["run.gaps"])
             for d in runs.values()
             if d["resolver.name"] == resolver and d["dns.question.name"] == target)

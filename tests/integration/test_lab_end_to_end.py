@@ -14,12 +14,11 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from e2e_truth import compare_with_truth, latest_runs
+from e2e_truth import compare_with_truth, latest_runs, timestamp
 
 from lab.stack import LabStack
 from lab.testing import lab_fixture
@@ -152,13 +151,10 @@ enabled = ["elasticsearch", "ndjson"]
         for s in held:
             s.close()
         hang.close()
-    slots = sorted({round(_ts(d["@timestamp"]) / 900)
+    slots = sorted({round(timestamp(d["@timestamp"]) / 900)
                     for d in read_store(tmp_path / "data", "checks")})
     assert len(slots) == 6
     gaps = [b - a for a, b in pairwise(slots)]
     assert sum(1 for g in gaps if g == 1) >= 4, gaps  # a blocking flush would skip every other
     assert any(p.stat().st_size for p in (tmp_path / "spool").rglob("*") if p.is_file())
 
-
-def _ts(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
