@@ -115,6 +115,13 @@ class LabStack:
                                 strict=True) if r.software == "unbound"}
 
     @property
+    def doh_urls(self) -> dict[str, tuple[str, str]]:
+        """Resolvers that also speak DNS over HTTPS: name → (URL naming pki.DOT_NAME, address)."""
+        assert self.plan is not None, "lab not started"
+        return {name: (f"https://{pki.DOT_NAME}:{unbound.DOH_PORT}{unbound.DOH_PATH}", address)
+                for name, (address, _port) in self.dot_endpoints.items()}
+
+    @property
     def auth(self) -> tuple[str, int]:
         assert self.plan is not None, "lab not started"
         return (self.plan.auth, self.plan.dns_port)

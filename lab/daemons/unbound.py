@@ -12,6 +12,8 @@ from lab.daemons.common import LAB_ZONES, DaemonCommand, DaemonSpec
 
 BINARY = "/usr/sbin/unbound"
 DOT_PORT = 853
+DOH_PORT = 8443
+DOH_PATH = "/dns-query"
 
 
 def config_text(spec: DaemonSpec) -> str:
@@ -51,9 +53,11 @@ def config_text(spec: DaemonSpec) -> str:
         '    local-zone: "." refuse',
     ]
     if spec.dot_cert is not None and spec.dot_key is not None:
-        # DNS over TLS beside plain DNS, on the daemon's own address (a fault shim, where there
-        # is one, relays plain UDP only).
+        # DNS over TLS and over HTTPS beside plain DNS, on the daemon's own address (a fault
+        # shim, where there is one, relays plain UDP only).
         lines += [f"    interface: {p.daemon}@{DOT_PORT}", f"    tls-port: {DOT_PORT}",
+                  f"    interface: {p.daemon}@{DOH_PORT}", f"    https-port: {DOH_PORT}",
+                  f'    http-endpoint: "{DOH_PATH}"',
                   f'    tls-service-key: "{spec.dot_key}"',
                   f'    tls-service-pem: "{spec.dot_cert}"']
     for zone in LAB_ZONES:

@@ -20,6 +20,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdatatype
 
@@ -140,8 +141,11 @@ async def _send(
             server_hostname=resolver.server_name,
         ), False
     if resolver.transport == "doh":
+        # The URL names the server (SNI, certificate, Host); the configured address is where
+        # to connect, so no system resolver is involved in reaching a DoH resolver.
         return await dns.asyncquery.https(
             query, resolver.url or where, timeout=timeout, port=port, bootstrap_address=where,
+            verify=ssl_context or True,
         ), False
     raise ValueError(f"unknown transport {resolver.transport!r}")
 
@@ -152,7 +156,8 @@ async def probe_dns(
 ) -> DnsResult:
     """One query; the result classifies every way it can go wrong.
 
-    ``ssl_context`` verifies a DNS-over-TLS resolver (default: the system trust store).
+    ``ssl_context`` verifies a DNS-over-TLS or -HTTPS resolver (default: the system trust
+    store). DNS over HTTPS needs the ``doh`` extra (dnspython[doh]).
     """
     query = _make_query(qname, rtype, resolver)
     base = {"resolver": resolver, "qname": qname, "rtype": rtype}
@@ -167,8 +172,17 @@ async def probe_dns(
         return DnsResult(**base, error_type="dns.network", error_message=str(exc) or "refused")
     except (OSError, socket.gaierror, ssl.SSLError, EOFError) as exc:
         return DnsResult(**base, error_type="dns.network", error_message=str(exc))
+    except dns.query.NoDOH:
+        return DnsResult(**base, error_type="dns.unsupported",
+                         error_message="DNS over HTTPS needs the doh extra: "
+                         "pip install 'edgewatch[doh]'")
     except dns.exception.DNSException as exc:
         return DnsResult(**base, error_type="dns.malformed", error_message=str(exc))
+    except Exception as exc:
+        # DoH transports raise their HTTP library's own errors (connect, TLS, protocol); a
+        # measurement never escapes the cycle as an exception.
+        return DnsResult(**base, error_type="dns.network",
+                         error_message=f"{type(exc).__name__}: {exc}")
     rtt_us = int((time.perf_counter() - started) * 1e6)
     rcode = response.rcode()
     chain, addresses = _follow_chain(response, qname, rtype)

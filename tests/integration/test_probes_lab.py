@@ -78,6 +78,20 @@ def test_dns_over_tls_is_verified_against_the_trust_store(lab: LabStack) -> None
     assert bad.error_type == "dns.network" and "certificate" in (bad.error_message or "").lower()
 
 
+def test_dns_over_https_is_verified_against_the_trust_store(lab: LabStack) -> None:
+    name, (url, address) = next(iter(lab.doh_urls.items()))
+    host = lab.scenario.targets[0].name
+    ctx = tls_contexts(lab.ca_path)[0]
+    port = int(url.split(":")[2].split("/")[0])
+    doh = Resolver("doh", address, port, transport="doh", url=url)
+    res = asyncio.run(probe_dns(doh, host, "A", 3.0, ssl_context=ctx))
+    assert res.ok, res
+    assert res.address_set == lab.truth.answer(name, host, lab.clock.now()).addresses
+    assert res.cname_chain[-1] == lab.scenario.targets[0].chain[-1]
+    untrusted = asyncio.run(probe_dns(doh, host, "A", 3.0))  # system store: lab CA unknown
+    assert untrusted.error_type == "dns.network", untrusted
+
+
 def _silent_port() -> int:
     import socket
 
