@@ -9,7 +9,7 @@ COPY mappings ./mappings
 COPY kibana ./kibana
 COPY config ./config
 # Editable, so mappings/ and kibana/ are found beside the code.
-RUN pip install --no-cache-dir -e '.[report]'
+RUN pip install --no-cache-dir -e '.[report,doh]'
 USER nobody
 ENTRYPOINT ["edgewatch"]
 CMD ["run", "--config", "/etc/edgewatch/edgewatch.toml"]
