@@ -82,6 +82,12 @@ def _up(args: argparse.Namespace) -> int:
     lab = LabStack(args.scenario, speed=args.speed, run_dir=args.run_dir,
                    start_at=args.start_at, octet=args.octet, edge_port=args.edge_port,
                    detach=not args.foreground)
+    stop = threading.Event()
+    if args.foreground:
+        # Before anything starts or is announced: a SIGTERM that arrives while the lab comes up,
+        # or right after the config path is printed, must still stop the whole lab cleanly.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
     lab.start()
     if args.config_out is not None:
         lab.export_config(args.config_out)
@@ -94,9 +100,6 @@ def _up(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if not args.foreground:
         return 0
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         while not stop.wait(1.0):
             dead = [p.name for p in lab.processes if not p.alive()]
