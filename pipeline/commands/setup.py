@@ -23,7 +23,7 @@ from pipeline.es.cluster import (
     ClusterUnauthorized,
     ClusterUnreachable,
     detect,
-    translate,
+    refusing,
 )
 
 EXIT_OK, EXIT_CONFLICT, EXIT_CONFIG, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED, EXIT_UNSUPPORTED = (
@@ -62,13 +62,8 @@ def setup(settings: ElasticsearchSettings, dry_run: bool = False,
         caps = detect(client, settings.url)
         print(f"Elasticsearch {caps.version} at {redact_url(settings.url)} "
               f"(namespace {settings.namespace})", file=out)
-        try:
+        with refusing(settings.url, "installing templates"):
             outcomes = installer.install(client, settings.namespace, caps, dry_run=dry_run)
-        except Exception as exc:
-            refused = translate(exc, settings.url, "installing templates")
-            if refused is not None:
-                raise refused from exc
-            raise
     finally:
         client.close()
     width = max(len(f"{o.kind} {o.name}") for o in outcomes)

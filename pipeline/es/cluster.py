@@ -8,6 +8,8 @@ Elasticsearch, or is not a 9.x release (the 9.x client cannot talk to 8.x). Opti
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +105,18 @@ def translate(exc: Exception, url: str, doing: str) -> ClusterRefused | None:
     return None
 
 
+@contextmanager
+def refusing(url: str, doing: str) -> Iterator[None]:
+    """Re-raise a client exception as the ``ClusterRefused`` a person can act on, if it is one."""
+    try:
+        yield
+    except Exception as exc:
+        refused = translate(exc, url, doing)
+        if refused is not None:
+            raise refused from exc
+        raise
+
+
 def _error_reason(exc: ApiError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     err = body.get("error")
@@ -125,34 +139,19 @@ def _ilm_from(status: int, body: Any) -> tuple[bool, str]:
 
 def detect(client: Elasticsearch, url: str) -> Capabilities:
     """Version check and feature probe with the synchronous client (setup)."""
-    try:
+    with refusing(url, "reading GET /"):
         root = client.perform_request("GET", "/", headers=_PLAIN_JSON)
-    except Exception as exc:
-        refused = translate(exc, url, "reading GET /")
-        if refused is not None:
-            raise refused from exc
-        raise
     version, flavor = check_root(dict(root.body), url)
-    try:
+    with refusing(url, "probing GET _ilm/status"):
         ilm = client.options(ignore_status=(400, 403, 404, 405)).perform_request(
             "GET", "/_ilm/status", headers=_PLAIN_JSON)
         has_ilm, note = _ilm_from(ilm.meta.status, ilm.body)
-    except Exception as exc:
-        refused = translate(exc, url, "probing GET _ilm/status")
-        if refused is not None:
-            raise refused from exc
-        raise
     return Capabilities(version=version, build_flavor=flavor, ilm=has_ilm, ilm_note=note)
 
 
 async def detect_async(client: AsyncElasticsearch, url: str) -> str:
     """The version check alone, for the sink's first contact; returns the version."""
-    try:
+    with refusing(url, "reading GET /"):
         root = await client.perform_request("GET", "/", headers=_PLAIN_JSON)
-    except Exception as exc:
-        refused = translate(exc, url, "reading GET /")
-        if refused is not None:
-            raise refused from exc
-        raise
     version, _ = check_root(dict(root.body), url)
     return version
