@@ -81,6 +81,14 @@ def _text(x: float, y: float, s: str, anchor: str = "middle", size: int = 11,
             f"fill='#333' {FONT} {extra}>{escape(s)}</text>")
 
 
+
+def _opening(width: int, height: int, left: float, title: str) -> list[str]:
+    """The <svg> element, a white background and the chart's title: every chart starts so."""
+    return [f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' "
+            f"width='{width}' height='{height}' role='img' aria-label='{escape(title)}'>",
+            f"<rect width='{width}' height='{height}' fill='#fff'/>",
+            _text(left, 18, title, "start", 13, "font-weight='600'")]
+
 def line_chart(
     series: Sequence[Series],
     *,
@@ -131,10 +139,7 @@ def line_chart(
     def sy(v: float) -> float:
         return top + ph - (v - y0) / (y1 - y0) * ph
 
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' "
-           f"width='{width}' height='{height}' role='img' aria-label='{escape(title)}'>",
-           f"<rect width='{width}' height='{height}' fill='#fff'/>",
-           _text(left, 18, title, "start", 13, "font-weight='600'")]
+    out = _opening(width, height, left, title)
     for t in yt:
         y = sy(t)
         out.append(f"<line x1='{left}' x2='{left + pw}' y1='{y:.1f}' y2='{y:.1f}' "
@@ -203,10 +208,7 @@ def bar_chart(groups: Sequence[BarGroup], *, title: str, x_label: str,
     def sx(v: float) -> float:
         return left + v / x1 * pw
 
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' "
-           f"width='{width}' height='{height}' role='img' aria-label='{escape(title)}'>",
-           f"<rect width='{width}' height='{height}' fill='#fff'/>",
-           _text(left, 18, title, "start", 13, "font-weight='600'")]
+    out = _opening(width, height, left, title)
     for t in xt:
         x = sx(t)
         out.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top}' y2='{top + ph}' "
