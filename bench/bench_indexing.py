@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "es"))
 
 from docgen import check_records  # noqa: E402
+from machine import cpu_model, memory_kib  # noqa: E402
 
 from devstack.node import Node, start_node  # noqa: E402
 from pipeline.commands.setup import setup  # noqa: E402
@@ -92,13 +93,8 @@ async def sink_run(es: Elasticsearch, s: ElasticsearchSettings,
 
 
 def machine_facts(es: Elasticsearch, node: Node | None) -> list[str]:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 2**20
+    cpu = cpu_model()
+    mem = memory_kib() // 2**20
     version = es.info()["version"]["number"]
     facts = [f"{os.cpu_count()} vCPU ({cpu}), shared with the node and everything else running",
              f"{mem} GiB RAM, {platform.system()} {platform.release()}",

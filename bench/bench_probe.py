@@ -62,6 +62,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import cpu_model, memory_kib  # noqa: E402
+
 import pipeline.cycle as cycle_module  # noqa: E402
 import pipeline.probe.rdns as rdns_module  # noqa: E402
 from lab.stack import LabStack  # noqa: E402
@@ -719,13 +721,8 @@ def loadavg() -> str:
 
 
 def machine_facts() -> dict[str, str]:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    cpu = cpu_model()
+    mem_kib = memory_kib()
     import cryptography
     import dns.version
     return {
