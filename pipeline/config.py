@@ -298,7 +298,8 @@ def _parse_es(r: _Reader, env: Mapping[str, str]) -> ElasticsearchSettings | Non
     )
 
 
-def _parse_host_port(value: str, default_port: int = 53) -> tuple[str, int]:
+def parse_host_port(value: str, default_port: int = 53) -> tuple[str, int]:
+    """``ADDRESS``, ``ADDRESS:PORT`` or ``[IPv6]:PORT``; ValueError when it is neither."""
     if value.startswith("["):
         host, _, rest = value[1:].partition("]")
         port = int(rest[1:]) if rest.startswith(":") else default_port
@@ -480,7 +481,7 @@ def parse_config(data: Mapping[str, Any], base: Path | None = None,
     rdns_resolver = None
     if rd.get("resolver"):
         try:
-            rdns_resolver = _parse_host_port(str(rd["resolver"]))
+            rdns_resolver = parse_host_port(str(rd["resolver"]))
         except ValueError:
             r.fail("rdns.resolver", f"{rd['resolver']!r} is not ADDRESS[:PORT]")
 

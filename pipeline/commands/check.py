@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import sys
 from pathlib import Path
 
 from pipeline.commands._common import load_or_exit, resolve_config_path
-from pipeline.config import Resolver, Target, Timeouts
+from pipeline.config import Resolver, Target, Timeouts, parse_host_port
 from pipeline.probe.connect import ConnectResult, probe_connect, tls_contexts
 from pipeline.probe.dns import DnsResult, probe_dns
 from pipeline.probe.netinfo import NetinfoTable
@@ -44,11 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _parse_resolver(text: str) -> Resolver:
-    host, port = text, 53
-    if text.count(":") == 1:
-        host, port_s = text.split(":")
-        port = int(port_s)
-    ipaddress.ip_address(host)
+    host, port = parse_host_port(text)
     return Resolver(name=text, address=host, port=port)
 
 
