@@ -10,8 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from elasticsearch import ApiError, TransportError
-
 from pipeline.report.allowlist import FORMATS, build_allowlist, render_allowlist
 from pipeline.report.options import add_source_arguments, filters_from, share_arg, source_from
 
@@ -37,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from elasticsearch import ApiError, TransportError  # here: the CLI starts without it
+
     source = source_from(args)
     try:
         al = build_allowlist(source, filters_from(args), args.coverage, args.by)

@@ -12,11 +12,14 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.commands._common import add_config_argument, load_or_exit
 from pipeline.documents import record_from_stored
-from pipeline.sinks.elasticsearch import ElasticsearchSink
 from pipeline.sinks.ndjson import read_store
+
+if TYPE_CHECKING:
+    from pipeline.sinks.elasticsearch import ElasticsearchSink
 
 BATCH = 2000
 
@@ -76,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"edgewatch load: {store} holds no checks-*.ndjson / runs-*.ndjson files",
               file=sys.stderr)
         return 2
+    from pipeline.sinks.elasticsearch import ElasticsearchSink  # here: the CLI starts without it
+
     sink = ElasticsearchSink.from_config(config)
     sent = asyncio.run(_load(sink, Path(store), args.quiet))
     s = sink.stats

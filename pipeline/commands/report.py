@@ -10,8 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from elasticsearch import ApiError, TransportError
-
 from pipeline.report import Options, build_report
 from pipeline.report.html import render_html
 from pipeline.report.options import (
@@ -51,6 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from elasticsearch import ApiError, TransportError  # here: the CLI starts without it
+
     source = source_from(args)
     try:
         report = build_report(source, filters_from(args),

@@ -13,18 +13,15 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pipeline.config import ConfigError, ElasticsearchSettings, load_config
-from pipeline.es import installer
-from pipeline.es.client import make_client, redact_url
-from pipeline.es.cluster import (
-    ClusterRefused,
-    ClusterUnauthorized,
-    ClusterUnreachable,
-    detect,
-    refusing,
-)
+
+if TYPE_CHECKING:
+    from pipeline.es.installer import Outcome
+
+# pipeline.es (and with it the Elasticsearch client, ~0.3 s) is imported inside the functions:
+# every `edgewatch` command builds this module's parser at start-up.
 
 EXIT_OK, EXIT_CONFLICT, EXIT_CONFIG, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED, EXIT_UNSUPPORTED = (
     0, 1, 2, 3, 4, 5)
@@ -55,8 +52,12 @@ def _settings(args: argparse.Namespace) -> ElasticsearchSettings:
 
 
 def setup(settings: ElasticsearchSettings, dry_run: bool = False,
-          out: TextIO = sys.stdout) -> list[installer.Outcome]:
+          out: TextIO = sys.stdout) -> list[Outcome]:
     """Detect, install, report. Raises ``ClusterRefused`` when the cluster cannot be used."""
+    from pipeline.es import installer
+    from pipeline.es.client import make_client, redact_url
+    from pipeline.es.cluster import detect, refusing
+
     client = make_client(settings)
     try:
         caps = detect(client, settings.url)
@@ -81,6 +82,9 @@ def setup(settings: ElasticsearchSettings, dry_run: bool = False,
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.es.cluster import ClusterRefused, ClusterUnauthorized, ClusterUnreachable
+    from pipeline.es.installer import CONFLICT
+
     try:
         settings = _settings(args)
     except ConfigError as exc:
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(exc, ClusterUnauthorized):
             return EXIT_UNAUTHORIZED
         return EXIT_UNSUPPORTED
-    if any(o.action == installer.CONFLICT for o in outcomes):
+    if any(o.action == CONFLICT for o in outcomes):
         print("edgewatch setup: some mappings conflict with what is installed (see above)",
               file=sys.stderr)
         return EXIT_CONFLICT

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
-
-from elasticsearch import Elasticsearch
+from typing import TYPE_CHECKING, Any
 
 from pipeline.es import names
 from pipeline.report.filters import Filters
@@ -28,6 +26,9 @@ from pipeline.report.rows import (
     Span,
     TimingRow,
 )
+
+if TYPE_CHECKING:  # the client is imported where a cluster is actually read
+    from elasticsearch import Elasticsearch
 
 DAY_MS = DAY_S * 1000
 

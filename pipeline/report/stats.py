@@ -7,12 +7,10 @@ calculation, and so the estimators (scipy's Kaplan–Meier, Wilson intervals) si
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
-from scipy import stats
 
 _EPS = 1e-9
 
@@ -46,6 +44,9 @@ def kaplan_meier(events: Sequence[float], censored: Sequence[float]) -> KaplanMe
         return None
     if not events:  # nothing ended: S stays 1 over the observed range
         return KaplanMeier(times=(float(max(censored)),), survival=(1.0,))
+    import numpy as np  # imported here: every `edgewatch` command would pay ~0.5 s otherwise
+    from scipy import stats
+
     data = stats.CensoredData(uncensored=np.asarray(events, dtype=float),
                               right=np.asarray(censored, dtype=float))
     sf = stats.ecdf(data).sf
@@ -57,6 +58,8 @@ def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float
     """Wilson score interval for a proportion (scipy's, no continuity correction)."""
     if trials <= 0:
         return None
+    from scipy import stats
+
     ci = stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence,
                                                           method="wilson")
     return float(ci.low), float(ci.high)
@@ -127,4 +130,4 @@ def median(values: Iterable[float]) -> float | None:
     vals = sorted(values)
     if not vals:
         return None
-    return float(np.median(vals))
+    return float(statistics.median(vals))
