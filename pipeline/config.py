@@ -110,6 +110,9 @@ class Timeouts:
 class Limits:
     concurrency: int = 64
     dns_retries: int = 0
+    # Addresses of one answer that get a TCP/TLS check; the rest are recorded but not connected
+    # to, so one hostile answer of 254 addresses cannot stretch a cycle past its budget.
+    max_addresses: int = 32
 
 
 @dataclass(frozen=True)
@@ -464,9 +467,12 @@ def parse_config(data: Mapping[str, Any], base: Path | None = None,
             r.fail(f"timeouts.{k}", "must be positive")
 
     lim = r.table("limits")
-    r.unknown(lim, {"concurrency", "dns_retries"}, "limits.")
+    r.unknown(lim, {"concurrency", "dns_retries", "max_addresses"}, "limits.")
     limits = Limits(concurrency=r.get(lim, "concurrency", "limits.", int, 64),
-                    dns_retries=r.get(lim, "dns_retries", "limits.", int, 0))
+                    dns_retries=r.get(lim, "dns_retries", "limits.", int, 0),
+                    max_addresses=r.get(lim, "max_addresses", "limits.", int, 32))
+    if limits.max_addresses < 1:
+        r.fail("limits.max_addresses", "must be at least 1")
     if limits.concurrency < 1:
         r.fail("limits.concurrency", "must be at least 1")
 
