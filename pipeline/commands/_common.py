@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.config import Config, ConfigError, load_config
+from pipeline.config import Config, ConfigError, check_writable_dirs, load_config
+from pipeline.probe.netinfo import NetinfoError, NetinfoTable
 
 DEFAULT_CONFIG_NAMES = ("edgewatch.toml",)
 
@@ -31,8 +32,14 @@ def resolve_config_path(path: Path | None) -> Path | None:
     return None
 
 
-def load_or_exit(path: Path | None) -> Config:
-    """Load the config, or print every problem with its key and exit with status 2."""
+def load_or_exit(path: Path | None, writes: bool = True) -> Config:
+    """Load the config, or print every problem with its key and exit with status 2.
+
+    ``writes`` (the default, as for ``run`` and ``load``): also refuse to start when a folder the
+    command will write is a file or read-only, and when the netinfo table is unreadable, so these
+    are one line at start rather than a traceback from the first cycle. Read-only commands
+    (``check``, ``report``, ``allowlist``) pass ``writes=False``.
+    """
     found = resolve_config_path(path)
     if found is None:
         print("edgewatch: no configuration given: pass --config FILE, set EDGEWATCH_CONFIG, or "
@@ -40,7 +47,21 @@ def load_or_exit(path: Path | None) -> Config:
               file=sys.stderr)
         raise SystemExit(2)
     try:
-        return load_config(found)
+        config = load_config(found)
+        if writes:
+            check_writable_dirs(config)
     except ConfigError as exc:
         print(f"edgewatch: {found}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    if writes and config.netinfo_table is not None:
+        load_netinfo_or_exit(config.netinfo_table)
+    return config
+
+
+def load_netinfo_or_exit(path: Path) -> NetinfoTable:
+    """The netinfo table, or one line naming the file and the bad line, and exit status 2."""
+    try:
+        return NetinfoTable.load(path)
+    except NetinfoError as exc:
+        print(f"edgewatch: netinfo.table: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc

@@ -11,12 +11,29 @@ import asyncio
 import sys
 from pathlib import Path
 
-from pipeline.commands._common import load_or_exit, resolve_config_path
-from pipeline.config import Resolver, Target, Timeouts, parse_host_port
+from pipeline.commands._common import load_netinfo_or_exit, load_or_exit, resolve_config_path
+from pipeline.config import (
+    MAX_PROBE_TIMEOUT_S,
+    Resolver,
+    Target,
+    Timeouts,
+    ca_file_problem,
+    hostname_problem,
+    parse_host_port,
+)
 from pipeline.probe.connect import ConnectResult, probe_connect, tls_contexts
 from pipeline.probe.dns import DnsResult, probe_dns
 from pipeline.probe.netinfo import NetinfoTable
 from pipeline.probe.rdns import probe_rdns
+
+EPILOG = """\
+exit status:
+  0  at least one resolver answered with an address (the table shows every address, failed
+     connections included)
+  1  no resolver answered with an address: every one timed out, refused, failed, or said the
+     name has no such record
+  2  bad input or configuration (one line on stderr says which and why)
+"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Ask each resolver for HOST once, then connect to every answered address "
         "(TCP, TLS with SNI=HOST, certificate verification) and print a table. Resolvers come "
         "from --resolver, else from the configuration, else the system resolver.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("host", help="hostname to check, e.g. acme-v02.api.letsencrypt.org")
     p.add_argument("-c", "--config", type=Path, help="configuration file (resolvers, CA, "
@@ -43,8 +61,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _parse_resolver(text: str) -> Resolver:
+    """``ADDRESS[:PORT]`` by the configuration's own parser; ValueError with the reason."""
     host, port = parse_host_port(text)
     return Resolver(name=text, address=host, port=port)
+
+
+class _Usage(Exception):
+    """A bad argument: printed as one line, exit status 2."""
+
+
+def _validate(args: argparse.Namespace) -> list[Resolver]:
+    """Every argument checked before anything is sent; raises _Usage naming the bad one."""
+    if why := hostname_problem(args.host):
+        raise _Usage(f"HOST: {why}")
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise _Usage(f"--port {args.port}: must be 1..65535")
+    if args.ca_file is not None and (why := ca_file_problem(args.ca_file)):
+        raise _Usage(f"--ca-file: {why}")
+    if args.timeout is not None and not 0 < args.timeout <= MAX_PROBE_TIMEOUT_S:
+        raise _Usage(f"--timeout {args.timeout:g}: must be more than 0 and at most "
+                     f"{MAX_PROBE_TIMEOUT_S:g} seconds")
+    if args.http_path is not None and not args.http_path.startswith("/"):
+        raise _Usage(f"--http-path {args.http_path!r}: must start with /")
+    resolvers = []
+    for text in args.resolver:
+        try:
+            resolvers.append(_parse_resolver(text))
+        except ValueError as exc:
+            raise _Usage(f"--resolver {text!r}: {exc}") from None
+    return resolvers
 
 
 def _system_resolvers() -> list[Resolver]:
@@ -65,7 +110,8 @@ def _ms(us: int | None) -> str:
 
 async def _check(host: str, resolvers: list[Resolver], target: Target, timeouts: Timeouts,
                  ca_file: Path | None, netinfo: NetinfoTable | None,
-                 rdns_server: tuple[str, int] | None) -> str:
+                 rdns_server: tuple[str, int] | None) -> tuple[str, bool]:
+    """The table, and whether any resolver answered with an address."""
     answers: list[DnsResult] = await asyncio.gather(
         *(probe_dns(r, host, target.record_types[0], timeouts.dns) for r in resolvers)
     )
@@ -100,7 +146,7 @@ async def _check(host: str, resolvers: list[Resolver], target: Target, timeouts:
                      ptrs.get(c.address) or "-", net,
                      "ok" if c.ok else f"{c.error_type}: {c.error_message}"))
     lines += _table(rows)
-    return "\n".join(lines)
+    return "\n".join(lines), bool(addresses)
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:
@@ -113,27 +159,23 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     timeouts, ca_file, netinfo, rdns_server = Timeouts(), args.ca_file, None, None
     port, http_path = args.port, args.http_path
-    resolvers: list[Resolver] = []
     try:
-        resolvers = [_parse_resolver(r) for r in args.resolver]
-    except ValueError:
-        print(f"edgewatch check: --resolver takes ADDRESS[:PORT], got {args.resolver}",
-              file=sys.stderr)
+        resolvers = _validate(args)
+    except _Usage as exc:
+        print(f"edgewatch check: {exc}", file=sys.stderr)
         return 2
     if args.config or resolve_config_path(None):
-        cfg = load_or_exit(args.config)
+        cfg = load_or_exit(args.config, writes=False)
         timeouts, ca_file = cfg.timeouts, ca_file or cfg.tls_ca_file
-        netinfo = NetinfoTable.load(cfg.netinfo_table) if cfg.netinfo_table else None
+        netinfo = load_netinfo_or_exit(cfg.netinfo_table) if cfg.netinfo_table else None
         rdns_server = cfg.rdns_resolver
         resolvers = resolvers or list(cfg.resolvers)
-        known = next((t for t in cfg.targets if t.name == args.host.rstrip(".")), None)
+        known = next((t for t in cfg.targets if t.name.lower() == args.host.rstrip(".").lower()),
+                     None)
         if known is not None:
             port = port or known.port
             http_path = http_path or known.http_path
     if args.timeout is not None:
-        if args.timeout <= 0:
-            print("edgewatch check: --timeout must be positive", file=sys.stderr)
-            return 2
         timeouts = Timeouts(args.timeout, args.timeout, args.timeout, args.timeout)
     resolvers = resolvers or _system_resolvers()
     if not resolvers:
@@ -142,6 +184,10 @@ def run(args: argparse.Namespace) -> int:
     rdns_server = rdns_server or (resolvers[0].address, resolvers[0].port)
     target = Target(name=args.host.rstrip("."), record_types=(args.type,), port=port or 443,
                     http_path=http_path)
-    print(asyncio.run(_check(target.name, resolvers, target, timeouts, ca_file, netinfo,
-                             rdns_server)))
-    return 0
+    table, answered = asyncio.run(_check(target.name, resolvers, target, timeouts, ca_file,
+                                         netinfo, rdns_server))
+    print(table)
+    if not answered:
+        print(f"edgewatch check: no resolver answered {target.name} {args.type} with an address",
+              file=sys.stderr)
+    return 0 if answered else 1

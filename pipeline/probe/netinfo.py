@@ -26,7 +26,10 @@ class NetInfo:
 
 
 class NetinfoError(ValueError):
-    """The table has a line that is not in the documented format."""
+    """The table cannot be read or has a line that is not in the documented format."""
+
+
+_LOADED: dict[tuple[str, int, int], NetinfoTable] = {}
 
 
 def prefix24(address: str) -> str:
@@ -34,6 +37,36 @@ def prefix24(address: str) -> str:
     ip = ipaddress.ip_address(address)
     bits = 24 if ip.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+
+
+def _parse_line(path: Path, lineno: int, raw: bytes
+                ) -> tuple[IPAddress, IPAddress, int, str, str] | None:
+    """One row of the table, None for a blank or comment line, NetinfoError for anything else."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NetinfoError(f"{path}:{lineno}: not UTF-8 text (is this an ip-to-ASN TSV "
+                           "table?)") from None
+    if not line.strip() or line.startswith("#"):
+        return None
+    if "\0" in line:
+        raise NetinfoError(f"{path}:{lineno}: binary data (NUL byte) in a text table")
+    parts = line.rstrip("\r\n").split("\t")
+    if len(parts) < 3:
+        raise NetinfoError(f"{path}:{lineno}: expected at least 3 tab-separated columns "
+                           "(range_start, range_end, AS_number)")
+    try:
+        lo, hi = ipaddress.ip_address(parts[0]), ipaddress.ip_address(parts[1])
+    except ValueError as exc:
+        raise NetinfoError(f"{path}:{lineno}: {exc}") from exc
+    if not parts[2].isascii() or not parts[2].isdigit():
+        raise NetinfoError(f"{path}:{lineno}: AS number {parts[2][:20]!r} is not a "
+                           "non-negative integer")
+    if lo.version != hi.version or hi < lo:
+        raise NetinfoError(f"{path}:{lineno}: range end before start")
+    country = parts[3] if len(parts) > 3 else ""
+    org = parts[4] if len(parts) > 4 else ""
+    return lo, hi, int(parts[2]), country, org
 
 
 class NetinfoTable:
@@ -44,26 +77,33 @@ class NetinfoTable:
 
     @classmethod
     def load(cls, path: Path) -> NetinfoTable:
+        """Parse the table; NetinfoError names the file and the line of the first bad one.
+
+        The file is read as bytes and decoded line by line so that binary junk is reported at
+        its line, not as a decoding error of some buffer. A table loaded once is kept (keyed by
+        path, size and modification time): the start-up check and the cycle share one parse.
+        """
+        try:
+            st = Path(path).stat()
+            key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+        except OSError as exc:
+            raise NetinfoError(f"{path}: cannot read: {exc.strerror}") from exc
+        cached = _LOADED.get(key)
+        if cached is not None:
+            return cached
         rows = []
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip() or line.startswith("#"):
-                    continue
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) < 3:
-                    raise NetinfoError(f"{path}:{lineno}: expected at least 3 tab-separated "
-                                       "columns (range_start, range_end, AS_number)")
-                try:
-                    lo, hi = ipaddress.ip_address(parts[0]), ipaddress.ip_address(parts[1])
-                    asn = int(parts[2])
-                except ValueError as exc:
-                    raise NetinfoError(f"{path}:{lineno}: {exc}") from exc
-                if lo.version != hi.version or hi < lo:
-                    raise NetinfoError(f"{path}:{lineno}: range end before start")
-                country = parts[3] if len(parts) > 3 else ""
-                org = parts[4] if len(parts) > 4 else ""
-                rows.append((lo, hi, asn, country, org))
-        return cls(rows)
+        try:
+            with open(path, "rb") as fh:
+                for lineno, raw in enumerate(fh, 1):
+                    row = _parse_line(path, lineno, raw)
+                    if row is not None:
+                        rows.append(row)
+        except OSError as exc:
+            raise NetinfoError(f"{path}: cannot read: {exc.strerror}") from exc
+        table = cls(rows)
+        _LOADED.clear()  # one table per process is the use; do not pin old ones in memory
+        _LOADED[key] = table
+        return table
 
     def lookup(self, address: str) -> NetInfo:
         ip = ipaddress.ip_address(address)
