@@ -75,7 +75,7 @@ def source_from(args: argparse.Namespace) -> Source:
     found = None if args.es_url else resolve_config_path(args.config)
     if args.es_url and args.config:
         found = args.config  # the config still supplies credentials and TLS settings
-    config = load_or_exit(found) if found else None
+    config = load_or_exit(found, writes=False) if found else None
     settings = config.elasticsearch if config else None
     url = args.es_url or (None if config else os.environ.get("ES_URL"))
     if url:
