@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -50,11 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-r", "--resolver", action="append", default=[], metavar="ADDR[:PORT]",
                    help="resolver to ask (repeatable)")
     p.add_argument("-t", "--type", default="A", choices=("A", "AAAA"), help="record type")
-    p.add_argument("-p", "--port", type=int,
+    p.add_argument("-p", "--port",  # checked in _validate: a bad value is one line, not usage
                    help="port to connect to (default: the configured target's, else 443)")
     p.add_argument("--ca-file", type=Path, help="CA bundle to verify the edge certificates")
     p.add_argument("--http-path", help="also GET this path over TLS, e.g. /directory")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
+    p.add_argument("--timeout", metavar="SECONDS",
                    help="timeout of every phase (DNS, connect, TLS, HTTP); default: the "
                    "configuration's, else 2-5 s")
     p.set_defaults(func=run)
@@ -74,13 +76,21 @@ def _validate(args: argparse.Namespace) -> list[Resolver]:
     """Every argument checked before anything is sent; raises _Usage naming the bad one."""
     if why := hostname_problem(args.host):
         raise _Usage(f"HOST: {why}")
-    if args.port is not None and not 1 <= args.port <= 65535:
-        raise _Usage(f"--port {args.port}: must be 1..65535")
+    if args.port is not None:
+        if not re.fullmatch(r"[0-9]{1,6}", args.port) or not 1 <= int(args.port) <= 65535:
+            raise _Usage(f"--port {args.port}: must be 1..65535")
+        args.port = int(args.port)
     if args.ca_file is not None and (why := ca_file_problem(args.ca_file)):
         raise _Usage(f"--ca-file: {why}")
-    if args.timeout is not None and not 0 < args.timeout <= MAX_PROBE_TIMEOUT_S:
-        raise _Usage(f"--timeout {args.timeout:g}: must be more than 0 and at most "
-                     f"{MAX_PROBE_TIMEOUT_S:g} seconds")
+    if args.timeout is not None:
+        try:
+            seconds = float(args.timeout)
+        except ValueError:
+            seconds = math.nan
+        if not 0 < seconds <= MAX_PROBE_TIMEOUT_S:  # NaN fails this too
+            raise _Usage(f"--timeout {args.timeout}: must be a number of seconds, more than 0 "
+                         f"and at most {MAX_PROBE_TIMEOUT_S:g}")
+        args.timeout = seconds
     if args.http_path is not None and not args.http_path.startswith("/"):
         raise _Usage(f"--http-path {args.http_path!r}: must start with /")
     resolvers = []

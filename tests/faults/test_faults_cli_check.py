@@ -34,7 +34,10 @@ def ca_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["-r", "127.0.0.1:70000", "api.lab.test"],
      "edgewatch check: --resolver '127.0.0.1:70000': port 70000 is out of range 1..65535"),
     (["-r", "resolver.lab.test", "api.lab.test"], "is not an IP address"),
-    (["--timeout", "0", "api.lab.test"], "edgewatch check: --timeout 0: must be more than 0"),
+    (["-p", "https", "api.lab.test"], "edgewatch check: --port https: must be 1..65535"),
+    (["--timeout", "0", "api.lab.test"], "edgewatch check: --timeout 0: must be a number"),
+    (["--timeout", "nan", "api.lab.test"], "edgewatch check: --timeout nan: must be a number"),
+    (["--timeout", "soon", "api.lab.test"], "edgewatch check: --timeout soon: must be a number"),
     (["--ca-file", "missing.pem", "api.lab.test"],
      "edgewatch check: --ca-file: missing.pem does not exist"),
 ])
