@@ -566,7 +566,7 @@ def _parse_es(r: _Reader, env: Mapping[str, str]) -> ElasticsearchSettings | Non
         bulk_max_bytes=r.integer(t, "bulk_max_bytes", p, 5 * 2**20, 1024),
         flush_interval_s=r.bounded(t, "flush_interval", p, 5.0, 3600.0),
         spool_dir=r.directory(t, "spool_dir", p, "var/spool"),
-        spool_max_bytes=r.integer(t, "spool_max_bytes", p, 1 << 30, 1 << 20),
+        spool_max_bytes=r.integer(t, "spool_max_bytes", p, 1 << 30, 1024),
         dead_letter_dir=r.directory(t, "dead_letter_dir", p, "var/dead-letter"),
     )
 
@@ -584,9 +584,9 @@ def _parse_targets(r: _Reader) -> tuple[Target, ...]:
             continue
         r.unknown(t, {"name", "record_types", "port", "sni", "http_path"}, p)
         name = r.get(t, "name", p, str)
-        if name is None:
+        if "name" not in t:
             r.fail(f"{p}name", "required: a hostname such as acme-v02.api.letsencrypt.org")
-        elif why := hostname_problem(name):
+        elif name is not None and (why := hostname_problem(name)):
             r.fail(f"{p}name", why)
             name = None
         types = r.get(t, "record_types", p, list, ["A"])
