@@ -239,6 +239,14 @@ def hostname_problem(name: str) -> str | None:
     return None
 
 
+def http_path_problem(path: str) -> str | None:
+    """Why ``path`` cannot be the request target of one HTTP/1.1 GET line, or None."""
+    if not path.startswith("/") or not re.fullmatch(r"[\x21-\x7e]+", path):
+        return ("must start with / and hold printable ASCII without spaces "
+                "(percent-encode the rest)")
+    return None
+
+
 def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
     """Why ``url`` is not an absolute URL of one of ``schemes`` with a host and a valid port."""
     want = " or ".join(f"{s}://" for s in schemes)
@@ -596,10 +604,8 @@ def _parse_targets(r: _Reader) -> tuple[Target, ...]:
                    f"must be a non-empty list of distinct {RECORD_TYPES}, got {types}")
         port = r.integer(t, "port", p, 443, 1, 65535)
         path = r.get(t, "http_path", p, str)
-        if path is not None and (not path.startswith("/")
-                                 or not re.fullmatch(r"[\x21-\x7e]+", path)):
-            r.fail(f"{p}http_path", "must start with / and hold printable ASCII without spaces "
-                   "(percent-encode the rest)")
+        if path is not None and (why := http_path_problem(path)):
+            r.fail(f"{p}http_path", why)
         sni = r.get(t, "sni", p, str)
         if sni is not None and (why := hostname_problem(sni)):
             r.fail(f"{p}sni", why)

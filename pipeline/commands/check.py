@@ -21,6 +21,7 @@ from pipeline.config import (
     Timeouts,
     ca_file_problem,
     hostname_problem,
+    http_path_problem,
     parse_host_port,
 )
 from pipeline.probe.connect import ConnectResult, probe_connect, tls_contexts
@@ -91,8 +92,8 @@ def _validate(args: argparse.Namespace) -> list[Resolver]:
             raise _Usage(f"--timeout {args.timeout}: must be a number of seconds, more than 0 "
                          f"and at most {MAX_PROBE_TIMEOUT_S:g}")
         args.timeout = seconds
-    if args.http_path is not None and not args.http_path.startswith("/"):
-        raise _Usage(f"--http-path {args.http_path!r}: must start with /")
+    if args.http_path is not None and (why := http_path_problem(args.http_path)):
+        raise _Usage(f"--http-path {args.http_path!r}: {why}")
     resolvers = []
     for text in args.resolver:
         try:

@@ -38,6 +38,7 @@ def ca_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["--timeout", "0", "api.lab.test"], "edgewatch check: --timeout 0: must be a number"),
     (["--timeout", "nan", "api.lab.test"], "edgewatch check: --timeout nan: must be a number"),
     (["--timeout", "soon", "api.lab.test"], "edgewatch check: --timeout soon: must be a number"),
+    (["--http-path", "/a b", "api.lab.test"], "--http-path '/a b': must start with / and hold"),
     (["--ca-file", "missing.pem", "api.lab.test"],
      "edgewatch check: --ca-file: missing.pem does not exist"),
 ])
