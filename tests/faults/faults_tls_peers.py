@@ -432,6 +432,9 @@ EDGE_KINDS: dict[str, Callable[[TestPKI], Handler]] = {
     "http_huge_header": lambda pki: tls(server_context(_ok_leaf(pki)), http_huge_header),
     "http_endless_status_line": lambda pki: tls(server_context(_ok_leaf(pki)),
                                                 http_endless_status_line),
+    "http_early_hints": lambda pki: tls(server_context(_ok_leaf(pki)), http_answer(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+        b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")),
     "http_closed_mid_line": lambda pki: tls(server_context(_ok_leaf(pki)),
                                             http_answer(b"HTTP/1.1 20")),
 }

@@ -1,0 +1,114 @@
+"""Certificates OpenSSL accepts but ``cryptography`` cannot parse cost nothing.
+
+Each leaf is crafted DER (faults_tls_peers.TestPKI), signed by our own CA and loaded by an
+OpenSSL server on loopback. Probed with the right name (the verifying path) and with a wrong one
+(verification fails, the non-verifying second handshake describes the certificate): the check
+completes as the handshake said, the SHA-256 of the DER is always recorded, and what could not
+be parsed is one note, ``edgewatch.certificate.parse_error`` in the document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from faults_tls_peers import EDGE_NAME, shared_pki, start_edge, start_leaf_edge, unparsable_leaves
+
+from pipeline.config import Resolver
+from pipeline.documents import CheckContext, check_records
+from pipeline.probe.certificate import describe_certificate
+from pipeline.probe.connect import ConnectResult, probe_connect, tls_contexts
+from pipeline.probe.dns import AnswerAddress, DnsResult
+
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings" / "component_templates"
+LEAVES = unparsable_leaves(shared_pki())
+# OpenSSL 3 loads a UTCTime without seconds but its verification rejects the field
+VERIFY_REJECTS = {"utctime_no_seconds": "notBefore"}
+# what OpenSSL's own decoding (the verifying handshake's peercert) recovers
+OPENSSL_CN = {"printable_star_cn": "*.example", "t61_latin1_cn": "café.example"}
+
+
+async def _probe(port: int, name: str) -> ConnectResult:
+    return await probe_connect("127.0.0.1", port, name, tls_contexts(shared_pki().ca_file),
+                               1.0, 1.0, "/", 1.0)
+
+
+def _document(result: ConnectResult) -> dict:
+    resolver = Resolver("faults", "127.0.0.1")
+    dns = DnsResult(resolver, EDGE_NAME, "A", rcode="NOERROR",
+                    addresses=(AnswerAddress(result.address, 60),))
+    ctx = CheckContext("cyc", "chk", "faults", {}, EDGE_NAME, "A", result.port)
+    (record,) = check_records(ctx, datetime.now(UTC), dns, {result.address: result}, {}, {}, {})
+    return record.doc
+
+
+def _mapped(path: str) -> bool:
+    """Declared in the check data stream's mappings (base + check component templates)."""
+    for name in ("edgewatch-base@mappings.json", "edgewatch-check@mappings.json"):
+        props = json.loads((MAPPINGS / name).read_text())["template"]["mappings"]["properties"]
+        *parents, leaf = path.split(".")
+        for p in parents:
+            props = props.get(p, {}).get("properties", {})
+        if leaf in props:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("kind", sorted(LEAVES))
+async def test_verifying_path_completes_as_the_handshake_said(kind: str) -> None:
+    leaf = LEAVES[kind]
+    with start_leaf_edge(leaf) as edge:
+        r = await _probe(edge.port, EDGE_NAME)
+    cert = r.certificate
+    assert cert is not None and cert.sha256 == hashlib.sha256(leaf.der).hexdigest(), r
+    assert cert.parse_error, cert
+    if kind in VERIFY_REJECTS:
+        assert r.error_type == "tls.verify" and VERIFY_REJECTS[kind] in r.error_message, r
+        assert r.tls_established and not r.tls_verified
+    else:
+        assert r.ok and r.tls_verified and r.http_status == 200, r
+        assert cert.alt_names == (EDGE_NAME,) and cert.not_after is not None
+        if kind in OPENSSL_CN:
+            assert cert.subject_cn == OPENSSL_CN[kind]
+    doc = _document(r)
+    assert doc["event.outcome"] == ("failure" if kind in VERIFY_REJECTS else "success")
+    assert doc["tls.server.hash.sha256"] == cert.sha256
+    assert doc["edgewatch.certificate.parse_error"] == cert.parse_error
+    assert [k for k in doc if not _mapped(k)] == []
+
+
+@pytest.mark.parametrize("kind", sorted(LEAVES))
+async def test_non_verifying_path_describes_what_it_can(kind: str) -> None:
+    leaf = LEAVES[kind]
+    with start_leaf_edge(leaf) as edge:
+        r = await _probe(edge.port, "wrong.faults.test")
+    assert r.error_type == "tls.verify" and r.tls_established and not r.tls_verified, r
+    assert "certificate not recorded" not in r.error_message
+    assert r.tls_version and r.tls_cipher
+    assert r.certificate is not None and r.certificate.parse_error
+    assert r.certificate.sha256 == hashlib.sha256(leaf.der).hexdigest()
+    assert _document(r)["edgewatch.certificate.parse_error"] == r.certificate.parse_error
+
+
+async def test_a_non_utf8_dns_name_is_certificate_unparsable_with_its_facts() -> None:
+    """asyncio's SSL layer decodes the certificate (getpeercert) after a verified handshake
+    and raises UnicodeDecodeError on byte 0xE9 in a dNSName: classified, hash still recorded."""
+    with start_edge("non_utf8_dns_san") as edge:
+        r = await _probe(edge.port, EDGE_NAME)
+    assert r.error_type == "tls.certificate_unparsable", r
+    assert "UnicodeDecodeError" in r.error_message
+    assert r.tls_established and r.tls_verified and r.tls_version
+    assert r.certificate is not None and len(r.certificate.sha256) == 64
+    assert r.certificate.subject_cn == EDGE_NAME and r.certificate.parse_error
+    assert _document(r)["event.outcome"] == "failure"
+
+
+def test_describe_certificate_never_raises() -> None:
+    for der in (b"", b"not a certificate", b"\x30\x82\xff\xff" + b"\x00" * 10):
+        cert = describe_certificate(der)
+        assert cert.sha256 == hashlib.sha256(der).hexdigest()
+        assert cert.parse_error and cert.parse_error.startswith("certificate: ")
+        assert cert.subject_cn is None and cert.not_before is None
