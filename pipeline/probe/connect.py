@@ -59,9 +59,27 @@ class ConnectResult:
         return self.error_type is None
 
 
+class _TolerantSSLObject(ssl.SSLObject):
+    """Once a handshake is done asyncio decodes the peer certificate (``getpeercert()``) and
+    fails the connection, logging a traceback, when Python cannot decode what OpenSSL has
+    already verified (a dNSName with byte 0xE9 raises UnicodeDecodeError). This keeps the
+    connection and remembers why, so the check records it as ``tls.certificate_unparsable``
+    with every fact of that very handshake."""
+
+    decode_error: str | None = None
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        try:
+            return super().getpeercert(binary_form)
+        except ValueError as exc:
+            self.decode_error = f"{type(exc).__name__}: {exc}"
+            return {}
+
+
 def tls_contexts(ca_file: Path | None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A verifying context (system store, or the given CA) and a non-verifying one."""
     verifying = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    verifying.sslobject_class = _TolerantSSLObject
     lenient = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     lenient.check_hostname = False
     lenient.verify_mode = ssl.CERT_NONE
@@ -157,14 +175,13 @@ async def _run(
         return await _describe_unverified(check, lenient, "tls.verify", reason,
                                           connect_timeout, tls_timeout)
     except ValueError as exc:
-        # Only after a completed, verified handshake does asyncio decode the certificate
-        # (getpeercert()); a non-UTF-8 dNSName fails there, so OpenSSL did verify it.
+        # A verifying context not from tls_contexts(): asyncio's getpeercert() failed after
+        # a completed, verified handshake; describe the certificate from a second one.
         _abort(writer)
         check.fields.update(tls_established=True, tls_verified=True)
-        reason = ("OpenSSL verified the certificate but Python's ssl module cannot decode it "
-                  f"({type(exc).__name__}: {exc})")
         return await _describe_unverified(check, lenient, "tls.certificate_unparsable",
-                                          reason, connect_timeout, tls_timeout)
+                                          _undecodable(f"{type(exc).__name__}: {exc}"),
+                                          connect_timeout, tls_timeout)
     except (TimeoutError, ssl.SSLError, OSError, EOFError) as exc:
         _abort(writer)
         if _is_timeout(exc, hs_started, tls_timeout):
@@ -175,9 +192,13 @@ async def _run(
                         tls_handshake_us=_us(hs_started), **_tls_facts(writer))
 
     error: tuple[str, str] | None = None
+    decode_error = getattr(writer.get_extra_info("ssl_object"), "decode_error", None)
+    if decode_error:
+        error = "tls.certificate_unparsable", _undecodable(decode_error)
     if http_path:
         check.phase = "http"
-        error = await _http_phase(check, reader, writer, server_name, http_path, http_timeout)
+        error = await _http_phase(check, reader, writer, server_name, http_path,
+                                  http_timeout) or error
     check.phase = "close"
     if error is None or error[0] == "http.status":
         await _close(check, writer)
@@ -209,6 +230,10 @@ def _is_timeout(exc: BaseException, started: float, timeout: float) -> bool:
         return True
     return isinstance(exc, ConnectionAbortedError) and (
         "taking longer" in str(exc) or time.perf_counter() - started >= timeout)
+
+
+def _undecodable(why: str) -> str:
+    return f"OpenSSL verified the certificate but Python's ssl module cannot decode it ({why})"
 
 
 def _handshake_why(exc: BaseException) -> str:

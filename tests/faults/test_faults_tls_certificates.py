@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -95,15 +96,31 @@ async def test_non_verifying_path_describes_what_it_can(kind: str) -> None:
 
 async def test_a_non_utf8_dns_name_is_certificate_unparsable_with_its_facts() -> None:
     """asyncio's SSL layer decodes the certificate (getpeercert) after a verified handshake
-    and raises UnicodeDecodeError on byte 0xE9 in a dNSName: classified, hash still recorded."""
+    and raises UnicodeDecodeError on byte 0xE9 in a dNSName: classified, and every fact of
+    that same handshake (and the HTTP answer) still recorded."""
     with start_edge("non_utf8_dns_san") as edge:
         r = await _probe(edge.port, EDGE_NAME)
+        accepted = edge.accepted
     assert r.error_type == "tls.certificate_unparsable", r
     assert "UnicodeDecodeError" in r.error_message
-    assert r.tls_established and r.tls_verified and r.tls_version
+    assert r.tls_established and r.tls_verified and r.tls_version and r.http_status == 200
     assert r.certificate is not None and len(r.certificate.sha256) == 64
     assert r.certificate.subject_cn == EDGE_NAME and r.certificate.parse_error
+    assert accepted == 1  # no second handshake was needed
     assert _document(r)["event.outcome"] == "failure"
+
+
+async def test_with_a_plain_verifying_context_a_second_handshake_records_it() -> None:
+    """A caller's own SSLContext: asyncio fails the connection; the probe classifies it the
+    same way and describes the certificate from a non-verifying second handshake."""
+    plain = ssl.create_default_context(cafile=str(shared_pki().ca_file))
+    lenient = tls_contexts(None)[1]
+    with start_edge("non_utf8_dns_san") as edge:
+        r = await probe_connect("127.0.0.1", edge.port, EDGE_NAME, (plain, lenient), 1.0, 1.0)
+        accepted = edge.accepted
+    assert r.error_type == "tls.certificate_unparsable" and r.tls_verified, r
+    assert r.certificate is not None and r.certificate.subject_cn == EDGE_NAME
+    assert accepted == 2
 
 
 def test_describe_certificate_never_raises() -> None:
