@@ -7,20 +7,24 @@ every field is read on its own, a field that cannot be read is left empty, and t
 kept as one note (``parse_error``). The SHA-256 of the DER needs no parser and is always
 recorded. Where the verifying handshake already decoded the certificate with OpenSSL (the
 ``peercert`` dict of Python's ``ssl`` module), that decoding fills the fields ``cryptography``
-could not read.
+could not read; what is still missing comes from a lenient walk of the DER (``probe.der``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import ssl
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtensionOID, NameOID
+
+from pipeline.probe.der import der_facts
 
 T = TypeVar("T")
 MAX_NOTE = 300  # characters of one parse-error note: enough to name the field and the reason
@@ -89,7 +93,9 @@ def describe_certificate(der: bytes, decoded: dict[str, Any] | None = None) -> C
     subject_cn = issuer_cn = None
     not_before = not_after = None
     alt_names: tuple[str, ...] = ()
-    cert = read("certificate", lambda: x509.load_der_x509_certificate(der), None)
+    with warnings.catch_warnings():  # "will be an error in a future release": noted below
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        cert = read("certificate", lambda: x509.load_der_x509_certificate(der), None)
     if cert is not None:
         subject_cn = read("subject", lambda: _cn(cert.subject), None)
         issuer_cn = read("issuer", lambda: _cn(cert.issuer), None)
@@ -103,6 +109,14 @@ def describe_certificate(der: bytes, decoded: dict[str, Any] | None = None) -> C
             str(v) for k, v in decoded.get("subjectAltName", ()) if k == "DNS")
         not_before = not_before or _openssl_time(decoded, "notBefore")
         not_after = not_after or _openssl_time(decoded, "notAfter")
+    if problems and (None in (subject_cn, issuer_cn, not_before, not_after) or not alt_names):
+        raw = read("der", lambda: der_facts(der), None)
+        if raw is not None:
+            subject_cn = subject_cn or raw.subject_cn
+            issuer_cn = issuer_cn or raw.issuer_cn
+            alt_names = alt_names or raw.alt_names
+            not_before = not_before or raw.not_before
+            not_after = not_after or raw.not_after
     note = "; ".join(problems)[:MAX_NOTE] or None
     return Certificate(subject_cn, issuer_cn, alt_names, not_before, not_after,
                        hashlib.sha256(der).hexdigest(), note)

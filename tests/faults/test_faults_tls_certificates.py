@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import ssl
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,14 +23,21 @@ from pipeline.config import Resolver
 from pipeline.documents import CheckContext, check_records
 from pipeline.probe.certificate import describe_certificate
 from pipeline.probe.connect import ConnectResult, probe_connect, tls_contexts
+from pipeline.probe.der import der_facts
 from pipeline.probe.dns import AnswerAddress, DnsResult
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings" / "component_templates"
 LEAVES = unparsable_leaves(shared_pki())
 # OpenSSL 3 loads a UTCTime without seconds but its verification rejects the field
 VERIFY_REJECTS = {"utctime_no_seconds": "notBefore"}
-# what OpenSSL's own decoding (the verifying handshake's peercert) recovers
-OPENSSL_CN = {"printable_star_cn": "*.example", "t61_latin1_cn": "café.example"}
+# recovered by OpenSSL's own decoding (verifying path) or the lenient DER walk (both paths)
+SUBJECT_CN = {"printable_star_cn": "*.example", "t61_latin1_cn": "café.example"}
+
+
+def _assert_described(kind: str, cert) -> None:
+    assert cert.subject_cn == SUBJECT_CN.get(kind, EDGE_NAME), cert
+    assert cert.issuer_cn == "edgewatch faults CA" and EDGE_NAME in cert.alt_names, cert
+    assert cert.not_before is not None and cert.not_after is not None, cert
 
 
 async def _probe(port: int, name: str) -> ConnectResult:
@@ -71,9 +79,7 @@ async def test_verifying_path_completes_as_the_handshake_said(kind: str) -> None
         assert r.tls_established and not r.tls_verified
     else:
         assert r.ok and r.tls_verified and r.http_status == 200, r
-        assert cert.alt_names == (EDGE_NAME,) and cert.not_after is not None
-        if kind in OPENSSL_CN:
-            assert cert.subject_cn == OPENSSL_CN[kind]
+    _assert_described(kind, cert)
     doc = _document(r)
     assert doc["event.outcome"] == ("failure" if kind in VERIFY_REJECTS else "success")
     assert doc["tls.server.hash.sha256"] == cert.sha256
@@ -91,6 +97,7 @@ async def test_non_verifying_path_describes_what_it_can(kind: str) -> None:
     assert r.tls_version and r.tls_cipher
     assert r.certificate is not None and r.certificate.parse_error
     assert r.certificate.sha256 == hashlib.sha256(leaf.der).hexdigest()
+    _assert_described(kind, r.certificate)
     assert _document(r)["edgewatch.certificate.parse_error"] == r.certificate.parse_error
 
 
@@ -106,6 +113,7 @@ async def test_a_non_utf8_dns_name_is_certificate_unparsable_with_its_facts() ->
     assert r.tls_established and r.tls_verified and r.tls_version and r.http_status == 200
     assert r.certificate is not None and len(r.certificate.sha256) == 64
     assert r.certificate.subject_cn == EDGE_NAME and r.certificate.parse_error
+    assert r.certificate.alt_names == ("caf\\xe9.faults.test", EDGE_NAME)  # lenient DER walk
     assert accepted == 1  # no second handshake was needed
     assert _document(r)["event.outcome"] == "failure"
 
@@ -129,3 +137,38 @@ def test_describe_certificate_never_raises() -> None:
         assert cert.sha256 == hashlib.sha256(der).hexdigest()
         assert cert.parse_error and cert.parse_error.startswith("certificate: ")
         assert cert.subject_cn is None and cert.not_before is None
+
+
+def test_the_lenient_der_walk_reads_every_crafted_leaf_and_refuses_junk() -> None:
+    for kind, leaf in LEAVES.items():
+        facts = der_facts(leaf.der)
+        assert facts.subject_cn == SUBJECT_CN.get(kind, EDGE_NAME), (kind, facts)
+        assert facts.not_before is not None and EDGE_NAME in facts.alt_names, (kind, facts)
+    for junk in (b"", b"\x30", b"\x30\x05\x30\x03\x02\x01", LEAVES["t61_latin1_cn"].der[:-40]):
+        with pytest.raises(ValueError):
+            der_facts(junk)
+
+
+def test_describe_certificate_survives_mutated_certificates() -> None:
+    """A seeded mutation fuzz (flipped bytes, truncations, splices) of every crafted leaf:
+    the description never raises and always carries the fingerprint of what it was given."""
+    rng = random.Random(9)
+    seeds = [leaf.der for leaf in LEAVES.values()]
+    noted = 0
+    for _ in range(3000):
+        der = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            op = rng.random()
+            if op < 0.6:
+                der[rng.randrange(len(der))] = rng.randrange(256)
+            elif op < 0.8:
+                del der[rng.randrange(len(der)):]
+            else:
+                at = rng.randrange(len(der))
+                der[at:at] = rng.randbytes(rng.randint(1, 8))
+            if not der:
+                break
+        cert = describe_certificate(bytes(der))
+        assert cert.sha256 == hashlib.sha256(der).hexdigest()
+        noted += cert.parse_error is not None
+    assert noted > 2000  # the fuzz does reach the failure paths
