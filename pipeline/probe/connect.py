@@ -112,6 +112,7 @@ class _Check:
     fields: dict[str, Any]
     phase: str = "tcp"
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    outcome: tuple[str | None, str | None] = (None, None)  # decided before the close
 
     def left(self, cap: float) -> float:
         return max(0.0, min(cap, self.deadline - time.monotonic()))
@@ -142,9 +143,13 @@ async def probe_connect(
             return await _run(check, contexts, connect_timeout, tls_timeout, http_path,
                               http_timeout)
     except TimeoutError:
+        if check.phase == "close":  # the measurement is complete; the close cannot fail it
+            return check.result(*check.outcome)
         return check.result(f"{check.phase}.timeout",
                             f"the check's deadline ({budget:g} s) ran out during {check.phase}")
     except Exception as exc:  # the boundary: a peer must never cost a cycle
+        if check.phase == "close":
+            return check.result(*check.outcome)
         return check.result(f"{check.phase}.error", f"{type(exc).__name__}: {exc}")
     finally:
         for writer in check.writers:
@@ -199,12 +204,12 @@ async def _run(
         check.phase = "http"
         error = await _http_phase(check, reader, writer, server_name, http_path,
                                   http_timeout) or error
-    check.phase = "close"
-    if error is None or error[0] == "http.status":
+    check.phase, check.outcome = "close", error or (None, None)
+    if error is None or error[0] in ("http.status", "tls.certificate_unparsable"):
         await _close(check, writer)
     else:
         _abort(writer)  # a stream in an unknown state: no close_notify exchange
-    return check.result(*(error or (None, None)))
+    return check.result(*check.outcome)
 
 
 async def _connect(check: _Check, timeout: float

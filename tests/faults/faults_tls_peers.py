@@ -421,6 +421,7 @@ EDGE_KINDS: dict[str, Callable[[TestPKI], Handler]] = {
     "self_signed": lambda pki: tls(server_context(pki.leaf(self_signed=True))),
     "non_utf8_dns_san": lambda pki: tls(server_context(pki.leaf(extensions=(
         san(dns_name(b"caf\xe9.faults.test"), dns_name(EDGE_NAME.encode())),)))),
+    "tls_then_silent": lambda pki: tls(server_context(_ok_leaf(pki)), lambda c, p: p.hold()),
     "http_503": lambda pki: tls(server_context(_ok_leaf(pki)),
                                 http_status(503, "Service Unavailable")),
     "http_404": lambda pki: tls(server_context(_ok_leaf(pki)), http_status(404, "Not Found")),

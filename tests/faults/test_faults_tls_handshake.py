@@ -143,3 +143,22 @@ async def test_an_address_that_is_not_a_string_is_classified_not_raised() -> Non
     """A record of another class (CH) gives an integer address: still one classified result."""
     r = await probe_connect(2130706433, 1, EDGE_NAME, contexts(), 0.5, 0.5)  # type: ignore[arg-type]
     assert r.error_type == "tcp.error" and "TypeError" in (r.error_message or ""), r
+
+
+async def test_a_peer_that_ignores_close_notify_costs_at_most_the_close_grace() -> None:
+    with start_edge("tls_then_silent") as edge:
+        r, elapsed = await probe(edge)
+    assert r.ok and r.tls_verified, r
+    assert elapsed < connect.CLOSE_GRACE + 0.5, elapsed
+
+
+async def test_a_close_that_outlasts_the_deadline_does_not_fail_a_complete_check(
+        monkeypatch) -> None:
+    """The backstop deadline fires in the close: the measurement stands as it was."""
+    async def stuck_close(check, writer) -> None:
+        await asyncio.sleep(60)
+    monkeypatch.setattr(connect, "_close", stuck_close)
+    with start_edge("ok") as edge:
+        r, elapsed = await probe(edge, connect_timeout=0.3, tls_timeout=0.3)
+    assert r.ok and r.tls_verified and r.certificate is not None, r
+    assert elapsed < 0.6 + connect.CLOSE_GRACE + 0.5, elapsed
