@@ -335,6 +335,23 @@ def reset_during_handshake(conn: socket.socket, peer: Peer) -> None:
     conn.close()  # linger 0: RST instead of FIN
 
 
+def drip_handshake(ctx: ssl.SSLContext, interval: float = 0.2) -> Handler:
+    """A real TLS server whose handshake flight is sent one byte every ``interval`` seconds:
+    every byte resets no timer, the handshake as a whole must still be bounded."""
+    def handler(conn: socket.socket, peer: Peer) -> None:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls_obj = ctx.wrap_bio(incoming, outgoing, server_side=True)
+        incoming.write(conn.recv(16384))
+        with contextlib.suppress(ssl.SSLWantReadError):
+            tls_obj.do_handshake()
+        for b in outgoing.read():
+            if peer.stopping.wait(interval):
+                return
+            conn.sendall(bytes([b]))
+        peer.hold()
+    return handler
+
+
 # TLS, then an HTTP behaviour -----------------------------------------------------------------
 
 HttpBehaviour = Callable[[ssl.SSLSocket, Peer], None]
@@ -375,6 +392,19 @@ def http_answer(raw: bytes, *, then_hold: bool = False) -> HttpBehaviour:
 def http_status(code: int, reason: str = "Status") -> HttpBehaviour:
     return http_answer(f"HTTP/1.1 {code} {reason}\r\nContent-Length: 0\r\n"
                        "Connection: close\r\n\r\n".encode())
+
+
+def http_reset_after_request(conn: ssl.SSLSocket, peer: Peer) -> None:
+    _read_request(conn)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def http_endless_body(conn: ssl.SSLSocket, peer: Peer) -> None:
+    _read_request(conn)
+    conn.sendall(b"HTTP/1.0 200\r\n\r\n")
+    while not peer.stopping.is_set():
+        conn.sendall(b"x" * 65536)
 
 
 def http_no_answer(conn: ssl.SSLSocket, peer: Peer) -> None:
@@ -422,6 +452,10 @@ EDGE_KINDS: dict[str, Callable[[TestPKI], Handler]] = {
     "non_utf8_dns_san": lambda pki: tls(server_context(pki.leaf(extensions=(
         san(dns_name(b"caf\xe9.faults.test"), dns_name(EDGE_NAME.encode())),)))),
     "tls_then_silent": lambda pki: tls(server_context(_ok_leaf(pki)), lambda c, p: p.hold()),
+    "drip_handshake": lambda pki: drip_handshake(server_context(_ok_leaf(pki))),
+    "http_reset_after_request": lambda pki: tls(server_context(_ok_leaf(pki)),
+                                                http_reset_after_request),
+    "http_endless_body": lambda pki: tls(server_context(_ok_leaf(pki)), http_endless_body),
     "http_503": lambda pki: tls(server_context(_ok_leaf(pki)),
                                 http_status(503, "Service Unavailable")),
     "http_404": lambda pki: tls(server_context(_ok_leaf(pki)), http_status(404, "Not Found")),

@@ -51,7 +51,8 @@ async def test_an_error_status_fails_the_check_and_is_recorded(kind: str, status
 
 
 @pytest.mark.parametrize(("kind", "status"), [
-    ("ok", 200), ("http_302", 302), ("http_early_hints", 204), ("http_huge_header", 200)])
+    ("ok", 200), ("http_302", 302), ("http_early_hints", 204), ("http_huge_header", 200),
+    ("http_endless_body", 200)])
 async def test_a_success_or_redirect_status_succeeds(kind: str, status: int) -> None:
     r, elapsed = await _probe(kind)
     assert r.ok and r.http_status == status, r
@@ -63,6 +64,7 @@ async def test_a_success_or_redirect_status_succeeds(kind: str, status: int) -> 
     ("http_garbage", "http.error", "not an HTTP status line"),
     ("http_closed_mid_line", "http.error", "closed in the status line"),
     ("http_endless_status_line", "http.error", "longer than"),
+    ("http_reset_after_request", "http.error", "reset"),
     ("http_no_answer", "http.timeout", "within"),
     ("http_drip", "http.timeout", "within"),
 ])

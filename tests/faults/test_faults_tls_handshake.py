@@ -87,6 +87,14 @@ async def test_a_peer_that_never_speaks_is_tls_timeout_within_the_tls_timeout() 
     assert tls_timeout * 0.9 <= elapsed < tls_timeout + 0.35, elapsed
 
 
+async def test_a_handshake_dripped_byte_by_byte_is_tls_timeout_within_the_tls_timeout(
+        ) -> None:
+    with start_edge("drip_handshake") as edge:
+        r, elapsed = await probe(edge, tls_timeout=1.0)
+    assert r.error_type == "tls.timeout", r
+    assert elapsed < 1.0 + 0.35, elapsed
+
+
 async def test_many_hanging_handshakes_cost_one_tls_timeout_together() -> None:
     """An answer of many addresses that all hang the handshake: no check holds on past it."""
     with start_edge("silent") as edge:
