@@ -158,9 +158,13 @@ def _connect_fields(doc: dict[str, Any], c: ConnectResult) -> None:
         _put(doc, "tls.server.x509.issuer.common_name", cert.issuer_cn)
         if cert.alt_names:
             doc["tls.server.x509.alternative_names"] = list(cert.alt_names)
-        doc["tls.server.x509.not_before"] = iso(cert.not_before)
-        doc["tls.server.x509.not_after"] = iso(cert.not_after)
+        if cert.not_before is not None:
+            doc["tls.server.x509.not_before"] = iso(cert.not_before)
+        if cert.not_after is not None:
+            doc["tls.server.x509.not_after"] = iso(cert.not_after)
         doc["tls.server.hash.sha256"] = cert.sha256
+        # what of the certificate could not be parsed (the handshake still counts as it was)
+        _put(doc, "edgewatch.certificate.parse_error", cert.parse_error)
     _put(doc, "http.response.status_code", c.http_status)
     _put(doc, "http.rtt.total.us", c.http_total_us)
 

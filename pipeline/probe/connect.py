@@ -6,6 +6,14 @@ edge that completes a handshake with the wrong certificate is reachable but unus
 report must be able to tell that from one that never answers. The verifying handshake is tried
 first; only when verification fails is a second, non-verifying handshake made to record what the
 edge presented.
+
+Whatever the peer does, ``probe_connect`` returns one ``ConnectResult`` within one deadline:
+``connect + tls (+ http when a path is asked)`` seconds for the whole check. Each phase is
+bounded by its own timeout and by what is left of that deadline; the second, non-verifying
+handshake shares what the first left; the close is graceful only while time is left (at most
+``CLOSE_GRACE``) and is an abort otherwise, and always after a failed handshake (the stream of
+a failed ``start_tls`` never reports itself closed). A catch-all at the boundary turns anything
+unforeseen into ``<phase>.error`` naming the exception type, so a peer can never cost a cycle.
 """
 
 from __future__ import annotations
@@ -13,25 +21,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import ssl
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
+from pipeline.probe.certificate import Certificate, describe_certificate
 
+__all__ = ["Certificate", "ConnectResult", "describe_certificate", "probe_connect",
+           "tls_contexts"]
 
-@dataclass(frozen=True, slots=True)
-class Certificate:
-    subject_cn: str | None
-    issuer_cn: str | None
-    alt_names: tuple[str, ...]
-    not_before: datetime
-    not_after: datetime
-    sha256: str
+CLOSE_GRACE = 0.25  # seconds a graceful (close_notify) close may take before the abort
+MAX_INTERIM = 5  # 1xx interim responses skipped before the final status line
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,35 +59,31 @@ class ConnectResult:
         return self.error_type is None
 
 
+class _TolerantSSLObject(ssl.SSLObject):
+    """Once a handshake is done asyncio decodes the peer certificate (``getpeercert()``) and
+    fails the connection, logging a traceback, when Python cannot decode what OpenSSL has
+    already verified (a dNSName with byte 0xE9 raises UnicodeDecodeError). This keeps the
+    connection and remembers why, so the check records it as ``tls.certificate_unparsable``
+    with every fact of that very handshake."""
+
+    decode_error: str | None = None
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        try:
+            return super().getpeercert(binary_form)
+        except ValueError as exc:
+            self.decode_error = f"{type(exc).__name__}: {exc}"
+            return {}
+
+
 def tls_contexts(ca_file: Path | None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A verifying context (system store, or the given CA) and a non-verifying one."""
     verifying = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    verifying.sslobject_class = _TolerantSSLObject
     lenient = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     lenient.check_hostname = False
     lenient.verify_mode = ssl.CERT_NONE
     return verifying, lenient
-
-
-def _cn(name: x509.Name) -> str | None:
-    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(attrs[0].value) if attrs else None
-
-
-def describe_certificate(der: bytes) -> Certificate:
-    cert = x509.load_der_x509_certificate(der)
-    try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
-        alt = tuple(str(n) for n in san.value.get_values_for_type(x509.DNSName))
-    except x509.ExtensionNotFound:
-        alt = ()
-    return Certificate(
-        subject_cn=_cn(cert.subject),
-        issuer_cn=_cn(cert.issuer),
-        alt_names=alt,
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        sha256=hashlib.sha256(der).hexdigest(),
-    )
 
 
 def _classify_connect_error(exc: BaseException) -> tuple[str, str]:
@@ -98,32 +96,30 @@ def _classify_connect_error(exc: BaseException) -> tuple[str, str]:
     return "tcp.error", str(exc) or type(exc).__name__
 
 
-async def _connect(address: str, port: int, timeout: float):
-    return await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(writer.wait_closed(), 0.5)
+def _us(since: float) -> int:
+    return int((time.perf_counter() - since) * 1e6)
 
 
-async def _http_get(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str,
-    timeout: float,
-) -> tuple[int, int]:
-    started = time.perf_counter()
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: edgewatch\r\n" \
-              "Accept: */*\r\nConnection: close\r\n\r\n"
-    writer.write(request.encode())
-    await writer.drain()
-    line = await asyncio.wait_for(reader.readline(), timeout)
-    parts = line.decode("latin-1").split()
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise ValueError(f"not an HTTP status line: {line[:60]!r}")
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(reader.read(65536), timeout)
-    return int(parts[1]), int((time.perf_counter() - started) * 1e6)
+@dataclass
+class _Check:
+    """One check in progress: what is known so far survives whatever fails next."""
+
+    deadline: float
+    fields: dict[str, Any]
+    phase: str = "tcp"
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    outcome: tuple[str | None, str | None] = (None, None)  # decided before the close
+
+    def left(self, cap: float) -> float:
+        return max(0.0, min(cap, self.deadline - time.monotonic()))
+
+    def result(self, error_type: str | None = None, message: str | None = None
+               ) -> ConnectResult:
+        return ConnectResult(**self.fields, error_type=error_type, error_message=message)
 
 
 async def probe_connect(
@@ -136,46 +132,137 @@ async def probe_connect(
     http_path: str | None = None,
     http_timeout: float = 5.0,
 ) -> ConnectResult:
-    """Connect, handshake (verifying), optionally GET; classify whatever fails."""
+    """Connect, handshake (verifying), optionally GET; classify whatever happens. Never raises
+    (except the caller's own cancellation) and never outlasts its deadline."""
+    budget = connect_timeout + tls_timeout + (http_timeout if http_path else 0.0)
+    check = _Check(time.monotonic() + budget,
+                   {"address": address, "port": port, "server_name": server_name})
+    try:
+        # The phases keep to the deadline themselves; this is the backstop that makes it true.
+        async with asyncio.timeout(budget + CLOSE_GRACE):
+            return await _run(check, contexts, connect_timeout, tls_timeout, http_path,
+                              http_timeout)
+    except TimeoutError:
+        if check.phase == "close":  # the measurement is complete; the close cannot fail it
+            return check.result(*check.outcome)
+        return check.result(f"{check.phase}.timeout",
+                            f"the check's deadline ({budget:g} s) ran out during {check.phase}")
+    except Exception as exc:  # the boundary: a peer must never cost a cycle
+        if check.phase == "close":
+            return check.result(*check.outcome)
+        return check.result(f"{check.phase}.error", f"{type(exc).__name__}: {exc}")
+    finally:
+        for writer in check.writers:
+            _abort(writer)
+
+
+async def _run(
+    check: _Check, contexts: tuple[ssl.SSLContext, ssl.SSLContext], connect_timeout: float,
+    tls_timeout: float, http_path: str | None, http_timeout: float,
+) -> ConnectResult:
     verifying, lenient = contexts
-    base = {"address": address, "port": port, "server_name": server_name}
+    server_name = check.fields["server_name"]
     started = time.perf_counter()
     try:
-        reader, writer = await _connect(address, port, connect_timeout)
+        reader, writer = await _connect(check, connect_timeout)
     except (TimeoutError, OSError) as exc:
-        kind, msg = _classify_connect_error(exc)
-        return ConnectResult(**base, error_type=kind, error_message=msg)
-    connect_us = int((time.perf_counter() - started) * 1e6)
-    tcp = {"tcp_established": True, "tcp_connect_us": connect_us}
+        return check.result(*_classify_connect_error(exc))
+    check.fields.update(tcp_established=True, tcp_connect_us=_us(started))
 
+    check.phase = "tls"
     hs_started = time.perf_counter()
     try:
-        await writer.start_tls(verifying, server_hostname=server_name,
-                               ssl_handshake_timeout=tls_timeout)
+        await _handshake(writer, verifying, server_name, check.left(tls_timeout))
     except ssl.SSLCertVerificationError as exc:
-        await _close(writer)
-        return await _describe_unverified(base, tcp, lenient, str(exc.verify_message or exc),
+        _abort(writer)
+        check.fields.update(tls_established=True, tls_verified=False)
+        reason = str(exc.verify_message or exc)
+        return await _describe_unverified(check, lenient, "tls.verify", reason,
                                           connect_timeout, tls_timeout)
-    except (TimeoutError, ssl.SSLError, OSError, ConnectionError) as exc:
-        await _close(writer)
-        kind = "tls.timeout" if isinstance(exc, TimeoutError) else "tls.handshake"
-        return ConnectResult(**base, **tcp, error_type=kind,
-                             error_message=str(exc) or type(exc).__name__)
-    handshake_us = int((time.perf_counter() - hs_started) * 1e6)
-    tls = _tls_facts(writer)
-    result = {**base, **tcp, **tls, "tls_established": True, "tls_verified": True,
-              "tls_handshake_us": handshake_us}
+    except ValueError as exc:
+        # A verifying context not from tls_contexts(): asyncio's getpeercert() failed after
+        # a completed, verified handshake; describe the certificate from a second one.
+        _abort(writer)
+        check.fields.update(tls_established=True, tls_verified=True)
+        return await _describe_unverified(check, lenient, "tls.certificate_unparsable",
+                                          _undecodable(f"{type(exc).__name__}: {exc}"),
+                                          connect_timeout, tls_timeout)
+    except (TimeoutError, ssl.SSLError, OSError, EOFError) as exc:
+        _abort(writer)
+        if _is_timeout(exc, hs_started, tls_timeout):
+            return check.result("tls.timeout",
+                                f"no completed handshake within {tls_timeout:g} s")
+        return check.result("tls.handshake", _handshake_why(exc))
+    check.fields.update(tls_established=True, tls_verified=True,
+                        tls_handshake_us=_us(hs_started), **_tls_facts(writer))
+
+    error: tuple[str, str] | None = None
+    decode_error = getattr(writer.get_extra_info("ssl_object"), "decode_error", None)
+    if decode_error:
+        error = "tls.certificate_unparsable", _undecodable(decode_error)
     if http_path:
-        try:
-            status, total = await _http_get(reader, writer, server_name, http_path, http_timeout)
-            result.update(http_status=status, http_total_us=total)
-        except (TimeoutError, OSError, ValueError, ConnectionError) as exc:
-            result.update(error_type="http.error", error_message=str(exc) or type(exc).__name__)
-    await _close(writer)
-    return ConnectResult(**result)
+        check.phase = "http"
+        error = await _http_phase(check, reader, writer, server_name, http_path,
+                                  http_timeout) or error
+    check.phase, check.outcome = "close", error or (None, None)
+    if error is None or error[0] in ("http.status", "tls.certificate_unparsable"):
+        await _close(check, writer)
+    else:
+        _abort(writer)  # a stream in an unknown state: no close_notify exchange
+    return check.result(*check.outcome)
 
 
-def _tls_facts(writer: asyncio.StreamWriter) -> dict:
+async def _connect(check: _Check, timeout: float
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(check.fields["address"], check.fields["port"]),
+        check.left(timeout))
+    check.writers.append(writer)
+    return reader, writer
+
+
+async def _handshake(writer: asyncio.StreamWriter, ctx: ssl.SSLContext, server_name: str,
+                     timeout: float) -> None:
+    # Our own timeout, so that running out is a TimeoutError; asyncio's handshake timeout
+    # (which raises ConnectionAbortedError) only backs it up.
+    async with asyncio.timeout(timeout):
+        await writer.start_tls(ctx, server_hostname=server_name,
+                               ssl_handshake_timeout=timeout + 1.0)
+
+
+def _is_timeout(exc: BaseException, started: float, timeout: float) -> bool:
+    if isinstance(exc, TimeoutError):
+        return True
+    return isinstance(exc, ConnectionAbortedError) and (
+        "taking longer" in str(exc) or time.perf_counter() - started >= timeout)
+
+
+def _undecodable(why: str) -> str:
+    return f"OpenSSL verified the certificate but Python's ssl module cannot decode it ({why})"
+
+
+def _handshake_why(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionResetError | EOFError) and not str(exc):
+        return "the peer closed the connection during the handshake"
+    return _why(exc)
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(Exception):
+        writer.transport.abort()
+
+
+async def _close(check: _Check, writer: asyncio.StreamWriter) -> None:
+    """Graceful close (TLS close_notify) while the deadline allows, else an abort."""
+    grace = check.left(CLOSE_GRACE)
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), grace)
+    except (TimeoutError, OSError, ssl.SSLError):
+        _abort(writer)
+
+
+def _tls_facts(writer: asyncio.StreamWriter) -> dict[str, Any]:
     sslobj = writer.get_extra_info("ssl_object")
     if sslobj is None:
         return {}
@@ -184,27 +271,78 @@ def _tls_facts(writer: asyncio.StreamWriter) -> dict:
     return {
         "tls_version": sslobj.version(),
         "tls_cipher": cipher[0] if cipher else None,
-        "certificate": describe_certificate(der) if der else None,
+        "certificate": describe_certificate(der, writer.get_extra_info("peercert"))
+        if der else None,
     }
 
 
 async def _describe_unverified(
-    base: dict, tcp: dict, lenient: ssl.SSLContext, reason: str,
+    check: _Check, lenient: ssl.SSLContext, error_type: str, reason: str,
     connect_timeout: float, tls_timeout: float,
 ) -> ConnectResult:
-    """The handshake works but the certificate does not verify: record what was presented."""
-    facts: dict = {}
-    handshake_us = None
+    """A second, non-verifying handshake within what is left: record what was presented."""
     try:
-        _reader, writer = await _connect(base["address"], base["port"], connect_timeout)
+        _reader, writer = await _connect(check, connect_timeout)
         started = time.perf_counter()
-        await writer.start_tls(lenient, server_hostname=base["server_name"],
-                               ssl_handshake_timeout=tls_timeout)
-        handshake_us = int((time.perf_counter() - started) * 1e6)
-        facts = _tls_facts(writer)
-        await _close(writer)
-    except (TimeoutError, OSError, ssl.SSLError, ConnectionError):
-        pass
-    return ConnectResult(**base, **tcp, **facts, tls_established=True, tls_verified=False,
-                         tls_handshake_us=handshake_us, error_type="tls.verify",
-                         error_message=reason)
+        await _handshake(writer, lenient, check.fields["server_name"], check.left(tls_timeout))
+        check.fields.update(tls_handshake_us=_us(started), **_tls_facts(writer))
+        await _close(check, writer)
+    except (TimeoutError, OSError, ssl.SSLError, EOFError, ValueError) as exc:
+        kind = "timeout" if isinstance(exc, TimeoutError) else _why(exc)
+        reason = f"{reason} (certificate not recorded: second handshake: {kind})"
+    return check.result(error_type, reason)
+
+
+async def _http_phase(
+    check: _Check, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
+    path: str, timeout: float,
+) -> tuple[str, str] | None:
+    """GET the configured path; a status of 400 or more fails the check (``http.status``)."""
+    bound = check.left(timeout)
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(bound):
+            status, reason = await _http_get(reader, writer, host, path)
+    except TimeoutError:
+        return "http.timeout", f"no complete HTTP status line within {bound:g} s"
+    except (OSError, ValueError, ssl.SSLError, EOFError) as exc:
+        return "http.error", _why(exc)
+    check.fields.update(http_status=status, http_total_us=_us(started))
+    if status >= 400:
+        return "http.status", f"HTTP {status} {reason}".rstrip()
+    return None
+
+
+async def _http_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
+                    path: str) -> tuple[int, str]:
+    """Send the request, read up to the final status line (1xx interim answers skipped)."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: edgewatch\r\n" \
+              "Accept: */*\r\nConnection: close\r\n\r\n"
+    writer.write(request.encode())
+    await writer.drain()
+    for _ in range(MAX_INTERIM + 1):
+        status, reason = _status(await _line(reader, "status line"))
+        if not 100 <= status < 200 or status == 101:
+            return status, reason
+        while (await _line(reader, "header line")).strip():
+            pass  # the headers of an interim answer
+    raise ValueError(f"more than {MAX_INTERIM} interim (1xx) responses")
+
+
+async def _line(reader: asyncio.StreamReader, what: str) -> bytes:
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        raise ValueError(f"connection closed in the {what}: {exc.partial[:60]!r}") from None
+    except asyncio.LimitOverrunError:
+        raise ValueError(f"{what} longer than the stream limit (64 KiB)") from None
+    return line
+
+
+def _status(line: bytes) -> tuple[int, str]:
+    parts = line.decode("latin-1").split(None, 2)
+    if (len(parts) < 2 or not parts[0].startswith("HTTP/") or len(parts[1]) != 3
+            or not parts[1].isdigit()):
+        raise ValueError(f"not an HTTP status line: {line[:60]!r}")
+    reason = parts[2].strip() if len(parts) > 2 else ""
+    return int(parts[1]), "".join(c for c in reason[:80] if c.isprintable())

@@ -1,0 +1,172 @@
+"""Hostile TLS peers: every one gives a classified ConnectResult, within the check's deadline.
+
+The peers (tests/faults/faults_tls_peers.py) are threaded servers on 127.0.0.1 with a CA of our
+own; timing assertions are generous bounds that prove a deadline is enforced, nothing tighter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import pytest
+from faults_tls_peers import (
+    EDGE_NAME,
+    Peer,
+    server_context,
+    shared_pki,
+    silent,
+    start_edge,
+    tls,
+)
+
+import pipeline.probe.connect as connect
+from pipeline.probe.connect import ConnectResult, probe_connect, tls_contexts
+
+
+def contexts():
+    return tls_contexts(shared_pki().ca_file)
+
+
+async def probe(peer: Peer, name: str = EDGE_NAME, *, connect_timeout: float = 1.0,
+                tls_timeout: float = 1.0, http_path: str | None = None,
+                http_timeout: float = 1.0) -> tuple[ConnectResult, float]:
+    started = time.monotonic()
+    result = await probe_connect(peer.host, peer.port, name, contexts(), connect_timeout,
+                                 tls_timeout, http_path, http_timeout)
+    return result, time.monotonic() - started
+
+
+async def test_a_healthy_edge_is_verified_and_described() -> None:
+    with start_edge("ok") as edge:
+        r, _ = await probe(edge, http_path="/")
+    assert r.ok and r.tls_verified and r.http_status == 200, r
+    assert r.certificate is not None and r.certificate.alt_names == (EDGE_NAME,)
+    assert r.certificate.parse_error is None and len(r.certificate.sha256) == 64
+
+
+@pytest.mark.parametrize(("kind", "error_type", "words"), [
+    ("close_after_client_hello", "tls.handshake", "closed the connection"),
+    ("garbage_server_hello", "tls.handshake", "WRONG_VERSION_NUMBER"),
+    ("reset_during_handshake", "tls.handshake", "reset"),
+    ("tls10_only", "tls.handshake", "PROTOCOL_VERSION"),
+])
+async def test_a_broken_handshake_is_tls_handshake(kind: str, error_type: str, words: str
+                                                   ) -> None:
+    with start_edge(kind) as edge:
+        r, elapsed = await probe(edge)
+    assert r.error_type == error_type and words.lower() in (r.error_message or "").lower(), r
+    assert r.tcp_established and not r.tls_established and elapsed < 1.0
+
+
+@pytest.mark.parametrize(("kind", "name", "words"), [
+    ("expired", EDGE_NAME, "expired"),
+    ("ok", "wrong.faults.test", "mismatch"),
+    ("self_signed", EDGE_NAME, "self-signed"),
+])
+async def test_a_certificate_that_does_not_verify_is_tls_verify_and_recorded(
+        kind: str, name: str, words: str) -> None:
+    with start_edge(kind) as edge:
+        r, _ = await probe(edge, name)
+    assert r.error_type == "tls.verify" and words in (r.error_message or ""), r
+    assert r.tls_established and not r.tls_verified and r.tls_version
+    assert r.certificate is not None and r.certificate.subject_cn == EDGE_NAME
+
+
+async def test_a_peer_that_never_speaks_is_tls_timeout_within_the_tls_timeout() -> None:
+    """asyncio raises ConnectionAbortedError when its handshake timeout fires; the probe's own
+    deadline makes it a timeout, and the failed handshake is aborted, not closed with a wait."""
+    tls_timeout = 1.0
+    with start_edge("silent") as edge:
+        r, elapsed = await probe(edge, tls_timeout=tls_timeout)
+    assert r.error_type == "tls.timeout", r
+    assert r.tcp_established and not r.tls_established
+    # ~1.0 s; the old close waited another 0.5 s after the failed start_tls
+    assert tls_timeout * 0.9 <= elapsed < tls_timeout + 0.35, elapsed
+
+
+async def test_a_handshake_dripped_byte_by_byte_is_tls_timeout_within_the_tls_timeout(
+        ) -> None:
+    with start_edge("drip_handshake") as edge:
+        r, elapsed = await probe(edge, tls_timeout=1.0)
+    assert r.error_type == "tls.timeout", r
+    assert elapsed < 1.0 + 0.35, elapsed
+
+
+async def test_many_hanging_handshakes_cost_one_tls_timeout_together() -> None:
+    """An answer of many addresses that all hang the handshake: no check holds on past it."""
+    with start_edge("silent") as edge:
+        started = time.monotonic()
+        results = await asyncio.gather(*(probe(edge, tls_timeout=1.0) for _ in range(40)))
+        elapsed = time.monotonic() - started
+    assert {r.error_type for r, _ in results} == {"tls.timeout"}
+    assert elapsed < 1.0 + 1.0, elapsed
+
+
+def _slow_then_silent(pki) -> object:
+    """First connection: a handshake delayed by 1.5 s presenting a self-signed certificate
+    (fails verification); every later connection: accepted and never answered."""
+    ctx = server_context(pki.leaf(self_signed=True))
+    count = {"n": 0}
+    lock = threading.Lock()
+    first = tls(ctx)
+
+    def handler(conn: socket.socket, peer: Peer) -> None:
+        with lock:
+            count["n"] += 1
+            n = count["n"]
+        if n == 1:
+            if peer.stopping.wait(1.5):
+                return
+            first(conn, peer)
+        else:
+            silent(conn, peer)
+    return handler
+
+
+async def test_the_second_handshake_shares_what_is_left_of_the_deadline() -> None:
+    connect_timeout, tls_timeout = 0.5, 2.0
+    budget = connect_timeout + tls_timeout
+    with start_edge(_slow_then_silent(shared_pki())) as edge:
+        r, elapsed = await probe(edge, connect_timeout=connect_timeout, tls_timeout=tls_timeout)
+    assert r.error_type == "tls.verify" and "certificate not recorded" in r.error_message, r
+    assert r.tls_established and not r.tls_verified and r.certificate is None
+    # 1.5 s first handshake + what was left (1.0 s); a fresh tls timeout would make it 3.5 s
+    assert elapsed < budget + 0.5, elapsed
+
+
+async def test_an_unforeseen_exception_is_classified_with_its_type(monkeypatch) -> None:
+    def boom(writer):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(connect, "_tls_facts", boom)
+    with start_edge("ok") as edge:
+        r, _ = await probe(edge)
+    assert r.error_type == "tls.error" and r.error_message == "RuntimeError: boom", r
+    assert r.tcp_established and r.tcp_connect_us is not None
+
+
+async def test_an_address_that_is_not_a_string_is_classified_not_raised() -> None:
+    """A record of another class (CH) gives an integer address: still one classified result."""
+    r = await probe_connect(2130706433, 1, EDGE_NAME, contexts(), 0.5, 0.5)  # type: ignore[arg-type]
+    assert r.error_type == "tcp.error" and "TypeError" in (r.error_message or ""), r
+
+
+async def test_a_peer_that_ignores_close_notify_costs_at_most_the_close_grace() -> None:
+    with start_edge("tls_then_silent") as edge:
+        r, elapsed = await probe(edge)
+    assert r.ok and r.tls_verified, r
+    assert elapsed < connect.CLOSE_GRACE + 0.5, elapsed
+
+
+async def test_a_close_that_outlasts_the_deadline_does_not_fail_a_complete_check(
+        monkeypatch) -> None:
+    """The backstop deadline fires in the close: the measurement stands as it was."""
+    async def stuck_close(check, writer) -> None:
+        await asyncio.sleep(60)
+    monkeypatch.setattr(connect, "_close", stuck_close)
+    with start_edge("ok") as edge:
+        r, elapsed = await probe(edge, connect_timeout=0.3, tls_timeout=0.3)
+    assert r.ok and r.tls_verified and r.certificate is not None, r
+    assert elapsed < 0.6 + connect.CLOSE_GRACE + 0.5, elapsed
