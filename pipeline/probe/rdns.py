@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import dns.exception
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.reversename
@@ -83,6 +84,20 @@ async def _probe_rdns(address: str, server: tuple[str, int], timeout: float) -> 
         return RdnsResult(address, None, error_type=exc.error_type, error_message=exc.message)
     except OSError as exc:
         return RdnsResult(address, None, error_type="dns.network", error_message=str(exc))
+    return ptr_result(address, response, qname)
+
+
+def ptr_result(address: str, response: dns.message.Message, qname: dns.name.Name) -> RdnsResult:
+    """What a PTR response says about ``address``: a pure function, for any message at all."""
+    try:
+        return _ptr_result(address, response, qname)
+    except Exception as exc:
+        return RdnsResult(address, None, error_type="dns.unexpected",
+                          error_message=f"{type(exc).__name__}: {exc}")
+
+
+def _ptr_result(address: str, response: dns.message.Message, qname: dns.name.Name
+                ) -> RdnsResult:
     if response.rcode() != dns.rcode.NOERROR:
         rcode = dns.rcode.to_text(response.rcode())
         return RdnsResult(address, None, error_type=f"dns.{rcode.lower()}",

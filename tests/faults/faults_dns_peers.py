@@ -57,6 +57,7 @@ class Reply:
     at: float = 0.0  # seconds after the request arrived
     other_source: bool = False  # UDP: send from another port of the peer's address
     framed: bool = True  # TCP: prefix the two-byte length
+    close: bool = False  # TCP: close the connection after this reply
 
 
 Handler = Callable[[Request], Sequence[Reply]]
@@ -188,9 +189,10 @@ def _request(data: bytes, transport: str) -> Request:
     return Request(data, query, transport)
 
 
-async def _serve_tcp(peer: DnsPeer, handler: Handler, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> None:
+async def _serve_tcp(peer: DnsPeer, handler: Handler, open_writers: set[asyncio.StreamWriter],
+                     reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     loop = asyncio.get_running_loop()
+    open_writers.add(writer)
     try:
         while True:
             (n,) = struct.unpack("!H", await reader.readexactly(2))
@@ -203,9 +205,12 @@ async def _serve_tcp(peer: DnsPeer, handler: Handler, reader: asyncio.StreamRead
                 writer.write(struct.pack("!H", len(reply.wire)) + reply.wire if reply.framed
                              else reply.wire)
                 await writer.drain()
+                if reply.close:
+                    return
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
+        open_writers.discard(writer)
         writer.close()
 
 
@@ -229,6 +234,7 @@ def dns_peer(udp: Handler | None = silent, tcp: Handler | None = None,
         nonlocal stop
         stop = asyncio.Event()
         transports: list[asyncio.BaseTransport] = []
+        open_writers: set[asyncio.StreamWriter] = set()
         server = None
         try:
             if udp is not None:
@@ -237,7 +243,7 @@ def dns_peer(udp: Handler | None = silent, tcp: Handler | None = None,
                 transports.append(t)
             if tcp is not None and tcp_sock is not None:
                 server = await asyncio.start_server(
-                    lambda r, w: _serve_tcp(peer, tcp, r, w), sock=tcp_sock)
+                    lambda r, w: _serve_tcp(peer, tcp, open_writers, r, w), sock=tcp_sock)
         except BaseException as exc:
             failure.append(exc)
             ready.set()
@@ -248,10 +254,14 @@ def dns_peer(udp: Handler | None = silent, tcp: Handler | None = None,
             t.close()
         if server is not None:
             server.close()
+        for w in list(open_writers):  # ends the connection handlers' reads: no cancellation
+            w.close()
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+        if others:
+            _, pending = await asyncio.wait(others, timeout=2)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True,
                               name=f"dns-peer-{port}")
