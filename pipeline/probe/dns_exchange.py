@@ -37,6 +37,18 @@ class ExchangeError(Exception):
         self.message = message
 
 
+@dataclass(slots=True)
+class _SetAside:
+    """Replies that were not the answer: counted, the last one named (a flood costs no memory)."""
+
+    count: int = 0
+    last: str = ""
+
+    def add(self, reason: str) -> None:
+        self.count += 1
+        self.last = reason
+
+
 @dataclass(frozen=True, slots=True)
 class Exchange:
     response: dns.message.Message
@@ -81,7 +93,7 @@ def _udp_verdict(query: dns.message.Message, data: bytes
 
 
 async def _udp(query: dns.message.Message, wire: bytes, host: str, port: int,
-               ignored: list[str]) -> Exchange | None:
+               ignored: _SetAside) -> Exchange | None:
     """The UDP answer, or None when it was truncated (the caller retries over TCP)."""
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(_Datagrams, remote_addr=(host, port))
@@ -100,7 +112,7 @@ async def _udp(query: dns.message.Message, wire: bytes, host: str, port: int,
                 return Exchange(message, item, tcp=False)
             if verdict == "truncated":
                 return None
-            ignored.append(reason)
+            ignored.add(reason)
     finally:
         transport.close()
 
@@ -132,7 +144,7 @@ async def exchange(query: dns.message.Message, host: str, port: int, timeout: fl
                    tcp_only: bool = False) -> Exchange:
     """Ask ``host:port``; everything (UDP wait, TCP connect, TCP read) ends by one deadline."""
     wire = query.to_wire()
-    ignored: list[str] = []
+    ignored = _SetAside()
     truncated = False
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -145,11 +157,11 @@ async def exchange(query: dns.message.Message, host: str, port: int, timeout: fl
                 truncated = True
             return await _tcp(query, wire, host, port)
     except TimeoutError as exc:
-        if ignored:
-            n = len(ignored)
+        if ignored.count:
+            n = ignored.count
             raise ExchangeError(
                 "dns.malformed", f"no valid answer within {timeout:g}s; ignored {n} "
-                f"repl{'y' if n == 1 else 'ies'}, the last: {ignored[-1]}") from exc
+                f"repl{'y' if n == 1 else 'ies'}, the last: {ignored.last}") from exc
         after = " (TCP retry after a truncated UDP answer)" if truncated else ""
         raise ExchangeError("dns.timeout", f"no answer within {timeout:g}s{after}") from exc
     except (ConnectionRefusedError, ConnectionResetError, asyncio.IncompleteReadError) as exc:

@@ -1,15 +1,22 @@
 """Hostile DNS peers on loopback: a UDP+TCP server whose every reply is chosen by the test.
 
-``dns_peer(udp=handler, tcp=handler)`` starts a server on 127.0.0.1 (one ephemeral port shared
-by UDP and TCP) in its own thread and event loop, so it serves synchronous callers (a CLI run, an
-``asyncio.run`` in the test) and async ones alike, and yields a :class:`DnsPeer` with ``host`` and
-``port``. A handler gets each :class:`Request` and returns the :class:`Reply` list to send (empty:
-stay silent); each reply has an offset from the request's arrival, may come from another source
-port (UDP) or be written unframed (TCP). ``tcp=None`` means no TCP listener at all.
+``dns_peer(udp=handler, tcp=handler)`` starts a server on 127.0.0.1 (or ``host="::1"``), one
+ephemeral port shared by UDP and TCP, in its own thread and event loop, so it serves synchronous
+callers (a CLI run, an ``asyncio.run`` in the test) and async ones alike, and yields a
+:class:`DnsPeer` with ``host`` and ``port``. A handler gets each :class:`Request` and returns the
+:class:`Reply` list to send (empty: stay silent); each reply has an offset from the request's
+arrival, may come from another source port (UDP), be written unframed or close the connection
+(TCP). ``tcp=None`` means no TCP listener at all, ``udp=None`` no UDP socket.
 
 Answers are built byte by byte (:func:`response`, :class:`RR`) so a test can send what no
 well-behaved library would produce: CH-class A records, rdata of the wrong length, TTLs of 2^31
 and more, compression loops, truncated messages.
+
+Example, for a cycle test that needs "a resolver whose answers are all of class CH"::
+
+    with dns_peer(lambda r: [Reply(response(r, [RR(r.qname, "A", a("192.0.2.1"),
+                                                   rclass="HS")]))]) as peer:
+        config = ... Resolver("hostile", peer.host, peer.port) ...
 """
 
 from __future__ import annotations
@@ -136,9 +143,13 @@ class DnsPeer:
         return self.host, self.port
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def closed_udp_port(host: str = HOST) -> int:
     """A UDP port nobody listens on right now (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with socket.socket(_family(host), socket.SOCK_DGRAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
@@ -146,11 +157,11 @@ def closed_udp_port(host: str = HOST) -> int:
 def _bind_pair(host: str, want_tcp: bool) -> tuple[socket.socket, socket.socket | None]:
     """A UDP socket and (optionally) a TCP listener on the same ephemeral port."""
     for _ in range(50):
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp = socket.socket(_family(host), socket.SOCK_DGRAM)
         udp.bind((host, 0))
         if not want_tcp:
             return udp, None
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp = socket.socket(_family(host), socket.SOCK_STREAM)
         try:
             tcp.bind((host, udp.getsockname()[1]))
         except OSError:
@@ -226,7 +237,7 @@ def dns_peer(udp: Handler | None = silent, tcp: Handler | None = None,
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     stop: asyncio.Event | None = None
-    spoofer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    spoofer = socket.socket(_family(host), socket.SOCK_DGRAM)
     spoofer.bind((host, 0))
     failure: list[BaseException] = []
 

@@ -130,3 +130,29 @@ def test_many_probes_at_once_against_a_slow_peer_all_finish_by_the_deadline() ->
         results = asyncio.run(many(peer.port))
         took = time.perf_counter() - t0
     assert {r.error_type for r in results} == {"dns.timeout"} and took < bound(0.5) + 0.5
+
+
+def test_a_flood_of_stray_replies_does_not_hide_the_real_answer() -> None:
+    def handle(r: Request) -> list[Reply]:
+        stray = [Reply(response(r, rid=(r.id + i) & 0xFFFF)) for i in range(1, 2001)]
+        return [*stray, Reply(response(r, [RR(r.qname, "A", a("192.0.2.1"))]), at=0.1)]
+    with dns_peer(handle) as peer:
+        res, took = ask(peer.port, 2.0)
+    assert res.ok and res.address_set == {"192.0.2.1"}, res
+    assert took < bound(2.0)
+
+
+def test_ipv6_loopback_resolver_answers_and_its_closed_port_is_refused_at_once() -> None:
+    from faults_dns_peers import aaaa
+
+    def handle(r: Request) -> list[Reply]:
+        return [Reply(response(r, rid=r.id ^ 7), other_source=True),
+                Reply(response(r, [RR(r.qname, "AAAA", aaaa("2001:db8::5"))]), at=0.05)]
+    with dns_peer(handle, tcp=handle, host="::1") as peer:
+        r = Resolver("v6", "::1", peer.port)
+        res = asyncio.run(probe_dns(r, QNAME, "AAAA", 1.0))
+    assert res.ok and res.address_set == {"2001:db8::5"}
+    t0 = time.perf_counter()
+    refused = asyncio.run(probe_dns(Resolver("v6", "::1", closed_udp_port("::1")), QNAME,
+                                    "AAAA", 3.0))
+    assert refused.error_type == "dns.network" and time.perf_counter() - t0 < 1.5
