@@ -219,3 +219,36 @@ def test_servfail_and_nxdomain_keep_their_types() -> None:
         with dns_peer(one(lambda r, rc=rcode: response(r, rcode=rc))) as peer:
             res = ask(peer.port)
         assert res.error_type == kind
+
+
+def test_a_reflected_query_is_not_an_answer() -> None:
+    with dns_peer(one(lambda r: r.wire)) as peer:  # the query itself, QR bit clear
+        res = ask(peer.port, timeout=0.3)
+    assert res.error_type == "dns.malformed" and "QR bit" in (res.error_message or "")
+
+
+def test_owner_names_match_without_regard_to_case() -> None:
+    with dns_peer(one(lambda r: response(r, [RR("API.Faults.TEST.", "A", a("192.0.2.3"))]))) as p:
+        res = ask(p.port)
+    assert res.ok and res.address_set == {"192.0.2.3"}
+
+
+def test_a_64_kilobyte_answer_of_2000_addresses_is_parsed_within_the_timeout() -> None:
+    addrs = [f"198.51.{i // 250}.{i % 250 + 1}" for i in range(2000)]
+    with dns_peer(addresses_reply(*addrs)) as peer:
+        res = ask(peer.port, timeout=2.0)
+    assert res.ok and len(res.addresses) == 2000
+
+
+def test_a_broken_ecs_option_in_the_opt_record_is_classified() -> None:
+    def handle(r: Request) -> list[Reply]:
+        body = response(r, [RR(r.qname, "A", a("192.0.2.1"))])
+        hdr = bytearray(body[:12])
+        hdr[11] = 1  # ARCOUNT = 1
+        ecs = struct.pack("!HHHBB", 8, 5, 99, 200, 0) + b"\x01"  # family 99, prefix 200
+        opt = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, len(ecs)) + ecs
+        return [Reply(bytes(hdr) + body[12:] + opt)]
+    with dns_peer(handle) as peer:
+        res = ask(peer.port, timeout=0.3)
+    # dnspython refuses the whole message: the answer is classified, not half-trusted
+    assert res.error_type == "dns.malformed" and "family" in (res.error_message or "")
