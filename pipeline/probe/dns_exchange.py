@@ -157,7 +157,7 @@ async def exchange(query: dns.message.Message, host: str, port: int, timeout: fl
                 truncated = True
             return await _tcp(query, wire, host, port)
     except TimeoutError as exc:
-        if ignored.count:
+        if ignored.count and not truncated:  # a TCP retry that ran out is a timeout
             n = ignored.count
             raise ExchangeError(
                 "dns.malformed", f"no valid answer within {timeout:g}s; ignored {n} "

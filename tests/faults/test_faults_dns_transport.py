@@ -156,3 +156,12 @@ def test_ipv6_loopback_resolver_answers_and_its_closed_port_is_refused_at_once()
     refused = asyncio.run(probe_dns(Resolver("v6", "::1", closed_udp_port("::1")), QNAME,
                                     "AAAA", 3.0))
     assert refused.error_type == "dns.network" and time.perf_counter() - t0 < 1.5
+
+
+def test_stray_reply_then_truncation_then_silent_tcp_is_a_timeout_of_the_retry() -> None:
+    def handle(r: Request) -> list[Reply]:
+        return [Reply(response(r, rid=r.id ^ 3)), Reply(response(r, tc=True), at=0.05)]
+    with dns_peer(handle, tcp=silent) as peer:
+        res, took = ask(peer.port, 0.5)
+    assert res.error_type == "dns.timeout" and "TCP retry" in (res.error_message or "")
+    assert took < bound(0.5)
