@@ -165,3 +165,18 @@ def test_stray_reply_then_truncation_then_silent_tcp_is_a_timeout_of_the_retry()
         res, took = ask(peer.port, 0.5)
     assert res.error_type == "dns.timeout" and "TCP retry" in (res.error_message or "")
     assert took < bound(0.5)
+
+
+def test_dot_and_doh_peers_that_accept_and_never_speak_are_bounded() -> None:
+    """The encrypted transports keep dnspython's code, under an outer deadline as a net."""
+    with dns_peer(udp=None, tcp=silent) as peer:
+        dot = Resolver("dot", "127.0.0.1", peer.port, transport="dot",
+                       server_name="dot.faults.test")
+        doh = Resolver("doh", "127.0.0.1", peer.port, transport="doh",
+                       url=f"https://doh.faults.test:{peer.port}/dns-query")
+        for resolver in (dot, doh):
+            t0 = time.perf_counter()
+            res = asyncio.run(probe_dns(resolver, QNAME, "A", 0.5))
+            took = time.perf_counter() - t0
+            assert res.error_type == "dns.timeout", res
+            assert took < bound(0.5), (resolver.transport, took)
