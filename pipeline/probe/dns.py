@@ -4,33 +4,39 @@ Every outcome is a value, never an exception: a timeout, a SERVFAIL or an unreac
 a measurement like any other, and the cycle must not stop for it. The CNAME chain is followed
 inside the answer section, from the question name to the final owner of the addresses, because
 that chain (``…edgekey.net`` → ``e1234.a.akamaiedge.net``) is what tells which CDN map served it.
+
+The work is split so each part can be tried alone against hostile peers: ``dns_exchange`` sends
+plain DNS under one deadline, ``dns_answer`` classifies a response without I/O, and this module
+builds the question, picks the transport and is the boundary: whatever escapes the parts (a bug,
+a library's surprise) is still returned as a classified ``dns.unexpected`` result.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import ssl
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.asyncquery
 import dns.edns
 import dns.exception
-import dns.flags
 import dns.message
 import dns.name
 import dns.query
-import dns.rcode
 import dns.rdatatype
 
 from pipeline.config import Resolver
+from pipeline.probe.dns_answer import AnswerAddress, classify_message
+from pipeline.probe.dns_exchange import ExchangeError, exchange
 
+__all__ = ["AnswerAddress", "DnsResult", "probe_dns"]
 
-@dataclass(frozen=True, slots=True)
-class AnswerAddress:
-    address: str
-    ttl: int
+# DoT/DoH bound their own steps by the timeout; this margin only catches a library that does not.
+_ENCRYPTED_GRACE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +66,8 @@ class DnsResult:
         return frozenset(a.address for a in self.addresses)
 
 
-_RCODE_ERRORS = {
-    dns.rcode.SERVFAIL: "dns.servfail",
-    dns.rcode.NXDOMAIN: "dns.nxdomain",
-    dns.rcode.REFUSED: "dns.refused",
-    dns.rcode.FORMERR: "dns.formerr",
-    dns.rcode.NOTIMP: "dns.notimp",
-}
+class BadName(Exception):
+    """The question cannot be asked: the name breaks the DNS rules (label > 63, name > 255...)."""
 
 
 def _make_query(qname: str, rtype: str, resolver: Resolver) -> dns.message.QueryMessage:
@@ -74,66 +75,30 @@ def _make_query(qname: str, rtype: str, resolver: Resolver) -> dns.message.Query
     if resolver.client_subnet:
         net = ipaddress.ip_network(resolver.client_subnet, strict=False)
         options.append(dns.edns.ECSOption(str(net.network_address), net.prefixlen))
+    if not qname.strip(".").strip():
+        raise BadName(f"{qname!r}: empty name")
+    try:
+        name = dns.name.from_text(qname)
+        rdtype = dns.rdatatype.from_text(rtype)
+    except dns.exception.DNSException as exc:
+        raise BadName(f"{qname!r} {rtype}: {type(exc).__name__}: {exc}") from exc
     return dns.message.make_query(
-        qname, rtype, use_edns=0, payload=1232, options=options or None
+        name, rdtype, use_edns=0, payload=1232, options=options or None
     )
 
 
-def _follow_chain(
-    response: dns.message.Message, qname: str, rtype: str
-) -> tuple[tuple[str, ...], tuple[AnswerAddress, ...]]:
-    rdtype = dns.rdatatype.from_text(rtype)
-    current = dns.name.from_text(qname)
-    chain = [current.to_text(omit_final_dot=True)]
-    seen = {current}
-    for _ in range(16):  # a longer chain is a loop or an attack; stop following
-        cname = next(
-            (r for r in response.answer
-             if r.name == current and r.rdtype == dns.rdatatype.CNAME),
-            None,
-        )
-        if cname is None:
-            break
-        current = cname[0].target
-        if current in seen:
-            break
-        seen.add(current)
-        chain.append(current.to_text(omit_final_dot=True))
-    addresses: list[AnswerAddress] = []
-    if rdtype not in (dns.rdatatype.A, dns.rdatatype.AAAA):
-        return tuple(chain), ()
-    for rrset in response.answer:
-        if rrset.name == current and rrset.rdtype == rdtype:
-            addresses.extend(AnswerAddress(r.address, rrset.ttl) for r in rrset)
-    return tuple(chain), tuple(addresses)
+def _follow_chain(response: dns.message.Message, qname: str, rtype: str
+                  ) -> tuple[tuple[str, ...], tuple[AnswerAddress, ...]]:
+    """The chain and addresses of a response (kept for the probe benchmark's CPU figures)."""
+    answer = classify_message(response, qname, rtype)
+    return answer.cname_chain, answer.addresses
 
 
-def _flags(response: dns.message.Message) -> tuple[str, ...]:
-    names = []
-    for flag in ("AA", "TC", "RD", "RA", "AD", "CD"):
-        if response.flags & getattr(dns.flags, flag):
-            names.append(flag)
-    if response.ednsflags & dns.flags.DO:
-        names.append("DO")
-    return tuple(names)
-
-
-def _ecs(response: dns.message.Message) -> tuple[int | None, int | None]:
-    for opt in response.options:
-        if isinstance(opt, dns.edns.ECSOption):
-            return opt.srclen, opt.scopelen
-    return None, None
-
-
-async def _send(
+async def _send_encrypted(
     query: dns.message.QueryMessage, resolver: Resolver, timeout: float,
     ssl_context: ssl.SSLContext | None,
 ) -> tuple[dns.message.Message, bool]:
     where, port = resolver.address, resolver.port
-    if resolver.transport == "udp":
-        return await dns.asyncquery.udp_with_fallback(query, where, timeout=timeout, port=port)
-    if resolver.transport == "tcp":
-        return await dns.asyncquery.tcp(query, where, timeout=timeout, port=port), False
     if resolver.transport == "dot":
         ctx = ssl_context or ssl.create_default_context()
         return await dns.asyncquery.tls(
@@ -150,24 +115,37 @@ async def _send(
     raise ValueError(f"unknown transport {resolver.transport!r}")
 
 
-async def probe_dns(
-    resolver: Resolver, qname: str, rtype: str, timeout: float, keep_raw: bool = False,
-    ssl_context: ssl.SSLContext | None = None,
-) -> DnsResult:
-    """One query; the result classifies every way it can go wrong.
 
-    ``ssl_context`` verifies a DNS-over-TLS or -HTTPS resolver (default: the system trust
-    store). DNS over HTTPS needs the ``doh`` extra (dnspython[doh]).
-    """
-    query = _make_query(qname, rtype, resolver)
-    base = {"resolver": resolver, "qname": qname, "rtype": rtype}
-    started = time.perf_counter()
+
+def _elapsed_us(started: float) -> int:
+    return int((time.perf_counter() - started) * 1e6)
+
+
+async def _ask(resolver: Resolver, query: dns.message.QueryMessage, timeout: float,
+               ssl_context: ssl.SSLContext | None, base: dict[str, Any], started: float
+               ) -> tuple[dns.message.Message, bool] | DnsResult:
+    """The response and whether TCP carried it, or the classified failure."""
+    if resolver.transport in ("udp", "tcp"):
+        try:
+            ex = await exchange(query, resolver.address, resolver.port, timeout,
+                                tcp_only=resolver.transport == "tcp")
+        except ExchangeError as exc:
+            return DnsResult(**base, error_type=exc.error_type, error_message=exc.message,
+                             rtt_us=_elapsed_us(started) if exc.error_type == "dns.timeout"
+                             else None)
+        except (ConnectionRefusedError, ConnectionResetError) as exc:
+            return DnsResult(**base, error_type="dns.network",
+                             error_message=str(exc) or "refused")
+        except OSError as exc:
+            return DnsResult(**base, error_type="dns.network", error_message=str(exc))
+        return ex.response, ex.tcp
     try:
-        response, used_tcp = await _send(query, resolver, timeout, ssl_context)
-    except dns.exception.Timeout:
+        async with asyncio.timeout(timeout + _ENCRYPTED_GRACE):
+            return await _send_encrypted(query, resolver, timeout, ssl_context)
+    except (dns.exception.Timeout, TimeoutError):
         return DnsResult(**base, error_type="dns.timeout",
                          error_message=f"no answer within {timeout:g}s",
-                         rtt_us=int((time.perf_counter() - started) * 1e6))
+                         rtt_us=_elapsed_us(started))
     except (ConnectionRefusedError, ConnectionResetError) as exc:
         return DnsResult(**base, error_type="dns.network", error_message=str(exc) or "refused")
     except (OSError, socket.gaierror, ssl.SSLError, EOFError) as exc:
@@ -179,30 +157,56 @@ async def probe_dns(
     except dns.exception.DNSException as exc:
         return DnsResult(**base, error_type="dns.malformed", error_message=str(exc))
     except Exception as exc:
-        # DoH transports raise their HTTP library's own errors (connect, TLS, protocol); a
-        # measurement never escapes the cycle as an exception.
+        # DoH transports raise their HTTP library's own errors (connect, TLS, protocol).
         return DnsResult(**base, error_type="dns.network",
                          error_message=f"{type(exc).__name__}: {exc}")
-    rtt_us = int((time.perf_counter() - started) * 1e6)
-    rcode = response.rcode()
-    chain, addresses = _follow_chain(response, qname, rtype)
-    src, scope = _ecs(response)
-    error_type = _RCODE_ERRORS.get(rcode)
-    if error_type is None and rcode != dns.rcode.NOERROR:
-        error_type = f"dns.{dns.rcode.to_text(rcode).lower()}"
-    if error_type is None and not addresses:
-        error_type = "dns.nodata"
+
+
+async def _probe(resolver: Resolver, qname: str, rtype: str, timeout: float, keep_raw: bool,
+                 ssl_context: ssl.SSLContext | None, base: dict[str, Any], started: float
+                 ) -> DnsResult:
+    try:
+        query = _make_query(qname, rtype, resolver)
+    except BadName as exc:
+        return DnsResult(**base, error_type="dns.bad_name", error_message=str(exc))
+    asked = await _ask(resolver, query, timeout, ssl_context, base, started)
+    if isinstance(asked, DnsResult):
+        return asked
+    response, used_tcp = asked
+    rtt_us = _elapsed_us(started)
+    answer = classify_message(response, qname, rtype)
     return DnsResult(
         **base,
-        rcode=dns.rcode.to_text(rcode),
-        flags=_flags(response),
-        addresses=addresses,
-        cname_chain=chain,
+        rcode=answer.rcode,
+        flags=answer.flags,
+        addresses=answer.addresses,
+        cname_chain=answer.cname_chain,
         rtt_us=rtt_us,
-        ecs_source_prefix=src,
-        ecs_scope_prefix=scope,
+        ecs_source_prefix=answer.ecs_source_prefix,
+        ecs_scope_prefix=answer.ecs_scope_prefix,
         tcp_fallback=used_tcp,
-        error_type=error_type,
-        error_message=None if error_type is None else f"{dns.rcode.to_text(rcode)} from resolver",
+        error_type=answer.error_type,
+        error_message=answer.error_message,
         raw=response.to_wire() if keep_raw else None,
     )
+
+
+async def probe_dns(
+    resolver: Resolver, qname: str, rtype: str, timeout: float, keep_raw: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+) -> DnsResult:
+    """One query; the result classifies every way it can go wrong, and it never raises.
+
+    ``timeout`` bounds the whole query, the TCP retry of a truncated answer included.
+    ``ssl_context`` verifies a DNS-over-TLS or -HTTPS resolver (default: the system trust
+    store). DNS over HTTPS needs the ``doh`` extra (dnspython[doh]).
+    """
+    base: dict[str, Any] = {"resolver": resolver, "qname": qname, "rtype": rtype}
+    started = time.perf_counter()
+    try:
+        return await _probe(resolver, qname, rtype, timeout, keep_raw, ssl_context, base,
+                            started)
+    except Exception as exc:  # the boundary: a measurement never escapes as an exception
+        return DnsResult(**base, error_type="dns.unexpected",
+                         error_message=f"{type(exc).__name__}: {exc}",
+                         rtt_us=_elapsed_us(started))

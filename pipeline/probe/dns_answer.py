@@ -1,0 +1,192 @@
+"""What one DNS answer says, as a pure function of the message: no I/O, never raises.
+
+Kept apart from the transport so every kind of hostile answer (and fuzzed wire data) can be fed
+to it directly. Only records of class IN count: an ``A`` record of class CH carries an integer
+address and one of class HS generic rdata, neither of which may reach the connect or reverse-DNS
+code. The CNAME chain is walked inside the answer section; the walk is bounded by the records
+the answer holds (each link must be a distinct owner), a loop is reported as ``dns.cname_loop``
+and a chain longer than :data:`MAX_CHAIN` links as ``dns.cname_chain_too_long``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+# Real resolvers give up far earlier (unbound after ~11 links); 30-link chains still resolve.
+MAX_CHAIN = 64
+
+_RCODE_ERRORS = {
+    dns.rcode.SERVFAIL: "dns.servfail",
+    dns.rcode.NXDOMAIN: "dns.nxdomain",
+    dns.rcode.REFUSED: "dns.refused",
+    dns.rcode.FORMERR: "dns.formerr",
+    dns.rcode.NOTIMP: "dns.notimp",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerAddress:
+    address: str
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The classified content of one response (``error_type`` None: usable addresses)."""
+
+    rcode: str | None = None
+    flags: tuple[str, ...] = ()
+    addresses: tuple[AnswerAddress, ...] = ()
+    cname_chain: tuple[str, ...] = ()
+    ecs_source_prefix: int | None = None
+    ecs_scope_prefix: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    names: tuple[dns.name.Name, ...]
+    owner: dns.name.Name
+    problem: str | None = None  # "dns.cname_loop" | "dns.cname_chain_too_long"
+
+    def text(self) -> tuple[str, ...]:
+        return tuple(n.to_text(omit_final_dot=True) for n in self.names)
+
+
+def walk_chain(answer: list[dns.rrset.RRset], qname: dns.name.Name,
+               max_links: int = MAX_CHAIN) -> Chain:
+    """Follow class-IN CNAMEs from ``qname``; each owner is used once, so the walk ends."""
+    targets: dict[dns.name.Name, dns.name.Name] = {}
+    for rrset in answer:
+        if (rrset.rdclass == dns.rdataclass.IN and rrset.rdtype == dns.rdatatype.CNAME
+                and len(rrset) and rrset.name not in targets):
+            targets[rrset.name] = rrset[0].target  # two targets is illegal: the first wins
+    names = [qname]
+    seen = {qname}
+    current = qname
+    while current in targets:
+        nxt = targets[current]
+        if nxt in seen:
+            return Chain(tuple(names), current, "dns.cname_loop")
+        if len(names) > max_links:
+            return Chain(tuple(names), current, "dns.cname_chain_too_long")
+        names.append(nxt)
+        seen.add(nxt)
+        current = nxt
+    return Chain(tuple(names), current)
+
+
+def records_at(answer: list[dns.rrset.RRset], owner: dns.name.Name,
+               rdtype: dns.rdatatype.RdataType) -> list[dns.rrset.RRset]:
+    """The class-IN RRsets of ``rdtype`` owned by ``owner``."""
+    return [r for r in answer if r.name == owner and r.rdtype == rdtype
+            and r.rdclass == dns.rdataclass.IN]
+
+
+def other_classes(answer: list[dns.rrset.RRset]) -> list[str]:
+    """The names of the non-IN classes present in the answer section (sorted, unique)."""
+    return sorted({dns.rdataclass.to_text(r.rdclass) for r in answer
+                   if r.rdclass != dns.rdataclass.IN})
+
+
+def _flags(response: dns.message.Message) -> tuple[str, ...]:
+    names = [f for f in ("AA", "TC", "RD", "RA", "AD", "CD") if response.flags & getattr(
+        dns.flags, f)]
+    if response.ednsflags & dns.flags.DO:
+        names.append("DO")
+    return tuple(names)
+
+
+def _ecs(response: dns.message.Message) -> tuple[int | None, int | None]:
+    for opt in response.options:
+        if isinstance(opt, dns.edns.ECSOption):
+            return opt.srclen, opt.scopelen
+    return None, None
+
+
+def _addresses(rrsets: list[dns.rrset.RRset], version: int
+               ) -> tuple[tuple[AnswerAddress, ...], int]:
+    """Valid addresses of the asked family (first occurrence kept) and how many were not."""
+    out: list[AnswerAddress] = []
+    seen: set[str] = set()
+    bad = 0
+    for rrset in rrsets:
+        for rdata in rrset:
+            text = getattr(rdata, "address", None)
+            try:
+                ok = isinstance(text, str) and ipaddress.ip_address(text).version == version
+            except ValueError:
+                ok = False
+            if not ok:
+                bad += 1
+            elif text not in seen:
+                seen.add(text)
+                out.append(AnswerAddress(text, int(rrset.ttl)))
+    return tuple(out), bad
+
+
+def classify_message(response: dns.message.Message, qname: str, rtype: str) -> Answer:
+    """Classify a parsed response to ``qname``/``rtype``; any surprise is ``dns.unexpected``."""
+    try:
+        return _classify(response, qname, rtype)
+    except Exception as exc:  # a result for anything a peer can send, never an exception
+        return Answer(error_type="dns.unexpected", error_message=f"{type(exc).__name__}: {exc}")
+
+
+def classify_wire(wire: bytes, qname: str, rtype: str) -> Answer:
+    """Parse and classify raw response bytes (unparsable: ``dns.malformed``)."""
+    try:
+        response = dns.message.from_wire(wire)
+    except Exception as exc:
+        return Answer(error_type="dns.malformed",
+                      error_message=f"unparsable answer ({type(exc).__name__}: {exc})")
+    return classify_message(response, qname, rtype)
+
+
+def _classify(response: dns.message.Message, qname: str, rtype: str) -> Answer:
+    rdtype = dns.rdatatype.from_text(rtype)
+    rcode = response.rcode()
+    rcode_text = dns.rcode.to_text(rcode)
+    chain = walk_chain(response.answer, dns.name.from_text(qname))
+    addresses: tuple[AnswerAddress, ...] = ()
+    bad = 0
+    if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        version = 4 if rdtype == dns.rdatatype.A else 6
+        addresses, bad = _addresses(records_at(response.answer, chain.owner, rdtype), version)
+    error_type = _RCODE_ERRORS.get(rcode)
+    if error_type is None and rcode != dns.rcode.NOERROR:
+        error_type = f"dns.{rcode_text.lower()}"
+    message = None if error_type is None else f"{rcode_text} from resolver"
+    if error_type is None and chain.problem == "dns.cname_loop":
+        error_type = chain.problem
+        message = f"CNAME loop at {chain.owner} after {len(chain.names)} names"
+    elif error_type is None and chain.problem:
+        error_type = chain.problem
+        message = f"CNAME chain longer than {MAX_CHAIN} links"
+    elif error_type is None and not addresses:
+        others = other_classes(response.answer)
+        if bad:
+            error_type = "dns.malformed"
+            message = f"{bad} {rtype} record(s) without a valid address"
+        elif others:
+            error_type = "dns.unexpected_class"
+            message = f"answer holds only records of class {', '.join(others)}, not IN"
+        else:
+            error_type, message = "dns.nodata", f"{rcode_text} from resolver"
+    src, scope = _ecs(response)
+    return Answer(
+        rcode=rcode_text, flags=_flags(response), addresses=addresses,
+        cname_chain=chain.text(), ecs_source_prefix=src, ecs_scope_prefix=scope,
+        error_type=error_type, error_message=message,
+    )

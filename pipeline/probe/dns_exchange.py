@@ -1,0 +1,175 @@
+"""One DNS question over UDP (TCP when the answer is truncated) or TCP, under ONE deadline.
+
+dnspython's ``udp_with_fallback`` gives the TCP retry a fresh timeout (a truncated answer then a
+slow TCP server cost twice the budget), reads from an unconnected socket (a closed port's ICMP
+refusal is never seen, so the whole timeout is spent) and ends the measurement on the first
+reply whose id is wrong. Here:
+
+- the deadline is fixed when the exchange starts; the UDP wait and the TCP retry share it;
+- the UDP socket is connected, so the kernel drops datagrams from any other source and reports
+  an ICMP port-unreachable as ``ECONNREFUSED`` at once;
+- a datagram that is not a valid answer to *this* question (too short, wrong id, QR clear,
+  unparsable, another question) is set aside and the wait goes on: a spoofed or stray reply
+  cannot end the measurement before the real answer. If only such replies came by the
+  deadline, the exchange fails as ``dns.malformed`` naming the last one, not as a silence.
+
+Failures are raised as :class:`ExchangeError` carrying the ``error.type`` to record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from dataclasses import dataclass
+
+import dns.flags
+import dns.message
+
+_HEADER = 12
+
+
+class ExchangeError(Exception):
+    """A classified failure of the exchange: ``error_type`` is what the document records."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+@dataclass(slots=True)
+class _SetAside:
+    """Replies that were not the answer: counted, the last one named (a flood costs no memory)."""
+
+    count: int = 0
+    last: str = ""
+
+    def add(self, reason: str) -> None:
+        self.count += 1
+        self.last = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    response: dns.message.Message
+    wire: bytes
+    tcp: bool
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """Queues what the connected socket receives; errors (ICMP refusals) arrive in order."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.queue.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        self.queue.put_nowait(exc)
+
+
+def _udp_verdict(query: dns.message.Message, data: bytes
+                 ) -> tuple[str, dns.message.Message | None, str]:
+    """``("ok", message, "")``, ``("truncated", None, "")`` or ``("ignore", None, reason)``."""
+    if len(data) < _HEADER:
+        return "ignore", None, f"a {len(data)}-byte datagram, shorter than a DNS header"
+    rid, flags = struct.unpack("!HH", data[:4])
+    if rid != query.id:
+        return "ignore", None, f"a reply with id {rid:#06x}, expected {query.id:#06x}"
+    if not flags & dns.flags.QR:
+        return "ignore", None, "a datagram with the QR bit clear (not a response)"
+    if flags & dns.flags.TC:
+        # A truncated answer may be cut anywhere; only TCP gives the whole of it.
+        return "truncated", None, ""
+    try:
+        message = dns.message.from_wire(data)
+    except Exception as exc:  # any parse failure of hostile bytes: set it aside, keep waiting
+        return "ignore", None, f"an unparsable reply ({type(exc).__name__}: {exc})"
+    if not query.is_response(message):
+        got = "; ".join(q.to_text() for q in message.question) or "no question"
+        return "ignore", None, f"a reply to another question ({got})"
+    return "ok", message, ""
+
+
+async def _udp(query: dns.message.Message, wire: bytes, host: str, port: int,
+               ignored: _SetAside) -> Exchange | None:
+    """The UDP answer, or None when it was truncated (the caller retries over TCP)."""
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_datagram_endpoint(_Datagrams, remote_addr=(host, port))
+    try:
+        transport.sendto(wire)
+        while True:
+            item = await proto.queue.get()
+            if isinstance(item, ConnectionRefusedError):
+                raise ExchangeError("dns.network",
+                                    f"{host}:{port} refused the query (ICMP port unreachable)")
+            if isinstance(item, Exception):
+                raise item
+            verdict, message, reason = _udp_verdict(query, item)
+            if verdict == "ok":
+                assert message is not None
+                return Exchange(message, item, tcp=False)
+            if verdict == "truncated":
+                return None
+            ignored.add(reason)
+    finally:
+        transport.close()
+
+
+async def _tcp(query: dns.message.Message, wire: bytes, host: str, port: int) -> Exchange:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(struct.pack("!H", len(wire)) + wire)
+        await writer.drain()
+        while True:
+            (length,) = struct.unpack("!H", await reader.readexactly(2))
+            data = await reader.readexactly(length)
+            if len(data) >= 2 and struct.unpack("!H", data[:2])[0] != query.id:
+                continue  # not ours (a pipelining server's stray answer): read the next one
+            try:
+                message = dns.message.from_wire(data)
+            except Exception as exc:
+                raise ExchangeError("dns.malformed", f"unparsable TCP answer "
+                                    f"({type(exc).__name__}: {exc})") from exc
+            if not query.is_response(message):
+                raise ExchangeError("dns.malformed", "the TCP answer is not a response to "
+                                    "the question")
+            return Exchange(message, data, tcp=True)
+    finally:
+        writer.close()
+
+
+async def exchange(query: dns.message.Message, host: str, port: int, timeout: float,
+                   tcp_only: bool = False) -> Exchange:
+    """Ask ``host:port``; everything (UDP wait, TCP connect, TCP read) ends by one deadline."""
+    wire = query.to_wire()
+    ignored = _SetAside()
+    truncated = False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        async with asyncio.timeout_at(deadline):
+            if not tcp_only:
+                answer = await _udp(query, wire, host, port, ignored)
+                if answer is not None:
+                    return answer
+                truncated = True
+            return await _tcp(query, wire, host, port)
+    except TimeoutError as exc:
+        if ignored.count and not truncated:  # a TCP retry that ran out is a timeout
+            n = ignored.count
+            raise ExchangeError(
+                "dns.malformed", f"no valid answer within {timeout:g}s; ignored {n} "
+                f"repl{'y' if n == 1 else 'ies'}, the last: {ignored.last}") from exc
+        after = " (TCP retry after a truncated UDP answer)" if truncated else ""
+        raise ExchangeError("dns.timeout", f"no answer within {timeout:g}s{after}") from exc
+    except (ConnectionRefusedError, ConnectionResetError, asyncio.IncompleteReadError) as exc:
+        if not (tcp_only or truncated):
+            raise
+        what = "TCP retry after a truncated UDP answer" if truncated else "TCP query"
+        if isinstance(exc, asyncio.IncompleteReadError):
+            reason = f"connection closed after {len(exc.partial)} of {exc.expected} bytes"
+        else:
+            reason = str(exc) or type(exc).__name__
+        raise ExchangeError("dns.network", f"{what} to {host}:{port}: {reason}") from exc
