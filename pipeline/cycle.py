@@ -5,8 +5,11 @@ timeout, so a dead resolver costs the cycle its timeout and nothing more. Connec
 once per distinct address (and port and name) per cycle and shared by every resolver that
 returned it: fourteen resolvers agreeing on an address must not mean fourteen handshakes.
 
-The run state advances only after the cycle's records reached every sink; if a sink fails the
-transition is rolled back, so no run ever refers to documents that were not stored.
+The run state is committed just before the cycle's records go to the sinks, with the run
+summaries journalled in the same transaction; the journal is cleared once every sink took them,
+and replayed at the next start if the process died in between. If a sink fails the transition is
+undone, so no run ever refers to documents that were not stored, and a kill -9 can never leave
+the store with a run the state does not know.
 
 The fan-out runs in one ``asyncio.TaskGroup`` and every probe call is wrapped: a probe that raises
 (a bug, or a peer's answer that no handler foresaw) becomes a ``probe.crashed`` result for that
@@ -23,10 +26,12 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+import orjson
 
 from pipeline.clock import ScenarioClock
 from pipeline.config import Config, Resolver, Target
@@ -36,6 +41,7 @@ from pipeline.documents import (
     Record,
     check_id,
     check_records,
+    dumps,
     iso,
     run_record,
 )
@@ -119,6 +125,16 @@ class _Query:
     result: DnsResult
 
 
+def _journal(records: Iterable[Record]) -> str:
+    return dumps([{"id": r.id, "version": r.version, "ts": iso(r.timestamp), "doc": r.doc}
+                  for r in records]).decode()
+
+
+def _unjournal(text: str) -> list[Record]:
+    return [Record("run", e["id"], e["doc"], version=e["version"],
+                   timestamp=datetime.fromisoformat(e["ts"])) for e in orjson.loads(text)]
+
+
 class CycleRunner:
     """Long-lived probe state (TLS contexts, caches, run tracker) and the cycle itself."""
 
@@ -141,6 +157,27 @@ class CycleRunner:
     async def open(self) -> None:
         for sink in self.sinks:
             await sink.open()
+        pending = self.tracker.journal()
+        if pending is not None:
+            # The previous process died between committing a cycle's state and confirming its
+            # write: its run summaries are sent again (same ids and versions, so at most a
+            # repeated line in the ndjson store, a no-op in Elasticsearch).
+            records = _unjournal(pending)
+            log.warning("re-sending %d run summaries of a cycle whose write was not confirmed",
+                        len(records))
+            try:
+                await self._deliver(records)
+            except Exception:
+                log.exception("re-sending the journalled run summaries failed; kept for later")
+            else:
+                self.tracker.clear_journal()
+
+    async def _deliver(self, records: list[Record]) -> None:
+        for sink in self.sinks:
+            await sink.write(records)
+        for sink in self.sinks:
+            if not getattr(sink, "durable_writes", False):
+                await sink.flush()
 
     async def close(self) -> None:
         for sink in self.sinks:
@@ -309,18 +346,17 @@ class CycleRunner:
             records.append(run_record(run, info, ptr.hostname if ptr else None))
         stats.documents = len(records)
 
+        # The state goes first, journalled with the run summaries: a kill -9 during the write
+        # then leaves a journal the next process replays, never a store ahead of the state.
+        self.tracker.commit(journal=_journal(r for r in records if r.kind == "run"))
         try:
-            for sink in self.sinks:
-                await sink.write(records)
-            for sink in self.sinks:
-                if not getattr(sink, "durable_writes", False):
-                    await sink.flush()
+            await self._deliver(records)
         except Exception:
             log.exception("a sink failed; the run state of this cycle is rolled back")
-            self.tracker.rollback()
+            self.tracker.undo()
             stats.delivered = False
         else:
-            self.tracker.commit()
+            self.tracker.clear_journal()
         self._last_start = started
         self.cycles += 1
         stats.real_seconds = time.perf_counter() - real0

@@ -102,11 +102,15 @@ async def run_guarded(runner: CycleRunner, stop: Stop, grace: float) -> CycleSta
             cycle.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await cycle
-            runner.tracker.rollback()
-            log.error("the cycle in flight was abandoned (%s): its documents were not "
-                      "written and its run state was not committed",
-                      "second signal" if stop.hurry.is_set() else f"still running {grace:.0f}s "
-                      "after the stop request")
+            runner.tracker.rollback()  # back to what is committed
+            why = "second signal" if stop.hurry.is_set() else \
+                f"still running {grace:.0f}s after the stop request"
+            if runner.tracker.journal() is None:
+                log.error("the cycle in flight was abandoned (%s): its documents were not "
+                          "written and its run state was not committed", why)
+            else:
+                log.error("the cycle in flight was abandoned while writing (%s): its run "
+                          "summaries are journalled and re-sent at the next start", why)
             return None
         return cycle.result()
     finally:

@@ -51,8 +51,12 @@ class DnsPeer:
     """A UDP DNS responder on 127.0.0.1; each query is answered in its own thread."""
 
     def __init__(self, addresses: list[str], delay: float = 0.0, ttl: int = 60,
-                 jitter: float = 0.0) -> None:
+                 jitter: float = 0.0, rotate: float | None = None, window: int = 3) -> None:
+        """``rotate``: every that many real seconds the answer moves on to another ``window``
+        of the addresses, so runs start and end."""
         self.addresses = list(addresses)
+        self.rotate = rotate
+        self.window = window
         self.delay = delay
         self.jitter = jitter
         self.ttl = ttl
@@ -144,7 +148,7 @@ class DnsPeer:
         q = query.question[0]
         if q.rdtype == dns.rdatatype.A and self.addresses:
             reply.answer.append(dns.rrset.from_text_list(q.name, self.ttl, "IN", "A",
-                                                         self.addresses))
+                                                         self.answer()))
         if not udp:
             return reply.to_wire(max_size=65535)
         try:
@@ -153,6 +157,13 @@ class DnsPeer:
             reply.answer.clear()
             reply.flags |= dns.flags.TC
             return reply.to_wire()
+
+    def answer(self) -> list[str]:
+        if self.rotate is None:
+            return self.addresses
+        step = int(time.time() / self.rotate)
+        n = len(self.addresses)
+        return [self.addresses[(step + i) % n] for i in range(min(self.window, n))]
 
     def _answer(self, wire: bytes, peer: tuple[str, int]) -> None:
         reply = self._reply(wire, udp=True)
