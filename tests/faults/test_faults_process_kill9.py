@@ -111,3 +111,21 @@ def test_kill_9_loop_loses_nothing_stored_and_duplicates_nothing(tmp_path: Path)
     tracker = RunTracker(tmp_path / "state" / "runs-faults-observer.sqlite3")
     assert {r.id for r in tracker.open_runs()} == {v[0] for v in open_per_key.values()}
     tracker.close()
+
+
+async def test_a_torn_last_line_does_not_swallow_the_next_process_first_line(
+        tmp_path: Path) -> None:
+    """kill -9 inside a write leaves half a line; the next process's first line starts afresh."""
+    from pipeline.documents import Record
+    from pipeline.sinks.ndjson import NdjsonSink
+
+    store = tmp_path / "data"
+    store.mkdir()
+    torn = store / "checks-2026-03-01.ndjson"
+    torn.write_bytes(b'{"_id":"a","@timestamp":"2026-03-01T00:00:00Z"}\n{"_id":"b","@tim')
+    sink = NdjsonSink(store)
+    await sink.open()
+    await sink.write([Record("check", "c", {"@timestamp": "2026-03-01T00:15:00Z"})])
+    await sink.close()
+    docs = store_lines(store, "checks")
+    assert [d.get("_id") for d in docs] == ["a", None, "c"]  # the torn line stays one line
