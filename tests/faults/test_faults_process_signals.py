@@ -204,3 +204,32 @@ def test_verbose_is_accepted_after_every_subcommand() -> None:
         assert {"-v", "--verbose"} <= options, name
     args = parser.parse_args(["-v", "run", "-v", "--once"])
     assert args.verbose + args.sub_verbose == 2
+
+
+def test_two_processes_sharing_a_spool_dir_is_one_line(tmp_path: Path) -> None:
+    """Different state and store, one Elasticsearch spool: the second refuses at once (the
+    cluster address is a closed loopback port; nothing is sent anywhere)."""
+    configs = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        config = write_config(tmp_path / name, 53, target_port=closed_port())
+        config.write_text(config.read_text().replace('[sinks]\nenabled = ["ndjson"]\n', "")
+                          + f'\n[elasticsearch]\nurl = "http://127.0.0.1:{closed_port()}"\n'
+                          f'spool_dir = "{tmp_path / "spool"}"\n')
+        configs.append(config)
+    first = start_run(configs[0])
+    try:
+        lock = tmp_path / "spool" / ".edgewatch.lock"
+        for _ in range(300):
+            if lock.exists() and lock.read_text().strip() == str(first.pid):
+                break
+            assert first.poll() is None, first.communicate()
+            subprocess.run(["sleep", "0.1"], check=True)
+        second = subprocess.run([EDGEWATCH, "run", "--config", str(configs[1]), "--once"],
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        rc, _, err = stop(first)
+    assert rc == 0, err
+    assert second.returncode == 2
+    line, = second.stderr.strip().splitlines()
+    assert "spool dir" in line and str(tmp_path / "spool") in line and f"pid {first.pid}" in line
