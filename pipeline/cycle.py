@@ -125,6 +125,10 @@ class _Query:
     result: DnsResult
 
 
+def _ms(ts: datetime) -> datetime:
+    return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
+
+
 def _journal(records: Iterable[Record]) -> str:
     return dumps([{"id": r.id, "version": r.version, "ts": iso(r.timestamp), "doc": r.doc}
                   for r in records]).decode()
@@ -243,7 +247,7 @@ class CycleRunner:
         for run in self.tracker.open_runs():
             if floor is None or run.last_seen > floor:
                 floor = run.last_seen
-        if floor is None or now > floor:
+        if floor is None or _ms(now) > _ms(floor):  # ids and stamps have ms resolution
             return 0.0
         return (floor - now).total_seconds() or 0.001
 
