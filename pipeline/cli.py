@@ -30,12 +30,35 @@ def build_parser() -> argparse.ArgumentParser:
     for info in (m for m in modules if not m.name.startswith("_")):
         module = importlib.import_module(f"pipeline.commands.{info.name}")
         module.add_parser(sub)
+    _verbose_everywhere(parser)
     return parser
+
+
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept ``-v`` after any subcommand too (``edgewatch run -v``), counted with the ones
+    before it: people put options after the command they are about."""
+    seen: set[int] = set()
+
+    def walk(p: argparse.ArgumentParser) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    if id(child) in seen:
+                        continue
+                    seen.add(id(child))
+                    if not any("-v" in a.option_strings for a in child._actions):
+                        child.add_argument("-v", "--verbose", action="count", default=0,
+                                           dest="sub_verbose",
+                                           help="more log output (-vv for debug)")
+                    walk(child)
+
+    walk(parser)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose += getattr(args, "sub_verbose", 0)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A skipped overlapping run is the scheduler doing its job (max_instances=1), not news.

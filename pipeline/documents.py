@@ -28,6 +28,10 @@ RUN_DATASET = "edgewatch.run"
 
 RecordKind = Literal["check", "run"]
 
+# ``edgewatch.connect.skipped``: why an answered address got no TCP/TLS check. "cap": the answer
+# had more addresses than ``limits.max_addresses``; the document's outcome then follows DNS only.
+CAP_SKIPPED = "cap"
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -177,8 +181,13 @@ def check_records(
     rdns: dict[str, RdnsResult],
     netinfo: dict[str, NetInfo],
     runs: dict[str, Assignment],
+    skipped: dict[str, str] | None = None,
 ) -> list[Record]:
-    """One record per answered address, or a single failure record for an unusable answer."""
+    """One record per answered address, or a single failure record for an unusable answer.
+
+    ``skipped`` names the addresses that were recorded but deliberately not connected to, with
+    the reason (``CAP_SKIPPED``); their outcome follows the DNS answer alone.
+    """
     base = _base(ctx, queried_at, result)
     if not result.ok:
         doc = dict(base)
@@ -206,6 +215,8 @@ def check_records(
         conn = connects.get(addr)
         if conn is not None:
             _connect_fields(doc, conn)
+        elif skipped and addr in skipped:
+            doc["edgewatch.connect.skipped"] = skipped[addr]
         run = runs.get(addr)
         if run is not None:
             doc["run.id"] = run.run_id

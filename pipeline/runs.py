@@ -9,6 +9,12 @@ gaps: counted, but they neither extend nor end a run, because they say nothing a
 The id of a run is derived from its key and its start instant, so rebuilding runs from stored
 documents yields the same ids, and open runs are kept in SQLite so a restarted process continues
 them instead of starting new ones.
+
+A ``kill -9`` between writing a cycle's documents and committing its state would leave the store
+with runs the state never heard of (a second open run for one address at the next cycle). So the
+state is committed *before* the write, together with a journal (opaque to this module: the
+cycle's run summaries); the journal is cleared once the write succeeded, replayed by the next
+process if it did not, and ``undo`` puts the previous state back when a sink refused the cycle.
 """
 
 from __future__ import annotations
@@ -102,11 +108,15 @@ class RunTracker:
         # Open runs grouped by (observer, name, rtype, resolver): one poll touches one group.
         self._open: dict[tuple[str, str, str, str], dict[RunKey, Run]] = {}
         self._dirty: dict[RunKey, Run | None] = {}
+        # The committed run of every key touched since the last commit, for ``undo``.
+        self._before: dict[RunKey, Run | None] = {}
+        self._undo: dict[RunKey, Run | None] = {}
         self._load()
 
     def _load(self) -> None:
         self._open.clear()
         self._dirty.clear()
+        self._before.clear()
         for row in self._db.execute("SELECT * FROM open_runs"):
             key = RunKey(*row[:5])
             self._open.setdefault(_group(key), {})[key] = Run(
@@ -151,33 +161,61 @@ class RunTracker:
         for key, run in mine.items():
             if key.address not in answered:
                 closed = replace(run, end=at)
+                self._before.setdefault(key, run)
                 self._open[_group(key)].pop(key)
                 self._dirty[key] = None
                 changed.append(closed)
         return assignments, changed
 
     def _put(self, key: RunKey, run: Run) -> Run:
-        self._open.setdefault(_group(key), {})[key] = run
+        group = self._open.setdefault(_group(key), {})
+        self._before.setdefault(key, group.get(key))
+        group[key] = run
         self._dirty[key] = run
         return run
 
-    def commit(self) -> None:
+    def commit(self, journal: str | None = None) -> None:
+        """Make the new state durable, with ``journal`` in the same transaction if given."""
         with self._db:
-            for key, run in self._dirty.items():
-                if run is None:
-                    self._db.execute(
-                        "DELETE FROM open_runs WHERE observer=? AND name=? AND rtype=? "
-                        "AND resolver=? AND address=?",
-                        (key.observer, key.name, key.rtype, key.resolver, key.address),
-                    )
-                else:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO open_runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        (key.observer, key.name, key.rtype, key.resolver, key.address, run.id,
-                         run.start.isoformat(), run.last_seen.isoformat(), run.checks,
-                         run.gaps, run.resolver_ip),
-                    )
+            self._write(self._dirty)
+            if journal is not None:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('journal', ?)", (journal,))
+        self._undo = dict(self._before)
         self._dirty.clear()
+        self._before.clear()
+
+    def _write(self, states: dict[RunKey, Run | None]) -> None:
+        for key, run in states.items():
+            if run is None:
+                self._db.execute(
+                    "DELETE FROM open_runs WHERE observer=? AND name=? AND rtype=? "
+                    "AND resolver=? AND address=?",
+                    (key.observer, key.name, key.rtype, key.resolver, key.address),
+                )
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO open_runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (key.observer, key.name, key.rtype, key.resolver, key.address, run.id,
+                     run.start.isoformat(), run.last_seen.isoformat(), run.checks,
+                     run.gaps, run.resolver_ip),
+                )
+
+    def journal(self) -> str | None:
+        """The journal of a commit whose documents were not confirmed written, if any."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='journal'").fetchone()
+        return row[0] if row else None
+
+    def clear_journal(self) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM meta WHERE key='journal'")
+
+    def undo(self) -> None:
+        """Put back the state before the last commit (its documents were refused)."""
+        with self._db:
+            self._write(self._undo)
+            self._db.execute("DELETE FROM meta WHERE key='journal'")
+        self._undo = {}
+        self._load()
 
     def rollback(self) -> None:
         """Forget uncommitted transitions (the cycle's documents did not reach the sinks)."""

@@ -2,17 +2,27 @@
 
 APScheduler's asyncio scheduler fires an interval trigger aligned on the cadence grid (a 15-minute
 cadence polls at :00, :15, :30, :45 plus jitter), so that probes of many observers line up and a
-lab scenario's change instants (placed off the grid) never straddle a poll. ``max_instances=1``
-with coalescing means a cycle that overruns delays the next instead of stacking them. Under a
-scenario clock the real interval is the scenario interval divided by the speed-up.
+lab scenario's change instants (placed off the grid) never straddle a poll. Under a scenario clock
+the real interval is the scenario interval divided by the speed-up.
+
+The scheduler only *announces* that a cycle is due; the cycle itself runs in a task this module
+owns. APScheduler cancels the jobs it is running when it shuts down, which used to cancel the
+cycle in flight on SIGTERM and lose its documents. Now a signal stops the cadence, the cycle in
+flight is finished, written and flushed, and only past a bound derived from the configured
+timeouts (``cycle_budget``) — or on a second signal — is it abandoned: cancelled before its run
+state is committed, logged, and reported to the caller so the process exits non-zero.
+A tick that arrives while a cycle runs waits for it (never two at once); in aligned mode a cycle
+that starts too late for its grid slot is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,9 +30,91 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from pipeline.clock import ScenarioClock
 from pipeline.config import Config
-from pipeline.cycle import CycleRunner, CycleStats
+from pipeline.cycle import CycleRunner, CycleStats, cycle_budget
 
 log = logging.getLogger(__name__)
+
+# Time to write and flush a finished cycle, on top of the probes' own bound.
+FLUSH_MARGIN_S = 5.0
+
+
+@dataclass
+class Outcome:
+    """What a run of the scheduler did: the finished cycles and whether one was abandoned."""
+
+    cycles: list[CycleStats] = field(default_factory=list)
+    abandoned: bool = False
+
+
+@dataclass
+class Stop:
+    """Set by the first SIGTERM/SIGINT (finish the cycle in flight); ``hurry`` by a second one
+    (abandon it now)."""
+
+    requested: asyncio.Event = field(default_factory=asyncio.Event)
+    hurry: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def signal(self) -> None:
+        if self.requested.is_set():
+            self.hurry.set()
+        self.requested.set()
+
+
+def shutdown_grace(config: Config) -> float:
+    """How long a cycle in flight may still run after a stop was requested."""
+    return cycle_budget(config) + FLUSH_MARGIN_S
+
+
+@contextlib.contextmanager
+def signals(stop: Stop) -> Iterator[None]:
+    """SIGTERM and SIGINT request a stop instead of killing the process."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.signal)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def run_guarded(runner: CycleRunner, stop: Stop, grace: float) -> CycleStats | None:
+    """One cycle that a stop request lets finish; ``None`` if it had to be abandoned."""
+    cycle = asyncio.create_task(runner.run_cycle())
+    stopped = asyncio.create_task(stop.requested.wait())
+    try:
+        await asyncio.wait({cycle, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not cycle.done():
+            log.warning("stop requested: finishing the cycle in flight (up to %.0fs; a second "
+                        "signal abandons it)", grace)
+            hurry = asyncio.create_task(stop.hurry.wait())
+            try:
+                await asyncio.wait({cycle, hurry}, timeout=grace,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                hurry.cancel()
+        if not cycle.done():
+            cycle.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cycle
+            runner.tracker.rollback()  # back to what is committed
+            why = "second signal" if stop.hurry.is_set() else \
+                f"still running {grace:.0f}s after the stop request"
+            if runner.tracker.journal() is None:
+                log.error("the cycle in flight was abandoned (%s): its documents were not "
+                          "written and its run state was not committed", why)
+            else:
+                log.error("the cycle in flight was abandoned while writing (%s): its run "
+                          "summaries are journalled and re-sent at the next start", why)
+            return None
+        return cycle.result()
+    finally:
+        stopped.cancel()
 
 
 async def run_scheduled(
@@ -31,79 +123,81 @@ async def run_scheduled(
     clock: ScenarioClock,
     cycles: int | None = None,
     on_cycle: Callable[[CycleStats], None] | None = None,
-    stop: asyncio.Event | None = None,
+    stop: Stop | None = None,
     align: bool = True,
     on_scheduled: Callable[[datetime], None] | None = None,
-) -> list[CycleStats]:
-    """Run until ``cycles`` cycles are done or ``stop`` is set (SIGTERM/SIGINT set it)."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
-
-    done: list[CycleStats] = []
-    in_flight: set[asyncio.Task] = set()
-
+    grace: float | None = None,
+) -> Outcome:
+    """Run until ``cycles`` cycles are done or a stop is requested (SIGTERM/SIGINT request it)."""
+    stop = stop or Stop()
+    grace = shutdown_grace(config) if grace is None else grace
+    outcome = Outcome()
+    due = asyncio.Event()
     sch = config.schedule
     late_limit = sch.misfire_grace_s + sch.jitter_s
 
-    async def job() -> None:
-        if stop.is_set():
-            return
-        if align:
-            # APScheduler's own grace is whole real seconds, hours of scenario time when the clock
-            # is accelerated; a poll that late would no longer be the poll of its grid slot.
-            now = clock.now()
-            slot = round(now.timestamp() / sch.interval_s) * sch.interval_s
-            lateness = now.timestamp() - slot
-            if lateness > late_limit:
-                log.info("skipping a cycle %.0fs (scenario) behind its slot", lateness)
-                return
-        task = asyncio.current_task()
-        if task is not None:
-            in_flight.add(task)
-        try:
-            stats = await runner.run_cycle()
-        finally:
-            if task is not None:
-                in_flight.discard(task)
-        done.append(stats)
-        if on_cycle:
-            on_cycle(stats)
-        if cycles is not None and len(done) >= cycles:
-            stop.set()
+    async def tick() -> None:
+        due.set()
 
     interval = clock.real_seconds(sch.interval_s)
     if align:
         first = clock.next_boundary(sch.interval_s)
         start = datetime.fromtimestamp(clock.real_at(first), UTC)
     else:
+        # The first cycle runs now; the trigger's first fire would be one interval later.
         start = datetime.now(UTC)
+        due.set()
     trigger = IntervalTrigger(seconds=interval, start_date=start,
                               jitter=clock.real_seconds(sch.jitter_s) or None, timezone=UTC)
-    scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
-    scheduler.add_job(job, trigger, id="cycle", max_instances=1, coalesce=True,
+    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
+    scheduler.add_job(tick, trigger, id="cycle", max_instances=1, coalesce=True,
                       misfire_grace_time=max(1, int(clock.real_seconds(sch.misfire_grace_s))))
-    scheduler.start()
-    if on_scheduled:
-        on_scheduled(clock.at_real(start.timestamp()))
-    log.info("scheduled every %.3fs real (%ss scenario), first at %s", interval,
-             sch.interval_s, start.isoformat())
-    try:
-        await stop.wait()
-    finally:
-        scheduler.shutdown(wait=False)
-        if in_flight:
-            grace = config.timeouts.dns + config.timeouts.connect + config.timeouts.tls + 5
-            log.info("waiting up to %.0fs for the cycle in flight", grace)
-            _, pending = await asyncio.wait(in_flight, timeout=grace)
-            for task in pending:
-                task.cancel()
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-    return done
+    with signals(stop):
+        scheduler.start()
+        if on_scheduled:
+            on_scheduled(clock.at_real(start.timestamp()))
+        log.info("scheduled every %.3fs real (%ss scenario), first at %s", interval,
+                 sch.interval_s, start.isoformat())
+        try:
+            while not stop.requested.is_set():
+                waiter = asyncio.create_task(due.wait())
+                stopped = asyncio.create_task(stop.requested.wait())
+                await asyncio.wait({waiter, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopped.cancel()
+                if stop.requested.is_set():
+                    break
+                due.clear()
+                if align and _too_late(clock, sch.interval_s, late_limit):
+                    continue
+                try:
+                    stats = await run_guarded(runner, stop, grace)
+                except Exception:  # a bug in one cycle must not end a probe that runs for months
+                    log.exception("a cycle failed; its run state is rolled back")
+                    runner.tracker.rollback()
+                    continue
+                if stats is None:
+                    outcome.abandoned = True
+                    break
+                if stats.clock_behind_s:
+                    continue
+                outcome.cycles.append(stats)
+                if on_cycle:
+                    on_cycle(stats)
+                if cycles is not None and len(outcome.cycles) >= cycles:
+                    break
+        finally:
+            scheduler.shutdown(wait=False)
+    return outcome
+
+
+def _too_late(clock: ScenarioClock, interval_s: float, late_limit: float) -> bool:
+    """APScheduler's own grace is whole real seconds, hours of scenario time when the clock is
+    accelerated; a poll that late would no longer be the poll of its grid slot."""
+    now = clock.now()
+    slot = round(now.timestamp() / interval_s) * interval_s
+    lateness = now.timestamp() - slot
+    if lateness > late_limit:
+        log.info("skipping a cycle %.0fs (scenario) behind its slot", lateness)
+        return True
+    return False

@@ -1,4 +1,9 @@
-"""``edgewatch run``: the main job — cycles on a cadence until stopped or N cycles are done."""
+"""``edgewatch run``: the main job — cycles on a cadence until stopped or N cycles are done.
+
+Exit status: 0 when every cycle was delivered, 1 when a sink could not take a cycle, 2 for a
+configuration problem or a directory another process holds, 3 when a stop request (SIGTERM,
+SIGINT) had to abandon the cycle in flight.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,16 @@ import argparse
 import asyncio
 import sys
 from datetime import datetime
+from pathlib import Path
 
 from pipeline.clock import ScenarioClock, real_clock
 from pipeline.commands._common import add_config_argument, load_or_exit
 from pipeline.config import Config
 from pipeline.cycle import CycleRunner, CycleStats
 from pipeline.documents import iso
+from pipeline.lock import LockError, locked
 from pipeline.runs import RunTracker
-from pipeline.scheduler import run_scheduled
+from pipeline.scheduler import Outcome, Stop, run_guarded, run_scheduled, shutdown_grace, signals
 from pipeline.sinks import build_sinks
 from pipeline.sinks.summary import SummarySink
 
@@ -24,7 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Run the probe: every cycle asks each resolver for each target, checks "
         "every answered address with TCP and TLS, tracks IP runs and writes documents to the "
         "configured sinks (Elasticsearch, or the local ndjson store when no cluster is "
-        "configured). Stops cleanly on SIGTERM/SIGINT, finishing the cycle in flight.",
+        "configured). Stops cleanly on SIGTERM/SIGINT, finishing the cycle in flight; a "
+        "second signal, or the cycle outliving the bound its timeouts give it, abandons it.",
+        epilog="exit status: 0 all cycles delivered, 1 a sink could not take a cycle, 2 bad "
+        "configuration or a state/store/spool directory held by another edgewatch process, "
+        "3 the cycle in flight was abandoned on stop",
     )
     add_config_argument(p)
     p.add_argument("--once", action="store_true", help="run one cycle now and exit")
@@ -42,31 +53,54 @@ def make_clock(config: Config) -> ScenarioClock:
     return ScenarioClock(config.clock.start, config.clock.anchor, config.clock.speed)
 
 
+ABANDONED_EXIT = 3
+
+
+def lock_dirs(config: Config) -> list[tuple[str, Path]]:
+    """Every directory this process must be the only writer of."""
+    dirs: list[tuple[str, Path]] = [("state dir", config.state_dir)]
+    if "ndjson" in config.sinks:
+        dirs.append(("store dir", config.store_dir))
+    if "elasticsearch" in config.sinks and config.elasticsearch is not None:
+        dirs.append(("spool dir", config.elasticsearch.spool_dir))
+    return dirs
+
+
 async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
-                    quiet: bool) -> tuple[list[CycleStats], SummarySink]:
+                    quiet: bool) -> tuple[Outcome, SummarySink]:
     clock = make_clock(config)
     summary = SummarySink()
     sinks = [*build_sinks(config), summary]
     tracker = RunTracker(config.state_dir / f"runs-{_safe(config.observer_name)}.sqlite3")
     runner = CycleRunner(config, clock, tracker, sinks)
-    await runner.open()
+    tty = sys.stderr.isatty()
 
     def progress(stats: CycleStats) -> None:
         if quiet:
             return
         total = f"/{cycles}" if cycles else ""
         fails = sum(stats.failures.values())
-        sys.stderr.write(
-            f"\rcycle {runner.cycles}{total}  {iso(stats.started)}  {stats.queries} queries  "
-            f"{stats.addresses} addresses  {fails} failures  {stats.real_seconds * 1000:.0f} ms"
-            + ("" if stats.delivered else "  NOT DELIVERED") + "   "
-        )
+        capped = f"  {stats.skipped} capped" if stats.skipped else ""
+        line = (f"cycle {runner.cycles}{total}  {iso(stats.started)}  {stats.queries} queries  "
+                f"{stats.addresses} addresses{capped}  {fails} failures  "
+                f"{stats.real_seconds * 1000:.0f} ms"
+                + ("" if stats.delivered else "  NOT DELIVERED"))
+        # A terminal gets one line rewritten in place; a log file or pipe one line per cycle.
+        sys.stderr.write(f"\r{line}   " if tty else f"{line}\n")
         sys.stderr.flush()
 
+    outcome = Outcome()
     try:
+        await runner.open()
         if once:
-            stats = [await runner.run_cycle()]
-            progress(stats[0])
+            stop = Stop()
+            with signals(stop):
+                stats = await run_guarded(runner, stop, shutdown_grace(config))
+            if stats is None:
+                outcome.abandoned = True
+            else:
+                outcome.cycles.append(stats)
+                progress(stats)
         else:
             def announce(first: datetime) -> None:
                 if not quiet:
@@ -75,13 +109,14 @@ async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
                                      f"{config.schedule.interval_s:g}s; first cycle at "
                                      f"{iso(first)}; Ctrl-C stops after the cycle in flight\n")
 
-            stats = await run_scheduled(runner, config, clock, cycles=cycles,
-                                        on_cycle=progress, align=align, on_scheduled=announce)
+            outcome = await run_scheduled(runner, config, clock, cycles=cycles,
+                                          on_cycle=progress, align=align,
+                                          on_scheduled=announce)
     finally:
         await runner.close()
-        if not quiet:
+        if not quiet and tty:
             sys.stderr.write("\n")
-    return stats, summary
+    return outcome, summary
 
 
 def _safe(name: str) -> str:
@@ -93,13 +128,24 @@ def run(args: argparse.Namespace) -> int:
     if args.cycles is not None and args.cycles < 1:
         print("edgewatch run: --cycles must be at least 1", file=sys.stderr)
         return 2
-    stats, summary = asyncio.run(
-        run_async(config, args.once, args.cycles, not args.no_align, args.quiet)
-    )
+    from pipeline.sinks.spool import SpoolError
+
+    try:
+        with locked(lock_dirs(config)):
+            outcome, summary = asyncio.run(
+                run_async(config, args.once, args.cycles, not args.no_align, args.quiet))
+    except (LockError, SpoolError) as exc:
+        print(f"edgewatch run: {exc}", file=sys.stderr)
+        return 2
+    stats = outcome.cycles
     if not args.quiet:
         print(summary.render())
         undelivered = sum(1 for s in stats if not s.delivered)
         if undelivered:
             print(f"WARNING: {undelivered} cycle(s) could not be delivered to a sink",
                   file=sys.stderr)
+    if outcome.abandoned:
+        print("edgewatch run: the cycle in flight was abandoned on stop (not written, run "
+              "state not committed)", file=sys.stderr)
+        return ABANDONED_EXIT
     return 0 if all(s.delivered for s in stats) else 1

@@ -36,6 +36,10 @@ class NdjsonSink:
         fh = self._files.get(stem)
         if fh is None:
             fh = open(self.directory / f"{stem}.ndjson", "ab")  # noqa: SIM115 - kept open
+            if fh.tell() and not _ends_with_newline(fh.name):
+                # A process killed mid-line left a torn tail: end it, so the first new line is
+                # not glued to it (the torn line stays one corrupt line for the readers).
+                fh.write(b"\n")
             self._files[stem] = fh
         return fh
 
@@ -59,6 +63,12 @@ class NdjsonSink:
         for fh in self._files.values():
             fh.close()
         self._files.clear()
+
+
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 def read_store(directory: Path, kind: str = "checks"):
