@@ -51,7 +51,11 @@ def load_or_exit(path: Path | None, writes: bool = True) -> Config:
         if writes:
             check_writable_dirs(config)
     except ConfigError as exc:
-        print(f"edgewatch: {found}: {exc}", file=sys.stderr)
+        if len(exc.problems) == 1:  # one problem, one line: what a person (and a log) reads first
+            key, reason = exc.problems[0]
+            print(f"edgewatch: {found}: {key}: {reason}", file=sys.stderr)
+        else:
+            print(f"edgewatch: {found}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     if writes and config.netinfo_table is not None:
         load_netinfo_or_exit(config.netinfo_table)

@@ -71,9 +71,16 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def config_problems(result: subprocess.CompletedProcess[str]) -> list[str]:
-    """The problem lines under ``edgewatch: FILE: invalid configuration:``."""
+    """The problems: one line ``edgewatch: FILE: KEY: REASON`` when there is one, else the lines
+    under ``edgewatch: FILE: invalid configuration:``."""
     assert "Traceback" not in result.stderr, result.stderr
     head, *lines = result.stderr.strip().splitlines()
+    if not lines:
+        prefix = "edgewatch: "
+        assert head.startswith(prefix), result.stderr
+        _file, sep, problem = head[len(prefix):].partition(": ")
+        assert sep and problem, result.stderr
+        return [problem]
     assert head.endswith("invalid configuration:"), result.stderr
     return [line.strip() for line in lines]
 

@@ -158,7 +158,7 @@ def test_a_store_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     line, = proc.stderr.strip().splitlines()
-    assert "store dir" in line and str(tmp_path / "data") in line
+    assert "store" in line and str(tmp_path / "data") in line
 
 
 def test_progress_is_one_line_per_cycle_without_a_terminal_and_rewritten_with_one(
