@@ -167,9 +167,22 @@ def multipart(field_name: str, filename: str, content: bytes,
 
 
 def _ssl_context(url: str, ca_file: Path | None, verify: bool) -> ssl.SSLContext | None:
+    """The TLS context for an https Kibana; a CA file that cannot be used is a usage error.
+
+    The CA file is checked even for an http URL: naming a file that is not there is a mistake
+    worth one line, whatever the scheme.
+    """
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise KibanaError(f"CA file {ca_file} (--ca-file / KIBANA_CA_FILE) does not exist "
+                          "or is not a file")
     if not url.startswith("https://"):
         return None
-    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        raise KibanaError(f"CA file {ca_file} (--ca-file / KIBANA_CA_FILE) cannot be used: "
+                          f"{reason}") from exc
     if not verify:
         log.warning("TLS certificate verification to Kibana is OFF")
         ctx.check_hostname = False

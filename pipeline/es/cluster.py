@@ -40,7 +40,15 @@ class ClusterUnreachable(ClusterRefused):
     reason = "unreachable"
 
 
+class ClusterFailing(ClusterUnreachable):
+    """The cluster answered, with a server error (5xx) or overload (429): try again later."""
+
+    reason = "failing"
+
+
 class ClusterUnauthorized(ClusterRefused):
+    """Credentials rejected (401) or privileges missing (403): nothing works until fixed."""
+
     reason = "unauthorized"
 
 
@@ -102,7 +110,24 @@ def translate(exc: Exception, url: str, doing: str) -> ClusterRefused | None:
     if isinstance(exc, ApiError) and exc.status_code == 400 and doing == "reading GET /":
         return ClusterUnsupported(f"{where} refused GET / ({_error_reason(exc)}); "
                                   f"edgewatch needs Elasticsearch {SUPPORTED_MAJOR}.x")
+    if isinstance(exc, ApiError) and (exc.status_code >= 500 or exc.status_code == 429):
+        return ClusterFailing(f"{where} answered HTTP {exc.status_code} while {doing}: "
+                              f"{_one_line(_error_reason(exc))}; try again once the cluster "
+                              "is healthy")
+    if isinstance(exc, ApiError):
+        return ClusterRefused(f"{where} refused {doing} with HTTP {exc.status_code}: "
+                              f"{_one_line(_error_reason(exc))}")
+    if isinstance(exc, elastic_transport.TransportError):
+        # Serialization and other transport failures: still one line, with what was going on.
+        return ClusterUnreachable(f"talking to {where} failed while {doing}: "
+                                  f"{_one_line(str(exc.message))}")
     return None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A server's error text (possibly an HTML page) squeezed into one short line."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
 @contextmanager
