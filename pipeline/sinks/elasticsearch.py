@@ -374,6 +374,7 @@ class ElasticsearchSink:
             attempt += 1
             self.stats.failed_attempts += 1
             await self._notify()
+            await self._check_health()  # after the notify: a waiting flush() returns first
             delay = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1))
             await self._backoff(delay * random.uniform(0.5, 1.0))
 

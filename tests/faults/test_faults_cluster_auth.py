@@ -114,3 +114,47 @@ async def test_a_bulk_answered_401_stops_accepting_and_keeps_what_was_acknowledg
         finally:
             await sink.close()
     assert sink.stats.delivered == 20 and sink.stats.dead_lettered == 0
+
+
+def test_run_once_against_a_cluster_refusing_the_credentials_exits_non_zero(
+    tmp_path: Path,
+) -> None:
+    """End to end through ``edgewatch run --once`` (loopback only: the resolver is a closed
+    loopback port, reverse DNS off): the refused cycle is reported, the exit is not 0."""
+    import os
+    import subprocess
+    import sys
+
+    from devstack.node import free_port
+
+    with stub_server(lambda method, path, body: UNAUTHORIZED) as url:
+        config = tmp_path / "edgewatch.toml"
+        config.write_text(f"""
+[observer]
+name = "probe-test"
+[timeouts]
+dns = "1s"
+[rdns]
+enabled = false
+[[targets]]
+name = "acme.example.test"
+[[resolvers]]
+name = "r1"
+address = "127.0.0.1"
+port = {free_port()}
+[elasticsearch]
+url = "{url}"
+spool_dir = "{tmp_path / 'spool'}"
+dead_letter_dir = "{tmp_path / 'dead'}"
+[state]
+dir = "{tmp_path / 'state'}"
+[store]
+dir = "{tmp_path / 'store'}"
+""")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "EDGEWATCH_"))}
+        result = subprocess.run([sys.executable, "-m", "pipeline", "run", "--once", "--config",
+                                 str(config)], capture_output=True, text=True, timeout=120,
+                                env=env, cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode != 0, result.stderr
+    assert "rejected the credentials" in result.stderr
+    assert "NOT DELIVERED" in result.stderr
