@@ -141,10 +141,17 @@ class ImportResult:
 
 def import_url(kibana_url: str, space: str | None = None, overwrite: bool = True) -> str:
     """``<kibana>[/s/<space>]/api/saved_objects/_import?overwrite=true``."""
-    parsed = urllib.parse.urlsplit(kibana_url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise KibanaError(f"--kibana-url must be http(s)://host[:port][/base-path], "
-                          f"got {redact_url(kibana_url)!r}")
+    shape = ("--kibana-url must be http(s)://host[:port][/base-path], "
+             f"got {redact_url(kibana_url)!r}")
+    try:
+        parsed = urllib.parse.urlsplit(kibana_url)
+        port = parsed.port  # ValueError when out of range; urllib would wrap it modulo 65536
+    except ValueError as exc:
+        raise KibanaError(f"{shape}: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise KibanaError(shape)
+    if port == 0:
+        raise KibanaError(f"{shape}: port 0")
     base = kibana_url.rstrip("/")
     if space and space != "default":
         if not _SPACE_ID.match(space):

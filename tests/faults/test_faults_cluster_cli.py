@@ -148,3 +148,27 @@ def test_kibana_import_with_an_unusable_ca_file_is_one_line(tmp_path: Path, ca: 
     line = one_line(result)
     assert result.returncode == 2
     assert str(path) in line and "--ca-file" in line
+
+
+@pytest.mark.parametrize(("url", "why"), [("http://127.0.0.1:99999", "Port out of range"),
+                                          ("http://[::1", "Invalid IPv6 URL"),
+                                          ("http://127.0.0.1:0", "port 0")])
+def test_kibana_import_with_a_bad_url_is_one_line(url: str, why: str) -> None:
+    # 99999 used to be wrapped modulo 65536 by urllib and tried as port 34463.
+    result = edgewatch("kibana", "import", "--kibana-url", url)
+    line = one_line(result)
+    assert result.returncode == 2
+    assert url in line and why in line
+
+
+def test_kibana_answering_500_is_one_line() -> None:
+    # Stub: stands in for Kibana, which the test machine does not run.
+    def respond(method: str, path: str, body: bytes) -> tuple[int, object]:
+        return 500, {"statusCode": 500, "error": "Internal Server Error",
+                     "message": "scripted failure"}
+
+    with stub_server(respond) as url:
+        result = edgewatch("kibana", "import", "--kibana-url", url)
+    line = one_line(result)
+    assert result.returncode == 5
+    assert "answered HTTP 500: scripted failure" in line
