@@ -73,7 +73,8 @@ async def test_node_sigkilled_mid_bulk_then_restarted_loses_and_duplicates_nothi
     own_node: OwnNode, tmp_path: Path,
 ) -> None:
     ns = "killed"
-    settings = settings_for(own_node.url, ns, tmp_path, request_timeout=5.0)
+    # Large batches (~1 MB) so that the kill lands while the node is still working on one.
+    settings = settings_for(own_node.url, ns, tmp_path, request_timeout=5.0, bulk_max_docs=500)
     install(settings)
     cycles = cycles_with_runs(3000)
     records = [r for _, batch in cycles for r in batch if r.kind == "check"]
@@ -88,7 +89,7 @@ async def test_node_sigkilled_mid_bulk_then_restarted_loses_and_duplicates_nothi
             if (record.getMessage().startswith("bulk: sending") and acked >= 1000
                     and not killed.is_set()):
                 killed.set()
-                threading.Timer(0.005, own_node.kill9).start()
+                threading.Timer(0.03, own_node.kill9).start()
 
     logger = logging.getLogger("pipeline.sinks.elasticsearch")
     handler, level = KillMidBulk(), logger.level

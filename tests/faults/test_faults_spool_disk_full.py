@@ -110,3 +110,51 @@ async def test_disk_full_refuses_the_write_then_delivery_resumes_without_loss(
     assert (t.stored, t.duplicated, t.lost, t.dead_lettered) == (400, 0, 0, 0)
     assert es.count(index=names.check_data_stream(es_namespace))["count"] == 400
     es.options(ignore_status=404).indices.delete(index=names.runs_index(es_namespace))
+
+
+def test_run_once_with_a_full_spool_disk_reports_the_cycle_not_delivered(
+    es_url: str, tmp_path: Path,
+) -> None:
+    """End to end: ``edgewatch run --once`` whose spool disk is full exits non-zero and says the
+    cycle was not delivered (loopback only: the resolver is a closed loopback port)."""
+    import subprocess
+    import sys
+
+    from devstack.node import free_port
+
+    with tmpfs(tmp_path / "fs", "256k") as fs:
+        filler = fs / "filler"
+        st = os.statvfs(fs)
+        filler.write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 16 * 1024))  # 16 KiB left
+        config = tmp_path / "edgewatch.toml"
+        config.write_text(f"""
+[observer]
+name = "probe-test"
+[timeouts]
+dns = "1s"
+[rdns]
+enabled = false
+[[targets]]
+name = "acme.example.test"
+[[resolvers]]
+name = "r1"
+address = "127.0.0.1"
+port = {free_port()}
+[elasticsearch]
+url = "{es_url}"
+namespace = "diskfull"
+spool_dir = "{fs / 'spool'}"
+dead_letter_dir = "{tmp_path / 'dead'}"
+[state]
+dir = "{tmp_path / 'state'}"
+[store]
+dir = "{tmp_path / 'store'}"
+""")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "EDGEWATCH_"))}
+        result = subprocess.run([sys.executable, "-m", "pipeline", "run", "--once", "--config",
+                                 str(config)], capture_output=True, text=True, timeout=120,
+                                env=env, cwd=Path(__file__).resolve().parents[2])
+        segments = list((fs / "spool").glob("*.seg"))
+        assert all(p.stat().st_size == 0 for p in segments)  # nothing half-written
+    assert result.returncode != 0, result.stderr
+    assert "disk full" in result.stderr and "NOT DELIVERED" in result.stderr
