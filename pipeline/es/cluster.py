@@ -46,6 +46,12 @@ class ClusterFailing(ClusterUnreachable):
     reason = "failing"
 
 
+class ClusterBlocked(ClusterFailing):
+    """A cluster-wide write block (``cluster.blocks.read_only``): wait until it is lifted."""
+
+    reason = "blocked"
+
+
 class ClusterUnauthorized(ClusterRefused):
     """Credentials rejected (401) or privileges missing (403): nothing works until fixed."""
 
@@ -95,6 +101,11 @@ def translate(exc: Exception, url: str, doing: str) -> ClusterRefused | None:
         return ClusterUnauthorized(
             f"{where} rejected the credentials while {doing} (HTTP 401); check "
             "ES_API_KEY / elasticsearch.api_key_file or ES_USERNAME + ES_PASSWORD")
+    if isinstance(exc, ApiError) and _error_type(exc) == "cluster_block_exception":
+        # A 403 that is the cluster's condition (cluster.blocks.read_only, a flood-stage disk),
+        # not our privileges: it passes when the block is lifted.
+        return ClusterBlocked(f"{where} is blocked for writes while {doing} (HTTP "
+                              f"{exc.status_code}): {_one_line(_error_reason(exc))}")
     if isinstance(exc, AuthorizationException):
         return ClusterUnauthorized(
             f"{where} refused {doing} (HTTP 403): the user or API key lacks the privilege "
@@ -140,6 +151,12 @@ def refusing(url: str, doing: str) -> Iterator[None]:
         if refused is not None:
             raise refused from exc
         raise
+
+
+def _error_type(exc: ApiError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error")
+    return str(err.get("type", "")) if isinstance(err, dict) else ""
 
 
 def _error_reason(exc: ApiError) -> str:

@@ -132,3 +132,40 @@ async def test_documents_the_mapping_refuses_are_dead_lettered_and_never_block_t
         strict=True))
     assert sink.stats.failed_attempts == 0  # a refused document costs no retry, no pause
     assert spool_pending(installed.spool_dir) == 0
+
+
+async def test_a_cluster_wide_read_only_block_is_waited_out_not_taken_for_a_refusal(
+    es: Elasticsearch, installed: ElasticsearchSettings,
+) -> None:
+    """``cluster.blocks.read_only`` answers the whole bulk request 403 cluster_block_exception:
+    the same status as missing privileges, but the cluster's condition — retried, never a
+    ``DeliveryRefused``."""
+    ns = installed.namespace
+    records = check_records(300)
+    batches = cycle_batches(records, per_cycle=30)
+    sink = ElasticsearchSink(installed, initial_backoff_s=0.05, max_backoff_s=0.3)
+    await sink.open()
+    try:
+        await sink.write(batches[0])
+        await drain(sink)
+        es.cluster.put_settings(persistent={"cluster.blocks.read_only": True})
+        try:
+            for batch in batches[1:6]:
+                await sink.write(batch)  # accepted: no refusal
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            await sink.flush()
+            assert sink.refusal is None and sink.stats.failed_attempts > 0
+            blocked = sink.spool.pending_entries
+            assert blocked == 150
+        finally:
+            es.cluster.put_settings(persistent={"cluster.blocks.read_only": None})
+        for batch in batches[6:]:
+            await sink.write(batch)
+        await drain(sink)
+    finally:
+        await sink.close()
+    t = tally(es, ns, records, installed.dead_letter_dir)
+    print(f"cluster read-only: {t.line()} ({blocked} waited in the spool)")
+    assert (t.expected, t.stored, t.duplicated, t.lost, t.dead_lettered) == (300, 300, 0, 0, 0)
+    assert spool_pending(installed.spool_dir) == 0
