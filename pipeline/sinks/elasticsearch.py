@@ -260,7 +260,14 @@ class ElasticsearchSink:
                 await self._send_next_batch()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a bug or a disk fault must not stop delivery for good
+            except OSError as exc:  # a full or failing disk (spool cursor, dead letters)
+                log.error("elasticsearch sink: cannot write %s (%s); the batch stays spooled "
+                          "and is tried again", exc.filename or "a file",
+                          exc.strerror or exc)
+                self.stats.failed_attempts += 1
+                await self._notify()
+                await self._backoff(self.max_backoff_s)
+            except Exception:  # a bug must not stop delivery for good
                 log.exception("elasticsearch sink: unexpected error; the batch stays spooled "
                               "and is tried again")
                 self.stats.failed_attempts += 1

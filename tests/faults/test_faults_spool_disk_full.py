@@ -158,3 +158,42 @@ dir = "{tmp_path / 'store'}"
         assert all(p.stat().st_size == 0 for p in segments)  # nothing half-written
     assert result.returncode != 0, result.stderr
     assert "disk full" in result.stderr and "NOT DELIVERED" in result.stderr
+
+
+async def test_a_full_dead_letter_disk_keeps_the_batch_until_there_is_room(
+    es: Elasticsearch, es_url: str, es_namespace: str, tmp_path: Path,
+) -> None:
+    """The dead-letter directory on a full tmpfs: the refused document cannot be kept yet, so
+    the batch stays spooled (nothing torn in the file) and goes again once there is room."""
+    from pipeline.documents import Record
+
+    records = check_records(60)
+    poison = [Record(kind="check", id=f"poison-{i}", doc={**records[i].doc, "dns.surprise": i})
+              for i in range(3)]
+    with tmpfs(tmp_path / "fs", "64k") as fs:
+        filler = fs / "filler"
+        st = os.statvfs(fs)
+        filler.write_bytes(b"\0" * (st.f_bavail * st.f_frsize))  # not a byte left
+        settings = settings_for(es_url, es_namespace, tmp_path, dead_letter_dir=fs / "dead")
+        install(settings)
+        sink = ElasticsearchSink(settings, initial_backoff_s=0.05, max_backoff_s=0.2)
+        await sink.open()
+        try:
+            await sink.write([*records[:30], *poison, *records[30:]])
+            await sink.flush()
+            await drain(sink, within_s=1.0)
+            assert sink.spool.pending_entries > 0  # held: the dead letters are not durable
+            filler.unlink()  # room again
+            await drain(sink)
+            assert sink.spool.is_empty()
+        finally:
+            await sink.close()
+        lines = [x for p in (fs / "dead").glob("*.ndjson") for x in p.read_bytes().splitlines()]
+        import orjson
+
+        letters = [orjson.loads(x) for x in lines]  # every line whole
+        t = tally(es, es_namespace, [*records, *poison], settings.dead_letter_dir)
+    assert {x["_id"] for x in letters} == {p.id for p in poison}
+    print(f"dead letters on a full disk: {t.line()} ({len(letters)} dead-letter lines)")
+    assert (t.stored, t.duplicated, t.lost, t.dead_lettered) == (60, 0, 0, 3)
+    es.options(ignore_status=404).indices.delete(index=names.runs_index(es_namespace))
