@@ -142,8 +142,14 @@ class ElasticsearchSink:
     # -- Sink protocol -----------------------------------------------------------------------
 
     async def open(self) -> None:
-        self.spool.open()  # SpoolError (another process owns it) is a misconfiguration: raise
-        self.client = self._client_factory(self.settings)
+        # Misconfigurations raise, each in one line: SpoolLocked (another process owns the
+        # spool), SpoolError, ClientSettingsError (a URL or CA file the client cannot use).
+        self.spool.open()
+        try:
+            self.client = self._client_factory(self.settings)
+        except Exception:
+            self.spool.close()
+            raise
         if not self.spool.is_empty():
             self._oldest_pending_at = time.monotonic() - self.settings.flush_interval_s
         self._sender = asyncio.create_task(self._run_sender(), name="elasticsearch-sender")
