@@ -172,3 +172,18 @@ def test_kibana_answering_500_is_one_line() -> None:
     line = one_line(result)
     assert result.returncode == 5
     assert "answered HTTP 500: scripted failure" in line
+
+
+async def test_the_sink_with_a_bad_url_refuses_at_open_and_releases_its_spool(
+    tmp_path: Path,
+) -> None:
+    from pipeline.sinks.elasticsearch import ElasticsearchSink
+    from pipeline.sinks.spool import opened
+
+    settings = ElasticsearchSettings(url="http://127.0.0.1:99999", spool_dir=tmp_path / "spool",
+                                     dead_letter_dir=tmp_path / "dead")
+    sink = ElasticsearchSink(settings)
+    with pytest.raises(ClientSettingsError, match="ES_URL"):
+        await sink.open()
+    with opened(tmp_path / "spool") as spool:  # not left locked
+        assert spool.is_empty()
