@@ -141,10 +141,17 @@ class ImportResult:
 
 def import_url(kibana_url: str, space: str | None = None, overwrite: bool = True) -> str:
     """``<kibana>[/s/<space>]/api/saved_objects/_import?overwrite=true``."""
-    parsed = urllib.parse.urlsplit(kibana_url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise KibanaError(f"--kibana-url must be http(s)://host[:port][/base-path], "
-                          f"got {redact_url(kibana_url)!r}")
+    shape = ("--kibana-url must be http(s)://host[:port][/base-path], "
+             f"got {redact_url(kibana_url)!r}")
+    try:
+        parsed = urllib.parse.urlsplit(kibana_url)
+        port = parsed.port  # ValueError when out of range; urllib would wrap it modulo 65536
+    except ValueError as exc:
+        raise KibanaError(f"{shape}: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise KibanaError(shape)
+    if port == 0:
+        raise KibanaError(f"{shape}: port 0")
     base = kibana_url.rstrip("/")
     if space and space != "default":
         if not _SPACE_ID.match(space):
@@ -167,9 +174,22 @@ def multipart(field_name: str, filename: str, content: bytes,
 
 
 def _ssl_context(url: str, ca_file: Path | None, verify: bool) -> ssl.SSLContext | None:
+    """The TLS context for an https Kibana; a CA file that cannot be used is a usage error.
+
+    The CA file is checked even for an http URL: naming a file that is not there is a mistake
+    worth one line, whatever the scheme.
+    """
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise KibanaError(f"CA file {ca_file} (--ca-file / KIBANA_CA_FILE) does not exist "
+                          "or is not a file")
     if not url.startswith("https://"):
         return None
-    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        raise KibanaError(f"CA file {ca_file} (--ca-file / KIBANA_CA_FILE) cannot be used: "
+                          f"{reason}") from exc
     if not verify:
         log.warning("TLS certificate verification to Kibana is OFF")
         ctx.check_hostname = False

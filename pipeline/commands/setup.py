@@ -81,6 +81,10 @@ def setup(settings: ElasticsearchSettings, dry_run: bool = False,
     return outcomes
 
 
+def _one_line(exc: ConfigError) -> str:
+    return "; ".join(f"{key}: {reason}" for key, reason in exc.problems)
+
+
 def run(args: argparse.Namespace) -> int:
     from pipeline.es.cluster import ClusterRefused, ClusterUnauthorized, ClusterUnreachable
     from pipeline.es.installer import CONFLICT
@@ -92,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     try:
         outcomes = setup(settings, dry_run=args.dry_run)
+    except ConfigError as exc:  # ClientSettingsError: a URL or CA file the client cannot use
+        print(f"edgewatch setup: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
     except ClusterRefused as exc:
         print(f"edgewatch setup: refused: {exc}", file=sys.stderr)
         if isinstance(exc, ClusterUnreachable):

@@ -40,7 +40,21 @@ class ClusterUnreachable(ClusterRefused):
     reason = "unreachable"
 
 
+class ClusterFailing(ClusterUnreachable):
+    """The cluster answered, with a server error (5xx) or overload (429): try again later."""
+
+    reason = "failing"
+
+
+class ClusterBlocked(ClusterFailing):
+    """A cluster-wide write block (``cluster.blocks.read_only``): wait until it is lifted."""
+
+    reason = "blocked"
+
+
 class ClusterUnauthorized(ClusterRefused):
+    """Credentials rejected (401) or privileges missing (403): nothing works until fixed."""
+
     reason = "unauthorized"
 
 
@@ -87,6 +101,11 @@ def translate(exc: Exception, url: str, doing: str) -> ClusterRefused | None:
         return ClusterUnauthorized(
             f"{where} rejected the credentials while {doing} (HTTP 401); check "
             "ES_API_KEY / elasticsearch.api_key_file or ES_USERNAME + ES_PASSWORD")
+    if isinstance(exc, ApiError) and _error_type(exc) == "cluster_block_exception":
+        # A 403 that is the cluster's condition (cluster.blocks.read_only, a flood-stage disk),
+        # not our privileges: it passes when the block is lifted.
+        return ClusterBlocked(f"{where} is blocked for writes while {doing} (HTTP "
+                              f"{exc.status_code}): {_one_line(_error_reason(exc))}")
     if isinstance(exc, AuthorizationException):
         return ClusterUnauthorized(
             f"{where} refused {doing} (HTTP 403): the user or API key lacks the privilege "
@@ -102,7 +121,24 @@ def translate(exc: Exception, url: str, doing: str) -> ClusterRefused | None:
     if isinstance(exc, ApiError) and exc.status_code == 400 and doing == "reading GET /":
         return ClusterUnsupported(f"{where} refused GET / ({_error_reason(exc)}); "
                                   f"edgewatch needs Elasticsearch {SUPPORTED_MAJOR}.x")
+    if isinstance(exc, ApiError) and (exc.status_code >= 500 or exc.status_code == 429):
+        return ClusterFailing(f"{where} answered HTTP {exc.status_code} while {doing}: "
+                              f"{_one_line(_error_reason(exc))}; try again once the cluster "
+                              "is healthy")
+    if isinstance(exc, ApiError):
+        return ClusterRefused(f"{where} refused {doing} with HTTP {exc.status_code}: "
+                              f"{_one_line(_error_reason(exc))}")
+    if isinstance(exc, elastic_transport.TransportError):
+        # Serialization and other transport failures: still one line, with what was going on.
+        return ClusterUnreachable(f"talking to {where} failed while {doing}: "
+                                  f"{_one_line(str(exc.message))}")
     return None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A server's error text (possibly an HTML page) squeezed into one short line."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
 @contextmanager
@@ -115,6 +151,12 @@ def refusing(url: str, doing: str) -> Iterator[None]:
         if refused is not None:
             raise refused from exc
         raise
+
+
+def _error_type(exc: ApiError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error")
+    return str(err.get("type", "")) if isinstance(err, dict) else ""
 
 
 def _error_reason(exc: ApiError) -> str:

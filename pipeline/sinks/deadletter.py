@@ -6,10 +6,15 @@ later record. Such records are appended to ``<dir>/dead-letter-YYYY-MM-DD.ndjson
 the failure), one JSON object per line with the reason, the target and the document itself, so
 a person can fix the mapping or the producer and re-send them. The file is fsynced before the
 spool forgets the record, so a dead letter is never lost either.
+
+A dead letter that cannot be written (disk full) raises ``OSError`` after cutting off whatever
+part of its line reached the file: the file holds whole lines only, the spool keeps the batch,
+and the sender tries it again later (dead letters are at-least-once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -62,6 +67,7 @@ class DeadLetterFile:
         self._file = None
         self._day = ""
         self._dirty = False
+        self._size = 0
 
     def path_for(self, now: datetime) -> Path:
         return self.directory / f"dead-letter-{now.astimezone(UTC):%Y-%m-%d}.ndjson"
@@ -74,18 +80,32 @@ class DeadLetterFile:
             if self._file is not None:
                 self._file.close()
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path_for(now), "ab")  # noqa: SIM115 - kept for the day
+            # Unbuffered: a failed write can be cut off instead of lingering in a buffer.
+            self._file = open(self.path_for(now), "ab", buffering=0)  # noqa: SIM115 - the day's
             self._day = day
-        self._file.write(letter.to_line(now))
+            self._size = os.fstat(self._file.fileno()).st_size
+        self._write_whole(letter.to_line(now))
         self._dirty = True
         self.count += 1
         log.error("dead letter: %s %s → %s rejected with HTTP %d %s: %s (kept in %s)",
                   letter.kind, letter.id, letter.index, letter.status, letter.error_type,
                   letter.reason, self.path_for(now))
 
+    def _write_whole(self, line: bytes) -> None:
+        assert self._file is not None
+        fd = self._file.fileno()
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._size)
+            raise OSError(exc.errno, exc.strerror, self._file.name) from exc
+        self._size += len(line)
+
     def sync(self) -> None:
         if self._file is not None and self._dirty:
-            self._file.flush()
             os.fsync(self._file.fileno())
             self._dirty = False
 

@@ -31,17 +31,39 @@ from pipeline.documents import Record
 from pipeline.es import names
 from pipeline.es.bulk import Verdict, action_header, classify, error_summary
 from pipeline.es.client import make_async_client, redact_url
-from pipeline.es.cluster import ClusterRefused, detect_async
+from pipeline.es.cluster import (
+    ClusterRefused,
+    ClusterUnauthorized,
+    detect_async,
+    refusing,
+    translate,
+)
 from pipeline.sinks.deadletter import DeadLetter, DeadLetterFile
 from pipeline.sinks.spool import DEFAULT_SEGMENT_BYTES, Batch, Spool, SpoolEntry, human_bytes
 
 log = logging.getLogger(__name__)
 
 REMIND_EVERY_S = 60.0
+HEALTH_EVERY_S = 60.0
+# How long the first write waits for the first contact with the cluster (started by open), so
+# that a refusal of the credentials is known before the first cycle is acknowledged. Bounded and
+# paid once: a cluster that does not answer must not hold up probing.
+FIRST_CONTACT_WAIT_S = 0.5
 
 
 class NotSetUp(RuntimeError):
     """The runs index or the check template is missing: ``edgewatch setup`` has not run."""
+
+
+class DeliveryRefused(ClusterUnauthorized):
+    """The cluster rejects the sink's credentials (401) or privileges (403): records written now
+    would only pile up in the spool, so ``write`` refuses them (not acknowledged) until the
+    cluster accepts again. One line, naming the cluster and what to check; never a secret.
+
+    The cycle treats it like any failing sink (run state rolled back, cycle not delivered), so
+    ``edgewatch run`` ends non-zero; ``ElasticsearchSink.refusal`` holds the same refusal for a
+    caller that wants to stop at once.
+    """
 
 
 @dataclass
@@ -94,7 +116,14 @@ class ElasticsearchSink:
         self._ready = False
         self._oldest_pending_at: float | None = None
         self._down_since: float | None = None
+        self._down_kind = ""
         self._last_reminder = 0.0
+        self.refusal: ClusterUnauthorized | None = None  # credentials/privileges rejected
+        self._first_contact = asyncio.Event()
+        self._waited_first_contact = False
+        self.health_every_s = HEALTH_EVERY_S
+        self.health: str | None = None  # last cluster health status seen (green/yellow/red)
+        self._health_checked = -HEALTH_EVERY_S
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: object) -> ElasticsearchSink:
@@ -113,8 +142,14 @@ class ElasticsearchSink:
     # -- Sink protocol -----------------------------------------------------------------------
 
     async def open(self) -> None:
-        self.spool.open()  # SpoolError (another process owns it) is a misconfiguration: raise
-        self.client = self._client_factory(self.settings)
+        # Misconfigurations raise, each in one line: SpoolLocked (another process owns the
+        # spool), SpoolError, ClientSettingsError (a URL or CA file the client cannot use).
+        self.spool.open()
+        try:
+            self.client = self._client_factory(self.settings)
+        except Exception:
+            self.spool.close()
+            raise
         if not self.spool.is_empty():
             self._oldest_pending_at = time.monotonic() - self.settings.flush_interval_s
         self._sender = asyncio.create_task(self._run_sender(), name="elasticsearch-sender")
@@ -126,6 +161,12 @@ class ElasticsearchSink:
         """Spool the records durably; they are acknowledged when this returns."""
         if self._sender is None or self._closing:
             raise RuntimeError("ElasticsearchSink.write() outside open()/close()")
+        if not self._waited_first_contact:
+            self._waited_first_contact = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._first_contact.wait(), FIRST_CONTACT_WAIT_S)
+        if self.refusal is not None:
+            raise DeliveryRefused(f"elasticsearch sink: {self.refusal}; records not accepted")
         entries: list[SpoolEntry] = []
         for record in records:
             entry = self._entry(record)
@@ -213,12 +254,26 @@ class ElasticsearchSink:
     # -- sender ------------------------------------------------------------------------------
 
     async def _run_sender(self) -> None:
+        await self._contact()
         while True:
             try:
+                if self.refusal is not None and self.spool.is_empty():
+                    # Nothing to send proves nothing: ask again now and then, so that fixed
+                    # credentials (a key re-enabled on the cluster) are noticed.
+                    await self._backoff(self.max_backoff_s)
+                    await self._contact()
+                    continue
                 await self._send_next_batch()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a bug or a disk fault must not stop delivery for good
+            except OSError as exc:  # a full or failing disk (spool cursor, dead letters)
+                log.error("elasticsearch sink: cannot write %s (%s); the batch stays spooled "
+                          "and is tried again", exc.filename or "a file",
+                          exc.strerror or exc)
+                self.stats.failed_attempts += 1
+                await self._notify()
+                await self._backoff(self.max_backoff_s)
+            except Exception:  # a bug must not stop delivery for good
                 log.exception("elasticsearch sink: unexpected error; the batch stays spooled "
                               "and is tried again")
                 self.stats.failed_attempts += 1
@@ -265,6 +320,31 @@ class ElasticsearchSink:
         async with self._progress:
             self._progress.notify_all()
 
+    async def _contact(self) -> None:
+        """First contact at open, so that refused credentials are known before any write."""
+        try:
+            await self._preflight()
+            self._accepted()
+        except ClusterUnauthorized as exc:
+            self._refused(exc)
+        except NotSetUp:
+            self._accepted()  # GET / and the index check got through: credentials are fine
+        except Exception as exc:  # unreachable, not set up…: the delivery loop reports it
+            log.debug("elasticsearch sink: first contact failed: %s", exc)
+        finally:
+            self._first_contact.set()
+
+    def _refused(self, exc: ClusterUnauthorized) -> None:
+        if self.refusal is None:
+            log.error("elasticsearch delivery refused: %s; new records are not accepted until "
+                      "the cluster accepts the credentials", exc)
+        self.refusal = exc
+
+    def _accepted(self) -> None:
+        if self.refusal is not None:
+            log.warning("elasticsearch accepts the credentials again; records are accepted")
+            self.refusal = None
+
     async def _deliver(self, batch: Batch) -> None:
         """Send until every entry of the batch has a final verdict."""
         for raw in batch.damaged:
@@ -278,22 +358,36 @@ class ElasticsearchSink:
                 if not self._ready:
                     await self._preflight()
                 results = await self._send(entries)
+            except ClusterUnauthorized as exc:
+                self._refused(exc)
+                self._trouble(str(exc), loud=True, kind="refused")
             except (ClusterRefused, NotSetUp) as exc:
-                self._trouble(str(exc), loud=True)
+                self._trouble(str(exc), loud=True, kind=type(exc).__name__)
             except ApiError as exc:
-                self._trouble(f"bulk request answered HTTP {exc.status_code}: {exc.message}")
+                refused = translate(exc, self.settings.url, "sending a bulk request")
+                if isinstance(refused, ClusterUnauthorized):
+                    self._refused(refused)
+                    self._trouble(str(refused), loud=True, kind="refused")
+                else:
+                    self._trouble(f"bulk request answered HTTP {exc.status_code}: "
+                                  f"{exc.message}", kind=f"http {exc.status_code}")
             except elastic_transport.TransportError as exc:
-                self._trouble(f"cannot reach {redact_url(self.settings.url)}: {exc.message}")
+                self._trouble(f"cannot reach {redact_url(self.settings.url)}: {exc.message}",
+                              kind="unreachable")
             else:
+                self._accepted()
                 entries = self._settle(results, server_errors)
                 self.dead_letters.sync()
+                await self._check_health()
                 if not entries:
                     self._recovered()
                     return
-                self._trouble(f"{len(entries)} item(s) of the batch must be retried")
+                self._trouble(f"{len(entries)} item(s) of the batch must be retried",
+                              kind="items")
             attempt += 1
             self.stats.failed_attempts += 1
             await self._notify()
+            await self._check_health()  # after the notify: a waiting flush() returns first
             delay = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1))
             await self._backoff(delay * random.uniform(0.5, 1.0))
 
@@ -330,7 +424,9 @@ class ElasticsearchSink:
     async def _preflight(self) -> None:
         assert self.client is not None
         await detect_async(self.client, self.settings.url)
-        if not await self.client.indices.exists(index=self.runs_index):
+        with refusing(self.settings.url, f"checking index {self.runs_index}"):
+            exists = await self.client.indices.exists(index=self.runs_index)
+        if not exists:
             raise NotSetUp(f"index {self.runs_index} does not exist: run `edgewatch setup` "
                            f"for namespace {self.settings.namespace}")
         self._ready = True
@@ -360,12 +456,16 @@ class ElasticsearchSink:
         return [(e, op, status, err) for e, (op, status, err) in zip(entries, answers,
                                                                      strict=True)]
 
-    def _trouble(self, why: str, loud: bool = False) -> None:
+    def _trouble(self, why: str, loud: bool = False, kind: str = "") -> None:
+        """Log a delivery problem once when it starts or changes kind, then once a minute."""
         now = time.monotonic()
         level = logging.ERROR if loud else logging.WARNING
         pending = self.spool.pending_entries
-        if self._down_since is None:
-            self._down_since = self._last_reminder = now
+        if self._down_since is None or kind != self._down_kind:
+            if self._down_since is None:
+                self._down_since = now
+            self._last_reminder = now
+            self._down_kind = kind
             log.log(level, "elasticsearch delivery paused: %s; %d record(s) (%s) wait in "
                     "the spool and are retried with backoff", why, pending,
                     human_bytes(self.spool.pending_bytes))
@@ -380,6 +480,36 @@ class ElasticsearchSink:
             log.warning("elasticsearch delivery resumed after %.0fs; %d record(s) still spooled",
                         time.monotonic() - self._down_since, self.spool.pending_entries)
             self._down_since = None
+            self._down_kind = ""
+
+    async def _check_health(self) -> None:
+        """Cluster health, at most every ``health_every_s``; logged only when it changes.
+
+        Yellow or red never stops delivery (writes that cannot be stored come back as retries
+        per item); the line tells an operator why delivery may slow down or stall.
+        """
+        now = time.monotonic()
+        if self.client is None or now - self._health_checked < self.health_every_s:
+            return
+        self._health_checked = now
+        try:
+            body = (await self.client.options(request_timeout=min(
+                5.0, self.settings.request_timeout)).cluster.health()).body
+        except Exception as exc:  # health is advice: never let it disturb delivery
+            log.debug("elasticsearch sink: cluster health unavailable: %s", exc)
+            return
+        status = str(body.get("status", "unknown"))
+        if status == self.health:
+            return
+        previous, self.health = self.health, status
+        if status == "green":
+            if previous is not None:
+                log.warning("elasticsearch cluster health is green again (was %s)", previous)
+            return
+        log.warning("elasticsearch cluster health is %s%s: %s unassigned shard(s), %s "
+                    "initializing; delivery carries on and retries what cannot be stored",
+                    status, f" (was {previous})" if previous else "",
+                    body.get("unassigned_shards", "?"), body.get("initializing_shards", "?"))
 
     async def _backoff(self, delay: float) -> None:
         self._kick.clear()

@@ -23,6 +23,7 @@ answers "already there" instead of storing a second copy.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -44,8 +45,36 @@ DEFAULT_SEGMENT_BYTES = 16 * 2**20
 DRAINED_ROTATE_BYTES = 2**20
 
 
+# Free space an append always leaves on the spool's file system, so that a full disk still lets
+# the sender write the (tiny) cursor file and delete delivered segments: without it a disk filled
+# to the last byte could neither take new records nor make room by delivering old ones.
+DEFAULT_RESERVE_BYTES = 64 * 1024
+
+
 class SpoolError(RuntimeError):
     """The spool directory cannot be used (locked by another process, unreadable cursor…)."""
+
+
+class SpoolLocked(SpoolError):
+    """Another process holds the spool's lock; the message names the directory and its pid."""
+
+    def __init__(self, directory: Path, holder: int | None) -> None:
+        who = f"pid {holder}" if holder else "another process"
+        super().__init__(
+            f"spool {directory} is in use by {who} (lock {directory / LOCK_FILE}); each "
+            "edgewatch process needs its own elasticsearch.spool_dir")
+        self.directory = directory
+        self.holder = holder
+
+
+class SpoolWriteError(SpoolError):
+    """Records could not be made durable (disk full, I/O error): they were NOT acknowledged.
+
+    The spool is left exactly as before the failed append (a partial write is cut off), so
+    everything acknowledged earlier is intact and is still delivered; the caller keeps the
+    records it tried to write (the cycle rolls its run state back and reports the cycle as
+    not delivered).
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +155,12 @@ class Spool:
     """
 
     def __init__(self, directory: Path, max_bytes: int = 1 << 30,
-                 segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
+                 segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+                 reserve_bytes: int = DEFAULT_RESERVE_BYTES) -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
+        self.reserve_bytes = reserve_bytes
         self._lock_fd: int | None = None
         self._cursor = Position(0, 0)
         self._segments: list[int] = []
@@ -149,8 +180,13 @@ class Spool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
+            holder = _read_pid(fd)
             os.close(fd)
-            raise SpoolError(f"spool {self.directory} is in use by another process") from exc
+            raise SpoolLocked(self.directory, holder) from exc
+        # The holder's pid, for the message a second process shows (the flock is the lock).
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, b"%d\n" % os.getpid(), 0)
         self._lock_fd = fd
         self._cursor = self._read_cursor()
         self._segments = sorted(
@@ -227,15 +263,16 @@ class Spool:
                       human_bytes(self.max_bytes), refused, self.refused_total)
         if not taken:
             return 0
+        data = b"".join(taken)
+        self._check_free_space(len(data))
         current = self._segments[-1]
         if self._sizes[current] >= self.segment_bytes:
+            try:
+                self._start_segment(current + 1)
+            except OSError as exc:
+                raise self._write_error(exc, len(taken)) from exc
             current = current + 1
-            self._start_segment(current)
-        assert self._writer is not None
-        data = b"".join(taken)
-        self._writer.write(data)
-        self._writer.flush()
-        os.fsync(self._writer.fileno())
+        self._write_durably(current, data, len(taken))
         self._sizes[current] += len(data)
         self.pending_entries += len(taken)
         if not self._warned_half and self.pending_bytes > self.max_bytes // 2:
@@ -245,11 +282,62 @@ class Spool:
                         human_bytes(self.max_bytes))
         return len(taken)
 
+    def _check_free_space(self, size: int) -> None:
+        """Refuse an append that would leave less than ``reserve_bytes`` free on the disk."""
+        if not self.reserve_bytes:
+            return
+        try:
+            st = os.statvfs(self.directory)
+        except OSError:
+            return  # cannot tell: the write itself will say
+        free = st.f_bavail * st.f_frsize
+        if free - size < self.reserve_bytes:
+            raise SpoolWriteError(
+                f"spool {self.directory}: disk full ({human_bytes(free)} free, "
+                f"{human_bytes(size)} to write, {human_bytes(self.reserve_bytes)} kept in "
+                "reserve); records not acknowledged")
+
+    def _low_on_space(self) -> bool:
+        """Little room left: give delivered bytes back now rather than at the next rotation."""
+        try:
+            st = os.statvfs(self.directory)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < 4 * max(self.reserve_bytes, DEFAULT_RESERVE_BYTES)
+
+    def _write_durably(self, segment: int, data: bytes, count: int) -> None:
+        """Write and fsync ``data`` at the end of the tail segment, or leave it as it was."""
+        assert self._writer is not None
+        fd = self._writer.fileno()
+        size = self._sizes[segment]
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as exc:
+            # Cut off whatever part reached the file: the spool must hold whole, acknowledged
+            # lines only (open() would also cut a torn tail, but a later append must not land
+            # behind one).
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            raise self._write_error(exc, count) from exc
+
+    def _write_error(self, exc: OSError, count: int) -> SpoolWriteError:
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.ENOSPC:
+            why = "disk full"
+        return SpoolWriteError(f"spool {self.directory}: cannot store {count} record(s): {why}; "
+                               "records not acknowledged")
+
     def _start_segment(self, number: int) -> None:
         if self._writer is not None:
             self._writer.close()
+            self._writer = None
         path = self._path(number)
-        self._writer = open(path, "ab")  # noqa: SIM115 - kept open while it is the tail
+        # Unbuffered: append writes and fsyncs itself, and can cut a partial write off.
+        self._writer = open(path, "ab", buffering=0)  # noqa: SIM115 - kept while it is the tail
         if number not in self._sizes:
             self._segments.append(number)
             self._sizes[number] = path.stat().st_size
@@ -298,7 +386,8 @@ class Spool:
             return
         end = batch.end
         last = self._segments[-1]
-        if end == Position(last, self._sizes[last]) and self._sizes[last] >= DRAINED_ROTATE_BYTES:
+        drained = end == Position(last, self._sizes[last]) and self._sizes[last] > 0
+        if drained and (self._sizes[last] >= DRAINED_ROTATE_BYTES or self._low_on_space()):
             self._start_segment(last + 1)
             end = Position(last + 1, 0)
         self._write_cursor(end)
@@ -378,6 +467,14 @@ class Spool:
                 while chunk := f.read(1 << 20):
                     count += chunk.count(b"\n")
         return count
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager
