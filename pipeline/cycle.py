@@ -50,7 +50,7 @@ from pipeline.probe.dns import DnsResult, probe_dns
 from pipeline.probe.netinfo import NetInfo, NetinfoTable, prefix24
 from pipeline.probe.rdns import RdnsResult, ReverseLookup
 from pipeline.runs import Run, RunTracker
-from pipeline.sinks.base import Sink
+from pipeline.sinks.base import DeliveryError, Sink
 
 log = logging.getLogger(__name__)
 
@@ -355,6 +355,10 @@ class CycleRunner:
         self.tracker.commit(journal=_journal(r for r in records if r.kind == "run"))
         try:
             await self._deliver(records)
+        except DeliveryError as exc:  # the sink said why in one line
+            log.error("not delivered, the run state of this cycle is rolled back: %s", exc)
+            self.tracker.undo()
+            stats.delivered = False
         except Exception:
             log.exception("a sink failed; the run state of this cycle is rolled back")
             self.tracker.undo()

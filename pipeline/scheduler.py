@@ -128,7 +128,11 @@ async def run_scheduled(
     on_scheduled: Callable[[datetime], None] | None = None,
     grace: float | None = None,
 ) -> Outcome:
-    """Run until ``cycles`` cycles are done or a stop is requested (SIGTERM/SIGINT request it)."""
+    """Run until ``cycles`` cycles are done or a stop is requested (SIGTERM/SIGINT request it).
+
+    A caller that passes its own ``stop`` installs the signal handlers itself (the run command
+    does so before opening the sinks, so a signal during start-up is a clean stop as well)."""
+    own_signals = stop is None
     stop = stop or Stop()
     grace = shutdown_grace(config) if grace is None else grace
     outcome = Outcome()
@@ -152,7 +156,7 @@ async def run_scheduled(
     scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
     scheduler.add_job(tick, trigger, id="cycle", max_instances=1, coalesce=True,
                       misfire_grace_time=max(1, int(clock.real_seconds(sch.misfire_grace_s))))
-    with signals(stop):
+    with signals(stop) if own_signals else contextlib.nullcontext():
         scheduler.start()
         if on_scheduled:
             on_scheduled(clock.at_real(start.timestamp()))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.clock import ScenarioClock, real_clock
 from pipeline.commands._common import add_config_argument, load_or_exit
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
 from pipeline.cycle import CycleRunner, CycleStats
 from pipeline.documents import iso
 from pipeline.lock import LockError, locked
@@ -90,32 +90,35 @@ async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
         sys.stderr.flush()
 
     outcome = Outcome()
-    try:
-        await runner.open()
-        if once:
-            stop = Stop()
-            with signals(stop):
+    stop = Stop()
+    # Signals are taken from the start: a SIGTERM while the sinks open (or the first cycle is
+    # still waiting for its slot) is a clean stop, not the default kill.
+    with signals(stop):
+        try:
+            await runner.open()
+            if once:
                 stats = await run_guarded(runner, stop, shutdown_grace(config))
-            if stats is None:
-                outcome.abandoned = True
-            else:
-                outcome.cycles.append(stats)
-                progress(stats)
-        else:
-            def announce(first: datetime) -> None:
-                if not quiet:
-                    sys.stderr.write(f"edgewatch: {len(config.targets)} target(s) × "
-                                     f"{len(config.resolvers)} resolver(s) every "
-                                     f"{config.schedule.interval_s:g}s; first cycle at "
-                                     f"{iso(first)}; Ctrl-C stops after the cycle in flight\n")
+                if stats is None:
+                    outcome.abandoned = True
+                else:
+                    outcome.cycles.append(stats)
+                    progress(stats)
+            elif not stop.requested.is_set():
+                def announce(first: datetime) -> None:
+                    if not quiet:
+                        sys.stderr.write(f"edgewatch: {len(config.targets)} target(s) × "
+                                         f"{len(config.resolvers)} resolver(s) every "
+                                         f"{config.schedule.interval_s:g}s; first cycle at "
+                                         f"{iso(first)}; Ctrl-C stops after the cycle in "
+                                         "flight\n")
 
-            outcome = await run_scheduled(runner, config, clock, cycles=cycles,
-                                          on_cycle=progress, align=align,
-                                          on_scheduled=announce)
-    finally:
-        await runner.close()
-        if not quiet and tty:
-            sys.stderr.write("\n")
+                outcome = await run_scheduled(runner, config, clock, cycles=cycles,
+                                              on_cycle=progress, stop=stop, align=align,
+                                              on_scheduled=announce)
+        finally:
+            await runner.close()
+            if not quiet and tty:
+                sys.stderr.write("\n")
     return outcome, summary
 
 
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         with locked(lock_dirs(config)):
             outcome, summary = asyncio.run(
                 run_async(config, args.once, args.cycles, not args.no_align, args.quiet))
-    except (LockError, SpoolError) as exc:
+    except (LockError, SpoolError, ConfigError) as exc:  # one line each: what and why
         print(f"edgewatch run: {exc}", file=sys.stderr)
         return 2
     stats = outcome.cycles

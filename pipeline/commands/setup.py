@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
     except ConfigError as exc:
-        print(f"edgewatch setup: {exc}", file=sys.stderr)
+        print(f"edgewatch setup: {_one_line(exc) if len(exc.problems) == 1 else exc}",
+              file=sys.stderr)
         return EXIT_CONFIG
     try:
         outcomes = setup(settings, dry_run=args.dry_run)

@@ -38,6 +38,7 @@ from pipeline.es.cluster import (
     refusing,
     translate,
 )
+from pipeline.sinks.base import DeliveryError
 from pipeline.sinks.deadletter import DeadLetter, DeadLetterFile
 from pipeline.sinks.spool import DEFAULT_SEGMENT_BYTES, Batch, Spool, SpoolEntry, human_bytes
 
@@ -55,7 +56,7 @@ class NotSetUp(RuntimeError):
     """The runs index or the check template is missing: ``edgewatch setup`` has not run."""
 
 
-class DeliveryRefused(ClusterUnauthorized):
+class DeliveryRefused(ClusterUnauthorized, DeliveryError):
     """The cluster rejects the sink's credentials (401) or privileges (403): records written now
     would only pile up in the spool, so ``write`` refuses them (not acknowledged) until the
     cluster accepts again. One line, naming the cluster and what to check; never a secret.

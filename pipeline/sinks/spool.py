@@ -34,6 +34,8 @@ from pathlib import Path
 
 import orjson
 
+from pipeline.sinks.base import DeliveryError
+
 log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = ".seg"
@@ -67,7 +69,7 @@ class SpoolLocked(SpoolError):
         self.holder = holder
 
 
-class SpoolWriteError(SpoolError):
+class SpoolWriteError(SpoolError, DeliveryError):
     """Records could not be made durable (disk full, I/O error): they were NOT acknowledged.
 
     The spool is left exactly as before the failed append (a partial write is cut off), so

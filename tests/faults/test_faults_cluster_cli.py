@@ -116,7 +116,7 @@ def test_es_url_with_a_bad_port_is_one_line_and_a_config_error(tmp_path: Path) -
                        env={"ES_URL": bad})
     line = one_line(result)
     assert result.returncode == EXIT_CONFIG
-    assert "ES_URL" in line and bad in line
+    assert "ES_URL" in line and "99999" in line
     # The client factory itself, as the sink and the report use it: one clear ValueError.
     for factory in (make_client, make_async_client):
         with pytest.raises(ClientSettingsError) as caught:
