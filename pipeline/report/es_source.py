@@ -234,7 +234,7 @@ class ElasticsearchSource:
                          open=bool(k["open"]), duration_s=float(k["duration"] or 0),
                          observed_s=float(k["observed"] or 0))
 
-    def ignored(self, filters: Filters) -> tuple[int, int]:
+    def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
         """Checks and runs the selection holds but the plausible window left out."""
         wide = filters.unbounded()
         checks = 0
@@ -243,13 +243,13 @@ class ElasticsearchSource:
             query = self._checks_query(wide)
             query["bool"]["must_not"] = [{"range": {"@timestamp": rng}}]
             checks = self._count(self.checks_index, query)
-        runs = 0
-        outside = self._runs_plausible(filters)
+        outside = self._runs_plausible(filters) if runs else []
+        runs_out = 0
         if outside:
             query = self._runs_query(wide, plausible=False)
             query["bool"]["must_not"] = [{"bool": {"filter": outside}}]
-            runs = self._count(self.runs_index, query)
-        return checks, runs
+            runs_out = self._count(self.runs_index, query)
+        return checks, runs_out
 
     def _count(self, index: str, query: dict[str, Any]) -> int:
         resp = self.client.count(index=index, query=query, ignore_unavailable=True,

@@ -117,6 +117,6 @@ class Source(Protocol):
 
     def run_rows(self, filters: Filters) -> Iterator[RunRow]: ...
 
-    def ignored(self, filters: Filters) -> tuple[int, int]:
+    def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
         """(checks, runs) the selection holds that ``filters``' plausible window left out."""
         ...

@@ -239,9 +239,9 @@ class StoreSource:
         self._ignored_runs[filters] = ignored
         yield from rows
 
-    def ignored(self, filters: Filters) -> tuple[int, int]:
+    def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
         """Checks and runs the selection holds but the plausible window left out."""
-        if filters not in self._ignored_runs:
+        if runs and filters not in self._ignored_runs:
             for _ in self.run_rows(filters):
                 pass
         wide = filters.unbounded()
@@ -250,7 +250,7 @@ class StoreSource:
                  if not _day_in(date.fromisoformat(p.name[7:17]), None, None, inside=filters)]
         checks = sum(1 for ts, _ in self._checks(paths, wide, Distinct())
                      if not filters.time_match(ts))
-        return checks, self._ignored_runs[filters]
+        return checks, self._ignored_runs.get(filters, 0) if runs else 0
 
 
 def _day_in(day: date, lower: datetime | None, upper: datetime | None,
