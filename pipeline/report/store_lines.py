@@ -81,13 +81,21 @@ def _date(v: Any) -> str | None:
     return None
 
 
+_GOOD_IPS: set[str] = set()  # addresses repeat in every cycle: parse each one once
+
+
 def _ip(v: Any) -> str | None:
+    if v in _GOOD_IPS:
+        return None
     if not isinstance(v, str):
         return "is not an IP address"
     try:
         ipaddress.ip_address(v)
     except ValueError:
         return f"is not an IP address: {v[:40]!r}"
+    if len(_GOOD_IPS) > 100_000:
+        _GOOD_IPS.clear()
+    _GOOD_IPS.add(v)
     return None
 
 
@@ -136,15 +144,21 @@ FIELDS: dict[str, list[tuple[str, Check, bool]]] = {
 }
 
 
+# Top-level keys that mean a document is written with nested objects rather than dotted keys.
+_NESTED_ROOTS = frozenset(name.split(".")[0] for fields in FIELDS.values()
+                          for name, _, _ in fields if "." in name) | {"event"}
+
+
 def problem(doc: Any, kind: str) -> str | None:
     """Why a parsed line is not a usable document of ``kind`` (``checks``/``runs``), or None."""
     if not isinstance(doc, dict):
         return f"not a JSON object but {type(doc).__name__}"
-    dataset = field_value(doc, "event.dataset")
+    get = field_value if not _NESTED_ROOTS.isdisjoint(doc) else dict.get
+    dataset = get(doc, "event.dataset")
     if dataset != DATASETS[kind]:
         return f"event.dataset is {dataset!r}, not {DATASETS[kind]!r}"
     for name, check, required in FIELDS[kind]:
-        value = field_value(doc, name)
+        value = get(doc, name)
         if value is None:
             if required:
                 return f"{name} is missing"
