@@ -106,21 +106,32 @@ class StoreSource:
     def _docs(self, paths: Iterable[Path], kind: str,
               distinct: Distinct | None = None) -> Iterator[dict[str, Any]]:
         for path in paths:
-            for _, doc in self.lines.read(path, kind):
-                if distinct is None or distinct.first_time(path, doc["_id"]):
+            if distinct is None:
+                for _, doc in self.lines.read(path, kind):
                     yield doc
+                continue
+            current, previous = distinct.start(path)
+            for _, doc in self.lines.read(path, kind):
+                doc_id = doc["_id"]
+                if doc_id in current or doc_id in previous:
+                    distinct.duplicates += 1
+                    continue
+                current.add(doc_id)
+                yield doc
 
     def _checks(self, paths: Iterable[Path], filters: Filters,
                 distinct: Distinct | None = None) -> Iterator[tuple[datetime, dict]]:
+        lower, upper = filters.lower, filters.upper  # once, not per line
+        by_name = bool(filters.targets or filters.observers or filters.resolvers)
         for doc in self._docs(paths, "checks", distinct):
-            if not filters.names_match(
+            if by_name and not filters.names_match(
                 field_value(doc, "dns.question.name"),
                 field_value(doc, "observer.name"),
                 field_value(doc, "resolver.name"),
             ):
                 continue
             ts = parse_ts(doc["@timestamp"])
-            if filters.time_match(ts):
+            if (lower is None or ts >= lower) and (upper is None or ts < upper):
                 yield ts, doc
 
     # -- Source interface ----------------------------------------------------------------

@@ -193,6 +193,16 @@ def test_load_sends_exactly_the_valid_distinct_documents_once(
     runs_ids = set(history().runs)
     duplicate_every_line(store)
     bad = _damage(store)
+    # and a wrong clock: a valid check and a valid run summary dated 2031, which the cluster
+    # stores like any other and both reports must leave out alike
+    check, run = first_doc(check_files(store)[1]), first_doc(run_files(store)[-1])
+    (store / "checks-2031-01-01.ndjson").write_bytes(
+        dumps({**check, "_id": "from-2031", "@timestamp": "2031-01-01T00:00:00.000Z"}) + b"\n")
+    insert_line(run_files(store)[-1], 1, dumps({
+        **run, "_id": "run-2031", "run.id": "run-2031", "run.open": True,
+        "run.last_seen": "2031-01-01T00:00:00.000Z", "run.duration.s": 10**8}))
+    checks_ids.add("from-2031")
+    runs_ids.add("run-2031")
     config = _load_config(tmp_path, es_url, namespace, store)
 
     first = edgewatch("load", "--config", str(config))
@@ -218,6 +228,8 @@ def test_load_sends_exactly_the_valid_distinct_documents_once(
     from_store, _ = report_of(store)
     assert figures(from_es) == figures(from_store) == figures(clean_report)
     assert from_store.data.duplicate_lines > 0 and from_es.data.duplicate_lines == 0
+    assert (from_es.data.ignored_checks, from_es.data.ignored_runs) == (1, 1)
+    assert (from_store.data.ignored_checks, from_store.data.ignored_runs) == (1, 1)
 
 
 def test_load_strict_sends_nothing_from_a_damaged_store(

@@ -345,3 +345,16 @@ def test_selection_text_cannot_leave_its_comment_line(store: Path) -> None:
         assert "flush ruleset" in out  # still said, escaped, in the header
         assert not any(line.startswith("flush") for line in out.splitlines())
         assert "x\\x0aflush ruleset\\x0a" in out
+
+
+def test_documents_with_nested_objects_are_checked_the_same_way() -> None:
+    from pipeline.report.store_lines import problem
+
+    nested = {"_id": "n1", "@timestamp": "2026-03-02T00:00:00Z",
+              "event": {"dataset": "edgewatch.check", "outcome": "success"},
+              "resolver": {"name": "alpha"}, "destination": {"ip": "192.0.2.1"}}
+    assert problem(nested, "checks") is None
+    nested["destination"]["ip"] = "192.0.2.300"
+    assert problem(nested, "checks") == "destination.ip is not an IP address: '192.0.2.300'"
+    assert problem({**nested, "event": {"dataset": "edgewatch.run"}}, "checks").startswith(
+        "event.dataset is 'edgewatch.run'")
