@@ -155,6 +155,14 @@ def test_text_report_says_what_was_skipped_and_ignored(store: Path) -> None:
     assert "Data: ignored 1 check document(s)" in proc.stdout
     assert "Data: skipped 5 unreadable store line(s)" in proc.stdout
     assert "1642" not in proc.stdout and "Window 2026-03-02T00:00:00Z → 2026-03-05" in proc.stdout
+    html = edgewatch("report", "--store", str(store), *SELECT_ARGS, "--format", "html")
+    assert "Data: ignored 1 check document(s)" in html.stdout
+    allow = edgewatch("allowlist", "--store", str(store), *SELECT_ARGS)
+    assert allow.returncode == 0, allow.stderr
+    assert "# evidence window: 2026-03-02T00:00:00Z -> 2026-03-05" in allow.stdout
+    assert "# data: ignored 1 check document(s)" in allow.stdout
+    # the allowlist reads no run summaries: only the four bad check lines are met
+    assert "# data: skipped 4 unreadable store line(s)" in allow.stdout
 
 
 # -- load: exactly the valid, distinct documents, idempotent --------------------------------
