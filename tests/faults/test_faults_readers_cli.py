@@ -88,6 +88,12 @@ def test_output_onto_a_directory_or_below_a_file_is_refused(store: Path, tmp_pat
     assert_one_line_error(proc, 2, "does not exist")
 
 
+def test_output_onto_an_unwritable_place_is_refused(store: Path) -> None:
+    """sysfs refuses new files even to root (for whom every permission test passes)."""
+    proc = edgewatch("report", "--store", str(store), "-o", "/sys/edgewatch-report.txt")
+    assert_one_line_error(proc, 2, "-o /sys/edgewatch-report.txt: not writable")
+
+
 @pytest.mark.parametrize("fmt", ["nft", "ipset"])
 def test_a_set_name_with_firewall_syntax_is_refused(store: Path, tmp_path: Path,
                                                     fmt: str) -> None:
