@@ -46,9 +46,9 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
                      help="an unreadable or invalid store line is an error (exit 1) instead "
                      "of being skipped with a warning")
     sel = p.add_argument_group("selection")
-    sel.add_argument("--from", dest="start", type=parse_time, metavar="TIME",
+    sel.add_argument("--from", dest="start", type=time_arg, metavar="TIME",
                      help="first instant (RFC 3339 or YYYY-MM-DD, UTC)")
-    sel.add_argument("--to", dest="end", type=parse_time, metavar="TIME",
+    sel.add_argument("--to", dest="end", type=time_arg, metavar="TIME",
                      help="end instant, exclusive")
     sel.add_argument("--target", action="append", default=[], metavar="NAME",
                      help="only this hostname (repeatable)")
@@ -71,6 +71,15 @@ def filters_from(args: argparse.Namespace, command: str = "report") -> Filters:
                           f"{args.end.isoformat()}")
     return Filters(start=args.start, end=args.end, targets=tuple(args.target),
                    observers=tuple(args.observer), resolvers=tuple(args.resolver))
+
+
+def time_arg(value: str) -> datetime:
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time: use RFC 3339 (2026-03-02T06:00:00Z) or YYYY-MM-DD"
+        ) from None
 
 
 def duration_arg(value: str) -> float:
