@@ -2,6 +2,9 @@
 
 Reads stored check documents and run summaries (Elasticsearch or the ndjson store), never the
 probe itself, and prints the verdict with its evidence as a table, JSON or one HTML file.
+
+Exit status: 0 a report was written; 1 nothing to report (no check documents in the selection),
+the evidence could not be read, or (``--strict``) a store line was unusable; 2 a bad argument.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from pipeline.report import Options, build_report
 from pipeline.report.html import render_html
 from pipeline.report.options import (
     add_source_arguments,
+    check_output,
     duration_arg,
     filters_from,
+    open_source,
+    print_warnings,
     share_arg,
-    source_from,
+    write_output,
 )
 from pipeline.report.render import render_json
 from pipeline.report.text import render_text
@@ -32,6 +38,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "prefixes, ASNs, IP runs with Kaplan–Meier run lengths, failure rates with Wilson "
         "intervals, timings) and answer whether an IP allowlist is feasible: the smallest "
         "lists covering 50/90/99/99.9% of successful checks and how fast a list goes stale.",
+        epilog="Exit status: 0 report written; 1 no check documents in the selection (e.g. an "
+        "empty store or a --namespace without data), the evidence could not be read, or "
+        "--strict met an unusable store line; 2 bad arguments (--from not before --to, an "
+        "unwritable -o). Unusable store lines are skipped with one warning per file on stderr; "
+        "documents dated outside the plausible window (before 2020, or after tomorrow unless "
+        "--from/--to say otherwise) are left out; the report says how many.",
     )
     add_source_arguments(p)
     out = p.add_argument_group("output")
@@ -51,19 +63,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from elasticsearch import ApiError, TransportError  # here: the CLI starts without it
 
-    source = source_from(args)
+    from pipeline.report.store_lines import StoreLineError
+
+    check_output(args.output, "report")
+    filters = filters_from(args, "report")
+    source, now = open_source(args)
     try:
-        report = build_report(source, filters_from(args),
-                              Options(interval_s=args.interval, threshold=args.threshold))
-    except FileNotFoundError as exc:
+        report = build_report(source, filters, Options(interval_s=args.interval,
+                                                       threshold=args.threshold, now=now))
+    except (FileNotFoundError, StoreLineError) as exc:
         print(f"edgewatch report: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"edgewatch report: reading {source.description} failed: {exc}", file=sys.stderr)
         return 1
     except (ApiError, TransportError) as exc:
         print(f"edgewatch report: reading {source.description} failed: {exc}", file=sys.stderr)
         return 1
+    print_warnings(source, "report")
+    if report.window.days == 0:
+        ignored = report.data.ignored_checks
+        why = f" ({ignored:,} outside the plausible window)" if ignored else ""
+        print(f"edgewatch report: no check documents in {source.description} for this "
+              f"selection{why}: nothing to report", file=sys.stderr)
+        return 1
     text = RENDERERS[args.format](report)
     if args.output:
-        args.output.write_text(text, encoding="utf-8")
+        if write_output(args.output, text, "report"):
+            return 1
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

@@ -9,18 +9,46 @@ its evidence window invites being trusted long after it went stale.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pipeline.report import stats
 from pipeline.report.filters import Filters
+from pipeline.report.model import DataQuality
 from pipeline.report.networks import Attribution, as_network, attribute, host_network
 from pipeline.report.rows import Source
 from pipeline.report.verdict import NOUNS, pct
 
 FORMATS = ("cidr", "nft", "ipset", "json")
 SCHEMA = "edgewatch.allowlist/1"
+TABLE, FAMILY = "edgewatch", "inet"  # fixed: no user text reaches these places of the script
+
+# A set name lands unquoted in an nft script and as a word of an ipset restore file. Allowed:
+# what nft's scanner reads as one identifier *and* ipset takes as one name, minus the
+# characters the tools treat differently ('/', '.', '-'): a letter, then letters, digits and
+# '_' — at most 30 so that the 4/6 suffix fits ipset's 31 (IPSET_MAXNAMELEN 32 with the NUL).
+# nft keywords a suffix could spell (``ip`` + ``6`` = ``ip6``) are refused too.
+SET_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,29}")
+NFT_WORDS_ENDING_IN_4_OR_6 = frozenset({"ip6", "icmp6", "icmpv6", "ipv4", "ipv6", "inet6"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def check_set_name(name: str) -> None:
+    """Raise ValueError unless ``name`` is safe as an nftables and ipset set name."""
+    if not SET_NAME.fullmatch(name):
+        raise ValueError(f"set name {name!r} is not allowed: use 1-30 characters, a letter "
+                         "first, then letters, digits or '_'")
+    clash = {name + "4", name + "6"} & NFT_WORDS_ENDING_IN_4_OR_6
+    if clash:
+        raise ValueError(f"set name {name!r} is not allowed: with its suffix it is the nft "
+                         f"keyword {sorted(clash)[0]!r}")
+
+
+def one_line(text: str) -> str:
+    """Text with control characters escaped, so that it cannot leave its ``#`` comment line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass
@@ -35,6 +63,7 @@ class Allowlist:
     end: str | None
     source: str
     filters: dict[str, object]
+    notes: list[str] = field(default_factory=list)  # what the reading left out (DataQuality)
 
     def header(self) -> list[str]:
         f = [f"{k}={','.join(v)}" for k in ("targets", "observers", "resolvers")
@@ -48,6 +77,7 @@ class Allowlist:
             f"source: {self.source}" + (f"; selection: {' '.join(f)}" if f else ""),
             f"generated {datetime.now(UTC).isoformat(timespec='seconds').replace('+00:00', 'Z')}"
             "; CDN addresses change: regenerate regularly (see the decay in edgewatch report)",
+            *(f"data: {note}" for note in self.notes),
         ]
 
 
@@ -77,12 +107,18 @@ def build_allowlist(source: Source, filters: Filters, target: float, by: str) ->
         return None if ts is None else ts.astimezone(UTC).isoformat(
             timespec="seconds").replace("+00:00", "Z")
 
+    ignored = source.ignored(filters, runs=False) if hasattr(source, "ignored") else (0, 0)
+    data = DataQuality(
+        plausible_from=iso(filters.not_before), plausible_to=iso(filters.not_after),
+        ignored_checks=ignored[0], skipped_lines=getattr(source, "skipped_lines", 0),
+        duplicate_lines=getattr(source, "duplicate_lines", 0),
+    )
     return Allowlist(
         by=by, target=target, entries=list(ranked.entries[:k]), allowed=ranked.share_of_top(k),
         successful_checks=ranked.total, distinct=len(ranked.entries),
         start=iso(filters.start or (span.first if span else None)),
         end=iso(filters.end or (span.last if span else None)),
-        source=source.description, filters=filters.describe(),
+        source=source.description, filters=filters.describe(), notes=data.notes(),
     )
 
 
@@ -93,13 +129,18 @@ def _by_family(al: Allowlist) -> tuple[list[str], list[str]]:
 
 
 def render_allowlist(al: Allowlist, fmt: str, name: str = "edgewatch_allow") -> str:
-    """The list in one of ``FORMATS``; every format but JSON starts with ``#`` comments."""
-    comment = "".join(f"# {line}\n" for line in al.header())
+    """The list in one of ``FORMATS``; every format but JSON starts with ``#`` comments.
+
+    Every word of user text that reaches the firewall syntax is checked (the set name) or
+    confined to a comment line (names from the selection, the source)."""
+    if fmt in ("nft", "ipset"):
+        check_set_name(name)
+    comment = "".join(f"# {one_line(line)}\n" for line in al.header())
     v4, v6 = _by_family(al)
     if fmt == "cidr":
         return comment + "".join(f"{n}\n" for n in v4 + v6)
     if fmt == "nft":
-        out = [comment, "table inet edgewatch {\n"]
+        out = [comment, f"table {FAMILY} {TABLE} {{\n"]
         for fam, nets in (("4", v4), ("6", v6)):
             if nets:
                 out.append(f"\tset {name}{fam} {{\n\t\ttype ipv{fam}_addr\n"
@@ -108,7 +149,7 @@ def render_allowlist(al: Allowlist, fmt: str, name: str = "edgewatch_allow") -> 
         out.append("}\n")
         return "".join(out)
     if fmt == "ipset":
-        set_name = name.replace("_", "-")[:29]
+        set_name = name.replace("_", "-")
         out = [comment]
         for fam, family, nets in (("4", "inet", v4), ("6", "inet6", v6)):
             if nets:

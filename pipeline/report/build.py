@@ -20,6 +20,7 @@ from pipeline.report.model import (
     GRANULARITIES,
     Coverage,
     CoverageLevel,
+    DataQuality,
     Decay,
     DecayRow,
     FailureRate,
@@ -32,6 +33,7 @@ from pipeline.report.model import (
     Window,
 )
 from pipeline.report.networks import Attribution, attribute
+from pipeline.report.plausible import plausible
 from pipeline.report.rows import DAY_S, TIMING_FIELDS, AddressRow, RunRow, Source
 from pipeline.report.verdict import make_verdict
 
@@ -46,6 +48,7 @@ class Options:
     """Knobs of the analysis (not of the selection, which is ``Filters``)."""
 
     interval_s: float | None = None  # sampling interval; inferred from the runs when None
+    now: datetime | None = None  # what "now" is for the plausible window (default: wall clock)
     threshold: float = 0.99  # a decaying allowlist is "stale" below this share
     coverage_targets: tuple[float, ...] = COVERAGE_TARGETS
     stable_top: int = STABLE_TOP
@@ -101,8 +104,9 @@ def _span_origin(source: Source, filters: Filters) -> tuple[datetime, datetime, 
 def build_report(source: Source, filters: Filters | None = None,
                  options: Options | None = None) -> Report:
     """Read the selected evidence from ``source`` and compute the whole report."""
-    filters = filters or Filters()
+    asked = filters or Filters()
     options = options or Options()
+    filters = plausible(asked, options.now)
     bounds = _span_origin(source, filters)
     if bounds is None:
         origin = filters.start or datetime.now(UTC)
@@ -186,16 +190,24 @@ def build_report(source: Source, filters: Filters | None = None,
         interval_s=interval_s,
         interval_source=interval_source,
     )
+    ignored = source.ignored(filters) if hasattr(source, "ignored") else (0, 0)
+    data = DataQuality(
+        plausible_from=_iso(filters.not_before), plausible_to=_iso(filters.not_after),
+        ignored_checks=ignored[0], ignored_runs=ignored[1],
+        skipped_lines=getattr(source, "skipped_lines", 0),
+        duplicate_lines=getattr(source, "duplicate_lines", 0),
+    )
     return Report(
         generated_at=_iso(datetime.now(UTC)),
         source=source.description,
-        filters=filters.describe(),
+        filters=asked.describe(),
         window=window,
         overall=overall,
         resolvers=[figures(n) for n in names],
         coverage=coverage,
         decay=decay,
         verdict=make_verdict(window, overall, coverage, decay, options.threshold),
+        data=data,
     )
 
 

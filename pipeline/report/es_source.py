@@ -37,6 +37,15 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _range(lower: datetime | None, upper: datetime | None) -> dict[str, str]:
+    rng: dict[str, str] = {}
+    if lower is not None:
+        rng["gte"] = _iso(lower)
+    if upper is not None:
+        rng["lt"] = _iso(upper)
+    return rng
+
+
 def _terms(field: str, missing: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {"field": field}
     if missing:
@@ -62,6 +71,13 @@ class ElasticsearchSource:
         self.page_size = page_size
         self.progress = progress or Progress(enabled=False)
         self.description = f"elasticsearch {self.checks_index} + {self.runs_index}"
+        # The cluster parsed every document against the strict mapping when it was indexed
+        # and keeps one per _id: nothing to skip, nothing duplicated.
+        self.skipped_lines = 0
+        self.duplicate_lines = 0
+
+    def warnings(self) -> list[str]:
+        return []
 
     # -- queries -------------------------------------------------------------------------
 
@@ -77,22 +93,29 @@ class ElasticsearchSource:
 
     def _checks_query(self, filters: Filters, *extra: dict[str, Any]) -> dict[str, Any]:
         clauses = self._name_filters(filters) + list(extra)
-        rng: dict[str, str] = {}
-        if filters.start is not None:
-            rng["gte"] = _iso(filters.start)
-        if filters.end is not None:
-            rng["lt"] = _iso(filters.end)
+        rng = _range(filters.lower, filters.upper)
         if rng:
             clauses.append({"range": {"@timestamp": rng}})
         return {"bool": {"filter": clauses}}
 
-    def _runs_query(self, filters: Filters) -> dict[str, Any]:
+    def _runs_query(self, filters: Filters, plausible: bool = True) -> dict[str, Any]:
         clauses = self._name_filters(filters)
         if filters.end is not None:
             clauses.append({"range": {"run.start": {"lt": _iso(filters.end)}}})
         if filters.start is not None:
             clauses.append({"range": {"run.last_seen": {"gte": _iso(filters.start)}}})
+        if plausible:
+            clauses += self._runs_plausible(filters)
         return {"bool": {"filter": clauses}}
+
+    @staticmethod
+    def _runs_plausible(filters: Filters) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if filters.not_before is not None:
+            out.append({"range": {"run.start": {"gte": _iso(filters.not_before)}}})
+        if filters.not_after is not None:
+            out.append({"range": {"run.last_seen": {"lt": _iso(filters.not_after)}}})
+        return out
 
     def _composite(self, index: str, query: dict[str, Any], sources: list[dict[str, Any]],
                    label: str, aggs: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
@@ -210,3 +233,25 @@ class ElasticsearchSource:
             yield RunRow(run_id=k["run"], resolver=k["resolver"], ip=k["ip"],
                          open=bool(k["open"]), duration_s=float(k["duration"] or 0),
                          observed_s=float(k["observed"] or 0))
+
+    def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
+        """Checks and runs the selection holds but the plausible window left out."""
+        wide = filters.unbounded()
+        checks = 0
+        rng = _range(filters.not_before, filters.not_after)
+        if rng:
+            query = self._checks_query(wide)
+            query["bool"]["must_not"] = [{"range": {"@timestamp": rng}}]
+            checks = self._count(self.checks_index, query)
+        outside = self._runs_plausible(filters) if runs else []
+        runs_out = 0
+        if outside:
+            query = self._runs_query(wide, plausible=False)
+            query["bool"]["must_not"] = [{"bool": {"filter": outside}}]
+            runs_out = self._count(self.runs_index, query)
+        return checks, runs_out
+
+    def _count(self, index: str, query: dict[str, Any]) -> int:
+        resp = self.client.count(index=index, query=query, ignore_unavailable=True,
+                                 allow_no_indices=True)
+        return int(resp.get("count", 0))

@@ -6,7 +6,7 @@ apply exactly the same selection and the two can be compared figure for figure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 
@@ -24,6 +24,11 @@ class Filters:
 
     Empty tuples mean "all". Runs are selected when they overlap the window
     (``run.start < end`` and ``run.last_seen >= start``) and match the same names.
+
+    ``not_before`` / ``not_after`` are the plausible window (``pipeline.report.plausible``):
+    checks dated outside it, and runs not wholly inside it, are left out as a broken clock's
+    doing. They narrow the selection without being part of what the user asked for, so
+    ``describe`` leaves them out.
     """
 
     start: datetime | None = None
@@ -31,6 +36,8 @@ class Filters:
     targets: tuple[str, ...] = field(default_factory=tuple)
     observers: tuple[str, ...] = field(default_factory=tuple)
     resolvers: tuple[str, ...] = field(default_factory=tuple)
+    not_before: datetime | None = None
+    not_after: datetime | None = None
 
     def names_match(self, target: str | None, observer: str | None, resolver: str | None) -> bool:
         """The keyword part of the selection, for sources that filter in Python."""
@@ -41,7 +48,34 @@ class Filters:
         )
 
     def time_match(self, ts: datetime) -> bool:
-        return (self.start is None or ts >= self.start) and (self.end is None or ts < self.end)
+        lower, upper = self.lower, self.upper
+        return (lower is None or ts >= lower) and (upper is None or ts < upper)
+
+    @property
+    def lower(self) -> datetime | None:
+        """The first instant a selected check may carry: ``start`` or the plausible floor."""
+        bounds = [t for t in (self.start, self.not_before) if t is not None]
+        return max(bounds) if bounds else None
+
+    @property
+    def upper(self) -> datetime | None:
+        """The exclusive last instant: ``end`` or the plausible ceiling, whichever is first."""
+        bounds = [t for t in (self.end, self.not_after) if t is not None]
+        return min(bounds) if bounds else None
+
+    def run_overlaps(self, start: datetime, last_seen: datetime) -> bool:
+        """A run is asked for when it overlaps ``[start, end)``."""
+        return not ((self.end is not None and start >= self.end)
+                    or (self.start is not None and last_seen < self.start))
+
+    def run_plausible(self, start: datetime, last_seen: datetime) -> bool:
+        """A run counts only when all of it lies in the plausible window."""
+        return not ((self.not_before is not None and start < self.not_before)
+                    or (self.not_after is not None and last_seen >= self.not_after))
+
+    def unbounded(self) -> Filters:
+        """The same selection without the plausible window (to count what it left out)."""
+        return replace(self, not_before=None, not_after=None)
 
     def describe(self) -> dict[str, object]:
         """The selection as plain values, for report headers and the JSON output."""

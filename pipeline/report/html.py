@@ -170,6 +170,7 @@ def render_html(report: Report) -> str:
         f"{escape(str(w.end))} · {w.days} day(s) · sampling "
         f"{escape(duration(w.interval_s) if w.interval_s else 'unknown')} "
         f"({escape(w.interval_source)}) · generated {escape(report.generated_at)}</div>",
+        "".join(f"<div class='meta'>Data: {escape(n)}</div>" for n in report.data.notes()),
         f"<div class='verdict {cls}'><p>{escape(v.headline)}</p><ul>"
         + "".join(f"<li>{escape(d)}</li>" for d in v.details) + "</ul></div>",
         "<div class='kpis'>" + "".join(f"<div class='kpi'><b>{escape(a)}</b>"

@@ -144,6 +144,41 @@ class Verdict:
 
 
 @dataclass
+class DataQuality:
+    """What the reading left out, so that no figure silently rests on less than was stored.
+
+    ``plausible_from`` / ``plausible_to`` are the plausible window (``report.plausible``);
+    ``ignored_checks`` / ``ignored_runs`` were selected but dated outside it. ``skipped_lines``
+    are store lines that were not a usable document; ``duplicate_lines`` repeated a stored
+    ``_id`` and were counted once.
+    """
+
+    plausible_from: str | None = None
+    plausible_to: str | None = None
+    ignored_checks: int = 0
+    ignored_runs: int = 0
+    skipped_lines: int = 0
+    duplicate_lines: int = 0
+
+    def notes(self) -> list[str]:
+        """The report's sentences about it; empty when nothing was left out."""
+        out = []
+        if self.ignored_checks or self.ignored_runs:
+            out.append(
+                f"ignored {self.ignored_checks:,} check document(s) and {self.ignored_runs:,} "
+                f"run summary(ies) outside the plausible window {self.plausible_from or '…'} → "
+                f"{self.plausible_to or '…'} (a wrong clock? name the window with --from/--to "
+                "to include them)")
+        if self.skipped_lines:
+            out.append(f"skipped {self.skipped_lines:,} unreadable store line(s) "
+                       "(named on stderr; --strict makes this an error)")
+        if self.duplicate_lines:
+            out.append(f"{self.duplicate_lines:,} duplicate store line(s) (same _id) "
+                       "counted once")
+        return out
+
+
+@dataclass
 class Report:
     generated_at: str
     source: str
@@ -154,6 +189,7 @@ class Report:
     coverage: list[Coverage]
     decay: list[Decay]
     verdict: Verdict
+    data: DataQuality = field(default_factory=DataQuality)
     schema: str = SCHEMA
 
     def coverage_by(self, by: str) -> Coverage:

@@ -98,7 +98,9 @@ class RunRow:
 class Source(Protocol):
     """Where stored evidence comes from: Elasticsearch or the local ndjson store.
 
-    Every method streams; callers fold the rows into their own (small) accumulators.
+    Every method streams; callers fold the rows into their own (small) accumulators. A source
+    may also say what its reading met: ``skipped_lines`` (unusable lines), ``duplicate_lines``
+    (a document stored twice, counted once) and ``warnings()`` (one line per file).
     """
 
     description: str
@@ -114,3 +116,7 @@ class Source(Protocol):
     def timing_rows(self, filters: Filters, bucket_us: int) -> Iterator[TimingRow]: ...
 
     def run_rows(self, filters: Filters) -> Iterator[RunRow]: ...
+
+    def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
+        """(checks, runs) the selection holds that ``filters``' plausible window left out."""
+        ...

@@ -5,6 +5,10 @@ Layout (docs/DOCUMENTS.md): ``checks-YYYY-MM-DD.ndjson`` by UTC day of ``@timest
 ``edgewatch.run.version`` per ``run.id`` counts. Lines are parsed one at a time and folded into
 grouped counts, so a store of millions of checks needs memory for its distinct
 (day, resolver, address) groups only. One scan feeds all three check views and is cached.
+
+Every line goes through ``store_lines``: a corrupt or implausible line is skipped and counted
+(``strict`` makes it an error), and a document stored twice under one ``_id`` counts once, as in
+Elasticsearch, so both sources give the same figures on the same data.
 """
 
 from __future__ import annotations
@@ -16,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from pipeline.report.filters import Filters
 from pipeline.report.progress import Progress
@@ -31,24 +33,11 @@ from pipeline.report.rows import (
     Span,
     TimingRow,
 )
+from pipeline.report.store_lines import Distinct, StoreLines, field_value, parse_ts
 
 _FILE = re.compile(r"^(checks|runs)-(\d{4}-\d{2}-\d{2})\.ndjson$")
 
-
-def field_value(doc: dict[str, Any], key: str) -> Any:
-    """A field of a flat document (``"a.b"`` keys); nested objects are accepted too."""
-    if key in doc:
-        return doc[key]
-    node: Any = doc
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def parse_ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+__all__ = ["StoreSource", "field_value", "parse_ts"]
 
 
 @dataclass
@@ -67,11 +56,34 @@ class _Scan:
 class StoreSource:
     """Reads ``checks-*.ndjson`` / ``runs-*.ndjson`` from one store folder."""
 
-    def __init__(self, store_dir: Path | str, progress: Progress | None = None) -> None:
+    def __init__(self, store_dir: Path | str, progress: Progress | None = None,
+                 strict: bool = False) -> None:
         self.store_dir = Path(store_dir)
         self.description = f"ndjson store {self.store_dir}"
         self.progress = progress or Progress(enabled=False)
+        self.lines = StoreLines(strict=strict, on_line=self._on_line)
+        self.duplicates = {"checks": 0, "runs": 0}
         self._scan: tuple[Filters, _Scan] | None = None
+        self._ignored_runs: dict[Filters, int] = {}
+
+    def _on_line(self, path: Path, n: int) -> None:
+        self.progress.update(f"reading {path.name} line {n:,}")
+
+    # -- what the reading met ------------------------------------------------------------
+
+    @property
+    def skipped_lines(self) -> int:
+        """Unreadable or invalid lines skipped (each counted once however often read)."""
+        return self.lines.skipped
+
+    @property
+    def duplicate_lines(self) -> int:
+        """Lines repeating an ``_id`` (a run summary: an ``_id`` and version) already read."""
+        return sum(self.duplicates.values())
+
+    def warnings(self) -> list[str]:
+        """One line per file with skipped lines: its name, the first bad lines, the total."""
+        return self.lines.warnings()
 
     # -- files ---------------------------------------------------------------------------
 
@@ -82,34 +94,44 @@ class StoreSource:
         out = []
         for path in sorted(self.store_dir.iterdir()):
             m = _FILE.match(path.name)
-            if not m or m.group(1) != kind:
+            if not m or m.group(1) != kind or not path.is_file():
                 continue
             if kind == "checks" and filters is not None and not _day_in(
-                date.fromisoformat(m.group(2)), filters
+                date.fromisoformat(m.group(2)), filters.lower, filters.upper
             ):
                 continue
             out.append(path)
         return out
 
-    def _docs(self, paths: Iterable[Path], label: str) -> Iterator[dict[str, Any]]:
+    def _docs(self, paths: Iterable[Path], kind: str,
+              distinct: Distinct | None = None) -> Iterator[dict[str, Any]]:
         for path in paths:
-            with path.open("rb") as fh:
-                for n, line in enumerate(fh, 1):
-                    if line.strip():
-                        yield orjson.loads(line)
-                    if n % 200_000 == 0:
-                        self.progress.update(f"{label}: {path.name} line {n:,}")
+            if distinct is None:
+                for _, doc in self.lines.read(path, kind):
+                    yield doc
+                continue
+            current, previous = distinct.start(path)
+            for _, doc in self.lines.read(path, kind):
+                doc_id = doc["_id"]
+                if doc_id in current or doc_id in previous:
+                    distinct.duplicates += 1
+                    continue
+                current.add(doc_id)
+                yield doc
 
-    def _checks(self, paths: Iterable[Path], filters: Filters) -> Iterator[tuple[datetime, dict]]:
-        for doc in self._docs(paths, "reading checks"):
-            if not filters.names_match(
+    def _checks(self, paths: Iterable[Path], filters: Filters,
+                distinct: Distinct | None = None) -> Iterator[tuple[datetime, dict]]:
+        lower, upper = filters.lower, filters.upper  # once, not per line
+        by_name = bool(filters.targets or filters.observers or filters.resolvers)
+        for doc in self._docs(paths, "checks", distinct):
+            if by_name and not filters.names_match(
                 field_value(doc, "dns.question.name"),
                 field_value(doc, "observer.name"),
                 field_value(doc, "resolver.name"),
             ):
                 continue
             ts = parse_ts(doc["@timestamp"])
-            if filters.time_match(ts):
+            if (lower is None or ts >= lower) and (upper is None or ts < upper):
                 yield ts, doc
 
     # -- Source interface ----------------------------------------------------------------
@@ -139,7 +161,8 @@ class StoreSource:
         scan = _Scan(origin=origin or datetime(1970, 1, 1, tzinfo=UTC),
                      bucket_us=bucket_us or 100)
         origin_s = scan.origin.timestamp()
-        for ts, doc in self._checks(self._files("checks", filters), filters):
+        distinct = Distinct()
+        for ts, doc in self._checks(self._files("checks", filters), filters, distinct):
             resolver = field_value(doc, "resolver.name")
             outcome = field_value(doc, "event.outcome")
             ip = field_value(doc, "destination.ip")
@@ -159,6 +182,7 @@ class StoreSource:
                 if value is not None:
                     bucket = int(value) // scan.bucket_us * scan.bucket_us
                     scan.timings[(resolver, name, bucket)] += 1
+        self.duplicates["checks"] = distinct.duplicates
         self._scan = (filters, scan)
         self.progress.done()
         return scan
@@ -188,15 +212,21 @@ class StoreSource:
             yield TimingRow(resolver=resolver, field=name, bucket_us=bucket, documents=n)
 
     def run_rows(self, filters: Filters) -> Iterator[RunRow]:
+        """The latest snapshot of each run; of equal versions the last read wins, as with
+        ``version_type: external_gte`` when ``edgewatch load`` sends the lines in this order."""
         latest: dict[str, tuple[int, dict[str, Any]]] = {}
-        for doc in self._docs(self._files("runs"), "reading runs"):
+        repeats = 0
+        for doc in self._docs(self._files("runs"), "runs"):
             run_id = field_value(doc, "run.id")
-            version = int(field_value(doc, "edgewatch.run.version") or 0)
-            if run_id is None:
-                continue
+            version = field_value(doc, "edgewatch.run.version")
             seen = latest.get(run_id)
-            if seen is None or version > seen[0]:
+            if seen is None or version >= seen[0]:
+                if seen is not None and version == seen[0]:
+                    repeats += 1
                 latest[run_id] = (version, doc)
+        self.duplicates["runs"] = repeats
+        ignored = 0
+        rows = []
         for run_id, (_, doc) in latest.items():
             if not filters.names_match(field_value(doc, "dns.question.name"),
                                        field_value(doc, "observer.name"),
@@ -204,23 +234,45 @@ class StoreSource:
                 continue
             start = parse_ts(field_value(doc, "run.start"))
             last_seen = parse_ts(field_value(doc, "run.last_seen"))
-            if filters.end is not None and start >= filters.end:
+            if not filters.run_overlaps(start, last_seen):
                 continue
-            if filters.start is not None and last_seen < filters.start:
+            if not filters.run_plausible(start, last_seen):
+                ignored += 1
                 continue
-            yield RunRow(
+            rows.append(RunRow(
                 run_id=run_id,
                 resolver=field_value(doc, "resolver.name"),
                 ip=field_value(doc, "destination.ip"),
                 open=bool(field_value(doc, "run.open")),
                 duration_s=float(field_value(doc, "run.duration.s") or 0),
                 observed_s=float(field_value(doc, "run.observed.s") or 0),
-            )
+            ))
+        self._ignored_runs[filters] = ignored
+        yield from rows
+
+    def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
+        """Checks and runs the selection holds but the plausible window left out."""
+        if runs and filters not in self._ignored_runs:
+            for _ in self.run_rows(filters):
+                pass
+        wide = filters.unbounded()
+        # Only day files not wholly inside the plausible window can hold such checks.
+        paths = [p for p in self._files("checks", wide)
+                 if not _day_in(date.fromisoformat(p.name[7:17]), None, None, inside=filters)]
+        checks = sum(1 for ts, _ in self._checks(paths, wide, Distinct())
+                     if not filters.time_match(ts))
+        return checks, self._ignored_runs.get(filters, 0) if runs else 0
 
 
-def _day_in(day: date, filters: Filters) -> bool:
-    """Whether a UTC day file can hold checks inside the window."""
+def _day_in(day: date, lower: datetime | None, upper: datetime | None,
+            inside: Filters | None = None) -> bool:
+    """Whether a UTC day file can hold checks in ``[lower, upper)``; with ``inside``, whether
+    every instant of the day lies in that selection's window."""
     day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    if filters.end is not None and day_start >= filters.end:
+    day_end = day_start + timedelta(days=1)
+    if inside is not None:
+        lo, hi = inside.lower, inside.upper
+        return (lo is None or day_start >= lo) and (hi is None or day_end <= hi)
+    if upper is not None and day_start >= upper:
         return False
-    return not (filters.start is not None and day_start + timedelta(days=1) <= filters.start)
+    return not (lower is not None and day_end <= lower)

@@ -65,6 +65,7 @@ def render_text(report: Report, width: int = 100) -> str:
               if (v := f.get(k))]
     if chosen:
         out.append("Selected " + "; ".join(chosen))
+    out += [f"Data: {note}" for note in report.data.notes()]
 
     out.append(_section("Verdict"))
     out.append(textwrap.fill(report.verdict.headline, width))

@@ -214,3 +214,31 @@ def test_an_empty_selection_reports_nothing_to_judge(source) -> None:
     assert report.resolvers == []
     assert report.verdict.feasible is None
     assert report.overall.name == ALL
+
+
+@pytest.mark.parametrize("filters", [SELECTED, Filters()], ids=["selected", "everything"])
+def test_a_store_written_twice_and_damaged_reports_as_elasticsearch(
+    store_dir, es_source, tmp_path, filters: Filters,
+) -> None:
+    """Two writers (every line twice) and a bad disk (lines that are no document) in the store;
+    Elasticsearch holds each _id once: the figures must not tell the two apart."""
+    import shutil
+
+    from pipeline.report import StoreSource
+
+    damaged = tmp_path / "store"
+    shutil.copytree(store_dir, damaged)
+    for path in sorted(damaged.glob("*.ndjson")):
+        lines = path.read_bytes().splitlines(keepends=True)
+        garbage = [b"{not json\n", b"[1, 2]\n"]
+        path.write_bytes(b"".join([*lines[:5], *garbage, *lines[5:], *lines]) + b'{"_id": "cut-')
+    store = StoreSource(damaged)
+    a = build_report(store, filters).to_dict()
+    b = build_report(es_source, filters).to_dict()
+    assert a["data"]["duplicate_lines"] > 0
+    assert a["data"]["skipped_lines"] == 3 * len(list(damaged.glob("*.ndjson")))
+    for d in (a, b):
+        for key in ("source", "generated_at", "data"):
+            d.pop(key)
+    assert a["overall"]["documents"] > 0
+    assert a == b
