@@ -22,14 +22,19 @@ def documented_fields() -> dict[str, dict[str, str]]:
     """{"check": {field: type}, "run": {...}} read from the tables of docs/DOCUMENTS.md."""
     sections: dict[str, dict[str, str]] = {"check": {}, "run": {}}
     current = None
+    in_fields = False  # inside a `| field | type | meaning |` table, not another table
     for line in DOCUMENTS_MD.read_text().splitlines():
+        if line.startswith("| field | type"):
+            in_fields = True
+        elif not line.startswith("|"):
+            in_fields = False
         if line.startswith("## Check document"):
             current = "check"
         elif line.startswith("## Run summary"):
             current = "run"
         elif line.startswith("## "):
             current = None
-        if current is None or not line.startswith("| `"):
+        if current is None or not in_fields or not line.startswith("| `"):
             continue
         cells = [c.strip() for c in line.strip("|").split("|")]
         fields = re.findall(r"`([^`]+)`", cells[0])

@@ -6,9 +6,11 @@ Configs point only at 127.0.0.1; none of these runs gets as far as sending anyth
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from es.docgen import check_records
 from faults_config_helpers import (
     clean_env,
     config_problems,
@@ -17,6 +19,8 @@ from faults_config_helpers import (
     read_only_wrapper,
     write_config,
 )
+
+from pipeline.sinks.ndjson import NdjsonSink
 
 BAD = """
 [schedule]
@@ -133,10 +137,23 @@ def test_a_netinfo_table_that_is_not_a_table(tmp_path: Path, content: bytes,
     assert check.returncode == 2 and expected in one_line_error(check)
 
 
+def _store_checks(directory: Path, count: int) -> None:
+    """``count`` check documents written by the production ndjson sink."""
+    sink = NdjsonSink(directory)
+
+    async def write() -> None:
+        await sink.open()
+        await sink.write(check_records(count))
+        await sink.close()
+
+    asyncio.run(write())
+
+
 def test_report_reads_a_store_on_a_read_only_disk(tmp_path: Path) -> None:
     """The write checks are for the commands that write: report over a read-only store runs."""
     frozen = tmp_path / "frozen"
     (frozen / "data").mkdir(parents=True)
+    _store_checks(frozen / "data", 50)
     config = write_config(frozen)
     try:
         result = edgewatch("report", "-c", str(config), "--format", "json", cwd=tmp_path,
