@@ -7,6 +7,7 @@ import importlib
 import logging
 import pkgutil
 import sys
+from typing import NoReturn
 
 import pipeline.commands
 
@@ -18,8 +19,16 @@ Elasticsearch (or a local ndjson store when no cluster is configured).
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line naming the argument and the reason, plus where help is: the
+    usage block argparse prints first buries the line a person (or a log) needs."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="edgewatch", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
