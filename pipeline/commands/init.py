@@ -26,7 +26,9 @@ LOCAL_DIR = '"var/'
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "init", help="write ./edgewatch.toml from the example configuration, to start from",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description="Write the example configuration (14 public resolvers, the Let's Encrypt "
+        "ACME endpoint) to ./edgewatch.toml, or PATH, with the state and the local store in "
+        "var/ beside it. An existing file is left alone unless --force is given.")
     p.add_argument("path", nargs="?", type=Path, default=Path("edgewatch.toml"),
                    help="where to write it (default: ./edgewatch.toml)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
