@@ -29,11 +29,20 @@ SHIPPED = (
 
 
 class BuildWithData(build_py):
-    """``build_py`` that also copies the shipped data into ``<build_lib>/pipeline/_data``."""
+    """``build_py`` that starts from an empty build folder and also copies the shipped data into
+    ``<build_lib>/pipeline/_data``.
+
+    Emptying it first matters: setuptools never removes what an earlier build left in
+    ``build/lib``, and the wheel takes everything there, so a checkout once built with lab/ in
+    the distribution (or with a module since deleted) would ship it again.
+    """
 
     def run(self) -> None:
+        editable = getattr(self, "editable_mode", False)  # editable: read in place, build nothing
+        if not editable:
+            shutil.rmtree(self.build_lib, ignore_errors=True)
         super().run()
-        if getattr(self, "editable_mode", False):  # editable: read in place from the checkout
+        if editable:
             return
         target = Path(self.build_lib) / "pipeline" / "_data"
         for source, destination in SHIPPED:

@@ -15,8 +15,8 @@ imported). This keeps the test offline beyond the build requirement and a few se
 downloading scipy and numpy into each fresh venv takes half a minute.
 
 The wheel is built from a copy of exactly the files the build needs (the list the Dockerfile's
-build stage copies too), in a temporary folder, so a stale ``build/`` in the checkout cannot slip
-old files into it.
+build stage copies too), in a temporary folder, with a stale ``build/lib`` planted in it: files an
+earlier build left there must not reach the wheel.
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / name, src / name)
+    # what an earlier build of a checkout leaves behind (when lab/ was still distributed, or a
+    # module since deleted): setup.py empties build/lib first, or the wheel would ship it again
+    stale = src / "build" / "lib"
+    for leftover in ("lab/__init__.py", "pipeline/removed_long_ago.py"):
+        (stale / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (stale / leftover).write_text("STALE = True\n")
     out = tmp_path_factory.mktemp("wheel-dist")
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
                            "--disable-pip-version-check", "-w", str(out), str(src)],
@@ -125,6 +131,7 @@ def test_wheel_has_one_top_level_package_and_all_its_data(wheel: Path) -> None:
     sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pipeline").rglob("*.py")
                if "__pycache__" not in p.parts}
     assert sources <= set(names), sources - set(names)
+    assert "pipeline/removed_long_ago.py" not in names
     data = {f"pipeline/_data/{p.relative_to(ROOT).as_posix()}"
             for p in (ROOT / "mappings").rglob("*.json")}
     data |= {"pipeline/_data/kibana/edgewatch.ndjson", "pipeline/_data/edgewatch.example.toml"}
