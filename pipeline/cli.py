@@ -18,6 +18,9 @@ long each address stays (its IP run), and stores one document per resolver, addr
 Elasticsearch (or a local ndjson store when no cluster is configured).
 """
 
+# Modules only an extra installs (pyproject.toml), so a missing one is an install step to name.
+OPTIONAL_MODULES = {"scipy": "report", "numpy": "report"}
+
 
 class OneLineParser(argparse.ArgumentParser):
     """A usage error is one line naming the argument and the reason, plus where help is: the
@@ -76,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL_MODULES.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(f"edgewatch {args.command}: needs {exc.name}, which a plain install leaves out: "
+              f"pip install 'edgewatch[{extra}]'", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

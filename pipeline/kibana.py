@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.shipped import shipped_path
+
 log = logging.getLogger(__name__)
 
 EXPORT_NAME = "edgewatch.ndjson"
@@ -65,20 +67,13 @@ def redact_url(url: str) -> str:
 def export_path() -> Path:
     """Where the shipped saved objects are.
 
-    ``EDGEWATCH_KIBANA_FILE`` wins; then the source tree (``kibana/`` next to ``pipeline/``);
-    then ``./kibana/`` — the pipeline image installs the package into site-packages but copies
-    ``kibana/`` into its working directory. The first candidate that exists is returned, else
-    the source-tree path (so the error names where it was expected).
+    ``EDGEWATCH_KIBANA_FILE`` wins (a file edited locally); else the copy inside an installed
+    wheel, or ``kibana/edgewatch.ndjson`` of the checkout (``pipeline.shipped``).
     """
     explicit = os.environ.get("EDGEWATCH_KIBANA_FILE")
     if explicit:
         return Path(explicit)
-    candidates = [Path(__file__).resolve().parents[1] / "kibana" / EXPORT_NAME,
-                  Path.cwd() / "kibana" / EXPORT_NAME]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    return candidates[0]
+    return shipped_path("kibana")
 
 
 @dataclass(frozen=True)

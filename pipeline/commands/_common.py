@@ -16,8 +16,8 @@ DEFAULT_CONFIG_NAMES = ("edgewatch.toml",)
 def add_config_argument(parser: argparse.ArgumentParser, required: bool = False) -> None:
     parser.add_argument(
         "-c", "--config", type=Path, required=required,
-        help="configuration file (TOML); default: $EDGEWATCH_CONFIG or ./edgewatch.toml. "
-        "See config/edgewatch.example.toml",
+        help="configuration file (TOML); default: $EDGEWATCH_CONFIG or ./edgewatch.toml "
+        "(`edgewatch init` writes one from the example)",
     )
 
 
@@ -43,7 +43,7 @@ def load_or_exit(path: Path | None, writes: bool = True) -> Config:
     found = resolve_config_path(path)
     if found is None:
         print("edgewatch: no configuration given: pass --config FILE, set EDGEWATCH_CONFIG, or "
-              "create ./edgewatch.toml (start from config/edgewatch.example.toml)",
+              "create ./edgewatch.toml (`edgewatch init` writes one from the example)",
               file=sys.stderr)
         raise SystemExit(2)
     try:

@@ -9,12 +9,12 @@ refuses the credentials, or is not Elasticsearch 9.x.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from pipeline.commands._common import resolve_config_path
 from pipeline.config import ConfigError, ElasticsearchSettings, load_config
 
 if TYPE_CHECKING:
@@ -31,8 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "setup", help="install/update Elasticsearch templates, lifecycle policy and runs index",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", type=Path, default=os.environ.get("EDGEWATCH_CONFIG"),
-                   help="edgewatch TOML config (default: $EDGEWATCH_CONFIG)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="edgewatch TOML config (default: $EDGEWATCH_CONFIG or ./edgewatch.toml)")
     p.add_argument("--namespace", help="override elasticsearch.namespace")
     p.add_argument("--dry-run", action="store_true",
                    help="report what would change, change nothing")
@@ -40,9 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace) -> ElasticsearchSettings:
-    if args.config is None:
-        raise ConfigError([("--config", "required (or set EDGEWATCH_CONFIG)")])
-    cfg = load_config(args.config)
+    found = resolve_config_path(args.config)  # --config, $EDGEWATCH_CONFIG, ./edgewatch.toml
+    if found is None:
+        raise ConfigError([("--config", "required: pass --config FILE, set EDGEWATCH_CONFIG, or "
+                            "create ./edgewatch.toml (`edgewatch init`)")])
+    cfg = load_config(found)
     if cfg.elasticsearch is None:
         raise ConfigError([("elasticsearch.url", "no [elasticsearch] section and no ES_URL")])
     settings = cfg.elasticsearch

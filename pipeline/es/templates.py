@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from pipeline.es import names
+from pipeline.shipped import shipped_path
 
 HASH_KEY = "edgewatch_hash"
 
@@ -31,11 +32,12 @@ INDEX_TEMPLATES = (names.CHECK_INDEX_TEMPLATE, names.RUNS_INDEX_TEMPLATE)
 
 
 def mappings_dir() -> Path:
-    """``mappings/`` of the source tree, or ``EDGEWATCH_MAPPINGS_DIR`` (e.g. in a container)."""
+    """``EDGEWATCH_MAPPINGS_DIR`` if set (templates edited locally), else the shipped ones: the
+    copy inside an installed wheel, or ``mappings/`` of the checkout (``pipeline.shipped``)."""
     explicit = os.environ.get("EDGEWATCH_MAPPINGS_DIR")
     if explicit:
         return Path(explicit)
-    return Path(__file__).resolve().parents[2] / "mappings"
+    return shipped_path("mappings")
 
 
 def load(relative: str, base: Path | None = None) -> dict[str, Any]:

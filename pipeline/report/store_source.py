@@ -90,7 +90,9 @@ class StoreSource:
     def _files(self, kind: str, filters: Filters | None = None) -> list[Path]:
         """Files of one kind in day order; check files outside the window are not opened."""
         if not self.store_dir.is_dir():
-            raise FileNotFoundError(f"no ndjson store at {self.store_dir}")
+            raise FileNotFoundError(
+                f"no ndjson store at {self.store_dir} (nothing measured there yet: "
+                "`edgewatch run` writes it; or pass --config, --store or --es-url)")
         out = []
         for path in sorted(self.store_dir.iterdir()):
             m = _FILE.match(path.name)
