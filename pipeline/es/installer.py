@@ -4,11 +4,15 @@ Each object is compared with what is installed (templates and the policy by the 
 setup stored in their ``_meta``; existing indices and data streams field by field) and reported as
 created, updated or unchanged, so a second run is visibly a no-op. Existing indices get new fields
 through ``PUT _mapping``; a field whose type changed cannot be fixed in place and is reported as a
-conflict (it takes a rollover of the data stream, or a reindex of the runs index).
+conflict (it takes a rollover of the data stream, or a reindex of the runs index). The same holds
+for the settings fixed at index creation (``index.mode``, ``ignore_malformed``, the ``_source``
+mode): an index created before the templates said so (e.g. made logsdb by a 9.x cluster's
+default) is reported as a conflict with the command that fixes it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +110,52 @@ def _sync_mapping(client: Elasticsearch, kind: str, target: str, desired: dict[s
     return Outcome(kind, target, UPDATED, ", ".join(diffs))
 
 
+def settings_differences(desired: dict[str, str], effective: dict[str, Any]) -> list[str]:
+    """Creation-time settings an index has other than ``desired`` (flat, as the cluster answers
+    ``GET <index>/_settings?flat_settings&include_defaults``); empty when in sync."""
+    diffs = []
+    for key, want in desired.items():
+        have = effective.get(key)
+        have_text = None if have is None else str(have).lower()
+        if have_text != want:
+            diffs.append(f"{key} ({have_text} → {want})")
+    return diffs
+
+
+def _effective_settings(client: Elasticsearch, index: str) -> dict[str, Any]:
+    body = client.indices.get_settings(index=index, include_defaults=True,
+                                       flat_settings=True).body[index]
+    return {**body.get("defaults", {}), **body.get("settings", {})}
+
+
+def _generation(index: str) -> int:
+    match = re.search(r"-(\d+)$", index)
+    return int(match.group(1)) if match else -1
+
+
+def write_index(backing_indices: list[str]) -> str:
+    """The write index of a data stream: the backing index of the highest generation."""
+    return max(backing_indices, key=_generation)
+
+
+def _backing_indices(client: Elasticsearch, stream: str) -> list[str]:
+    # GET _resolve/index: the devstack node has no _data_stream API, and the 9.x Python client
+    # sends resolve_index as POST, which 9.2 refuses.
+    resp = client.perform_request("GET", f"/_resolve/index/{stream}",
+                                  headers={"accept": "application/json"})
+    streams = [d for d in resp.body.get("data_streams", []) if d.get("name") == stream]
+    return list(streams[0]["backing_indices"]) if streams else []
+
+
+def _with_settings(outcome: Outcome, setting_diffs: list[str], remedy: str) -> Outcome:
+    """A mapping outcome turned into a conflict when creation-time settings differ too."""
+    if not setting_diffs:
+        return outcome
+    parts = [outcome.detail] if outcome.detail else []
+    parts.append(f"{', '.join(setting_diffs)}: fixed at index creation — {remedy}")
+    return Outcome(outcome.kind, outcome.name, CONFLICT, "; ".join(parts))
+
+
 def _runs_index(client: Elasticsearch, namespace: str, dry_run: bool) -> Outcome:
     index = names.runs_index(namespace)
     desired = templates.effective_mappings(names.RUNS_INDEX_TEMPLATE)
@@ -114,7 +164,10 @@ def _runs_index(client: Elasticsearch, namespace: str, dry_run: bool) -> Outcome
             # No body: the edgewatch-runs index template supplies settings and mappings.
             client.options(ignore_status=400).indices.create(index=index)
         return Outcome("index", index, _would(CREATED, dry_run))
-    return _sync_mapping(client, "index", index, desired, dry_run)
+    setting_diffs = settings_differences(templates.fixed_settings(names.RUNS_INDEX_TEMPLATE),
+                                         _effective_settings(client, index))
+    return _with_settings(_sync_mapping(client, "index", index, desired, dry_run),
+                          setting_diffs, f"reindex {index} into a new index")
 
 
 def _check_stream(client: Elasticsearch, namespace: str, dry_run: bool) -> Outcome:
@@ -123,7 +176,12 @@ def _check_stream(client: Elasticsearch, namespace: str, dry_run: bool) -> Outco
         return Outcome("data stream", stream, ABSENT,
                        "appears with the first check document")
     desired = templates.effective_mappings(names.CHECK_INDEX_TEMPLATE)
-    return _sync_mapping(client, "data stream", stream, desired, dry_run)
+    backing = _backing_indices(client, stream)
+    setting_diffs = settings_differences(
+        templates.fixed_settings(names.CHECK_INDEX_TEMPLATE),
+        _effective_settings(client, write_index(backing))) if backing else []
+    return _with_settings(_sync_mapping(client, "data stream", stream, desired, dry_run),
+                          setting_diffs, f"roll it over (POST {stream}/_rollover)")
 
 
 def install(client: Elasticsearch, namespace: str, caps: Capabilities,
@@ -134,7 +192,11 @@ def install(client: Elasticsearch, namespace: str, caps: Capabilities,
         outcomes.append(Outcome("lifecycle policy", names.LIFECYCLE_POLICY, SKIPPED,
                                 f"{caps.ilm_note or 'no ILM on this cluster'}; check indices "
                                 "are kept until deleted by hand"))
-    for obj in templates.desired_objects(caps.ilm):
+    if not caps.failure_store:
+        outcomes.append(Outcome("data stream options", names.CHECK_INDEX_TEMPLATE, SKIPPED,
+                                f"{caps.failure_store_note}; the template is installed without "
+                                "them"))
+    for obj in templates.desired_objects(caps.ilm, failure_store=caps.failure_store):
         outcomes.append(install_object(client, obj, dry_run))
     outcomes.append(_runs_index(client, namespace, dry_run))
     outcomes.append(_check_stream(client, namespace, dry_run))
