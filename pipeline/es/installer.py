@@ -12,7 +12,6 @@ default) is reported as a conflict with the command that fixes it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,23 +127,60 @@ def _effective_settings(client: Elasticsearch, index: str) -> dict[str, Any]:
     return {**body.get("defaults", {}), **body.get("settings", {})}
 
 
-def _generation(index: str) -> int:
-    match = re.search(r"-(\d+)$", index)
-    return int(match.group(1)) if match else -1
+def write_index(data_stream: dict[str, Any] | None, creation_dates: dict[str, Any]) -> str | None:
+    """The write index of a data stream.
+
+    ``data_stream`` is its entry in ``GET _data_stream/<name>`` (a full cluster), whose last
+    ``indices`` item is the write index. Without that API (the devstack node), the backing index
+    created last is (``creation_dates``: index name → ``index.creation_date``); backing index
+    names are no guide, a shrink or a restore renames them."""
+    indices = (data_stream or {}).get("indices") or []
+    if indices:
+        return str(indices[-1]["index_name"])
+    if not creation_dates:
+        return None
+    return max(creation_dates, key=lambda name: int(creation_dates[name] or 0))
 
 
-def write_index(backing_indices: list[str]) -> str:
-    """The write index of a data stream: the backing index of the highest generation."""
-    return max(backing_indices, key=_generation)
-
-
-def _backing_indices(client: Elasticsearch, stream: str) -> list[str]:
-    # GET _resolve/index: the devstack node has no _data_stream API, and the 9.x Python client
-    # sends resolve_index as POST, which 9.2 refuses.
-    resp = client.perform_request("GET", f"/_resolve/index/{stream}",
-                                  headers={"accept": "application/json"})
+def _data_stream_entry(client: Elasticsearch, stream: str) -> dict[str, Any] | None:
+    """``GET _data_stream/<stream>``'s entry, or None where the API is absent (devstack node)."""
+    resp = client.options(ignore_status=(400, 404, 405)).perform_request(
+        "GET", f"/_data_stream/{stream}", headers={"accept": "application/json"})
+    if resp.meta.status != 200:
+        return None
     streams = [d for d in resp.body.get("data_streams", []) if d.get("name") == stream]
-    return list(streams[0]["backing_indices"]) if streams else []
+    return dict(streams[0]) if streams else None
+
+
+def _write_index(client: Elasticsearch, stream: str, entry: dict[str, Any] | None) -> str | None:
+    if entry and entry.get("indices"):
+        return write_index(entry, {})
+    dates = client.indices.get_settings(index=stream, name="index.creation_date",
+                                        flat_settings=True).body
+    return write_index(None, {name: body["settings"].get("index.creation_date")
+                              for name, body in dates.items()})
+
+
+def failure_store_enabled(entry: dict[str, Any] | None) -> bool:
+    """Whether an existing data stream stores refused documents instead of refusing them.
+
+    ``GET _data_stream`` reports the *effective* state (``failure_store.enabled``), which also
+    covers a cluster setting ``data_streams.failure_store.enabled`` matching ``logs-*``. A data
+    stream keeps the options it was created with, so a template change does not reach it."""
+    return bool(entry and (entry.get("failure_store") or {}).get("enabled") is True)
+
+
+def disable_failure_store(client: Elasticsearch, stream: str, dry_run: bool) -> Outcome:
+    """``PUT _data_stream/<stream>/_options``: explicit ``enabled: false`` wins over the cluster
+    setting; documents already in the failure store stay there."""
+    if not dry_run:
+        client.perform_request("PUT", f"/_data_stream/{stream}/_options",
+                               body={"failure_store": {"enabled": False}},
+                               headers={"accept": "application/json",
+                                        "content-type": "application/json"})
+    return Outcome("data stream options", stream, _would(UPDATED, dry_run),
+                   "failure store was enabled: refused documents would not be dead-lettered; "
+                   "disabled")
 
 
 def _with_settings(outcome: Outcome, setting_diffs: list[str], remedy: str) -> Outcome:
@@ -170,18 +206,22 @@ def _runs_index(client: Elasticsearch, namespace: str, dry_run: bool) -> Outcome
                           setting_diffs, f"reindex {index} into a new index")
 
 
-def _check_stream(client: Elasticsearch, namespace: str, dry_run: bool) -> Outcome:
+def _check_stream(client: Elasticsearch, namespace: str, caps: Capabilities,
+                  dry_run: bool) -> list[Outcome]:
     stream = names.check_data_stream(namespace)
     if not client.indices.exists(index=stream):
-        return Outcome("data stream", stream, ABSENT,
-                       "appears with the first check document")
+        return [Outcome("data stream", stream, ABSENT, "appears with the first check document")]
     desired = templates.effective_mappings(names.CHECK_INDEX_TEMPLATE)
-    backing = _backing_indices(client, stream)
+    entry = _data_stream_entry(client, stream)
+    write = _write_index(client, stream, entry)
     setting_diffs = settings_differences(
         templates.fixed_settings(names.CHECK_INDEX_TEMPLATE),
-        _effective_settings(client, write_index(backing))) if backing else []
-    return _with_settings(_sync_mapping(client, "data stream", stream, desired, dry_run),
-                          setting_diffs, f"roll it over (POST {stream}/_rollover)")
+        _effective_settings(client, write)) if write else []
+    outcomes = [_with_settings(_sync_mapping(client, "data stream", stream, desired, dry_run),
+                               setting_diffs, f"roll it over (POST {stream}/_rollover)")]
+    if caps.failure_store and failure_store_enabled(entry):
+        outcomes.append(disable_failure_store(client, stream, dry_run))
+    return outcomes
 
 
 def install(client: Elasticsearch, namespace: str, caps: Capabilities,
@@ -199,5 +239,5 @@ def install(client: Elasticsearch, namespace: str, caps: Capabilities,
     for obj in templates.desired_objects(caps.ilm, failure_store=caps.failure_store):
         outcomes.append(install_object(client, obj, dry_run))
     outcomes.append(_runs_index(client, namespace, dry_run))
-    outcomes.append(_check_stream(client, namespace, dry_run))
+    outcomes.extend(_check_stream(client, namespace, caps, dry_run))
     return outcomes
