@@ -207,6 +207,8 @@ def test_setup_applies_the_settings_and_malformed_values_are_refused(
         effective = _effective(es, index)
         assert {k: str(effective[k]).lower() for k in EXPECTED_FIXED} == EXPECTED_FIXED, index
         assert not effective.get("index.sort.field"), index  # logsdb would sort on host.name
+    # The space logsdb would save comes mostly from its codec: the check stream takes it too.
+    assert _effective(es, backing[0])["index.codec"] == "best_compression"
     # logsdb injects host.name into the mapping; standard keeps exactly the declared fields.
     mapped = es.indices.get_mapping(index=backing[0]).body[backing[0]]["mappings"]
     declared = templates.leaf_fields(
