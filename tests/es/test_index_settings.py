@@ -224,6 +224,21 @@ def test_setup_applies_the_settings_and_malformed_values_are_refused(
 
 
 @pytest.mark.integration
+def test_custom_component_cannot_turn_the_failure_store_back_on(
+    es: Elasticsearch, installed: ElasticsearchSettings, es_namespace: str
+) -> None:
+    custom = f"{names.CHECK_INDEX_TEMPLATE}@custom"
+    es.cluster.put_component_template(
+        name=custom, template={"data_stream_options": {"failure_store": {"enabled": True}}})
+    try:
+        simulated = es.indices.simulate_index_template(
+            name=names.check_data_stream(es_namespace)).body["template"]
+    finally:
+        es.cluster.delete_component_template(name=custom)
+    assert simulated["data_stream_options"] == {"failure_store": {"enabled": False}}
+
+
+@pytest.mark.integration
 def test_a_logsdb_write_index_is_a_conflict_until_rolled_over(
     es: Elasticsearch, installed: ElasticsearchSettings, es_namespace: str
 ) -> None:
