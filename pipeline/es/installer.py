@@ -62,17 +62,36 @@ def _put(client: Elasticsearch, obj: templates.Desired) -> None:
         client.indices.put_index_template(name=obj.name, **obj.body)
 
 
+def template_drift(desired: dict[str, Any], installed: dict[str, Any]) -> list[str]:
+    """Index settings and data stream options of a template that differ from what is installed.
+
+    The content hash in ``_meta`` survives an edit by hand (Kibana keeps ``_meta``), so the
+    settings that decide what is refused are compared by value as well, in the flat string form
+    that absorbs the cluster's normalisation (``1`` → ``"1"``, ``false`` → ``"false"``)."""
+    want_t, have_t = desired.get("template") or {}, installed.get("template") or {}
+    want = templates.flat_settings(want_t.get("settings") or {})
+    have = templates.flat_settings(have_t.get("settings") or {})
+    drift = [f"{key} ({have.get(key)} → {value})" for key, value in want.items()
+             if have.get(key) != value]
+    want_o, have_o = want_t.get("data_stream_options"), have_t.get("data_stream_options")
+    if want_o is not None and want_o != have_o:
+        drift.append(f"data_stream_options ({have_o} → {want_o})")
+    return drift
+
+
 def install_object(client: Elasticsearch, obj: templates.Desired, dry_run: bool) -> Outcome:
     current = _installed(client, obj)
+    detail = ""
     if current is None:
         action = CREATED
-    elif templates.installed_hash(current) == obj.hash:
-        return Outcome(obj.kind, obj.name, UNCHANGED)
     else:
-        action = UPDATED
+        drift = [] if obj.kind == "lifecycle policy" else template_drift(obj.body, current)
+        if templates.installed_hash(current) == obj.hash and not drift:
+            return Outcome(obj.kind, obj.name, UNCHANGED)
+        action, detail = UPDATED, ", ".join(drift)
     if not dry_run:
         _put(client, obj)
-    return Outcome(obj.kind, obj.name, _would(action, dry_run))
+    return Outcome(obj.kind, obj.name, _would(action, dry_run), detail)
 
 
 def mapping_differences(desired: dict[str, Any], installed: dict[str, Any]) -> list[str]:

@@ -223,6 +223,59 @@ def test_setup_applies_the_settings_and_malformed_values_are_refused(
     assert "conflict" not in second.stdout
 
 
+def _tamper(body: dict[str, Any]) -> dict[str, Any]:
+    """An installed template as a hand edit would leave it: ``_meta`` (and its hash) kept."""
+    return {k: v for k, v in body.items() if k not in ("created_date_millis",
+                                                      "modified_date_millis")}
+
+
+@pytest.mark.integration
+def test_setup_repairs_settings_edited_by_hand_with_the_hash_kept(
+    es: Elasticsearch, installed: ElasticsearchSettings
+) -> None:
+    comp = es.cluster.get_component_template(name=names.CHECK_SETTINGS)
+    settings = _tamper(comp["component_templates"][0]["component_template"])
+    settings["template"]["settings"]["index"]["mode"] = "logsdb"
+    settings["template"]["settings"]["index"]["mapping"]["ignore_malformed"] = "true"
+    es.cluster.put_component_template(name=names.CHECK_SETTINGS, **settings)
+    tmpl = es.indices.get_index_template(name=names.CHECK_INDEX_TEMPLATE)
+    index_template = _tamper(tmpl["index_templates"][0]["index_template"])
+    index_template["template"]["data_stream_options"]["failure_store"]["enabled"] = True
+    es.indices.put_index_template(name=names.CHECK_INDEX_TEMPLATE, **index_template)
+
+    outcomes = {o.name: o for o in setup(installed, out=io.StringIO())}
+    assert outcomes[names.CHECK_SETTINGS].action == "updated"
+    assert "index.mode (logsdb → standard)" in outcomes[names.CHECK_SETTINGS].detail
+    assert "index.mapping.ignore_malformed (true → false)" in outcomes[names.CHECK_SETTINGS].detail
+    assert outcomes[names.CHECK_INDEX_TEMPLATE].action == "updated"
+    assert "data_stream_options" in outcomes[names.CHECK_INDEX_TEMPLATE].detail
+    assert outcomes[names.RUN_SETTINGS].action == "unchanged"
+    assert not any(o.changed for o in setup(installed, out=io.StringIO()))
+    simulated = es.indices.simulate_index_template(
+        name=names.check_data_stream(installed.namespace)).body["template"]
+    assert templates.flat_settings(simulated["settings"])["index.mode"] == "standard"
+    assert simulated["data_stream_options"] == {"failure_store": {"enabled": False}}
+
+
+def test_template_drift_ignores_the_cluster_normalisation() -> None:
+    desired = {"template": {"settings": {"index": {"number_of_shards": 1, "mode": "standard",
+                                                   "mapping": {"ignore_malformed": False}}},
+                            "data_stream_options": {"failure_store": {"enabled": False}}}}
+    as_returned = {"template": {"settings": {"index": {"number_of_shards": "1",
+                                                       "mode": "standard",
+                                                       "mapping": {"ignore_malformed": "false"}}},
+                                "data_stream_options": {"failure_store": {"enabled": False}}}}
+    assert installer.template_drift(desired, as_returned) == []
+    flat = {"template": {"settings": {"index.number_of_shards": "1", "index.mode": "standard",
+                                      "index.mapping.ignore_malformed": "false"},
+                         "data_stream_options": {"failure_store": {"enabled": False}}}}
+    assert installer.template_drift(desired, flat) == []
+    assert installer.template_drift(desired, {"template": {}}) == [
+        "index.number_of_shards (None → 1)", "index.mode (None → standard)",
+        "index.mapping.ignore_malformed (None → false)",
+        "data_stream_options (None → {'failure_store': {'enabled': False}})"]
+
+
 @pytest.mark.integration
 def test_custom_component_cannot_turn_the_failure_store_back_on(
     es: Elasticsearch, installed: ElasticsearchSettings, es_namespace: str
