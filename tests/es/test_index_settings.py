@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,28 @@ def test_setup_applies_the_settings_and_malformed_values_are_refused(
     assert f"data stream {stream}" in second.stdout
     assert "created" not in second.stdout and "updated" not in second.stdout
     assert "conflict" not in second.stdout
+
+
+@pytest.mark.integration
+def test_install_without_the_capability_leaves_the_options_out_and_says_so(
+    es: Elasticsearch, es_url: str, installed: ElasticsearchSettings
+) -> None:
+    """The branch of a 9.0 cluster, taken on the real node by handing install() capabilities
+    without the option (the node itself lists it)."""
+    caps = replace(detect(es, es_url), failure_store=False,
+                   failure_store_note="no data stream options here")
+    try:
+        outcomes = installer.install(es, installed.namespace, caps)
+        body = es.indices.get_index_template(name=names.CHECK_INDEX_TEMPLATE)
+        stored = body["index_templates"][0]["index_template"]
+    finally:
+        setup(installed, out=io.StringIO())  # the templates as every other test expects them
+    skipped = [o for o in outcomes if o.kind == "data stream options"]
+    assert [o.action for o in skipped] == ["skipped"]
+    assert "no data stream options here" in skipped[0].detail
+    assert next(o for o in outcomes if o.kind == "index template"
+                and o.name == names.CHECK_INDEX_TEMPLATE).action == "updated"
+    assert "data_stream_options" not in stored.get("template", {})
 
 
 def _tamper(body: dict[str, Any]) -> dict[str, Any]:
