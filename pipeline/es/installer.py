@@ -198,8 +198,8 @@ def disable_failure_store(client: Elasticsearch, stream: str, dry_run: bool) -> 
                                headers={"accept": "application/json",
                                         "content-type": "application/json"})
     return Outcome("data stream options", stream, _would(UPDATED, dry_run),
-                   "failure store was enabled: refused documents would not be dead-lettered; "
-                   "disabled")
+                   "failure store enabled → disabled: with it, refused documents are stored "
+                   "as failures and never dead-lettered")
 
 
 def _with_settings(outcome: Outcome, setting_diffs: list[str], remedy: str) -> Outcome:
