@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_UNAUTHORIZED
         return EXIT_UNSUPPORTED
     if any(o.action == CONFLICT for o in outcomes):
-        print("edgewatch setup: some mappings conflict with what is installed (see above)",
+        print("edgewatch setup: some mappings or index settings conflict with what is "
+              "installed (see above)",
               file=sys.stderr)
         return EXIT_CONFLICT
     return EXIT_OK

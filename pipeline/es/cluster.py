@@ -2,8 +2,10 @@
 
 Setup refuses early and says why: the cluster cannot be reached, refuses our credentials, is not
 Elasticsearch, or is not a 9.x release (the 9.x client cannot talk to 8.x). Optional features
-(index lifecycle management) are probed, not assumed: a node assembled without them answers
-``no handler found`` and edgewatch carries on without them.
+(index lifecycle management, data stream options in templates) are probed, not assumed: a node
+assembled without ILM answers ``no handler found``, a 9.0 release does not list the
+``data_stream_options.failure_store`` capability of ``PUT _index_template``, and edgewatch carries
+on without them.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class Capabilities:
     build_flavor: str
     ilm: bool
     ilm_note: str = ""
+    # PUT _index_template accepts ``template.data_stream_options.failure_store`` (8.19 / 9.1 on).
+    failure_store: bool = False
+    failure_store_note: str = ""
 
     @property
     def major(self) -> int:
@@ -179,6 +184,25 @@ def _ilm_from(status: int, body: Any) -> tuple[bool, str]:
     return False, f"ILM status unknown (HTTP {status}: {text[:200]})"
 
 
+FAILURE_STORE_CAPABILITY = "data_stream_options.failure_store"
+_FAILURE_STORE_PROBE = {"method": "PUT", "path": "/_index_template/{template}",
+                        "capabilities": FAILURE_STORE_CAPABILITY}
+
+
+def _failure_store_from(status: int, body: Any) -> tuple[bool, str]:
+    """Whether index templates take ``data_stream_options.failure_store``, from
+    ``GET _capabilities``. Only an explicit ``supported: true`` counts: a release that does not
+    know the option (9.0, where the failure store is behind a feature flag) rejects the whole
+    template, and it has no failure store that could swallow a refusal either."""
+    if 200 <= status < 300 and isinstance(body, dict) and body.get("supported") is True:
+        return True, ""
+    if 200 <= status < 300 and isinstance(body, dict) and "supported" in body:
+        return False, "this cluster's index templates take no data stream options (no failure " \
+                      "store to disable)"
+    text = str(body.get("error") if isinstance(body, dict) else body)
+    return False, f"data stream options unknown (GET _capabilities: HTTP {status}: {text[:200]})"
+
+
 def detect(client: Elasticsearch, url: str) -> Capabilities:
     """Version check and feature probe with the synchronous client (setup)."""
     with refusing(url, "reading GET /"):
@@ -188,7 +212,12 @@ def detect(client: Elasticsearch, url: str) -> Capabilities:
         ilm = client.options(ignore_status=(400, 403, 404, 405)).perform_request(
             "GET", "/_ilm/status", headers=_PLAIN_JSON)
         has_ilm, note = _ilm_from(ilm.meta.status, ilm.body)
-    return Capabilities(version=version, build_flavor=flavor, ilm=has_ilm, ilm_note=note)
+    with refusing(url, "probing GET _capabilities"):
+        probe = client.options(ignore_status=(400, 403, 404, 405)).perform_request(
+            "GET", "/_capabilities", params=_FAILURE_STORE_PROBE, headers=_PLAIN_JSON)
+        failure_store, fs_note = _failure_store_from(probe.meta.status, probe.body)
+    return Capabilities(version=version, build_flavor=flavor, ilm=has_ilm, ilm_note=note,
+                        failure_store=failure_store, failure_store_note=fs_note)
 
 
 async def detect_async(client: AsyncElasticsearch, url: str) -> str:

@@ -4,7 +4,10 @@ Each object is compared with what is installed (templates and the policy by the 
 setup stored in their ``_meta``; existing indices and data streams field by field) and reported as
 created, updated or unchanged, so a second run is visibly a no-op. Existing indices get new fields
 through ``PUT _mapping``; a field whose type changed cannot be fixed in place and is reported as a
-conflict (it takes a rollover of the data stream, or a reindex of the runs index).
+conflict (it takes a rollover of the data stream, or a reindex of the runs index). The same holds
+for the settings fixed at index creation (``index.mode``, ``ignore_malformed``, the ``_source``
+mode): an index created before the templates said so (e.g. made logsdb by a 9.x cluster's
+default) is reported as a conflict with the command that fixes it.
 """
 
 from __future__ import annotations
@@ -59,17 +62,36 @@ def _put(client: Elasticsearch, obj: templates.Desired) -> None:
         client.indices.put_index_template(name=obj.name, **obj.body)
 
 
+def template_drift(desired: dict[str, Any], installed: dict[str, Any]) -> list[str]:
+    """Index settings and data stream options of a template that differ from what is installed.
+
+    The content hash in ``_meta`` survives an edit by hand (Kibana keeps ``_meta``), so the
+    settings that decide what is refused are compared by value as well, in the flat string form
+    that absorbs the cluster's normalisation (``1`` → ``"1"``, ``false`` → ``"false"``)."""
+    want_t, have_t = desired.get("template") or {}, installed.get("template") or {}
+    want = templates.flat_settings(want_t.get("settings") or {})
+    have = templates.flat_settings(have_t.get("settings") or {})
+    drift = [f"{key} ({have.get(key)} → {value})" for key, value in want.items()
+             if have.get(key) != value]
+    want_o, have_o = want_t.get("data_stream_options"), have_t.get("data_stream_options")
+    if want_o is not None and want_o != have_o:
+        drift.append(f"data_stream_options ({have_o} → {want_o})")
+    return drift
+
+
 def install_object(client: Elasticsearch, obj: templates.Desired, dry_run: bool) -> Outcome:
     current = _installed(client, obj)
+    detail = ""
     if current is None:
         action = CREATED
-    elif templates.installed_hash(current) == obj.hash:
-        return Outcome(obj.kind, obj.name, UNCHANGED)
     else:
-        action = UPDATED
+        drift = [] if obj.kind == "lifecycle policy" else template_drift(obj.body, current)
+        if templates.installed_hash(current) == obj.hash and not drift:
+            return Outcome(obj.kind, obj.name, UNCHANGED)
+        action, detail = UPDATED, ", ".join(drift)
     if not dry_run:
         _put(client, obj)
-    return Outcome(obj.kind, obj.name, _would(action, dry_run))
+    return Outcome(obj.kind, obj.name, _would(action, dry_run), detail)
 
 
 def mapping_differences(desired: dict[str, Any], installed: dict[str, Any]) -> list[str]:
@@ -106,6 +128,89 @@ def _sync_mapping(client: Elasticsearch, kind: str, target: str, desired: dict[s
     return Outcome(kind, target, UPDATED, ", ".join(diffs))
 
 
+def settings_differences(desired: dict[str, str], effective: dict[str, Any]) -> list[str]:
+    """Creation-time settings an index has other than ``desired`` (flat, as the cluster answers
+    ``GET <index>/_settings?flat_settings&include_defaults``); empty when in sync."""
+    diffs = []
+    for key, want in desired.items():
+        have = effective.get(key)
+        have_text = None if have is None else str(have).lower()
+        if have_text != want:
+            diffs.append(f"{key} ({have_text} → {want})")
+    return diffs
+
+
+def _effective_settings(client: Elasticsearch, index: str) -> dict[str, Any]:
+    body = client.indices.get_settings(index=index, include_defaults=True,
+                                       flat_settings=True).body[index]
+    return {**body.get("defaults", {}), **body.get("settings", {})}
+
+
+def write_index(data_stream: dict[str, Any] | None, creation_dates: dict[str, Any]) -> str | None:
+    """The write index of a data stream.
+
+    ``data_stream`` is its entry in ``GET _data_stream/<name>`` (a full cluster), whose last
+    ``indices`` item is the write index. Without that API (the devstack node), the backing index
+    created last is (``creation_dates``: index name → ``index.creation_date``); backing index
+    names are no guide, a shrink or a restore renames them."""
+    indices = (data_stream or {}).get("indices") or []
+    if indices:
+        return str(indices[-1]["index_name"])
+    if not creation_dates:
+        return None
+    return max(creation_dates, key=lambda name: int(creation_dates[name] or 0))
+
+
+def _data_stream_entry(client: Elasticsearch, stream: str) -> dict[str, Any] | None:
+    """``GET _data_stream/<stream>``'s entry, or None where the API is absent (devstack node)."""
+    resp = client.options(ignore_status=(400, 404, 405)).perform_request(
+        "GET", f"/_data_stream/{stream}", headers={"accept": "application/json"})
+    if resp.meta.status != 200:
+        return None
+    streams = [d for d in resp.body.get("data_streams", []) if d.get("name") == stream]
+    return dict(streams[0]) if streams else None
+
+
+def _write_index(client: Elasticsearch, stream: str, entry: dict[str, Any] | None) -> str | None:
+    if entry and entry.get("indices"):
+        return write_index(entry, {})
+    dates = client.indices.get_settings(index=stream, name="index.creation_date",
+                                        flat_settings=True).body
+    return write_index(None, {name: body["settings"].get("index.creation_date")
+                              for name, body in dates.items()})
+
+
+def failure_store_enabled(entry: dict[str, Any] | None) -> bool:
+    """Whether an existing data stream stores refused documents instead of refusing them.
+
+    ``GET _data_stream`` reports the *effective* state (``failure_store.enabled``), which also
+    covers a cluster setting ``data_streams.failure_store.enabled`` matching ``logs-*``. A data
+    stream keeps the options it was created with, so a template change does not reach it."""
+    return bool(entry and (entry.get("failure_store") or {}).get("enabled") is True)
+
+
+def disable_failure_store(client: Elasticsearch, stream: str, dry_run: bool) -> Outcome:
+    """``PUT _data_stream/<stream>/_options``: explicit ``enabled: false`` wins over the cluster
+    setting; documents already in the failure store stay there."""
+    if not dry_run:
+        client.perform_request("PUT", f"/_data_stream/{stream}/_options",
+                               body={"failure_store": {"enabled": False}},
+                               headers={"accept": "application/json",
+                                        "content-type": "application/json"})
+    return Outcome("data stream options", stream, _would(UPDATED, dry_run),
+                   "failure store enabled → disabled: with it, refused documents are stored "
+                   "as failures and never dead-lettered")
+
+
+def _with_settings(outcome: Outcome, setting_diffs: list[str], remedy: str) -> Outcome:
+    """A mapping outcome turned into a conflict when creation-time settings differ too."""
+    if not setting_diffs:
+        return outcome
+    parts = [outcome.detail] if outcome.detail else []
+    parts.append(f"{', '.join(setting_diffs)}: fixed at index creation — {remedy}")
+    return Outcome(outcome.kind, outcome.name, CONFLICT, "; ".join(parts))
+
+
 def _runs_index(client: Elasticsearch, namespace: str, dry_run: bool) -> Outcome:
     index = names.runs_index(namespace)
     desired = templates.effective_mappings(names.RUNS_INDEX_TEMPLATE)
@@ -114,16 +219,28 @@ def _runs_index(client: Elasticsearch, namespace: str, dry_run: bool) -> Outcome
             # No body: the edgewatch-runs index template supplies settings and mappings.
             client.options(ignore_status=400).indices.create(index=index)
         return Outcome("index", index, _would(CREATED, dry_run))
-    return _sync_mapping(client, "index", index, desired, dry_run)
+    setting_diffs = settings_differences(templates.fixed_settings(names.RUNS_INDEX_TEMPLATE),
+                                         _effective_settings(client, index))
+    return _with_settings(_sync_mapping(client, "index", index, desired, dry_run),
+                          setting_diffs, f"reindex {index} into a new index")
 
 
-def _check_stream(client: Elasticsearch, namespace: str, dry_run: bool) -> Outcome:
+def _check_stream(client: Elasticsearch, namespace: str, caps: Capabilities,
+                  dry_run: bool) -> list[Outcome]:
     stream = names.check_data_stream(namespace)
     if not client.indices.exists(index=stream):
-        return Outcome("data stream", stream, ABSENT,
-                       "appears with the first check document")
+        return [Outcome("data stream", stream, ABSENT, "appears with the first check document")]
     desired = templates.effective_mappings(names.CHECK_INDEX_TEMPLATE)
-    return _sync_mapping(client, "data stream", stream, desired, dry_run)
+    entry = _data_stream_entry(client, stream)
+    write = _write_index(client, stream, entry)
+    setting_diffs = settings_differences(
+        templates.fixed_settings(names.CHECK_INDEX_TEMPLATE),
+        _effective_settings(client, write)) if write else []
+    outcomes = [_with_settings(_sync_mapping(client, "data stream", stream, desired, dry_run),
+                               setting_diffs, f"roll it over (POST {stream}/_rollover)")]
+    if caps.failure_store and failure_store_enabled(entry):
+        outcomes.append(disable_failure_store(client, stream, dry_run))
+    return outcomes
 
 
 def install(client: Elasticsearch, namespace: str, caps: Capabilities,
@@ -134,8 +251,12 @@ def install(client: Elasticsearch, namespace: str, caps: Capabilities,
         outcomes.append(Outcome("lifecycle policy", names.LIFECYCLE_POLICY, SKIPPED,
                                 f"{caps.ilm_note or 'no ILM on this cluster'}; check indices "
                                 "are kept until deleted by hand"))
-    for obj in templates.desired_objects(caps.ilm):
+    if not caps.failure_store:
+        outcomes.append(Outcome("data stream options", names.CHECK_INDEX_TEMPLATE, SKIPPED,
+                                f"{caps.failure_store_note}; the template is installed without "
+                                "them"))
+    for obj in templates.desired_objects(caps.ilm, failure_store=caps.failure_store):
         outcomes.append(install_object(client, obj, dry_run))
     outcomes.append(_runs_index(client, namespace, dry_run))
-    outcomes.append(_check_stream(client, namespace, dry_run))
+    outcomes.extend(_check_stream(client, namespace, caps, dry_run))
     return outcomes

@@ -1,8 +1,9 @@
 """The JSON in ``mappings/`` turned into request bodies for the cluster at hand.
 
-The files are what a person reads and diffs; this module only adds what depends on the cluster
-(the lifecycle policy name, where ILM exists) and a content hash in ``_meta`` so that setup can
-tell "unchanged" from "changed" without second-guessing how Elasticsearch normalises settings.
+The files are what a person reads and diffs; this module only adapts what depends on the cluster
+(adds the lifecycle policy name where ILM exists; drops the data stream options where templates
+do not take them) and a content hash in ``_meta`` so that setup can tell "unchanged" from
+"changed" without second-guessing how Elasticsearch normalises settings.
 """
 
 from __future__ import annotations
@@ -96,8 +97,22 @@ def component_template(name: str, ilm: bool, base: Path | None = None) -> dict[s
     return body
 
 
-def desired_objects(ilm: bool, base: Path | None = None) -> list[Desired]:
-    """Everything setup installs, in dependency order (policy, components, index templates)."""
+def index_template(name: str, failure_store: bool, base: Path | None = None) -> dict[str, Any]:
+    body = load(f"index_templates/{name}.json", base)
+    if not failure_store:
+        # A release without the option (9.0) rejects the whole template for it; it has no
+        # failure store either, so nothing can swallow a refusal there.
+        body.get("template", {}).pop("data_stream_options", None)
+        if body.get("template") == {}:
+            del body["template"]
+    return body
+
+
+def desired_objects(ilm: bool, base: Path | None = None, *,
+                    failure_store: bool = True) -> list[Desired]:
+    """Everything setup installs, in dependency order (policy, components, index templates).
+
+    ``failure_store``: the cluster's index templates take ``data_stream_options`` (9.1 on)."""
     out: list[Desired] = []
     if ilm:
         out.append(Desired("lifecycle policy", names.LIFECYCLE_POLICY,
@@ -107,7 +122,7 @@ def desired_objects(ilm: bool, base: Path | None = None) -> list[Desired]:
                            stamped(component_template(name, ilm, base))))
     for name in INDEX_TEMPLATES:
         out.append(Desired("index template", name,
-                           stamped(load(f"index_templates/{name}.json", base))))
+                           stamped(index_template(name, failure_store, base))))
     return out
 
 
@@ -141,6 +156,41 @@ def effective_mappings(index_template: str, base: Path | None = None) -> dict[st
             elif key != "_meta":
                 mappings[key] = copy.deepcopy(value)
     return mappings
+
+
+# Settings fixed when an index is created: a template change reaches only indices created after
+# it, so setup compares them on the existing runs index and the data stream's write index.
+FIXED_SETTINGS = ("index.mode", "index.mapping.ignore_malformed", "index.mapping.source.mode")
+
+
+def flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested settings as the flat, lower-case strings the cluster answers with:
+    ``{"index": {"mapping": {"ignore_malformed": False}}}`` →
+    ``{"index.mapping.ignore_malformed": "false"}``."""
+    out: dict[str, str] = {}
+    for key, value in settings.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat_settings(value, f"{path}."))
+        else:
+            out[path] = (str(value).lower() if isinstance(value, bool | str)
+                         else orjson.dumps(value).decode())
+    return out
+
+
+def fixed_settings(index_template: str, base: Path | None = None) -> dict[str, str]:
+    """The creation-time settings (``FIXED_SETTINGS``) an index from ``index_template`` gets."""
+    template = load(f"index_templates/{index_template}.json", base)
+    missing_ok = set(template.get("ignore_missing_component_templates", []))
+    merged: dict[str, str] = {}
+    for name in template["composed_of"]:
+        path = (base or mappings_dir()) / "component_templates" / f"{name}.json"
+        if name in missing_ok and not path.exists():
+            continue
+        part = load(f"component_templates/{name}.json", base)["template"].get("settings", {})
+        merged.update(flat_settings(part))
+    merged.update(flat_settings(template.get("template", {}).get("settings", {})))
+    return {key: merged[key] for key in FIXED_SETTINGS if key in merged}
 
 
 def leaf_fields(properties: dict[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
