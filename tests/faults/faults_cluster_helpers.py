@@ -50,6 +50,45 @@ __all__ = [
 ]
 
 
+
+def run_once_into(tmp: Path, es_url: str, spool_dir: Path, namespace: str = "default"
+                  ) -> subprocess.CompletedProcess[str]:
+    """``edgewatch run --once`` writing to the cluster at ``es_url`` through ``spool_dir``.
+
+    Loopback only: the one resolver is a closed loopback port and reverse DNS is off, so the
+    cycle measures a timeout and delivers its documents; what the sink then meets is the test.
+    """
+    import sys
+
+    config = tmp / "edgewatch.toml"
+    config.write_text(f"""
+[observer]
+name = "probe-test"
+[timeouts]
+dns = "1s"
+[rdns]
+enabled = false
+[[targets]]
+name = "acme.example.test"
+[[resolvers]]
+name = "r1"
+address = "127.0.0.1"
+port = {free_port()}
+[elasticsearch]
+url = "{es_url}"
+namespace = "{namespace}"
+spool_dir = "{spool_dir}"
+dead_letter_dir = "{tmp / 'dead'}"
+[state]
+dir = "{tmp / 'state'}"
+[store]
+dir = "{tmp / 'store'}"
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "EDGEWATCH_"))}
+    return subprocess.run([sys.executable, "-m", "pipeline", "run", "--once", "--config",
+                           str(config)], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=Path(__file__).resolve().parents[2])
+
 def settings_for(url: str, namespace: str, tmp: Path, **overrides: object
                  ) -> ElasticsearchSettings:
     values: dict[str, object] = {

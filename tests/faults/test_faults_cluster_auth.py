@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from es.stub import root_body, stub_server
-from faults_cluster_helpers import check_records, settings_for
+from faults_cluster_helpers import check_records, run_once_into, settings_for
 
 from pipeline.config import Secret
 from pipeline.es.cluster import ClusterRefused, ClusterUnauthorized
@@ -121,40 +121,8 @@ def test_run_once_against_a_cluster_refusing_the_credentials_exits_non_zero(
 ) -> None:
     """End to end through ``edgewatch run --once`` (loopback only: the resolver is a closed
     loopback port, reverse DNS off): the refused cycle is reported, the exit is not 0."""
-    import os
-    import subprocess
-    import sys
-
-    from devstack.node import free_port
-
     with stub_server(lambda method, path, body: UNAUTHORIZED) as url:
-        config = tmp_path / "edgewatch.toml"
-        config.write_text(f"""
-[observer]
-name = "probe-test"
-[timeouts]
-dns = "1s"
-[rdns]
-enabled = false
-[[targets]]
-name = "acme.example.test"
-[[resolvers]]
-name = "r1"
-address = "127.0.0.1"
-port = {free_port()}
-[elasticsearch]
-url = "{url}"
-spool_dir = "{tmp_path / 'spool'}"
-dead_letter_dir = "{tmp_path / 'dead'}"
-[state]
-dir = "{tmp_path / 'state'}"
-[store]
-dir = "{tmp_path / 'store'}"
-""")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "EDGEWATCH_"))}
-        result = subprocess.run([sys.executable, "-m", "pipeline", "run", "--once", "--config",
-                                 str(config)], capture_output=True, text=True, timeout=120,
-                                env=env, cwd=Path(__file__).resolve().parents[2])
+        result = run_once_into(tmp_path, url, tmp_path / "spool")
     assert result.returncode != 0, result.stderr
     assert "rejected the credentials" in result.stderr
     assert "NOT DELIVERED" in result.stderr

@@ -19,6 +19,7 @@ from faults_cluster_helpers import (
     cycle_batches,
     drain,
     install,
+    run_once_into,
     settings_for,
     spool_pending,
     tally,
@@ -117,43 +118,11 @@ def test_run_once_with_a_full_spool_disk_reports_the_cycle_not_delivered(
 ) -> None:
     """End to end: ``edgewatch run --once`` whose spool disk is full exits non-zero and says the
     cycle was not delivered (loopback only: the resolver is a closed loopback port)."""
-    import subprocess
-    import sys
-
-    from devstack.node import free_port
-
     with tmpfs(tmp_path / "fs", "256k") as fs:
         filler = fs / "filler"
         st = os.statvfs(fs)
         filler.write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 16 * 1024))  # 16 KiB left
-        config = tmp_path / "edgewatch.toml"
-        config.write_text(f"""
-[observer]
-name = "probe-test"
-[timeouts]
-dns = "1s"
-[rdns]
-enabled = false
-[[targets]]
-name = "acme.example.test"
-[[resolvers]]
-name = "r1"
-address = "127.0.0.1"
-port = {free_port()}
-[elasticsearch]
-url = "{es_url}"
-namespace = "diskfull"
-spool_dir = "{fs / 'spool'}"
-dead_letter_dir = "{tmp_path / 'dead'}"
-[state]
-dir = "{tmp_path / 'state'}"
-[store]
-dir = "{tmp_path / 'store'}"
-""")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "EDGEWATCH_"))}
-        result = subprocess.run([sys.executable, "-m", "pipeline", "run", "--once", "--config",
-                                 str(config)], capture_output=True, text=True, timeout=120,
-                                env=env, cwd=Path(__file__).resolve().parents[2])
+        result = run_once_into(tmp_path, es_url, fs / "spool", namespace="diskfull")
         segments = list((fs / "spool").glob("*.seg"))
         assert all(p.stat().st_size == 0 for p in segments)  # nothing half-written
     assert result.returncode != 0, result.stderr
