@@ -57,7 +57,8 @@ def test_stored_documents_equal_the_ground_truth(lab: LabStack, tmp_path: Path) 
     for doc in read_store(store, "checks"):
         if "destination.ip" in doc:
             assert doc.get("error.type") == lab.truth.edge_outcome(doc["destination.ip"]), doc
-            assert doc["destination.prefix24"].startswith(doc["destination.ip"].rsplit(".", 1)[0])
+            net = doc["destination.ip"].rsplit(".", 1)[0]
+            assert doc["edgewatch.destination.prefix24"].startswith(net)
             assert doc["destination.as.number"] in {64600, 64700}
             assert doc["destination.domain"].endswith(".edge.lab.test")
 
@@ -70,8 +71,8 @@ def test_runs_continue_across_a_restart(lab: LabStack, tmp_path: Path) -> None:
     # Exact equality with the truth over both processes' polls proves the open runs continued.
     compare_with_truth(lab, read_store(store, "checks"), read_store(store, "runs"))
     after = latest_runs(read_store(store, "runs"))
-    continued = [rid for rid, d in first.items() if d["run.open"]
-                 and after[rid]["run.checks"] > d["run.checks"]]
+    continued = [rid for rid, d in first.items() if d["edgewatch.run.open"]
+                 and after[rid]["edgewatch.run.checks"] > d["edgewatch.run.checks"]]
     assert continued, "no run was open across the restart"
 
 
