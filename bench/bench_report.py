@@ -111,7 +111,7 @@ class Generator:
             for r in self.resolvers:
                 check = hashlib.sha1(f"{c}{r}".encode()).hexdigest()[:20]
                 base = {"@timestamp": stamp, "event.kind": "event",
-                        "event.dataset": "edgewatch.check", "edgewatch.schema": 1,
+                        "event.dataset": "edgewatch.check", "edgewatch.schema": 2,
                         "edgewatch.check.id": check, "observer.name": "bench",
                         "dns.question.name": "api.example.net", "dns.question.type": "A",
                         "edgewatch.resolver.name": r}

@@ -77,7 +77,25 @@ class ElasticsearchSource:
         self.duplicate_lines = 0
 
     def warnings(self) -> list[str]:
-        return []
+        """One line when the cluster still holds schema-1 documents, which no query here sees.
+
+        Schema 1 named the resolver, run and prefix fields differently (docs/DOCUMENTS.md), so
+        its documents fall out of every aggregation; the figures are then schema 2's alone.
+        """
+        from elasticsearch import ApiError, TransportError
+
+        old = {"term": {"edgewatch.schema": 1}}
+        try:
+            counts = [(index, self._count(index, old))
+                      for index in (self.checks_index, self.runs_index)]
+        except (ApiError, TransportError):  # the figures were read; this note is best effort
+            return []
+        found = [f"{n:,} in {index}" for index, n in counts if n]
+        if not found:
+            return []
+        return [f"{' and '.join(found)} are schema-1 documents (written by an older edgewatch) "
+                "and are not counted here; load the local store again (`edgewatch load` "
+                "converts it) into a fresh namespace, or delete them"]
 
     # -- queries -------------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from pipeline import schema1
+
 CHECK_DATASET = "edgewatch.check"
 RUN_DATASET = "edgewatch.run"
 DATASETS = {"checks": CHECK_DATASET, "runs": RUN_DATASET}
@@ -219,11 +221,12 @@ class StoreLines:
         self.strict = strict
         self.on_line = on_line
         self.issues: dict[Path, FileIssues] = {}
+        self.upgraded: dict[Path, int] = {}  # schema-1 lines read as schema 2, per file
 
     def read(self, path: Path, kind: str) -> Iterator[tuple[int, dict[str, Any]]]:
         """Yield ``(line number, document)`` for every valid line of one file."""
         found = FileIssues(path)
-        loads, on_line, n = orjson.loads, self.on_line, 0
+        loads, on_line, n, upgraded = orjson.loads, self.on_line, 0, 0
         with path.open("rb") as fh:
             for n, line in enumerate(fh, 1):
                 if on_line is not None and n % 200_000 == 0:
@@ -236,6 +239,9 @@ class StoreLines:
                     why = ("truncated last line (no newline at the end)"
                            if not line.endswith(b"\n") else "invalid JSON")
                 else:
+                    if type(doc) is dict and doc.get("edgewatch.schema") == 1:
+                        doc = schema1.upgrade(doc)
+                        upgraded += 1
                     why = problem(doc, kind)
                     if why is None:
                         yield n, doc
@@ -246,6 +252,10 @@ class StoreLines:
                 if len(found.first) < FIRST_SHOWN:
                     found.first.append((n, why))
         found.lines = n
+        if upgraded:
+            self.upgraded[path] = upgraded
+        else:
+            self.upgraded.pop(path, None)
         if found.skipped:
             self.issues[path] = found
         else:
@@ -256,8 +266,14 @@ class StoreLines:
         return sum(i.skipped for i in self.issues.values())
 
     def warnings(self) -> list[str]:
-        """One line per file with skipped lines, in file order."""
-        return [self.issues[p].warning() for p in sorted(self.issues)]
+        """One line per file with skipped lines, in file order; one for schema-1 lines."""
+        out = [self.issues[p].warning() for p in sorted(self.issues)]
+        if self.upgraded:
+            first = min(self.upgraded)
+            out.append(f"{first.parent}: {sum(self.upgraded.values()):,} schema-1 lines in "
+                       f"{len(self.upgraded)} file(s) were read as schema 2; "
+                       f"`edgewatch migrate-store {first.parent}` rewrites them")
+        return out
 
 
 class Distinct:

@@ -141,9 +141,9 @@ def document_problems(doc: dict[str, Any]) -> list[str]:
             bad = [v for v in values if v not in ecs.get("allowed_values", [])]
             if bad:
                 problems.append(f"{field}: {bad} not among ECS's allowed values")
-        if "array" in ecs.get("normalize", []) and not isinstance(doc.get(field, []), list):
-            if field in doc:
-                problems.append(f"{field}: ECS normalises it to an array, written as a scalar")
+        if ("array" in ecs.get("normalize", []) and field in doc
+                and not isinstance(doc[field], list)):
+            problems.append(f"{field}: ECS normalises it to an array, written as a scalar")
         wrong = [v for v in values if not _shape_ok(ecs["type"], v)]
         if wrong:
             problems.append(f"{field}: {wrong[:3]} is not a {ecs['type']} value")
