@@ -29,7 +29,7 @@ from pipeline.report.render import render_json
 from pipeline.schema1 import RENAMED, upgrade
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
-from test_ecs import document_problems
+from ecs_rules import document_problems
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 SELECTED = Filters(targets=("api.example.test",), observers=("probe-1",))
