@@ -356,7 +356,7 @@ def test_documents_with_nested_objects_are_checked_the_same_way() -> None:
 
     nested = {"_id": "n1", "@timestamp": "2026-03-02T00:00:00Z",
               "event": {"dataset": "edgewatch.check", "outcome": "success"},
-              "resolver": {"name": "alpha"}, "destination": {"ip": "192.0.2.1"}}
+              "edgewatch": {"resolver": {"name": "alpha"}}, "destination": {"ip": "192.0.2.1"}}
     assert problem(nested, "checks") is None
     nested["destination"]["ip"] = "192.0.2.300"
     assert problem(nested, "checks") == "destination.ip is not an IP address: '192.0.2.300'"
