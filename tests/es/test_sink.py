@@ -187,3 +187,20 @@ async def test_a_full_spool_refuses_loudly_and_counts(
     assert sink.stats.spooled + sink.stats.refused == 29
     assert any("SPOOL FULL" in r.getMessage() for r in caplog.records)
     assert spool_pending(settings.spool_dir) == sink.stats.spooled
+
+
+async def test_check_documents_carry_the_namespace_they_are_delivered_to(
+    es: Elasticsearch, installed: ElasticsearchSettings
+) -> None:
+    """A store written without a cluster says ``default``; loaded into another namespace, the
+    document must say that one (a constant_keyword on a full cluster refuses a mismatch)."""
+    record = check_records(1, first=0)[0]
+    elsewhere = Record(kind="check", id=record.id,
+                       doc={**record.doc, "data_stream.namespace": "default"})
+    sink = await deliver(installed, [elsewhere])
+    assert sink.stats.delivered == 1
+    stream = names.check_data_stream(installed.namespace)
+    es.indices.refresh(index=stream)
+    hit = es.search(index=stream, query={"ids": {"values": [record.id]}})["hits"]["hits"][0]
+    assert hit["_source"]["data_stream.namespace"] == installed.namespace != "default"
+    assert elsewhere.doc["data_stream.namespace"] == "default"  # the caller's record untouched
