@@ -111,10 +111,10 @@ class Generator:
             for r in self.resolvers:
                 check = hashlib.sha1(f"{c}{r}".encode()).hexdigest()[:20]
                 base = {"@timestamp": stamp, "event.kind": "event",
-                        "event.dataset": "edgewatch.check", "edgewatch.schema": 1,
+                        "event.dataset": "edgewatch.check", "edgewatch.schema": 2,
                         "edgewatch.check.id": check, "observer.name": "bench",
                         "dns.question.name": "api.example.net", "dns.question.type": "A",
-                        "resolver.name": r}
+                        "edgewatch.resolver.name": r}
                 if self.rng.random() < 0.005:
                     emitted += 1
                     yield day, orjson.dumps({**base, "event.outcome": "failure",
@@ -136,11 +136,12 @@ class Generator:
                                                     "last": when, "checks": 0, "net": ips[ip]}
                     run["last"] = when
                     run["checks"] += 1
-                    doc = {**base, "dns.answer.count": len(ips), "destination.ip": ip,
-                           "destination.prefix24": p24, "destination.prefix": prefix,
+                    doc = {**base, "edgewatch.dns.answer_count": len(ips), "destination.ip": ip,
+                           "edgewatch.destination.prefix24": p24,
+                           "edgewatch.destination.prefix": prefix,
                            "destination.as.number": asn, "destination.domain": domain,
                            "tcp.rtt.connect.us": 2000 + int(self.rng.expovariate(1 / 800)),
-                           "run.id": self._run_id(r, ip, run["start"])}
+                           "edgewatch.run.id": self._run_id(r, ip, run["start"])}
                     if self.rng.random() < 0.003:
                         doc.update({"event.outcome": "failure", "error.type": "tls.handshake"})
                     else:
@@ -156,17 +157,19 @@ class Generator:
             doc = {"@timestamp": iso(run["start"]), "event.kind": "state",
                    "event.dataset": "edgewatch.run", "edgewatch.run.version": run["checks"],
                    "observer.name": "bench", "dns.question.name": "api.example.net",
-                   "dns.question.type": "A", "resolver.name": run["resolver"],
-                   "destination.ip": run["ip"], "destination.prefix24": p24,
-                   "destination.prefix": prefix, "destination.as.number": asn,
+                   "dns.question.type": "A", "edgewatch.resolver.name": run["resolver"],
+                   "destination.ip": run["ip"], "edgewatch.destination.prefix24": p24,
+                   "edgewatch.destination.prefix": prefix, "destination.as.number": asn,
                    "destination.domain": domain,
-                   "run.id": self._run_id(run["resolver"], run["ip"], run["start"]),
-                   "run.start": iso(run["start"]), "run.last_seen": iso(run["last"]),
-                   "run.open": run["end"] is None, "run.checks": run["checks"], "run.gaps": 0,
-                   "run.duration.s": int((until - run["start"]).total_seconds()),
-                   "run.observed.s": int((run["last"] - run["start"]).total_seconds())}
+                   "edgewatch.run.id": self._run_id(run["resolver"], run["ip"], run["start"]),
+                   "edgewatch.run.start": iso(run["start"]),
+                   "edgewatch.run.last_seen": iso(run["last"]),
+                   "edgewatch.run.open": run["end"] is None,
+                   "edgewatch.run.checks": run["checks"], "edgewatch.run.gaps": 0,
+                   "edgewatch.run.duration.s": int((until - run["start"]).total_seconds()),
+                   "edgewatch.run.observed.s": int((run["last"] - run["start"]).total_seconds())}
             if run["end"] is not None:
-                doc["run.end"] = iso(run["end"])
+                doc["edgewatch.run.end"] = iso(run["end"])
             yield doc
 
 
@@ -212,9 +215,9 @@ def load(es: Elasticsearch, gen: Generator, namespace: str, store: Path | None,
     runs_index = names.runs_index(namespace)
     body, runs_lines = [], []
     for doc in gen.run_docs():
-        body.append(orjson.dumps({"index": {"_index": runs_index, "_id": doc["run.id"]}})
+        body.append(orjson.dumps({"index": {"_index": runs_index, "_id": doc["edgewatch.run.id"]}})
                     + b"\n" + orjson.dumps(doc) + b"\n")
-        runs_lines.append(orjson.dumps({"_id": doc["run.id"], **doc}))
+        runs_lines.append(orjson.dumps({"_id": doc["edgewatch.run.id"], **doc}))
         if len(body) == chunk:
             send(b"".join(body))
             body = []
@@ -247,7 +250,7 @@ def example(out: Path) -> int:
         files.setdefault(day, []).append(line)
     for day, lines in files.items():
         (store / f"checks-{day}.ndjson").write_bytes(b"\n".join(lines) + b"\n")
-    runs = [orjson.dumps({"_id": d["run.id"], **d}) for d in gen.run_docs()]
+    runs = [orjson.dumps({"_id": d["edgewatch.run.id"], **d}) for d in gen.run_docs()]
     (store / "runs-2026-03-02.ndjson").write_bytes(b"\n".join(runs) + b"\n")
     from pipeline.report import render_html
 

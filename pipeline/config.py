@@ -41,6 +41,12 @@ _KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "tru
 _HIDDEN_ENV_VALUES = ("api_key", "password", "url")  # never echoed from an override
 
 
+# ECS observer.geo.* keys that hold a string, each mapped in edgewatch-base@mappings: any other key
+# would make every check document fail the strict mapping, so the config refuses it up front.
+OBSERVER_GEO_KEYS = ("name", "city_name", "continent_code", "continent_name", "country_iso_code",
+                     "country_name", "region_iso_code", "region_name", "postal_code", "timezone")
+
+
 class ConfigError(ValueError):
     """Raised with every problem found; ``problems`` holds (key, reason) pairs."""
 
@@ -774,6 +780,7 @@ def parse_config(data: Mapping[str, Any], base: Path | None = None,
         r.fail("observer.name", "must not be empty (it names the probe in every document)")
     observer_name = observer_name or os.uname().nodename
     geo = r.get(obs, "geo", "observer.", dict, {}) or {}
+    r.unknown(geo, set(OBSERVER_GEO_KEYS), "observer.geo.")
     if any(not isinstance(v, str) for v in geo.values()):
         r.fail("observer.geo", "values must be strings, e.g. { name = \"eu-west\" }")
 

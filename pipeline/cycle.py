@@ -312,6 +312,7 @@ class CycleRunner:
 
         records: list[Record] = []
         changed_runs: dict[str, Run] = {}
+        namespace = cfg.elasticsearch.namespace if cfg.elasticsearch is not None else "default"
         for q in queries:
             res = q.result
             assignments, changed = self.tracker.observe(
@@ -323,7 +324,7 @@ class CycleRunner:
             ctx = CheckContext(cycle_id, check_id(cfg.observer_name, started, q.target.name,
                                                   q.rtype),
                                cfg.observer_name, cfg.observer_geo, q.target.name, q.rtype,
-                               q.target.port)
+                               q.target.port, namespace)
             per_addr: dict[str, ConnectResult] = {}
             skipped: dict[str, str] = {}
             for a in res.addresses if res.ok else ():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -18,11 +19,14 @@ import orjson
 
 from pipeline.probe.connect import ConnectResult
 from pipeline.probe.dns import DnsResult
+from pipeline.probe.dns_answer import AnswerRecord
 from pipeline.probe.netinfo import NetInfo
 from pipeline.probe.rdns import RdnsResult
 from pipeline.runs import Assignment, Run
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# The ECS release whose names, types and allowed values the documents follow (ecs.version).
+ECS_VERSION = "9.2.0"
 CHECK_DATASET = "edgewatch.check"
 RUN_DATASET = "edgewatch.run"
 
@@ -98,6 +102,34 @@ class CheckContext:
     target: str
     rtype: str
     port: int
+    # data_stream.namespace: the Elasticsearch namespace the run writes to ("default" without one)
+    namespace: str = "default"
+
+
+def tls_version_fields(version: str | None) -> tuple[str | None, str | None]:
+    """``"TLSv1.3"`` (Python's ``SSLObject.version()``) as ECS's ``("1.3", "tls")``.
+
+    ECS (and Heartbeat) split the protocol name from its numeric version; a bare major such as
+    ``TLSv1`` or ``SSLv3`` reads ``1.0`` / ``3.0``. Anything unforeseen keeps its text as the
+    version, without a protocol, rather than be guessed.
+    """
+    if not version:
+        return None, None
+    m = re.fullmatch(r"(TLS|SSL|DTLS)v?(\d+)(?:\.(\d+))?", version.strip())
+    if m is None:
+        return version, None
+    return f"{m.group(2)}.{m.group(3) or 0}", m.group(1).lower()
+
+
+def dns_answers(answers: tuple[AnswerRecord, ...]) -> list[dict[str, Any]]:
+    """The answer section as ECS ``dns.answers`` objects, in the order the resolver sent it."""
+    out = []
+    for name, rtype, rclass, ttl, data in answers:
+        entry: dict[str, Any] = {"name": name, "type": rtype, "class": rclass, "ttl": ttl}
+        if data is not None:
+            entry["data"] = data
+        out.append(entry)
+    return out
 
 
 def _put(doc: dict[str, Any], key: str, value: Any) -> None:
@@ -109,7 +141,12 @@ def _base(ctx: CheckContext, queried_at: datetime, result: DnsResult) -> dict[st
     r = result.resolver
     doc: dict[str, Any] = {
         "@timestamp": iso(queried_at),
+        "ecs.version": ECS_VERSION,
+        "data_stream.type": "logs",
+        "data_stream.dataset": CHECK_DATASET,
+        "data_stream.namespace": ctx.namespace,
         "event.kind": "event",
+        "event.category": ["network"],
         "event.dataset": CHECK_DATASET,
         "edgewatch.schema": SCHEMA_VERSION,
         "edgewatch.cycle.id": ctx.cycle_id,
@@ -117,60 +154,68 @@ def _base(ctx: CheckContext, queried_at: datetime, result: DnsResult) -> dict[st
         "observer.name": ctx.observer,
         "dns.question.name": ctx.target,
         "dns.question.type": ctx.rtype,
-        "resolver.name": r.name,
-        "resolver.ip": r.address,
-        "resolver.transport": r.transport,
+        "dns.type": "answer",
+        "edgewatch.resolver.name": r.name,
+        "edgewatch.resolver.ip": r.address,
+        "edgewatch.resolver.transport": r.transport,
     }
     for k, v in ctx.observer_geo.items():
         doc[f"observer.geo.{k}"] = v
-    _put(doc, "resolver.provider", r.provider or None)
-    _put(doc, "resolver.ecs_subnet", r.client_subnet)
+    _put(doc, "edgewatch.resolver.provider", r.provider or None)
+    _put(doc, "edgewatch.resolver.ecs_subnet", r.client_subnet)
     _put(doc, "dns.response_code", result.rcode)
     if result.flags:
         doc["dns.header_flags"] = list(result.flags)
+    if result.answers:
+        doc["dns.answers"] = dns_answers(result.answers)
     if result.cname_chain:
-        doc["dns.cname_chain"] = list(result.cname_chain)
-    _put(doc, "dns.rtt.us", result.rtt_us)
+        doc["edgewatch.dns.cname_chain"] = list(result.cname_chain)
+    _put(doc, "resolve.rtt.us", result.rtt_us)
     if result.rtt_us is not None:
         doc["event.duration"] = result.rtt_us * 1000
-    _put(doc, "dns.ecs.source_prefix", result.ecs_source_prefix)
-    _put(doc, "dns.ecs.scope_prefix", result.ecs_scope_prefix)
+    _put(doc, "edgewatch.dns.ecs.source_prefix", result.ecs_source_prefix)
+    _put(doc, "edgewatch.dns.ecs.scope_prefix", result.ecs_scope_prefix)
     if result.tcp_fallback:
-        doc["dns.transport_fallback"] = True
+        doc["edgewatch.dns.tcp_fallback"] = True
     if result.raw is not None:
-        doc["dns.raw"] = base64.b64encode(result.raw).decode()
+        doc["edgewatch.dns.raw"] = base64.b64encode(result.raw).decode()
     if result.addresses:
         addrs = [a.address for a in result.addresses]
         doc["dns.resolved_ip"] = addrs
-        doc["dns.answer.count"] = len(addrs)
-        doc["dns.answer_set.hash"] = answer_set_hash(addrs)
+        doc["edgewatch.dns.answer_count"] = len(addrs)
+        doc["edgewatch.dns.answer_set_hash"] = answer_set_hash(addrs)
     return doc
 
 
 def _connect_fields(doc: dict[str, Any], c: ConnectResult) -> None:
-    doc["tcp.established"] = c.tcp_established
+    doc["edgewatch.tcp.established"] = c.tcp_established
     _put(doc, "tcp.rtt.connect.us", c.tcp_connect_us)
     if c.tcp_established:
         doc["tls.established"] = c.tls_established
-        doc["tls.verified"] = c.tls_verified
+        doc["edgewatch.tls.verified"] = c.tls_verified
     _put(doc, "tls.rtt.handshake.us", c.tls_handshake_us)
-    _put(doc, "tls.version", c.tls_version)
+    version, protocol = tls_version_fields(c.tls_version)
+    _put(doc, "tls.version", version)
+    _put(doc, "tls.version_protocol", protocol)
     _put(doc, "tls.cipher", c.tls_cipher)
     cert = c.certificate
     if cert is not None:
-        _put(doc, "tls.server.x509.subject.common_name", cert.subject_cn)
-        _put(doc, "tls.server.x509.issuer.common_name", cert.issuer_cn)
+        # ECS normalises the x509 name fields to arrays (a name may hold several CNs)
+        if cert.subject_cn is not None:
+            doc["tls.server.x509.subject.common_name"] = [cert.subject_cn]
+        if cert.issuer_cn is not None:
+            doc["tls.server.x509.issuer.common_name"] = [cert.issuer_cn]
         if cert.alt_names:
             doc["tls.server.x509.alternative_names"] = list(cert.alt_names)
         if cert.not_before is not None:
             doc["tls.server.x509.not_before"] = iso(cert.not_before)
         if cert.not_after is not None:
             doc["tls.server.x509.not_after"] = iso(cert.not_after)
-        doc["tls.server.hash.sha256"] = cert.sha256
+        doc["tls.server.hash.sha256"] = cert.sha256.upper()  # ECS: uppercase hex
         # what of the certificate could not be parsed (the handshake still counts as it was)
         _put(doc, "edgewatch.certificate.parse_error", cert.parse_error)
     _put(doc, "http.response.status_code", c.http_status)
-    _put(doc, "http.rtt.total.us", c.http_total_us)
+    _put(doc, "http.rtt.response_header.us", c.http_total_us)
 
 
 def check_records(
@@ -191,6 +236,7 @@ def check_records(
     base = _base(ctx, queried_at, result)
     if not result.ok:
         doc = dict(base)
+        doc["event.type"] = ["info"]
         doc["event.outcome"] = "failure"
         _put(doc, "error.type", result.error_type)
         _put(doc, "error.message", result.error_message)
@@ -202,13 +248,13 @@ def check_records(
         addr = answer.address
         doc["destination.ip"] = addr
         doc["destination.port"] = ctx.port
-        doc["dns.answer.ttl"] = answer.ttl
+        doc["edgewatch.dns.ttl"] = answer.ttl
         info = netinfo.get(addr)
         if info is not None:
             _put(doc, "destination.as.number", info.asn)
             _put(doc, "destination.as.organization.name", info.organization)
-            _put(doc, "destination.prefix", info.prefix)
-            doc["destination.prefix24"] = info.prefix24
+            _put(doc, "edgewatch.destination.prefix", info.prefix)
+            doc["edgewatch.destination.prefix24"] = info.prefix24
         ptr = rdns.get(addr)
         if ptr is not None:
             _put(doc, "destination.domain", ptr.hostname)
@@ -219,9 +265,11 @@ def check_records(
             doc["edgewatch.connect.skipped"] = skipped[addr]
         run = runs.get(addr)
         if run is not None:
-            doc["run.id"] = run.run_id
-            doc["run.seq"] = run.seq
-            doc["run.start"] = iso(run.start)
+            doc["edgewatch.run.id"] = run.run_id
+            doc["edgewatch.run.seq"] = run.seq
+            doc["edgewatch.run.start"] = iso(run.start)
+        # ECS: "connection" when this address was connected to, "info" when only DNS speaks
+        doc["event.type"] = ["connection"] if conn is not None else ["info"]
         failed = conn is not None and not conn.ok
         doc["event.outcome"] = "failure" if failed else "success"
         if failed:
@@ -239,28 +287,29 @@ def run_record(run: Run, info: NetInfo | None = None, domain: str | None = None)
         "@timestamp": iso(run.start),
         "event.kind": "state",
         "event.dataset": RUN_DATASET,
+        "ecs.version": ECS_VERSION,
         "edgewatch.schema": SCHEMA_VERSION,
         "edgewatch.run.version": run.version,
         "observer.name": run.key.observer,
         "dns.question.name": run.key.name,
         "dns.question.type": run.key.rtype,
-        "resolver.name": run.key.resolver,
+        "edgewatch.resolver.name": run.key.resolver,
         "destination.ip": run.key.address,
-        "run.id": run.id,
-        "run.start": iso(run.start),
-        "run.last_seen": iso(run.last_seen),
-        "run.open": run.open,
-        "run.checks": run.checks,
-        "run.gaps": run.gaps,
-        "run.duration.s": int((end_or_last - run.start).total_seconds()),
-        "run.observed.s": int((run.last_seen - run.start).total_seconds()),
+        "edgewatch.run.id": run.id,
+        "edgewatch.run.start": iso(run.start),
+        "edgewatch.run.last_seen": iso(run.last_seen),
+        "edgewatch.run.open": run.open,
+        "edgewatch.run.checks": run.checks,
+        "edgewatch.run.gaps": run.gaps,
+        "edgewatch.run.duration.s": int((end_or_last - run.start).total_seconds()),
+        "edgewatch.run.observed.s": int((run.last_seen - run.start).total_seconds()),
     }
-    _put(doc, "resolver.ip", run.resolver_ip or None)
+    _put(doc, "edgewatch.resolver.ip", run.resolver_ip or None)
     if run.end is not None:
-        doc["run.end"] = iso(run.end)
+        doc["edgewatch.run.end"] = iso(run.end)
     if info is not None:
-        _put(doc, "destination.prefix", info.prefix)
-        doc["destination.prefix24"] = info.prefix24
+        _put(doc, "edgewatch.destination.prefix", info.prefix)
+        doc["edgewatch.destination.prefix24"] = info.prefix24
         _put(doc, "destination.as.number", info.asn)
     _put(doc, "destination.domain", domain)
     return Record("run", run.id, doc, version=run.version, timestamp=run.last_seen)

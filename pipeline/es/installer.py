@@ -211,9 +211,29 @@ def _with_settings(outcome: Outcome, setting_diffs: list[str], remedy: str) -> O
     return Outcome(outcome.kind, outcome.name, CONFLICT, "; ".join(parts))
 
 
-def _runs_index(client: Elasticsearch, namespace: str, dry_run: bool) -> Outcome:
+def missing_field_types(client: Elasticsearch) -> frozenset[str]:
+    """Which of ``templates.OPTIONAL_TYPES`` this cluster cannot map (probed, nothing written).
+
+    ``POST _index_template/_simulate`` validates a mapping without creating anything; a node
+    without the module answers 400 "The mapper type [...] does not exist".
+    """
+    missing = set()
+    for field_type in templates.OPTIONAL_TYPES:
+        try:
+            client.indices.simulate_template(
+                index_patterns=["edgewatch-probe-field-type-*"],
+                template={"mappings": {"properties": {"probe": {"type": field_type}}}})
+        except ApiError as exc:
+            if exc.status_code != 400 or "does not exist" not in str(exc.body):
+                raise
+            missing.add(field_type)
+    return frozenset(missing)
+
+
+def _runs_index(client: Elasticsearch, namespace: str, dry_run: bool,
+                missing: frozenset[str] = frozenset()) -> Outcome:
     index = names.runs_index(namespace)
-    desired = templates.effective_mappings(names.RUNS_INDEX_TEMPLATE)
+    desired = templates.effective_mappings(names.RUNS_INDEX_TEMPLATE, missing=missing)
     if not client.indices.exists(index=index):
         if not dry_run:
             # No body: the edgewatch-runs index template supplies settings and mappings.
@@ -226,11 +246,11 @@ def _runs_index(client: Elasticsearch, namespace: str, dry_run: bool) -> Outcome
 
 
 def _check_stream(client: Elasticsearch, namespace: str, caps: Capabilities,
-                  dry_run: bool) -> list[Outcome]:
+                  dry_run: bool, missing: frozenset[str] = frozenset()) -> list[Outcome]:
     stream = names.check_data_stream(namespace)
     if not client.indices.exists(index=stream):
         return [Outcome("data stream", stream, ABSENT, "appears with the first check document")]
-    desired = templates.effective_mappings(names.CHECK_INDEX_TEMPLATE)
+    desired = templates.effective_mappings(names.CHECK_INDEX_TEMPLATE, missing=missing)
     entry = _data_stream_entry(client, stream)
     write = _write_index(client, stream, entry)
     setting_diffs = settings_differences(
@@ -255,8 +275,14 @@ def install(client: Elasticsearch, namespace: str, caps: Capabilities,
         outcomes.append(Outcome("data stream options", names.CHECK_INDEX_TEMPLATE, SKIPPED,
                                 f"{caps.failure_store_note}; the template is installed without "
                                 "them"))
-    for obj in templates.desired_objects(caps.ilm, failure_store=caps.failure_store):
+    missing = missing_field_types(client)
+    for field_type in sorted(missing):
+        outcomes.append(Outcome("field type", field_type, SKIPPED,
+                                f"not on this cluster; mapped as the nearest type, "
+                                f"{templates.OPTIONAL_TYPES[field_type]}"))
+    for obj in templates.desired_objects(caps.ilm, failure_store=caps.failure_store,
+                                         missing=missing):
         outcomes.append(install_object(client, obj, dry_run))
-    outcomes.append(_runs_index(client, namespace, dry_run))
-    outcomes.extend(_check_stream(client, namespace, caps, dry_run))
+    outcomes.append(_runs_index(client, namespace, dry_run, missing))
+    outcomes.extend(_check_stream(client, namespace, caps, dry_run, missing))
     return outcomes

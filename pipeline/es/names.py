@@ -25,5 +25,5 @@ def check_data_stream(namespace: str) -> str:
 
 
 def runs_index(namespace: str) -> str:
-    """``edgewatch-runs-<namespace>``: run summaries, one document per ``run.id``."""
+    """``edgewatch-runs-<namespace>``: run summaries, one document per ``edgewatch.run.id``."""
     return f"{RUNS_INDEX_TEMPLATE}-{namespace}"

@@ -31,6 +31,11 @@ COMPONENT_TEMPLATES = (
 )
 INDEX_TEMPLATES = (names.CHECK_INDEX_TEMPLATE, names.RUNS_INDEX_TEMPLATE)
 
+# ECS field types that live in optional modules (constant-keyword, mapper-extras), with the
+# nearest type every node has. Every Elasticsearch distribution ships them; a node assembled
+# without them (the devstack node) refuses the template, so setup probes and maps the nearest.
+OPTIONAL_TYPES = {"constant_keyword": "keyword", "match_only_text": "text"}
+
 
 def mappings_dir() -> Path:
     """``EDGEWATCH_MAPPINGS_DIR`` if set (templates edited locally), else the shipped ones: the
@@ -88,8 +93,27 @@ class Desired:
         return content_hash(self.body)
 
 
-def component_template(name: str, ilm: bool, base: Path | None = None) -> dict[str, Any]:
+def with_nearest_types(properties: dict[str, Any], missing: frozenset[str]
+                       ) -> dict[str, Any]:
+    """``properties`` with each field of a ``missing`` type mapped as its nearest type."""
+    out: dict[str, Any] = {}
+    for key, spec in properties.items():
+        spec = dict(spec)
+        if "properties" in spec:
+            spec["properties"] = with_nearest_types(spec["properties"], missing)
+        if spec.get("type") in missing:
+            spec = {"type": OPTIONAL_TYPES[spec["type"]],
+                    **({"ignore_above": 1024} if spec["type"] == "constant_keyword" else {})}
+        out[key] = spec
+    return out
+
+
+def component_template(name: str, ilm: bool, base: Path | None = None,
+                       missing: frozenset[str] = frozenset()) -> dict[str, Any]:
     body = load(f"component_templates/{name}.json", base)
+    mappings = body.get("template", {}).get("mappings")
+    if missing and mappings and "properties" in mappings:
+        mappings["properties"] = with_nearest_types(mappings["properties"], missing)
     if name == names.CHECK_SETTINGS and ilm:
         # Only here: a cluster without ILM rejects index.lifecycle.* as an unknown setting.
         index = body["template"]["settings"].setdefault("index", {})
@@ -108,18 +132,19 @@ def index_template(name: str, failure_store: bool, base: Path | None = None) -> 
     return body
 
 
-def desired_objects(ilm: bool, base: Path | None = None, *,
-                    failure_store: bool = True) -> list[Desired]:
+def desired_objects(ilm: bool, base: Path | None = None, *, failure_store: bool = True,
+                    missing: frozenset[str] = frozenset()) -> list[Desired]:
     """Everything setup installs, in dependency order (policy, components, index templates).
 
-    ``failure_store``: the cluster's index templates take ``data_stream_options`` (9.1 on)."""
+    ``failure_store``: the cluster's index templates take ``data_stream_options`` (9.1 on);
+    ``missing``: field types the cluster lacks, mapped as their nearest type."""
     out: list[Desired] = []
     if ilm:
         out.append(Desired("lifecycle policy", names.LIFECYCLE_POLICY,
                            stamped(load(f"lifecycle/{names.LIFECYCLE_POLICY}.json", base))))
     for name in COMPONENT_TEMPLATES:
         out.append(Desired("component template", name,
-                           stamped(component_template(name, ilm, base))))
+                           stamped(component_template(name, ilm, base, missing))))
     for name in INDEX_TEMPLATES:
         out.append(Desired("index template", name,
                            stamped(index_template(name, failure_store, base))))
@@ -140,7 +165,8 @@ def merge_properties(into: dict[str, Any], more: dict[str, Any]) -> dict[str, An
     return into
 
 
-def effective_mappings(index_template: str, base: Path | None = None) -> dict[str, Any]:
+def effective_mappings(index_template: str, base: Path | None = None,
+                       missing: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The mappings an index created from ``index_template`` gets (components merged in order)."""
     template = load(f"index_templates/{index_template}.json", base)
     missing_ok = set(template.get("ignore_missing_component_templates", []))
@@ -149,7 +175,7 @@ def effective_mappings(index_template: str, base: Path | None = None) -> dict[st
         path = (base or mappings_dir()) / "component_templates" / f"{name}.json"
         if name in missing_ok and not path.exists():
             continue
-        part = load(f"component_templates/{name}.json", base)["template"].get("mappings", {})
+        part = component_template(name, False, base, missing)["template"].get("mappings", {})
         for key, value in part.items():
             if key == "properties":
                 merge_properties(mappings["properties"], value)
@@ -194,7 +220,7 @@ def fixed_settings(index_template: str, base: Path | None = None) -> dict[str, s
 
 
 def leaf_fields(properties: dict[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
-    """``{"dns.rtt.us": {"type": "long"}, ...}``: every concrete field of a mapping."""
+    """``{"resolve.rtt.us": {"type": "long"}, ...}``: every concrete field of a mapping."""
     out: dict[str, dict[str, Any]] = {}
     for key, spec in properties.items():
         path = f"{prefix}{key}"

@@ -30,7 +30,7 @@ import dns.query
 import dns.rdatatype
 
 from pipeline.config import Resolver
-from pipeline.probe.dns_answer import AnswerAddress, classify_message
+from pipeline.probe.dns_answer import AnswerAddress, AnswerRecord, classify_message
 from pipeline.probe.dns_exchange import ExchangeError, exchange
 
 __all__ = ["AnswerAddress", "DnsResult", "probe_dns"]
@@ -55,6 +55,8 @@ class DnsResult:
     error_type: str | None = None
     error_message: str | None = None
     raw: bytes | None = field(default=None, repr=False)
+    # the answer section as sent (ECS dns.answers), CNAMEs and records of other classes included
+    answers: tuple[AnswerRecord, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -188,6 +190,7 @@ async def _probe(resolver: Resolver, qname: str, rtype: str, timeout: float, kee
         error_type=answer.error_type,
         error_message=answer.error_message,
         raw=response.to_wire() if keep_raw else None,
+        answers=answer.records,
     )
 
 

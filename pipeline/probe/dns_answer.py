@@ -40,6 +40,13 @@ class AnswerAddress:
     ttl: int
 
 
+# One record of the answer section as sent: (owner name, type, class, TTL, data as text). The
+# data is None when the record cannot be printed; names are written without the final dot.
+AnswerRecord = tuple[str, str, str, int, str | None]
+_NAME_DATA = frozenset({dns.rdatatype.CNAME, dns.rdatatype.DNAME, dns.rdatatype.NS,
+                        dns.rdatatype.PTR})
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """The classified content of one response (``error_type`` None: usable addresses)."""
@@ -52,6 +59,7 @@ class Answer:
     ecs_scope_prefix: int | None = None
     error_type: str | None = None
     error_message: str | None = None
+    records: tuple[AnswerRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,28 @@ def _flags(response: dns.message.Message) -> tuple[str, ...]:
     if response.ednsflags & dns.flags.DO:
         names.append("DO")
     return tuple(names)
+
+
+def _rdata_text(rdtype: int, rdata: object) -> str | None:
+    try:
+        text = rdata.to_text()  # type: ignore[attr-defined]
+    except Exception:  # a record dnspython parsed but cannot print: keep the rest of it
+        return None
+    if rdtype in _NAME_DATA and text.endswith(".") and text != ".":
+        text = text[:-1]
+    return text
+
+
+def answer_records(answer: list[dns.rrset.RRset]) -> tuple[AnswerRecord, ...]:
+    """The whole answer section in the order sent, every class and type (CNAMEs included)."""
+    out: list[AnswerRecord] = []
+    for rrset in answer:
+        name = rrset.name.to_text(omit_final_dot=True)
+        rtype = dns.rdatatype.to_text(rrset.rdtype)
+        rclass = dns.rdataclass.to_text(rrset.rdclass)
+        for rdata in rrset:
+            out.append((name, rtype, rclass, int(rrset.ttl), _rdata_text(rrset.rdtype, rdata)))
+    return tuple(out)
 
 
 def _ecs(response: dns.message.Message) -> tuple[int | None, int | None]:
@@ -188,5 +218,5 @@ def _classify(response: dns.message.Message, qname: str, rtype: str) -> Answer:
     return Answer(
         rcode=rcode_text, flags=_flags(response), addresses=addresses,
         cname_chain=chain.text(), ecs_source_prefix=src, ecs_scope_prefix=scope,
-        error_type=error_type, error_message=message,
+        error_type=error_type, error_message=message, records=answer_records(response.answer),
     )

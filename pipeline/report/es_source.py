@@ -77,7 +77,25 @@ class ElasticsearchSource:
         self.duplicate_lines = 0
 
     def warnings(self) -> list[str]:
-        return []
+        """One line when the cluster still holds schema-1 documents, which no query here sees.
+
+        Schema 1 named the resolver, run and prefix fields differently (docs/DOCUMENTS.md), so
+        its documents fall out of every aggregation; the figures are then schema 2's alone.
+        """
+        from elasticsearch import ApiError, TransportError
+
+        old = {"term": {"edgewatch.schema": 1}}
+        try:
+            counts = [(index, self._count(index, old))
+                      for index in (self.checks_index, self.runs_index)]
+        except (ApiError, TransportError):  # the figures were read; this note is best effort
+            return []
+        found = [f"{n:,} in {index}" for index, n in counts if n]
+        if not found:
+            return []
+        return [f"{' and '.join(found)} are schema-1 documents (written by an older edgewatch) "
+                "and are not counted here; load the local store again (`edgewatch load` "
+                "converts it) into a fresh namespace, or delete them"]
 
     # -- queries -------------------------------------------------------------------------
 
@@ -86,7 +104,7 @@ class ElasticsearchSource:
         out = []
         for field, values in (("dns.question.name", filters.targets),
                               ("observer.name", filters.observers),
-                              ("resolver.name", filters.resolvers)):
+                              ("edgewatch.resolver.name", filters.resolvers)):
             if values:
                 out.append({"terms": {field: list(values)}})
         return out
@@ -101,9 +119,9 @@ class ElasticsearchSource:
     def _runs_query(self, filters: Filters, plausible: bool = True) -> dict[str, Any]:
         clauses = self._name_filters(filters)
         if filters.end is not None:
-            clauses.append({"range": {"run.start": {"lt": _iso(filters.end)}}})
+            clauses.append({"range": {"edgewatch.run.start": {"lt": _iso(filters.end)}}})
         if filters.start is not None:
-            clauses.append({"range": {"run.last_seen": {"gte": _iso(filters.start)}}})
+            clauses.append({"range": {"edgewatch.run.last_seen": {"gte": _iso(filters.start)}}})
         if plausible:
             clauses += self._runs_plausible(filters)
         return {"bool": {"filter": clauses}}
@@ -112,9 +130,9 @@ class ElasticsearchSource:
     def _runs_plausible(filters: Filters) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if filters.not_before is not None:
-            out.append({"range": {"run.start": {"gte": _iso(filters.not_before)}}})
+            out.append({"range": {"edgewatch.run.start": {"gte": _iso(filters.not_before)}}})
         if filters.not_after is not None:
-            out.append({"range": {"run.last_seen": {"lt": _iso(filters.not_after)}}})
+            out.append({"range": {"edgewatch.run.last_seen": {"lt": _iso(filters.not_after)}}})
         return out
 
     def _composite(self, index: str, query: dict[str, Any], sources: list[dict[str, Any]],
@@ -167,7 +185,7 @@ class ElasticsearchSource:
         sources = [
             {"day": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d",
                                         "offset": f"+{origin_ms % DAY_MS}ms"}}},
-            {"resolver": _terms("resolver.name")},
+            {"resolver": _terms("edgewatch.resolver.name")},
             {"ip": _terms("destination.ip")},
         ]
         query = self._checks_query(filters, {"exists": {"field": "destination.ip"}})
@@ -180,8 +198,8 @@ class ElasticsearchSource:
     def network_rows(self, filters: Filters) -> Iterator[NetworkRow]:
         sources = [
             {"ip": _terms("destination.ip")},
-            {"prefix24": _terms("destination.prefix24", True)},
-            {"prefix": _terms("destination.prefix", True)},
+            {"prefix24": _terms("edgewatch.destination.prefix24", True)},
+            {"prefix": _terms("edgewatch.destination.prefix", True)},
             {"asn": _terms("destination.as.number", True)},
             {"domain": _terms("destination.domain", True)},
         ]
@@ -194,10 +212,10 @@ class ElasticsearchSource:
 
     def outcome_rows(self, filters: Filters) -> Iterator[OutcomeRow]:
         sources = [
-            {"resolver": _terms("resolver.name")},
+            {"resolver": _terms("edgewatch.resolver.name")},
             {"outcome": _terms("event.outcome", True)},
             {"error": _terms("error.type", True)},
-            {"answers": _terms("dns.answer.count", True)},
+            {"answers": _terms("edgewatch.dns.answer_count", True)},
         ]
         for b in self._composite(self.checks_index, self._checks_query(filters), sources,
                                  "outcomes"):
@@ -211,7 +229,7 @@ class ElasticsearchSource:
     def timing_rows(self, filters: Filters, bucket_us: int) -> Iterator[TimingRow]:
         for field in TIMING_FIELDS:
             sources = [
-                {"resolver": _terms("resolver.name")},
+                {"resolver": _terms("edgewatch.resolver.name")},
                 {"bucket": {"histogram": {"field": field, "interval": bucket_us}}},
             ]
             query = self._checks_query(filters, {"exists": {"field": field}})
@@ -221,12 +239,12 @@ class ElasticsearchSource:
 
     def run_rows(self, filters: Filters) -> Iterator[RunRow]:
         sources = [
-            {"run": _terms("run.id")},
-            {"resolver": _terms("resolver.name")},
+            {"run": _terms("edgewatch.run.id")},
+            {"resolver": _terms("edgewatch.resolver.name")},
             {"ip": _terms("destination.ip")},
-            {"open": _terms("run.open", True)},
-            {"duration": _terms("run.duration.s", True)},
-            {"observed": _terms("run.observed.s", True)},
+            {"open": _terms("edgewatch.run.open", True)},
+            {"duration": _terms("edgewatch.run.duration.s", True)},
+            {"observed": _terms("edgewatch.run.observed.s", True)},
         ]
         for b in self._composite(self.runs_index, self._runs_query(filters), sources, "runs"):
             k = b["key"]

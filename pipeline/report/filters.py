@@ -23,7 +23,8 @@ class Filters:
     """Checks with ``start <= @timestamp < end`` for the named targets, observers and resolvers.
 
     Empty tuples mean "all". Runs are selected when they overlap the window
-    (``run.start < end`` and ``run.last_seen >= start``) and match the same names.
+    (``edgewatch.run.start < end`` and ``edgewatch.run.last_seen >= start``) and match the
+    same names.
 
     ``not_before`` / ``not_after`` are the plausible window (``pipeline.report.plausible``):
     checks dated outside it, and runs not wholly inside it, are left out as a broken clock's

@@ -1,6 +1,7 @@
 """Network attribution of an address, for counting networks and allowlisting by /24 or prefix.
 
-Documents carry ``destination.prefix24``, ``destination.prefix``, ``destination.as.number`` and
+Documents carry ``edgewatch.destination.prefix24``, ``edgewatch.destination.prefix``,
+``destination.as.number`` and
 ``destination.domain``. Attribution belongs to the address: should it differ between documents
 (a re-announced prefix, a flapping PTR), the attribution seen in most documents wins (ties: the
 first in sort order) and every edge hostname is kept. When documents lack them (no netinfo

@@ -13,7 +13,8 @@ therefore leaves out checks dated
   run ahead of the wall clock (a 14-day scenario at 3600x started at a future ``--start-at``),
   and the config that drove the probe says by how much.
 
-Run summaries count only when their whole span (``run.start`` … ``run.last_seen``) lies inside.
+Run summaries count only when their whole span (``edgewatch.run.start`` …
+``edgewatch.run.last_seen``) lies inside.
 What was left out is counted and said in the report, never silently dropped.
 """
 

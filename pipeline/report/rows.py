@@ -63,7 +63,7 @@ class OutcomeRow:
     """Documents of one resolver grouped by outcome, error type and answer size.
 
     The answer size lets a source-independent formula count queries: a successful answer with
-    n addresses yields n documents that each carry ``dns.answer.count = n``.
+    n addresses yields n documents that each carry ``edgewatch.dns.answer_count = n``.
     """
 
     resolver: str

@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from pipeline import schema1
+
 CHECK_DATASET = "edgewatch.check"
 RUN_DATASET = "edgewatch.run"
 DATASETS = {"checks": CHECK_DATASET, "runs": RUN_DATASET}
@@ -106,13 +108,13 @@ Check = Callable[[Any], "str | None"]
 _COMMON: list[tuple[str, Check, bool]] = [
     ("_id", _str, True),
     ("@timestamp", _date, True),
-    ("resolver.name", _str, True),
+    ("edgewatch.resolver.name", _str, True),
     ("dns.question.name", _str, False),
     ("observer.name", _str, False),
     ("destination.ip", _ip, False),
-    ("resolver.ip", _ip, False),
-    ("destination.prefix", _str, False),
-    ("destination.prefix24", _str, False),
+    ("edgewatch.resolver.ip", _ip, False),
+    ("edgewatch.destination.prefix", _str, False),
+    ("edgewatch.destination.prefix24", _str, False),
     ("destination.as.number", _int, False),
     ("destination.domain", _str, False),
 ]
@@ -121,24 +123,24 @@ FIELDS: dict[str, list[tuple[str, Check, bool]]] = {
         *_COMMON,
         ("event.outcome", _str, False),
         ("error.type", _str, False),
-        ("dns.answer.count", _int, False),
+        ("edgewatch.dns.answer_count", _int, False),
         ("destination.port", _int, False),
         ("tcp.rtt.connect.us", _int, False),
         ("tls.rtt.handshake.us", _int, False),
-        ("run.id", _str, False),
-        ("run.seq", _int, False),
-        ("run.start", _date, False),
+        ("edgewatch.run.id", _str, False),
+        ("edgewatch.run.seq", _int, False),
+        ("edgewatch.run.start", _date, False),
     ],
     "runs": [
         *_COMMON,
-        ("run.id", _str, True),
+        ("edgewatch.run.id", _str, True),
         ("edgewatch.run.version", _int, True),
-        ("run.start", _date, True),
-        ("run.last_seen", _date, True),
-        ("run.end", _date, False),
-        ("run.open", _bool, True),
-        ("run.duration.s", _number, True),
-        ("run.observed.s", _number, True),
+        ("edgewatch.run.start", _date, True),
+        ("edgewatch.run.last_seen", _date, True),
+        ("edgewatch.run.end", _date, False),
+        ("edgewatch.run.open", _bool, True),
+        ("edgewatch.run.duration.s", _number, True),
+        ("edgewatch.run.observed.s", _number, True),
         ("destination.ip", _ip, True),
     ],
 }
@@ -219,11 +221,12 @@ class StoreLines:
         self.strict = strict
         self.on_line = on_line
         self.issues: dict[Path, FileIssues] = {}
+        self.upgraded: dict[Path, int] = {}  # schema-1 lines read as schema 2, per file
 
     def read(self, path: Path, kind: str) -> Iterator[tuple[int, dict[str, Any]]]:
         """Yield ``(line number, document)`` for every valid line of one file."""
         found = FileIssues(path)
-        loads, on_line, n = orjson.loads, self.on_line, 0
+        loads, on_line, n, upgraded = orjson.loads, self.on_line, 0, 0
         with path.open("rb") as fh:
             for n, line in enumerate(fh, 1):
                 if on_line is not None and n % 200_000 == 0:
@@ -236,6 +239,9 @@ class StoreLines:
                     why = ("truncated last line (no newline at the end)"
                            if not line.endswith(b"\n") else "invalid JSON")
                 else:
+                    if type(doc) is dict and doc.get("edgewatch.schema") == 1:
+                        doc = schema1.upgrade(doc)
+                        upgraded += 1
                     why = problem(doc, kind)
                     if why is None:
                         yield n, doc
@@ -246,6 +252,10 @@ class StoreLines:
                 if len(found.first) < FIRST_SHOWN:
                     found.first.append((n, why))
         found.lines = n
+        if upgraded:
+            self.upgraded[path] = upgraded
+        else:
+            self.upgraded.pop(path, None)
         if found.skipped:
             self.issues[path] = found
         else:
@@ -256,8 +266,14 @@ class StoreLines:
         return sum(i.skipped for i in self.issues.values())
 
     def warnings(self) -> list[str]:
-        """One line per file with skipped lines, in file order."""
-        return [self.issues[p].warning() for p in sorted(self.issues)]
+        """One line per file with skipped lines, in file order; one for schema-1 lines."""
+        out = [self.issues[p].warning() for p in sorted(self.issues)]
+        if self.upgraded:
+            first = min(self.upgraded)
+            out.append(f"{first.parent}: {sum(self.upgraded.values()):,} schema-1 lines in "
+                       f"{len(self.upgraded)} file(s) were read as schema 2; "
+                       f"`edgewatch migrate-store {first.parent}` rewrites them")
+        return out
 
 
 class Distinct:

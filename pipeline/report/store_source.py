@@ -2,8 +2,8 @@
 
 Layout (docs/DOCUMENTS.md): ``checks-YYYY-MM-DD.ndjson`` by UTC day of ``@timestamp`` and
 ``runs-YYYY-MM-DD.ndjson`` holding run-summary snapshots, of which the one with the highest
-``edgewatch.run.version`` per ``run.id`` counts. Lines are parsed one at a time and folded into
-grouped counts, so a store of millions of checks needs memory for its distinct
+``edgewatch.run.version`` per ``edgewatch.run.id`` counts. Lines are parsed one at a time and
+folded into grouped counts, so a store of millions of checks needs memory for its distinct
 (day, resolver, address) groups only. One scan feeds all three check views and is cached.
 
 Every line goes through ``store_lines``: a corrupt or implausible line is skipped and counted
@@ -129,7 +129,7 @@ class StoreSource:
             if by_name and not filters.names_match(
                 field_value(doc, "dns.question.name"),
                 field_value(doc, "observer.name"),
-                field_value(doc, "resolver.name"),
+                field_value(doc, "edgewatch.resolver.name"),
             ):
                 continue
             ts = parse_ts(doc["@timestamp"])
@@ -165,18 +165,18 @@ class StoreSource:
         origin_s = scan.origin.timestamp()
         distinct = Distinct()
         for ts, doc in self._checks(self._files("checks", filters), filters, distinct):
-            resolver = field_value(doc, "resolver.name")
+            resolver = field_value(doc, "edgewatch.resolver.name")
             outcome = field_value(doc, "event.outcome")
             ip = field_value(doc, "destination.ip")
             scan.outcomes[(resolver, outcome, field_value(doc, "error.type"),
-                           field_value(doc, "dns.answer.count"))] += 1
+                           field_value(doc, "edgewatch.dns.answer_count"))] += 1
             if ip is not None:
                 key = (int((ts.timestamp() - origin_s) // DAY_S), resolver, ip)
                 scan.addresses[key] += 1
                 if outcome == "success":
                     scan.ok[key] += 1
-                scan.networks[(ip, field_value(doc, "destination.prefix24"),
-                               field_value(doc, "destination.prefix"),
+                scan.networks[(ip, field_value(doc, "edgewatch.destination.prefix24"),
+                               field_value(doc, "edgewatch.destination.prefix"),
                                field_value(doc, "destination.as.number"),
                                field_value(doc, "destination.domain"))] += 1
             for name in TIMING_FIELDS:
@@ -219,7 +219,7 @@ class StoreSource:
         latest: dict[str, tuple[int, dict[str, Any]]] = {}
         repeats = 0
         for doc in self._docs(self._files("runs"), "runs"):
-            run_id = field_value(doc, "run.id")
+            run_id = field_value(doc, "edgewatch.run.id")
             version = field_value(doc, "edgewatch.run.version")
             seen = latest.get(run_id)
             if seen is None or version >= seen[0]:
@@ -232,10 +232,10 @@ class StoreSource:
         for run_id, (_, doc) in latest.items():
             if not filters.names_match(field_value(doc, "dns.question.name"),
                                        field_value(doc, "observer.name"),
-                                       field_value(doc, "resolver.name")):
+                                       field_value(doc, "edgewatch.resolver.name")):
                 continue
-            start = parse_ts(field_value(doc, "run.start"))
-            last_seen = parse_ts(field_value(doc, "run.last_seen"))
+            start = parse_ts(field_value(doc, "edgewatch.run.start"))
+            last_seen = parse_ts(field_value(doc, "edgewatch.run.last_seen"))
             if not filters.run_overlaps(start, last_seen):
                 continue
             if not filters.run_plausible(start, last_seen):
@@ -243,11 +243,11 @@ class StoreSource:
                 continue
             rows.append(RunRow(
                 run_id=run_id,
-                resolver=field_value(doc, "resolver.name"),
+                resolver=field_value(doc, "edgewatch.resolver.name"),
                 ip=field_value(doc, "destination.ip"),
-                open=bool(field_value(doc, "run.open")),
-                duration_s=float(field_value(doc, "run.duration.s") or 0),
-                observed_s=float(field_value(doc, "run.observed.s") or 0),
+                open=bool(field_value(doc, "edgewatch.run.open")),
+                duration_s=float(field_value(doc, "edgewatch.run.duration.s") or 0),
+                observed_s=float(field_value(doc, "edgewatch.run.observed.s") or 0),
             ))
         self._ignored_runs[filters] = ignored
         yield from rows

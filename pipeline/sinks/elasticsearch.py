@@ -19,7 +19,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import elastic_transport
 import orjson
@@ -235,6 +235,10 @@ class ElasticsearchSink:
     # -- records → spool ---------------------------------------------------------------------
 
     def _entry(self, record: Record) -> SpoolEntry | None:
+        ns = self.settings.namespace
+        if record.kind == "check" and record.doc.get("data_stream.namespace", ns) != ns:
+            # a store loaded into another namespace: the constant_keyword must match the stream
+            record = replace(record, doc={**record.doc, "data_stream.namespace": ns})
         source = record.to_json()
         try:
             action_header(record.kind, record.id, record.version, self.settings.namespace)

@@ -38,8 +38,8 @@ class SummarySink:
                 continue
             self.documents += 1
             doc = record.doc
-            fig = self.by_resolver[doc["resolver.name"]]
-            key = (doc["edgewatch.check.id"], doc["resolver.name"])
+            fig = self.by_resolver[doc["edgewatch.resolver.name"]]
+            key = (doc["edgewatch.check.id"], doc["edgewatch.resolver.name"])
             if key not in self._checks_seen:
                 self._checks_seen.add(key)
                 fig.checks += 1
@@ -48,8 +48,8 @@ class SummarySink:
                     fig.failures[dns_error] += 1
             if "destination.ip" in doc:
                 fig.addresses.add(doc["destination.ip"])
-                if "run.id" in doc:
-                    fig.runs.add(doc["run.id"])
+                if "edgewatch.run.id" in doc:
+                    fig.runs.add(doc["edgewatch.run.id"])
                 if doc.get("error.type"):
                     fig.failures[doc["error.type"]] += 1
 

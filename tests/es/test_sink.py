@@ -61,9 +61,9 @@ async def test_checks_are_queryable_by_cidr_and_aggregatable_by_resolver(
         got = es.count(index=stream, query={"term": {"destination.ip": cidr}})["count"]
         assert got == expected, cidr
 
-    per_resolver = Counter(r.doc["resolver.name"] for r in records)
+    per_resolver = Counter(r.doc["edgewatch.resolver.name"] for r in records)
     resp = es.search(index=stream, size=0,
-                     aggs={"by": {"terms": {"field": "resolver.name", "size": 20}}})
+                     aggs={"by": {"terms": {"field": "edgewatch.resolver.name", "size": 20}}})
     buckets = {b["key"]: b["doc_count"] for b in resp["aggregations"]["by"]["buckets"]}
     assert buckets == dict(per_resolver)
     failures = es.count(index=stream, query={"bool": {"must_not": {"exists": {
@@ -89,7 +89,7 @@ async def test_unexpected_and_malformed_fields_are_dead_lettered_with_reason(
     extra = Record(kind="check", id="extra-field", doc={**good[3].doc, "dns.surprise": "x"})
     bad_ip = Record(kind="check", id="bad-ip",
                     doc={**good[4].doc, "destination.ip": "not-an-address"})
-    no_version = Record(kind="run", id="run-without-version", doc={"run.id": "r"})
+    no_version = Record(kind="run", id="run-without-version", doc={"edgewatch.run.id": "r"})
     with caplog.at_level(logging.ERROR, logger="pipeline.sinks.deadletter"):
         sink = await deliver(installed, [*good[:25], extra, bad_ip, *good[25:]], [no_version])
     assert sink.stats.dead_lettered == 3 and sink.stats.delivered == 50
@@ -137,14 +137,17 @@ async def test_run_summaries_keep_the_newest_version_whatever_the_arrival_order(
     doc_a = es.get(index=index, id=a)
     assert doc_a["_version"] == 6
     src = doc_a["_source"]
-    assert (src["run.start"], src["run.last_seen"], src["run.end"]) == (
+    assert (src["edgewatch.run.start"], src["edgewatch.run.last_seen"],
+            src["edgewatch.run.end"]) == (
         "2026-03-02T00:00:00.000Z", "2026-03-02T01:00:00.000Z", "2026-03-02T01:15:00.000Z")
-    assert (src["run.checks"], src["run.open"], src["run.duration.s"]) == (5, False, 4500)
+    assert (src["edgewatch.run.checks"], src["edgewatch.run.open"],
+            src["edgewatch.run.duration.s"]) == (5, False, 4500)
     doc_b = es.get(index=index, id=b)["_source"]
-    assert (doc_b["run.checks"], doc_b["run.gaps"], doc_b["run.open"]) == (3, 1, True)
-    assert "run.end" not in doc_b
+    assert (doc_b["edgewatch.run.checks"], doc_b["edgewatch.run.gaps"],
+            doc_b["edgewatch.run.open"]) == (3, 1, True)
+    assert "edgewatch.run.end" not in doc_b
     assert es.count(index=index)["count"] == 2
-    open_runs = es.count(index=index, query={"term": {"run.open": True}})["count"]
+    open_runs = es.count(index=index, query={"term": {"edgewatch.run.open": True}})["count"]
     assert open_runs == 1
 
 
@@ -184,3 +187,20 @@ async def test_a_full_spool_refuses_loudly_and_counts(
     assert sink.stats.spooled + sink.stats.refused == 29
     assert any("SPOOL FULL" in r.getMessage() for r in caplog.records)
     assert spool_pending(settings.spool_dir) == sink.stats.spooled
+
+
+async def test_check_documents_carry_the_namespace_they_are_delivered_to(
+    es: Elasticsearch, installed: ElasticsearchSettings
+) -> None:
+    """A store written without a cluster says ``default``; loaded into another namespace, the
+    document must say that one (a constant_keyword on a full cluster refuses a mismatch)."""
+    record = check_records(1, first=0)[0]
+    elsewhere = Record(kind="check", id=record.id,
+                       doc={**record.doc, "data_stream.namespace": "default"})
+    sink = await deliver(installed, [elsewhere])
+    assert sink.stats.delivered == 1
+    stream = names.check_data_stream(installed.namespace)
+    es.indices.refresh(index=stream)
+    hit = es.search(index=stream, query={"ids": {"values": [record.id]}})["hits"]["hits"][0]
+    assert hit["_source"]["data_stream.namespace"] == installed.namespace != "default"
+    assert elsewhere.doc["data_stream.namespace"] == "default"  # the caller's record untouched

@@ -102,7 +102,7 @@ async def test_documents_the_mapping_refuses_are_dead_lettered_and_never_block_t
     # Every tenth cycle carries a document the strict mapping refuses, each in another way.
     kinds = [("dns.surprise", "x"), ("destination.ip", "not-an-address"),
              ("destination.port", "four-four-three"), ("@timestamp", "yesterday"),
-             ("tcp.established", {"nested": "object"})]
+             ("edgewatch.tcp.established", {"nested": "object"})]
     batches = []
     for n, batch in enumerate(cycle_batches(good, per_cycle=40)):
         if n % 5 == 0:

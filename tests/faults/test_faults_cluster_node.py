@@ -66,7 +66,8 @@ def check_runs(es: Elasticsearch, namespace: str, last_cycle: int) -> None:
     assert es.count(index=index)["count"] == RUNS
     for j in range(RUNS):
         doc = es.get(index=index, id=f"run-{j}")
-        assert doc["_version"] == last_cycle and doc["_source"]["run.checks"] == last_cycle
+        assert doc["_version"] == last_cycle
+        assert doc["_source"]["edgewatch.run.checks"] == last_cycle
 
 
 async def test_node_sigkilled_mid_bulk_then_restarted_loses_and_duplicates_nothing(

@@ -83,8 +83,8 @@ async def test_a_raising_probe_costs_only_its_own_query_and_address(tmp_path: Pa
     for ok in (("good.faults.test", "127.0.0.10"), ("slow.faults.test", "127.0.0.12")):
         assert docs[ok]["event.outcome"] == "success" and docs[ok]["tls.established"] is True
     assert stats.failures[CRASHED] == 2 and stats.delivered
-    assert {r["run.id"] for r in read_store(store, "runs")} == {
-        d["run.id"] for d in docs.values() if "run.id" in d}
+    assert {r["edgewatch.run.id"] for r in read_store(store, "runs")} == {
+        d["edgewatch.run.id"] for d in docs.values() if "edgewatch.run.id" in d}
 
 
 async def test_an_answer_of_254_addresses_gets_exactly_cap_connects(tmp_path: Path) -> None:
@@ -121,8 +121,9 @@ async def test_an_answer_of_254_addresses_gets_exactly_cap_connects(tmp_path: Pa
             by_ip[ip]
     for ip in answer[cap:]:
         d = by_ip[ip]
-        assert d["edgewatch.connect.skipped"] == "cap" and "tcp.established" not in d
-        assert d["event.outcome"] == "success" and "run.id" in d  # DNS alone; run recorded
+        assert d["edgewatch.connect.skipped"] == "cap" and "edgewatch.tcp.established" not in d
+        # DNS alone; run recorded
+        assert d["event.outcome"] == "success" and "edgewatch.run.id" in d
     assert stats.connects == cap and stats.skipped == 254 - cap and stats.addresses == 254
     assert len(list(read_store(store, "runs"))) == 254
     assert elapsed < cycle_budget(cfg)  # bounded by the budget its own limits give it
@@ -193,6 +194,8 @@ async def test_clock_jumps_never_reuse_cycle_ids_nor_give_negative_runs(tmp_path
     stamps = [d["@timestamp"] for d in checks]
     assert stamps == sorted(stamps)
     runs = list(read_store(store, "runs"))
-    assert {r["run.id"] for r in runs} == {checks[0]["run.id"]}  # one run throughout
-    assert all(r["run.duration.s"] >= 0 and r["run.observed.s"] >= 0 for r in runs)
-    assert max(r["run.observed.s"] for r in runs) == 10 * 86400
+    # one run throughout
+    assert {r["edgewatch.run.id"] for r in runs} == {checks[0]["edgewatch.run.id"]}
+    assert all(r["edgewatch.run.duration.s"] >= 0 and r["edgewatch.run.observed.s"] >= 0
+               for r in runs)
+    assert max(r["edgewatch.run.observed.s"] for r in runs) == 10 * 86400

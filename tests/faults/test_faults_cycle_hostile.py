@@ -122,7 +122,7 @@ def test_one_cycle_among_hostile_peers_measures_everything_else(tmp_path: Path) 
     checks = store_lines(tmp_path / "data", "checks")
     by = {}
     for doc in checks:
-        by.setdefault((doc["dns.question.name"], doc["resolver.name"]), []).append(doc)
+        by.setdefault((doc["dns.question.name"], doc["edgewatch.resolver.name"]), []).append(doc)
     # Every target × resolver is in the store: nothing was lost to its neighbours.
     assert set(by) == {(t, r) for t in edges for r in ports}
 
@@ -132,7 +132,7 @@ def test_one_cycle_among_hostile_peers_measures_everything_else(tmp_path: Path) 
         return docs[0]
 
     control = only("control.faults.test", "healthy")
-    assert control["event.outcome"] == "success" and control["tls.verified"] is True
+    assert control["event.outcome"] == "success" and control["edgewatch.tls.verified"] is True
     assert only("control.faults.test", "wrong-id-first")["event.outcome"] == "success"
 
     dns_errors = {"class-ch": "dns.unexpected_class", "class-hs": "dns.unexpected_class",
@@ -160,7 +160,7 @@ def test_one_cycle_among_hostile_peers_measures_everything_else(tmp_path: Path) 
     # best-effort, the fingerprint always there.
     for kind in UNPARSABLE:
         doc = only(f"{kind.replace('_', '-')}.faults.test", "healthy")
-        assert doc["tls.established"] is True and doc["tls.verified"] is True, doc
+        assert doc["tls.established"] is True and doc["edgewatch.tls.verified"] is True, doc
         assert doc["event.outcome"] == "success", doc
         assert len(doc["tls.server.hash.sha256"]) == 64
         assert doc["edgewatch.certificate.parse_error"], doc

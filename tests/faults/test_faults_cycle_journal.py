@@ -115,9 +115,9 @@ async def test_a_crash_inside_the_write_is_replayed_by_the_next_process(tmp_path
         by_address.setdefault(d["destination.ip"], []).append(d)
     assert {a: len(v) for a, v in by_address.items()} == {
         "127.0.0.40": 1, "127.0.0.41": 1, "127.0.0.42": 1}
-    assert by_address["127.0.0.40"][0]["run.open"] is False  # its end was replayed
-    assert {rid for rid, d in latest.items() if d["run.open"]} == open_runs
-    assert by_address["127.0.0.42"][0]["run.checks"] == 2  # started in the lost cycle
+    assert by_address["127.0.0.40"][0]["edgewatch.run.open"] is False  # its end was replayed
+    assert {rid for rid, d in latest.items() if d["edgewatch.run.open"]} == open_runs
+    assert by_address["127.0.0.42"][0]["edgewatch.run.checks"] == 2  # started in the lost cycle
 
 
 async def test_a_refused_write_undoes_the_cycle_state(tmp_path: Path) -> None:

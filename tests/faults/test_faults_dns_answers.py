@@ -252,3 +252,22 @@ def test_a_broken_ecs_option_in_the_opt_record_is_classified() -> None:
         res = ask(peer.port, timeout=0.3)
     # dnspython refuses the whole message: the answer is classified, not half-trusted
     assert res.error_type == "dns.malformed" and "family" in (res.error_message or "")
+
+
+def test_the_answer_section_is_carried_whole_and_in_order() -> None:
+    """ECS dns.answers: every record as sent, other classes and CNAMEs included, over the wire."""
+    def handle(r: Request) -> list[Reply]:
+        return [Reply(response(r, [RR("x.faults.test.", "A", a("192.0.2.2"), ttl=30),
+                                   RR(r.qname, "CNAME", name_wire("x.faults.test."), ttl=300),
+                                   RR(r.qname, "A", a("192.0.2.9"), rclass="HS", ttl=5),
+                                   RR("x.faults.test.", "A", a("192.0.2.1"), ttl=30)]))]
+    with dns_peer(handle) as peer:
+        res = ask(peer.port)
+    assert res.ok and [x.address for x in res.addresses] == ["192.0.2.2", "192.0.2.1"]
+    # dnspython merges the two x.faults.test A records into one RRset, at its first position
+    assert res.answers == (
+        ("x.faults.test", "A", "IN", 30, "192.0.2.2"),
+        ("x.faults.test", "A", "IN", 30, "192.0.2.1"),
+        (QNAME, "CNAME", "IN", 300, "x.faults.test"),
+        (QNAME, "A", "HS", 5, "\\# 4 c0000209"),  # class HS: generic rdata (RFC 3597)
+    )

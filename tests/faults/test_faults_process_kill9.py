@@ -99,14 +99,14 @@ def test_kill_9_loop_loses_nothing_stored_and_duplicates_nothing(tmp_path: Path)
             latest[d["_id"]] = d
     open_per_key: dict[tuple, list[str]] = defaultdict(list)
     for rid, d in latest.items():
-        if d["run.open"]:
-            key = (d["resolver.name"], d["dns.question.name"], d["destination.ip"])
+        if d["edgewatch.run.open"]:
+            key = (d["edgewatch.resolver.name"], d["dns.question.name"], d["destination.ip"])
             open_per_key[key].append(rid)
     assert all(len(v) == 1 for v in open_per_key.values()), {
         k: v for k, v in open_per_key.items() if len(v) > 1}
-    stored_per_run = Counter(d["run.id"] for d in checks)
+    stored_per_run = Counter(d["edgewatch.run.id"] for d in checks)
     assert set(stored_per_run) <= set(latest)
-    assert all(latest[rid]["run.checks"] >= n for rid, n in stored_per_run.items())
+    assert all(latest[rid]["edgewatch.run.checks"] >= n for rid, n in stored_per_run.items())
     # The run state reloads, and its open runs are the store's open runs.
     tracker = RunTracker(tmp_path / "state" / "runs-faults-observer.sqlite3")
     assert {r.id for r in tracker.open_runs()} == {v[0] for v in open_per_key.values()}

@@ -64,7 +64,7 @@ def test_a_signal_mid_cycle_finishes_and_writes_the_cycle(tmp_path: Path, args, 
     assert "3 distinct addresses" in out
     # The run state was committed: a restart continues the three runs.
     tracker = RunTracker(tmp_path / "state" / "runs-faults-observer.sqlite3")
-    assert {r.id for r in tracker.open_runs()} == {d["run.id"] for d in checks}
+    assert {r.id for r in tracker.open_runs()} == {d["edgewatch.run.id"] for d in checks}
     tracker.close()
 
 

@@ -50,7 +50,7 @@ def _damage(store: Path) -> dict[Path, list[int]]:
         a: [insert_line(a, 3, b'{"@timestamp": "2026-03-02T00:'),
             insert_line(a, 10, dumps({**doc, "_id": "bad-ip", "destination.ip": "not-an-ip"}))],
         b: [insert_line(b, 7, dumps({**doc, "_id": "bad-ts", "@timestamp": "03/04/2026"}))],
-        runs: [insert_line(runs, 2, dumps({**first_doc(runs), "run.open": "yes"}))],
+        runs: [insert_line(runs, 2, dumps({**first_doc(runs), "edgewatch.run.open": "yes"}))],
     }
     with b.open("ab") as fh:  # and a power loss in the middle of the last line
         fh.write(b'{"_id": "half", "@timestamp": "2026-03-0')
@@ -213,8 +213,8 @@ def test_load_sends_exactly_the_valid_distinct_documents_once(
     (store / "checks-2031-01-01.ndjson").write_bytes(
         dumps({**check, "_id": "from-2031", "@timestamp": "2031-01-01T00:00:00.000Z"}) + b"\n")
     insert_line(run_files(store)[-1], 1, dumps({
-        **run, "_id": "run-2031", "run.id": "run-2031", "run.open": True,
-        "run.last_seen": "2031-01-01T00:00:00.000Z", "run.duration.s": 10**8}))
+        **run, "_id": "run-2031", "edgewatch.run.id": "run-2031", "edgewatch.run.open": True,
+        "edgewatch.run.last_seen": "2031-01-01T00:00:00.000Z", "edgewatch.run.duration.s": 10**8}))
     checks_ids.add("from-2031")
     runs_ids.add("run-2031")
     config = _load_config(tmp_path, es_url, namespace, store)

@@ -50,23 +50,24 @@ def _check(store: Path) -> dict:
 
 # Each kind of bad check line: what is written, and the reason the warning must give.
 CORRUPT = {
-    "invalid JSON": (lambda d: b'{"@timestamp": "2026-03-03T00:00:00Z", "resolver.name": ',
+    "invalid JSON": (lambda d: b'{"@timestamp": "2026-03-03T00:00:00Z", '
+                               b'"edgewatch.resolver.name": ',
                      "invalid JSON"),
     "binary garbage": (lambda d: b"\x00\xff\xfe garbage \x00", "invalid JSON"),
     "a JSON array": (lambda d: dumps([d]), "not a JSON object but list"),
     "a JSON number": (lambda d: b"42", "not a JSON object but int"),
     "a JSON string": (lambda d: b'"hello"', "not a JSON object but str"),
     "no _id": (lambda d: dumps({k: v for k, v in d.items() if k != "_id"}), "_id is missing"),
-    "no resolver": (lambda d: dumps({**d, "_id": "x1", "resolver.name": None}),
-                    "resolver.name is missing"),
+    "no resolver": (lambda d: dumps({**d, "_id": "x1", "edgewatch.resolver.name": None}),
+                    "edgewatch.resolver.name is missing"),
     "timestamp not a date": (lambda d: dumps({**d, "_id": "x2", "@timestamp": "yesterday"}),
                              "@timestamp is not a date"),
     "timestamp a number": (lambda d: dumps({**d, "_id": "x3", "@timestamp": 1772409600}),
                            "@timestamp is not a date"),
     "address not an IP": (lambda d: dumps({**d, "_id": "x4", "destination.ip": "999.1.2.3"}),
                           "destination.ip is not an IP address"),
-    "count a string": (lambda d: dumps({**d, "_id": "x5", "dns.answer.count": "two"}),
-                       "dns.answer.count is not an integer"),
+    "count a string": (lambda d: dumps({**d, "_id": "x5", "edgewatch.dns.answer_count": "two"}),
+                       "edgewatch.dns.answer_count is not an integer"),
     "asn a boolean": (lambda d: dumps({**d, "_id": "x6", "destination.as.number": True}),
                       "destination.as.number is not an integer"),
     "a run summary in a checks file": (
@@ -118,13 +119,13 @@ def test_one_warning_per_file_with_the_first_lines_and_the_total(clean, store: P
 def test_corrupt_run_summaries_are_skipped(clean, store: Path) -> None:
     path = run_files(store)[0]
     doc = first_doc(path)
-    insert_line(path, 2, dumps({**doc, "run.duration.s": "long"}))
+    insert_line(path, 2, dumps({**doc, "edgewatch.run.duration.s": "long"}))
     insert_line(path, 3, dumps({**doc, "edgewatch.run.version": None}))
-    insert_line(path, 4, dumps({**doc, "run.last_seen": "not a date"}))
+    insert_line(path, 4, dumps({**doc, "edgewatch.run.last_seen": "not a date"}))
     report, source = report_of(store)
     assert figures(report) == clean[1]
     assert report.data.skipped_lines == 3
-    assert "line 2: run.duration.s is not a number" in source.warnings()[0]
+    assert "line 2: edgewatch.run.duration.s is not a number" in source.warnings()[0]
 
 
 def test_strict_makes_the_first_bad_line_an_error(store: Path) -> None:
@@ -200,8 +201,9 @@ def test_checks_from_a_wrong_clock_are_ignored_and_said(clean, store: Path) -> N
 
 
 def _tiny_store(path: Path, stamps: list[datetime]) -> Path:
-    base = {"event.dataset": "edgewatch.check", "resolver.name": "r1", "event.outcome": "success",
-            "destination.ip": "192.0.2.1", "dns.answer.count": 1}
+    base = {"event.dataset": "edgewatch.check", "edgewatch.resolver.name": "r1",
+            "event.outcome": "success",
+            "destination.ip": "192.0.2.1", "edgewatch.dns.answer_count": 1}
     for n, when in enumerate(stamps):
         with path.joinpath(f"checks-{when:%Y-%m-%d}.ndjson").open("ab") as fh:
             fh.write(dumps(_dated(base, when, n)) + b"\n")
@@ -222,8 +224,9 @@ def test_naming_the_window_includes_what_the_clock_rule_left_out(tmp_path: Path)
 
 def test_fifteen_seconds_of_evidence_stay_fifteen_seconds(tmp_path: Path) -> None:
     """The reported case: one document dated 2031 turned 15 s into "… over 1642.2 days"."""
-    base = {"event.dataset": "edgewatch.check", "resolver.name": "r1", "event.outcome": "success",
-            "destination.ip": "192.0.2.1", "dns.answer.count": 1}
+    base = {"event.dataset": "edgewatch.check", "edgewatch.resolver.name": "r1",
+            "event.outcome": "success",
+            "destination.ip": "192.0.2.1", "edgewatch.dns.answer_count": 1}
     t0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
     docs = [_dated(base, t0, 1), _dated(base, t0 + timedelta(seconds=15), 2),
             _dated(base, datetime(2031, 9, 1, tzinfo=UTC), 3)]
@@ -240,9 +243,9 @@ def test_fifteen_seconds_of_evidence_stay_fifteen_seconds(tmp_path: Path) -> Non
 def test_a_run_summary_reaching_into_the_future_is_ignored(clean, store: Path) -> None:
     path = run_files(store)[-1]
     doc = first_doc(path)
-    insert_line(path, 1, dumps({**doc, "_id": "r-future", "run.id": "r-future",
-                                "run.last_seen": "2031-01-01T00:00:00.000Z",
-                                "run.duration.s": 10**8}))
+    insert_line(path, 1, dumps({**doc, "_id": "r-future", "edgewatch.run.id": "r-future",
+                                "edgewatch.run.last_seen": "2031-01-01T00:00:00.000Z",
+                                "edgewatch.run.duration.s": 10**8}))
     report, _ = report_of(store)
     assert figures(report) == clean[1]
     assert report.data.ignored_runs == 1
@@ -306,7 +309,8 @@ def test_line_check_passes_every_document_the_pipeline_writes() -> None:
 
     h = history()
     assert all(problem(d, "checks") is None for d in h.checks)
-    assert all(problem(orjson.loads(orjson.dumps({"_id": d["run.id"], **d})), "runs") is None
+    assert all(problem(orjson.loads(orjson.dumps({"_id": d["edgewatch.run.id"], **d})), "runs")
+               is None
                for _, d in h.run_snapshots)
 
 
@@ -352,7 +356,7 @@ def test_documents_with_nested_objects_are_checked_the_same_way() -> None:
 
     nested = {"_id": "n1", "@timestamp": "2026-03-02T00:00:00Z",
               "event": {"dataset": "edgewatch.check", "outcome": "success"},
-              "resolver": {"name": "alpha"}, "destination": {"ip": "192.0.2.1"}}
+              "edgewatch": {"resolver": {"name": "alpha"}}, "destination": {"ip": "192.0.2.1"}}
     assert problem(nested, "checks") is None
     nested["destination"]["ip"] = "192.0.2.300"
     assert problem(nested, "checks") == "destination.ip is not an IP address: '192.0.2.300'"

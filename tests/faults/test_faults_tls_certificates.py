@@ -82,7 +82,7 @@ async def test_verifying_path_completes_as_the_handshake_said(kind: str) -> None
     _assert_described(kind, cert)
     doc = _document(r)
     assert doc["event.outcome"] == ("failure" if kind in VERIFY_REJECTS else "success")
-    assert doc["tls.server.hash.sha256"] == cert.sha256
+    assert doc["tls.server.hash.sha256"] == cert.sha256.upper()
     assert doc["edgewatch.certificate.parse_error"] == cert.parse_error
     assert [k for k in doc if not _mapped(k)] == []
 

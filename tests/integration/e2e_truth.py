@@ -21,7 +21,7 @@ def polls_of(checks: Iterable[dict]) -> dict[tuple[str, str], list[Poll]]:
     """Per (resolver, target): (time, dns error, answer set) of every poll, in time order."""
     per_check: dict[tuple[str, str, str], dict] = {}
     for doc in checks:
-        key = (doc["resolver.name"], doc["dns.question.name"], doc["edgewatch.check.id"])
+        key = (doc["edgewatch.resolver.name"], doc["dns.question.name"], doc["edgewatch.check.id"])
         entry = per_check.setdefault(key, {"t": timestamp(doc["@timestamp"]), "err": None,
                                            "addrs": set()})
         if "destination.ip" in doc:
@@ -39,9 +39,9 @@ def polls_of(checks: Iterable[dict]) -> dict[tuple[str, str], list[Poll]]:
 def latest_runs(runs: Iterable[dict]) -> dict[str, dict]:
     latest: dict[str, dict] = {}
     for doc in runs:
-        cur = latest.get(doc["run.id"])
+        cur = latest.get(doc["edgewatch.run.id"])
         if cur is None or doc["edgewatch.run.version"] >= cur["edgewatch.run.version"]:
-            latest[doc["run.id"]] = doc
+            latest[doc["edgewatch.run.id"]] = doc
     return latest
 
 
@@ -66,11 +66,12 @@ def compare_with_truth(lab: LabStack, checks: Iterable[dict], runs: Iterable[dic
              None if r.end is None else round(r.end.timestamp(), 3), r.checks, r.gaps)
             for r in truth.runs(resolver, target, times))
         got_runs = sorted(
-            (d["destination.ip"], round(timestamp(d["run.start"]), 3),
-             round(timestamp(d["run.end"]), 3) if "run.end" in d else None, d["run.checks"],
-             d["run.gaps"])
+            (d["destination.ip"], round(timestamp(d["edgewatch.run.start"]), 3),
+             round(timestamp(d["edgewatch.run.end"]), 3) if "edgewatch.run.end" in d else None,
+             d["edgewatch.run.checks"],
+             d["edgewatch.run.gaps"])
             for d in runs.values()
-            if d["resolver.name"] == resolver and d["dns.question.name"] == target)
+            if d["edgewatch.resolver.name"] == resolver and d["dns.question.name"] == target)
         assert got_runs == want_runs, (resolver, target)
         figures["runs"] += len(got_runs)
         per_addr = defaultdict(int)

@@ -28,6 +28,9 @@ from pipeline.cycle import CycleRunner
 from pipeline.runs import RunTracker
 from pipeline.sinks.ndjson import read_store
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+from ecs_rules import document_problems
+
 pytestmark = pytest.mark.integration
 SPEED = 900.0  # one 15-minute poll every second
 EDGEWATCH = [sys.executable, "-m", "pipeline"]
@@ -54,10 +57,15 @@ def test_stored_documents_equal_the_ground_truth(lab: LabStack, tmp_path: Path) 
     # The window must have exercised what the comparison is about.
     assert figures["polls"] >= 30 * 5 * 2 * 0.6  # overruns may coalesce a few polls
     assert figures["failures"] > 0 and figures["reused"] > 0
+    # what real resolvers and edges produced is true to ECS 9.2.0 (tests/pipeline/test_ecs.py)
+    every = list(read_store(store, "checks")) + list(read_store(store, "runs"))
+    assert [p for d in every for p in document_problems(d)] == []
+    assert any(len(d.get("dns.answers", [])) > 1 for d in every)  # answer sections recorded
     for doc in read_store(store, "checks"):
         if "destination.ip" in doc:
             assert doc.get("error.type") == lab.truth.edge_outcome(doc["destination.ip"]), doc
-            assert doc["destination.prefix24"].startswith(doc["destination.ip"].rsplit(".", 1)[0])
+            net = doc["destination.ip"].rsplit(".", 1)[0]
+            assert doc["edgewatch.destination.prefix24"].startswith(net)
             assert doc["destination.as.number"] in {64600, 64700}
             assert doc["destination.domain"].endswith(".edge.lab.test")
 
@@ -70,8 +78,8 @@ def test_runs_continue_across_a_restart(lab: LabStack, tmp_path: Path) -> None:
     # Exact equality with the truth over both processes' polls proves the open runs continued.
     compare_with_truth(lab, read_store(store, "checks"), read_store(store, "runs"))
     after = latest_runs(read_store(store, "runs"))
-    continued = [rid for rid, d in first.items() if d["run.open"]
-                 and after[rid]["run.checks"] > d["run.checks"]]
+    continued = [rid for rid, d in first.items() if d["edgewatch.run.open"]
+                 and after[rid]["edgewatch.run.checks"] > d["edgewatch.run.checks"]]
     assert continued, "no run was open across the restart"
 
 

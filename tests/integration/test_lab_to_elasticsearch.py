@@ -98,7 +98,8 @@ def test_elasticsearch_holds_exactly_what_the_store_holds(measured, es: Elastics
         assert _flat(doc) == by_id[doc["_id"]]
     assert not list(measured["dead"].glob("*.ndjson")) or all(
         p.stat().st_size == 0 for p in measured["dead"].glob("*.ndjson"))
-    runs_es = {d["run.id"]: d for d in (_flat(x) for x in _scan(es, f"edgewatch-runs-{ns}"))}
+    runs_es = {d["edgewatch.run.id"]: d
+               for d in (_flat(x) for x in _scan(es, f"edgewatch-runs-{ns}"))}
     runs_store = latest_runs(read_store(measured["store"], "runs"))
     assert runs_es.keys() == runs_store.keys()
     for rid, doc in runs_es.items():
@@ -113,14 +114,14 @@ def test_elasticsearch_documents_equal_the_ground_truth(measured, lab: LabStack,
     runs = [_flat(d) for d in _scan(es, f"edgewatch-runs-{ns}")]
     figures = compare_with_truth(lab, checks, runs)
     assert figures["runs"] > 0
-    # CIDR term query on the ip field and a terms aggregation on resolver.name
+    # CIDR term query on the ip field and a terms aggregation on edgewatch.resolver.name
     in_a = sum(1 for d in checks if d.get("destination.ip", "").startswith("127.60.0."))
     got = es.count(index=f"logs-edgewatch.check-{ns}",
                    query={"term": {"destination.ip": "127.60.0.0/24"}})["count"]
     assert got == in_a > 0
     aggs = es.search(index=f"logs-edgewatch.check-{ns}", size=0,
-                     aggs={"r": {"terms": {"field": "resolver.name", "size": 50}}})
-    want = Counter(d["resolver.name"] for d in checks)
+                     aggs={"r": {"terms": {"field": "edgewatch.resolver.name", "size": 50}}})
+    want = Counter(d["edgewatch.resolver.name"] for d in checks)
     assert {b["key"]: b["doc_count"] for b in aggs["aggregations"]["r"]["buckets"]} == want
 
 
@@ -190,6 +191,7 @@ def test_load_moves_a_local_store_into_the_cluster_once(measured, es: Elasticsea
     es.indices.refresh(index=f"logs-edgewatch.check-{namespace}")
     in_es = _scan(es, f"logs-edgewatch.check-{namespace}")
     assert sorted(d["_id"] for d in in_es) == sorted(d["_id"] for d in stored)
-    got = {d["run.id"]: d for d in (_flat(x) for x in _scan(es, f"edgewatch-runs-{namespace}"))}
+    got = {d["edgewatch.run.id"]: d
+           for d in (_flat(x) for x in _scan(es, f"edgewatch-runs-{namespace}"))}
     assert got.keys() == runs.keys()
-    assert all(got[r]["run.checks"] == runs[r]["run.checks"] for r in runs)
+    assert all(got[r]["edgewatch.run.checks"] == runs[r]["edgewatch.run.checks"] for r in runs)

@@ -184,4 +184,5 @@ def test_sigterm_finishes_the_cycle_and_flushes(lab: LabStack, tmp_path: Path) -
     checks = {d["edgewatch.check.id"] for d in docs}
     # every check that was stored is complete: one document per resolver at least
     for cid in checks:
-        assert len({d["resolver.name"] for d in docs if d["edgewatch.check.id"] == cid}) == 5
+        assert len({d["edgewatch.resolver.name"] for d in docs
+                    if d["edgewatch.check.id"] == cid}) == 5

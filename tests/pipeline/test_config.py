@@ -354,3 +354,21 @@ def test_unicode_and_strange_observer_values() -> None:
     assert "must not be empty" in problems({**MINIMAL, "observer": {"name": " "}})["observer.name"]
     geo = {**MINIMAL, "observer": {"geo": {"name": 1}}}
     assert "strings" in problems(geo)["observer.geo"]
+
+
+def test_observer_geo_accepts_exactly_the_ecs_keys_the_mapping_declares() -> None:
+    from pipeline.config import OBSERVER_GEO_KEYS
+    from pipeline.es import names, templates
+
+    every = {k: f"v-{k}" for k in OBSERVER_GEO_KEYS}
+    cfg = parse_config({**MINIMAL, "observer": {"name": "p", "geo": every}})
+    assert cfg.observer_geo == every
+    mapped = templates.leaf_fields(
+        templates.effective_mappings(names.CHECK_INDEX_TEMPLATE)["properties"])
+    assert {f for f in mapped if f.startswith("observer.geo.")} == {
+        f"observer.geo.{k}" for k in OBSERVER_GEO_KEYS}
+    # an ECS key that is not a string field, and a made-up one: refused, naming the key
+    for key in ("location", "rack"):
+        found = problems({**MINIMAL, "observer": {"geo": {key: "x"}}})
+        assert "unknown key" in found[f"observer.geo.{key}"] and "city_name" in found[
+            f"observer.geo.{key}"]

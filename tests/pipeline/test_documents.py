@@ -86,14 +86,14 @@ def test_every_emitted_field_is_mapped() -> None:
 def test_check_documents_shape() -> None:
     checks, runs = _sample()
     good, bad, failed = (r.doc for r in checks)
-    assert good["event.outcome"] == "success" and good["tls.verified"] is True
+    assert good["event.outcome"] == "success" and good["edgewatch.tls.verified"] is True
     assert good["destination.domain"] == "a127-60-0-10.deploy.edge.lab.test"
     assert bad["event.outcome"] == "failure" and bad["error.type"] == "tls.verify"
-    assert bad["tls.established"] is True and bad["tls.verified"] is False
+    assert bad["tls.established"] is True and bad["edgewatch.tls.verified"] is False
     assert "destination.ip" not in failed and failed["error.type"] == "dns.timeout"
-    assert good["dns.answer_set.hash"] == bad["dns.answer_set.hash"]
-    assert base64.b64decode(good["dns.raw"]) == b"\x12\x34wire"
+    assert good["edgewatch.dns.answer_set_hash"] == bad["edgewatch.dns.answer_set_hash"]
+    assert base64.b64decode(good["edgewatch.dns.raw"]) == b"\x12\x34wire"
     assert len({r.id for r in checks}) == 3  # one id per resolver × address
     run = runs[0].doc
-    assert run["run.duration.s"] == 7200 and run["run.observed.s"] == 6300
-    assert run["run.open"] is False and runs[0].version == 8 + 1 + 1
+    assert run["edgewatch.run.duration.s"] == 7200 and run["edgewatch.run.observed.s"] == 6300
+    assert run["edgewatch.run.open"] is False and runs[0].version == 8 + 1 + 1

@@ -157,29 +157,31 @@ class Run:
             "@timestamp": iso(self.start),
             "event.kind": "state",
             "event.dataset": "edgewatch.run",
+            "edgewatch.schema": 2,
+            "ecs.version": "9.2.0",
             "edgewatch.run.version": self.version,
             "observer.name": self.observer,
             "dns.question.name": self.target,
             "dns.question.type": "A",
-            "resolver.name": self.resolver,
-            "resolver.ip": RESOLVER_IP[self.resolver],
+            "edgewatch.resolver.name": self.resolver,
+            "edgewatch.resolver.ip": RESOLVER_IP[self.resolver],
             "destination.ip": self.ip,
-            "destination.prefix": prefix,
-            "destination.prefix24": prefix24,
+            "edgewatch.destination.prefix": prefix,
+            "edgewatch.destination.prefix24": prefix24,
             "destination.as.number": asn,
-            "run.id": self.id,
-            "run.start": iso(self.start),
-            "run.last_seen": iso(self.last_seen),
-            "run.open": self.open,
-            "run.checks": self.checks,
-            "run.gaps": self.gaps,
-            "run.duration.s": int((until - self.start).total_seconds()),
-            "run.observed.s": int((self.last_seen - self.start).total_seconds()),
+            "edgewatch.run.id": self.id,
+            "edgewatch.run.start": iso(self.start),
+            "edgewatch.run.last_seen": iso(self.last_seen),
+            "edgewatch.run.open": self.open,
+            "edgewatch.run.checks": self.checks,
+            "edgewatch.run.gaps": self.gaps,
+            "edgewatch.run.duration.s": int((until - self.start).total_seconds()),
+            "edgewatch.run.observed.s": int((self.last_seen - self.start).total_seconds()),
         }
         if domain:
             doc["destination.domain"] = domain
         if self.end is not None:
-            doc["run.end"] = iso(self.end)
+            doc["edgewatch.run.end"] = iso(self.end)
         return doc
 
 
@@ -201,15 +203,18 @@ class History:
             "@timestamp": iso(when),
             "event.kind": "event",
             "event.dataset": "edgewatch.check",
-            "edgewatch.schema": 1,
+            "edgewatch.schema": 2,
+            "ecs.version": "9.2.0",
+            "event.category": ["network"],
+            "dns.type": "answer",
             "edgewatch.cycle.id": f"cycle-{observer}-{step}",
             "edgewatch.check.id": cid,
             "observer.name": observer,
             "dns.question.name": target,
             "dns.question.type": "A",
-            "resolver.name": resolver,
-            "resolver.ip": RESOLVER_IP[resolver],
-            "resolver.transport": "udp",
+            "edgewatch.resolver.name": resolver,
+            "edgewatch.resolver.ip": RESOLVER_IP[resolver],
+            "edgewatch.resolver.transport": "udp",
         }
         key_prefix = (observer, target, resolver)
         if ips is None:  # DNS failure: one document, a gap for every open run
@@ -244,28 +249,28 @@ class History:
                 "_id": check_doc_id(cid, resolver, ip),
                 "dns.response_code": "NOERROR",
                 "dns.resolved_ip": list(ips),
-                "dns.answer.count": len(ips),
-                "dns.answer.ttl": 60,
+                "edgewatch.dns.answer_count": len(ips),
+                "edgewatch.dns.ttl": 60,
                 "destination.ip": ip,
                 "destination.port": 443,
-                "destination.prefix": prefix,
-                "destination.prefix24": prefix24,
+                "edgewatch.destination.prefix": prefix,
+                "edgewatch.destination.prefix24": prefix24,
                 "destination.as.number": asn,
-                "run.id": run.id,
-                "run.seq": run.checks,
-                "run.start": iso(run.start),
+                "edgewatch.run.id": run.id,
+                "edgewatch.run.seq": run.checks,
+                "edgewatch.run.start": iso(run.start),
             })
             if domain:
                 doc["destination.domain"] = domain
             failure = connect_failure(resolver, step) if observer == OBSERVER else None
             if failure != "tcp.refused":
-                doc["tcp.established"] = True
+                doc["edgewatch.tcp.established"] = True
                 doc["tcp.rtt.connect.us"] = tcp_us(resolver, step, ip)
             else:
-                doc["tcp.established"] = False
+                doc["edgewatch.tcp.established"] = False
             if failure is None:
                 doc["tls.established"] = True
-                doc["tls.verified"] = True
+                doc["edgewatch.tls.verified"] = True
                 doc["tls.rtt.handshake.us"] = tls_us(resolver, step, ip)
                 doc["event.outcome"] = "success"
             else:
@@ -309,11 +314,11 @@ class History:
             files[f"checks-{doc['@timestamp'][:10]}"].append(orjson.dumps(doc))
         for when, doc in self.run_snapshots:
             files[f"runs-{when:%Y-%m-%d}"].append(
-                orjson.dumps({"_id": doc["run.id"], **doc}))
+                orjson.dumps({"_id": doc["edgewatch.run.id"], **doc}))
         # A replayed stale snapshot appended last must not win over the newer versions.
         stale = next(doc for _, doc in self.run_snapshots if doc["edgewatch.run.version"] == 1)
         last_day = max(k for k in files if k.startswith("runs-"))
-        files[last_day].append(orjson.dumps({"_id": stale["run.id"], **stale}))
+        files[last_day].append(orjson.dumps({"_id": stale["edgewatch.run.id"], **stale}))
         for stem, lines in files.items():
             (directory / f"{stem}.ndjson").write_bytes(b"\n".join(lines) + b"\n")
 

@@ -59,7 +59,8 @@ class Truth:
                     and (not resolvers or resolver in resolvers))
 
         self.docs = [d for d in history.checks
-                     if keep(d["observer.name"], d["dns.question.name"], d["resolver.name"])
+                     if keep(d["observer.name"], d["dns.question.name"],
+                             d["edgewatch.resolver.name"])
                      and (start is None or parse(d["@timestamp"]) >= start)
                      and (end is None or parse(d["@timestamp"]) < end)]
         stamps = [parse(d["@timestamp"]) for d in self.docs]
@@ -75,10 +76,11 @@ class Truth:
     # -- selections ---------------------------------------------------------------------
 
     def names(self) -> list[str]:
-        return sorted({d["resolver.name"] for d in self.docs})
+        return sorted({d["edgewatch.resolver.name"] for d in self.docs})
 
     def docs_of(self, resolver: str | None) -> list[dict[str, Any]]:
-        return [d for d in self.docs if resolver is None or d["resolver.name"] == resolver]
+        return [d for d in self.docs
+                if resolver is None or d["edgewatch.resolver.name"] == resolver]
 
     def runs_of(self, resolver: str | None) -> list[Run]:
         return [r for r in self.runs if resolver is None or r.resolver == resolver]
@@ -92,7 +94,7 @@ class Truth:
         return {
             "documents": len(docs),
             "successful": sum(d["event.outcome"] == "success" for d in docs),
-            "queries": len({(d["edgewatch.check.id"], d["resolver.name"]) for d in docs}),
+            "queries": len({(d["edgewatch.check.id"], d["edgewatch.resolver.name"]) for d in docs}),
             "addresses": len(ips),
             "prefix24s": len({NET[ip][0] for ip in ips}),
             "prefixes": len({NET[ip][1] for ip in ips}),

@@ -33,11 +33,11 @@ def test_store_keeps_the_highest_run_version(store_dir: Path, history: History) 
     lines = [json.loads(line) for path in sorted(store_dir.glob("runs-*.ndjson"))
              for line in path.read_text().splitlines()]
     stale = lines[-1]  # the replayed version-1 snapshot written last
-    final = history.runs[stale["run.id"]]
+    final = history.runs[stale["edgewatch.run.id"]]
     assert stale["edgewatch.run.version"] == 1 < final.version
     got = {r.run_id: r for r in StoreSource(store_dir).run_rows(Filters())}
     assert len(got) == len(history.runs)
-    assert got[final.id].duration_s == final.doc()["run.duration.s"]
+    assert got[final.id].duration_s == final.doc()["edgewatch.run.duration.s"]
     assert got[final.id].open == final.open
 
 
