@@ -142,7 +142,12 @@ def run_overlaps_time_range() -> list[dict[str, Any]]:
 
 
 def over_time(timefield: str, sub_aggs: dict[str, Any]) -> dict[str, Any]:
-    """A date histogram across the whole picked range, about 50 buckets (Kibana's autointerval)."""
+    """A date histogram across the whole picked range, about 50 buckets (Kibana's autointerval).
+
+    Empty intervals are kept (``min_doc_count: 0`` to the range's bounds) so that a chart can
+    tell "no checks then" from "checks, but nothing to count": it must draw the first as a gap,
+    not as the zero its sub-aggregations report.
+    """
     return {
         "date_histogram": {
             "field": timefield,
@@ -156,6 +161,10 @@ def over_time(timefield: str, sub_aggs: dict[str, Any]) -> dict[str, Any]:
         "aggs": sub_aggs,
     }
 
+
+# Vega-Lite's mark.invalid mode that breaks a line at a null value (and hides the point there)
+# instead of joining its neighbours across it.
+BREAK_AT_NULL = "break-paths-show-domains"
 
 # Counts are whole numbers: no 0.5 ticks on a chart of three addresses.
 COUNT_AXIS = {"tickMinStep": 1}
@@ -229,8 +238,13 @@ def unique_ips_over_time() -> VegaPanel:
         "$schema": VEGA_LITE_SCHEMA,
         "data": data(context_url(CHECKS_INDEX, CHECKS_TIME_FIELD, aggs),
                      "aggregations.over_time.buckets"),
-        "transform": [{"calculate": "datum.unique_ips.value", "as": "ips"}],
-        "mark": {"type": "line", "point": True, "interpolate": "step-after", "tooltip": True},
+        # An interval without check documents (edgewatch not running, or everything filtered
+        # out) has a cardinality of 0; null instead, so the line breaks there rather than
+        # claiming that no address was handed out. Checks that all failed still draw 0.
+        "transform": [{"calculate": "datum.doc_count > 0 ? datum.unique_ips.value : null",
+                       "as": "ips"}],
+        "mark": {"type": "line", "point": True, "interpolate": "step-after", "tooltip": True,
+                 "invalid": BREAK_AT_NULL},
         "encoding": {
             "x": {"field": "key", "type": "temporal", "title": None},
             "y": {"field": "ips", "type": "quantitative",

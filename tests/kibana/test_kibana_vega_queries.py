@@ -288,6 +288,13 @@ def test_unique_ips_over_time(es: Elasticsearch, objects: list[dict[str, Any]],
     docs = [r["doc_count"] for r in rows]
     assert ips[:3] == [4, 2, 0] and not any(ips[3:])
     assert docs[:3] == [5, 3, 3] and not any(docs[3:])
+    # Hours 3.. hold no check: Elasticsearch says 0 addresses there, hour 2 (only failed DNS
+    # checks) says 0 too. The chart must tell them apart: 0 where checks ran, a gap elsewhere.
+    spec = vega_specs(objects)["edgewatch-unique-ips-over-time"]
+    (ips_from,) = [t["calculate"] for t in spec["transform"] if t.get("as") == "ips"]
+    assert ips_from == "datum.doc_count > 0 ? datum.unique_ips.value : null"
+    assert spec["mark"]["type"] == "line"
+    assert spec["mark"]["invalid"] == "break-paths-show-domains"  # null breaks the line
 
 
 def test_new_ips_over_time(es: Elasticsearch, objects: list[dict[str, Any]],
