@@ -41,8 +41,23 @@ OUTPUT = HERE / "edgewatch.ndjson"
 # (pipeline/es/names.py spells the concrete names: logs-edgewatch.check-<ns>, edgewatch-runs-<ns>).
 CHECKS_INDEX = "logs-edgewatch.check-*"
 RUNS_INDEX = "edgewatch-runs-*"
+
+# Field names of schema 2 (docs/DOCUMENTS.md): ECS names only with ECS's meaning, Heartbeat's
+# for timings, everything else under edgewatch.*. The edgewatch and Heartbeat names the panels
+# use are spelled once here (ECS names, which do not move, are written out where used);
+# tests/kibana/schema_names.py lists the retired schema-1 names, and a test fails on any saved
+# object that still spells one.
 CHECKS_TIME_FIELD = "@timestamp"
-RUNS_TIME_FIELD = "run.start"
+RESOLVER_NAME = "edgewatch.resolver.name"
+PREFIX24 = "edgewatch.destination.prefix24"
+RESOLVE_US = "resolve.rtt.us"
+HTTP_RESPONSE_HEADER_US = "http.rtt.response_header.us"
+RUN_START = "edgewatch.run.start"
+RUN_LAST_SEEN = "edgewatch.run.last_seen"
+RUN_OPEN = "edgewatch.run.open"
+RUN_DURATION_S = "edgewatch.run.duration.s"
+RUN_OBSERVED_S = "edgewatch.run.observed.s"
+RUNS_TIME_FIELD = RUN_START
 
 CHECKS_DATA_VIEW_ID = "edgewatch-checks"
 RUNS_DATA_VIEW_ID = "edgewatch-runs"
@@ -117,17 +132,22 @@ def in_time_range(timefield: str) -> dict[str, Any]:
 def run_overlaps_time_range() -> list[dict[str, Any]]:
     """A run counts when it overlaps the picked range, not only when it *started* in it.
 
-    Filtering runs on ``run.start`` alone would hide exactly the long runs that matter most for
+    Filtering runs on their start alone would hide exactly the long runs that matter most for
     an allowlist (an address handed out since before the range began).
     """
     return [
-        {"range": {"run.start": {"lte": {"%timefilter%": "max"}}}},
-        {"range": {"run.last_seen": {"gte": {"%timefilter%": "min"}}}},
+        {"range": {RUN_START: {"lte": {"%timefilter%": "max"}}}},
+        {"range": {RUN_LAST_SEEN: {"gte": {"%timefilter%": "min"}}}},
     ]
 
 
 def over_time(timefield: str, sub_aggs: dict[str, Any]) -> dict[str, Any]:
-    """A date histogram across the whole picked range, about 50 buckets (Kibana's autointerval)."""
+    """A date histogram across the whole picked range, about 50 buckets (Kibana's autointerval).
+
+    Empty intervals are kept (``min_doc_count: 0`` to the range's bounds) so that a chart can
+    tell "no checks then" from "checks, but nothing to count": it must draw the first as a gap,
+    not as the zero its sub-aggregations report.
+    """
     return {
         "date_histogram": {
             "field": timefield,
@@ -141,6 +161,10 @@ def over_time(timefield: str, sub_aggs: dict[str, Any]) -> dict[str, Any]:
         "aggs": sub_aggs,
     }
 
+
+# Vega-Lite's mark.invalid mode that breaks a line at a null value (and hides the point there)
+# instead of joining its neighbours across it.
+BREAK_AT_NULL = "break-paths-show-domains"
 
 # Counts are whole numbers: no 0.5 ticks on a chart of three addresses.
 COUNT_AXIS = {"tickMinStep": 1}
@@ -172,10 +196,10 @@ class VegaPanel:
 def unique_ips_per_resolver() -> VegaPanel:
     aggs = {
         "resolvers": {
-            "terms": {"field": "resolver.name", "size": 50, "order": {"unique_ips": "desc"}},
+            "terms": {"field": RESOLVER_NAME, "size": 50, "order": {"unique_ips": "desc"}},
             "aggs": {
                 "unique_ips": {"cardinality": {"field": "destination.ip"}},
-                "unique_prefix24": {"cardinality": {"field": "destination.prefix24"}},
+                "unique_prefix24": {"cardinality": {"field": PREFIX24}},
             },
         }
     }
@@ -214,8 +238,13 @@ def unique_ips_over_time() -> VegaPanel:
         "$schema": VEGA_LITE_SCHEMA,
         "data": data(context_url(CHECKS_INDEX, CHECKS_TIME_FIELD, aggs),
                      "aggregations.over_time.buckets"),
-        "transform": [{"calculate": "datum.unique_ips.value", "as": "ips"}],
-        "mark": {"type": "line", "point": True, "interpolate": "step-after", "tooltip": True},
+        # An interval without check documents (edgewatch not running, or everything filtered
+        # out) has a cardinality of 0; null instead, so the line breaks there rather than
+        # claiming that no address was handed out. Checks that all failed still draw 0.
+        "transform": [{"calculate": "datum.doc_count > 0 ? datum.unique_ips.value : null",
+                       "as": "ips"}],
+        "mark": {"type": "line", "point": True, "interpolate": "step-after", "tooltip": True,
+                 "invalid": BREAK_AT_NULL},
         "encoding": {
             "x": {"field": "key", "type": "temporal", "title": None},
             "y": {"field": "ips", "type": "quantitative",
@@ -286,8 +315,8 @@ def run_length_distribution() -> VegaPanel:
         ranges.append(r)
     aggs = {
         "state": {
-            "terms": {"field": "run.open", "size": 2},
-            "aggs": {"lengths": {"range": {"field": "run.duration.s", "ranges": ranges}}},
+            "terms": {"field": RUN_OPEN, "size": 2},
+            "aggs": {"lengths": {"range": {"field": RUN_DURATION_S, "ranges": ranges}}},
         }
     }
     spec = {
@@ -326,7 +355,7 @@ def run_length_distribution() -> VegaPanel:
 def failures_by_resolver_and_kind() -> VegaPanel:
     aggs = {
         "resolvers": {
-            "terms": {"field": "resolver.name", "size": 50},
+            "terms": {"field": RESOLVER_NAME, "size": 50},
             "aggs": {"kinds": {"terms": {"field": "error.type", "size": 20,
                                          "missing": "(unclassified)"}}},
         }
@@ -364,10 +393,10 @@ def most_stable_ips() -> VegaPanel:
         "ips": {
             "terms": {"field": "destination.ip", "size": 25, "order": {"total_s": "desc"}},
             "aggs": {
-                "total_s": {"sum": {"field": "run.duration.s"}},
-                "longest_s": {"max": {"field": "run.duration.s"}},
-                "resolvers": {"cardinality": {"field": "resolver.name"}},
-                "open_runs": {"filter": {"term": {"run.open": True}}},
+                "total_s": {"sum": {"field": RUN_DURATION_S}},
+                "longest_s": {"max": {"field": RUN_DURATION_S}},
+                "resolvers": {"cardinality": {"field": RESOLVER_NAME}},
+                "open_runs": {"filter": {"term": {RUN_OPEN: True}}},
                 "domain": {"terms": {"field": "destination.domain", "size": 1}},
             },
         }
@@ -484,7 +513,7 @@ def timings_over_time() -> VegaPanel:
 def handshake_per_resolver() -> VegaPanel:
     aggs = {
         "resolvers": {
-            "terms": {"field": "resolver.name", "size": 50},
+            "terms": {"field": RESOLVER_NAME, "size": 50},
             "aggs": {"tls_handshake": {"percentiles": {
                 "field": "tls.rtt.handshake.us", "percents": [50, 95, 99], "keyed": False}}},
         }
@@ -530,12 +559,12 @@ VEGA_PANELS: list[Callable[[], VegaPanel]] = [
 FAILURES_SEARCH_ID = "edgewatch-failures"
 HELP_ID = "edgewatch-help"
 
-HELP_MARKDOWN = """\
+HELP_MARKDOWN = f"""\
 **Reading this dashboard.** Each check document is one resolver × one answered address × one \
 cycle; failures without an address are one document per resolver. A *run* is one resolver \
 handing out one address without interruption (a failed query is a gap, not an end); an address \
 that comes back starts a new run. Filter by `dns.question.name` to look at one hostname, by \
-`resolver.name` for one resolver. `edgewatch report` gives the same answers with survival \
+`{RESOLVER_NAME}` for one resolver. `edgewatch report` gives the same answers with survival \
 statistics and a coverage-based allowlist; this dashboard is for looking around."""
 
 
@@ -583,8 +612,8 @@ SECONDS_AS_DURATION = {"id": "duration", "params": {
 
 def data_views() -> list[dict[str, Any]]:
     checks_formats = {f: MICROSECONDS_AS_DURATION for f in (
-        "dns.rtt.us", "tcp.rtt.connect.us", "tls.rtt.handshake.us", "http.rtt.total.us")}
-    runs_formats = {f: SECONDS_AS_DURATION for f in ("run.duration.s", "run.observed.s")}
+        RESOLVE_US, "tcp.rtt.connect.us", "tls.rtt.handshake.us", HTTP_RESPONSE_HEADER_US)}
+    runs_formats = {f: SECONDS_AS_DURATION for f in (RUN_DURATION_S, RUN_OBSERVED_S)}
     return [
         data_view(CHECKS_DATA_VIEW_ID, CHECKS_INDEX, "edgewatch checks", CHECKS_TIME_FIELD,
                   checks_formats),
@@ -626,7 +655,7 @@ def help_visualization() -> dict[str, Any]:
     })
 
 
-FAILURE_COLUMNS = ["resolver.name", "dns.question.name", "error.type", "error.message",
+FAILURE_COLUMNS = [RESOLVER_NAME, "dns.question.name", "error.type", "error.message",
                    "destination.ip", "destination.domain", "dns.response_code"]
 
 

@@ -68,7 +68,7 @@ def dump_panels(path: Path) -> int:
     """Run every panel's query on a fresh devstack node with the test documents; write rows."""
     sys.path[:0] = [str(ROOT / "tests" / "kibana"), str(ROOT)]
     import test_kibana_vega_queries as q  # the documents and the Kibana-style search
-    from elasticsearch import Elasticsearch, helpers
+    from elasticsearch import Elasticsearch
     from kibana_vega import vega_specs
 
     from devstack.node import start_node
@@ -83,11 +83,7 @@ def dump_panels(path: Path) -> int:
         ns = f"render{uuid.uuid4().hex[:6]}"
         installer.install(es, ns, detect(es, node.url))
         idx = q.Indices(names.check_data_stream(ns), names.runs_index(ns))
-        actions = [{"_op_type": "create", "_index": idx.checks, "_source": q.check_doc(c)}
-                   for c in q.CHECKS]
-        actions += [{"_op_type": "index", "_index": idx.runs, "_id": q.run_doc(r)["run.id"],
-                     "_source": q.run_doc(r)} for r in q.RUNS]
-        helpers.bulk(es, actions, refresh="true")
+        q.load_documents(es, idx)
         out = {}
         for vis_id, spec in vega_specs(objects).items():
             rows, _ = q.run_panel(es, objects, idx, vis_id)

@@ -94,7 +94,7 @@ def test_data_views(objects: list[dict[str, Any]], mapped_fields: dict[str, Any]
     views = {o["attributes"]["title"]: o for o in objects if o["type"] == "index-pattern"}
     assert set(views) == {"logs-edgewatch.check-*", "edgewatch-runs-*"}
     assert views["logs-edgewatch.check-*"]["attributes"]["timeFieldName"] == "@timestamp"
-    assert views["edgewatch-runs-*"]["attributes"]["timeFieldName"] == "run.start"
+    assert views["edgewatch-runs-*"]["attributes"]["timeFieldName"] == "edgewatch.run.start"
     for title, view in views.items():
         attrs = view["attributes"]
         kind = index_kind(title)
