@@ -16,7 +16,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from schema1_shim import renamed_fields, renamed_names
 
 from pipeline.es import names, templates
 
@@ -71,7 +70,6 @@ def objects(ndjson_text: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def doc_fields() -> dict[str, set[str]]:
     fields = documented_fields(DOCUMENTS_MD.read_text(encoding="utf-8"))
-    fields = {kind: renamed_names(found, kind) for kind, found in fields.items()}  # TEMPORARY
     # The parse itself must have worked, or every field check below would be vacuous.
     assert {"@timestamp", "destination.ip", "error.type", "tls.rtt.handshake.us"} <= fields["check"]
     assert {"edgewatch.run.duration.s", "edgewatch.run.open", "destination.ip",
@@ -89,6 +87,5 @@ def mapped_fields() -> dict[str, dict[str, dict[str, Any]]]:
             templates.effective_mappings(names.RUNS_INDEX_TEMPLATE)["properties"]),
     }
     assert out["check"]["destination.ip"]["type"] == "ip"
-    out = {kind: renamed_fields(fields, kind) for kind, fields in out.items()}  # TEMPORARY
     assert out["run"]["edgewatch.run.duration.s"]["type"] == "long"
     return out

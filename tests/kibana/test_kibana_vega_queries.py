@@ -31,7 +31,6 @@ from kibana_vega import (
     translate_url,
     vega_specs,
 )
-from schema1_shim import add_schema2_fields
 from schema_names import SCHEMA, retired_names_in
 
 from pipeline.es import installer, names
@@ -210,8 +209,6 @@ class Indices:
 
 def load_documents(es: Elasticsearch, made: Indices) -> None:
     """CHECKS and RUNS into the installed data stream and runs index; every one must go in."""
-    add_schema2_fields(es, made.checks, "check")  # TEMPORARY: see schema1_shim
-    add_schema2_fields(es, made.runs, "run")  # TEMPORARY: see schema1_shim
     actions = [{"_op_type": "create", "_index": made.checks, "_source": check_doc(c)}
                for c in CHECKS]
     actions += [{"_op_type": "index", "_index": made.runs,
@@ -239,8 +236,8 @@ def indices(es: Elasticsearch, es_url: str) -> Iterator[Indices]:
 
 
 def test_the_documents_are_schema_2() -> None:
-    """The strict mapping alone cannot tell: until the renamed mappings land it still has the
-    schema-1 names too (schema1_shim), so a leftover old name would be accepted silently."""
+    """Every test document spells only schema-2 names (the strict mapping would refuse an
+    unknown name, but this says which one)."""
     docs = [check_doc(c) for c in CHECKS] + [run_doc(r) for r in RUNS]
     assert all(d["edgewatch.schema"] == SCHEMA for d in docs)
     assert [sorted(retired_names_in(d)) for d in docs if retired_names_in(d)] == []
