@@ -121,10 +121,18 @@ def tls_version_fields(version: str | None) -> tuple[str | None, str | None]:
     return f"{m.group(2)}.{m.group(3) or 0}", m.group(1).lower()
 
 
+# ``dns.answers`` repeats the answer section in every per-address document: an answer of 254
+# addresses would otherwise put 254 × 254 objects into one cycle's documents. The first records
+# are the ones that tell the CDN map (the CNAME chain comes first); every address is still in
+# ``dns.resolved_ip`` and the whole message in ``edgewatch.dns.raw`` when kept.
+MAX_DOC_ANSWERS = 64
+
+
 def dns_answers(answers: tuple[AnswerRecord, ...]) -> list[dict[str, Any]]:
-    """The answer section as ECS ``dns.answers`` objects, in the order the resolver sent it."""
+    """The answer section as ECS ``dns.answers`` objects, in the order the resolver sent it
+    (at most ``MAX_DOC_ANSWERS`` of them)."""
     out = []
-    for name, rtype, rclass, ttl, data in answers:
+    for name, rtype, rclass, ttl, data in answers[:MAX_DOC_ANSWERS]:
         entry: dict[str, Any] = {"name": name, "type": rtype, "class": rclass, "ttl": ttl}
         if data is not None:
             entry["data"] = data

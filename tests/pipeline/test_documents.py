@@ -97,3 +97,13 @@ def test_check_documents_shape() -> None:
     run = runs[0].doc
     assert run["edgewatch.run.duration.s"] == 7200 and run["edgewatch.run.observed.s"] == 6300
     assert run["edgewatch.run.open"] is False and runs[0].version == 8 + 1 + 1
+
+
+def test_dns_answers_are_capped_per_document() -> None:
+    """A hostile answer of 254 addresses must not put 254 × 254 answer objects in one cycle."""
+    from pipeline.documents import MAX_DOC_ANSWERS, dns_answers
+
+    records = tuple((f"a{i}.test", "A", "IN", 60, f"192.0.2.{i}") for i in range(254))
+    out = dns_answers(records)
+    assert len(out) == MAX_DOC_ANSWERS
+    assert [o["data"] for o in out] == [r[4] for r in records[:MAX_DOC_ANSWERS]]
