@@ -229,8 +229,10 @@ enabled = ["elasticsearch", "ndjson"]
                  for line in f.read_text().splitlines() if line.strip())
     assert indexed > 0 and indexed == stored
 
+    # --namespace: the session's node holds other tests' namespaces too
     report = json.loads(_ok(_run(venv, outside, "edgewatch", "report", "--config", str(config),
-                                 "--format", "json", "--no-progress")))
+                                 "--namespace", namespace, "--format", "json",
+                                 "--no-progress")))
     assert report["overall"]["documents"] == indexed
     assert {r["name"] for r in report["resolvers"]} == set(lab.resolvers)
 
