@@ -44,7 +44,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     imp = sub.add_parser(
         "import", help="import the saved objects into Kibana (overwrites earlier versions)",
         description="POST the saved objects to Kibana's /api/saved_objects/_import?overwrite=true."
-        " Credentials: KIBANA_API_KEY, or KIBANA_USERNAME + KIBANA_PASSWORD.")
+        " Credentials: KIBANA_API_KEY, or KIBANA_USERNAME + KIBANA_PASSWORD.",
+        epilog="exit status: 0 every object imported, 1 Kibana rejected some object (each is "
+        "listed), 2 bad arguments or an unusable file, URL or CA file, 3 Kibana unreachable, "
+        "4 credentials refused, 5 any other refusal by Kibana")
     imp.add_argument("--kibana-url", default=os.environ.get("KIBANA_URL"),
                      help="Kibana base URL incl. any base path, e.g. http://127.0.0.1:5601 "
                      "(default: $KIBANA_URL)")

@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "embedded default of `edgewatch run`) and index them into the configured cluster "
         "through the durable Elasticsearch sink. Ids are deterministic: nothing is stored "
         "twice. Run `edgewatch setup` first.",
+        epilog="exit status: 0 everything delivered, 1 documents still pending (spooled for "
+        "the next load or run) or dead-lettered, or --strict met a bad line, 2 bad "
+        "configuration or no store to load",
     )
     add_config_argument(p)
     p.add_argument("--store", type=Path, help="store folder (default: the config's store.dir)")
