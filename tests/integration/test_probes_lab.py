@@ -15,7 +15,7 @@ import pytest
 from lab.stack import LabStack
 from lab.testing import lab_fixture
 from pipeline.config import Resolver, load_config
-from pipeline.probe.connect import probe_connect, tls_contexts
+from pipeline.probe.connect import ConnectSpec, probe_connect, tls_contexts
 from pipeline.probe.dns import probe_dns
 from pipeline.probe.rdns import ReverseLookup
 from pipeline.sinks.ndjson import read_store
@@ -125,7 +125,8 @@ def test_connect_probe_outcomes_match_each_edge_behaviour(lab: LabStack) -> None
 
     async def all_edges():
         return await asyncio.gather(*(
-            probe_connect(a, lab.edge_port, host, contexts, 0.5, 1.0, "/directory", 1.0)
+            probe_connect(a, lab.edge_port, host,
+                          ConnectSpec(contexts, 0.5, 1.0, "/directory", 1.0))
             for a in behaviours))
 
     for address, result in zip(behaviours, asyncio.run(all_edges()), strict=True):
