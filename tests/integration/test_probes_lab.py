@@ -163,6 +163,43 @@ def test_check_command_prints_a_table(lab: LabStack) -> None:
                for line in lines), proc.stdout
 
 
+def test_check_verifies_dot_and_doh_resolvers_against_the_configured_ca(
+        lab: LabStack, tmp_path: Path) -> None:
+    """``check`` binds the probes as ``run`` does: ``tls.ca_file`` (the lab CA, which no system
+    store knows) verifies the DoT/DoH resolvers of the configuration, not only the edges."""
+    from lab.pki import DOT_NAME
+
+    name, (address, port) = next(iter(lab.dot_endpoints.items()))
+    url, doh_address = lab.doh_urls[name]
+    doh_port = int(url.split(":")[2].split("/")[0])
+    config = tmp_path / "edgewatch.toml"
+    config.write_text(lab.config_path.read_text() + f"""
+[[resolvers]]
+name = "lab-dot"
+address = "{address}"
+port = {port}
+transport = "dot"
+server_name = "{DOT_NAME}"
+
+[[resolvers]]
+name = "lab-doh"
+address = "{doh_address}"
+port = {doh_port}
+transport = "doh"
+url = "{url}"
+""")
+    host = lab.scenario.targets[0].name
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "check", host, "--config", str(config),
+         "--timeout", "5"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    expected = lab.truth.answer(name, host, lab.clock.now()).addresses
+    for resolver in ("lab-dot", "lab-doh"):
+        (row,) = [line for line in proc.stdout.splitlines() if line.startswith(resolver + " ")]
+        assert " NOERROR " in row and "dns.network" not in row, proc.stdout
+        assert any(a in row for a in expected), (row, expected)
+
+
 def test_sigterm_finishes_the_cycle_and_flushes(lab: LabStack, tmp_path: Path) -> None:
     env = {**os.environ, "EDGEWATCH_STORE__DIR": f'"{tmp_path / "data"}"',
            "EDGEWATCH_STATE__DIR": f'"{tmp_path / "state"}"'}
