@@ -72,7 +72,9 @@ class BadName(Exception):
     """The question cannot be asked: the name breaks the DNS rules (label > 63, name > 255...)."""
 
 
-def _make_query(qname: str, rtype: str, resolver: Resolver) -> dns.message.QueryMessage:
+def make_query(qname: str, rtype: str, resolver: Resolver) -> dns.message.QueryMessage:
+    """The question as ``probe_dns`` sends it (EDNS, the resolver's client subnet); raises
+    ``BadName`` for a name that cannot be asked."""
     options: list[dns.edns.Option] = []
     if resolver.client_subnet:
         net = ipaddress.ip_network(resolver.client_subnet, strict=False)
@@ -87,13 +89,6 @@ def _make_query(qname: str, rtype: str, resolver: Resolver) -> dns.message.Query
     return dns.message.make_query(
         name, rdtype, use_edns=0, payload=1232, options=options or None
     )
-
-
-def _follow_chain(response: dns.message.Message, qname: str, rtype: str
-                  ) -> tuple[tuple[str, ...], tuple[AnswerAddress, ...]]:
-    """The chain and addresses of a response (kept for the probe benchmark's CPU figures)."""
-    answer = classify_message(response, qname, rtype)
-    return answer.cname_chain, answer.addresses
 
 
 async def _send_encrypted(
@@ -177,7 +172,7 @@ class DnsOptions:
 async def _probe(resolver: Resolver, qname: str, rtype: str, options: DnsOptions,
                  base: dict[str, Any], started: float) -> DnsResult:
     try:
-        query = _make_query(qname, rtype, resolver)
+        query = make_query(qname, rtype, resolver)
     except BadName as exc:
         return DnsResult(**base, error_type="dns.bad_name", error_message=str(exc))
     asked = await _ask(resolver, query, options.timeout, options.ssl_context, base, started)

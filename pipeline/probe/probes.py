@@ -17,7 +17,8 @@ from pathlib import Path
 
 from pipeline.config import Config, Resolver, Target, Timeouts
 from pipeline.probe.connect import ConnectResult, ConnectSpec, probe_connect, tls_contexts
-from pipeline.probe.dns import DnsOptions, DnsResult, probe_dns
+from pipeline.probe.dns import DnsOptions, DnsResult, make_query, probe_dns
+from pipeline.probe.dns_answer import classify_message
 from pipeline.probe.rdns import RdnsResult, ReverseLookup
 
 # ``probe_dns``'s shape: (resolver, qname, rtype, timeout, keep_raw=, ssl_context=)
@@ -91,6 +92,11 @@ class Probes:
         if self.settings is None:
             raise RuntimeError("Probes used before bind(config)")
         return self.settings
+
+    # The pieces of a DNS probe, for what measures them alone (bench/probe_ops.py): the
+    # question exactly as ``dns`` sends it, and the classification of a response.
+    question = staticmethod(make_query)
+    classify = staticmethod(classify_message)
 
     @property
     def reverse_enabled(self) -> bool:
