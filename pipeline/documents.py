@@ -9,7 +9,6 @@ a spool or re-running a cycle can never index the same fact twice.
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +16,10 @@ from typing import Any, Literal
 
 import orjson
 
+from pipeline.ids import answer_set_hash as answer_set_hash
+from pipeline.ids import check_doc_id as check_doc_id
+from pipeline.ids import check_id as check_id
+from pipeline.ids import stamp as iso
 from pipeline.probe.connect import ConnectResult
 from pipeline.probe.dns import DnsResult
 from pipeline.probe.dns_answer import AnswerRecord
@@ -59,33 +62,6 @@ class Record:
 def dumps(doc: dict[str, Any]) -> bytes:
     """orjson with the options every sink needs: UTC datetimes with a Z, no NaN surprises."""
     return orjson.dumps(doc, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
-
-
-def iso(ts: datetime) -> str:
-    """Millisecond ISO-8601 in UTC with a Z: the one timestamp spelling in every document."""
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _digest(*parts: object) -> str:
-    h = hashlib.sha1(usedforsecurity=False)
-    for p in parts:
-        h.update(str(p).encode())
-        h.update(b"\x1f")
-    return h.hexdigest()
-
-
-def check_doc_id(check_id: str, resolver: str, address: str | None) -> str:
-    """Stable ``_id`` of one check document: one per check, resolver and answer address."""
-    return _digest("check", check_id, resolver, address or "-")[:32]
-
-
-def check_id(observer: str, cycle_start: datetime, target: str, rtype: str) -> str:
-    """One id per cycle × target × record type, shared by all its documents."""
-    return _digest("cycle", observer, iso(cycle_start), target, rtype)[:20]
-
-
-def answer_set_hash(addresses: list[str] | tuple[str, ...] | frozenset[str]) -> str:
-    return _digest(*sorted(addresses))[:16]
 
 
 # --- builders -------------------------------------------------------------------------------
@@ -226,21 +202,25 @@ def _connect_fields(doc: dict[str, Any], c: ConnectResult) -> None:
     _put(doc, "http.rtt.response_header.us", c.http_total_us)
 
 
-def check_records(
-    ctx: CheckContext,
-    queried_at: datetime,
-    result: DnsResult,
-    connects: dict[str, ConnectResult],
-    rdns: dict[str, RdnsResult],
-    netinfo: dict[str, NetInfo],
-    runs: dict[str, Assignment],
-    skipped: dict[str, str] | None = None,
-) -> list[Record]:
-    """One record per answered address, or a single failure record for an unusable answer.
+@dataclass(frozen=True, slots=True)
+class AddressFacts:
+    """What the cycle learnt about the answered addresses, beside the DNS answer itself.
 
     ``skipped`` names the addresses that were recorded but deliberately not connected to, with
     the reason (``CAP_SKIPPED``); their outcome follows the DNS answer alone.
     """
+
+    connects: dict[str, ConnectResult] = field(default_factory=dict)
+    rdns: dict[str, RdnsResult] = field(default_factory=dict)
+    netinfo: dict[str, NetInfo] = field(default_factory=dict)
+    runs: dict[str, Assignment] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def check_records(ctx: CheckContext, queried_at: datetime, result: DnsResult,
+                  facts: AddressFacts | None = None) -> list[Record]:
+    """One record per answered address, or a single failure record for an unusable answer."""
+    facts = facts or AddressFacts()
     base = _base(ctx, queried_at, result)
     if not result.ok:
         doc = dict(base)
@@ -257,21 +237,21 @@ def check_records(
         doc["destination.ip"] = addr
         doc["destination.port"] = ctx.port
         doc["edgewatch.dns.ttl"] = answer.ttl
-        info = netinfo.get(addr)
+        info = facts.netinfo.get(addr)
         if info is not None:
             _put(doc, "destination.as.number", info.asn)
             _put(doc, "destination.as.organization.name", info.organization)
             _put(doc, "edgewatch.destination.prefix", info.prefix)
             doc["edgewatch.destination.prefix24"] = info.prefix24
-        ptr = rdns.get(addr)
+        ptr = facts.rdns.get(addr)
         if ptr is not None:
             _put(doc, "destination.domain", ptr.hostname)
-        conn = connects.get(addr)
+        conn = facts.connects.get(addr)
         if conn is not None:
             _connect_fields(doc, conn)
-        elif skipped and addr in skipped:
-            doc["edgewatch.connect.skipped"] = skipped[addr]
-        run = runs.get(addr)
+        elif addr in facts.skipped:
+            doc["edgewatch.connect.skipped"] = facts.skipped[addr]
+        run = facts.runs.get(addr)
         if run is not None:
             doc["edgewatch.run.id"] = run.run_id
             doc["edgewatch.run.seq"] = run.seq

@@ -19,12 +19,13 @@ process if it did not, and ``undo`` puts the previous state back when a sink ref
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+
+from pipeline import ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +67,31 @@ class Assignment:
     start: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """One answer of one resolver for one name and type: what ``RunTracker.observe`` applies.
+
+    ``ok`` False is a failed query (a gap in every open run of the group); ``addresses`` are
+    the answered addresses when it succeeded.
+    """
+
+    observer: str
+    name: str
+    rtype: str
+    resolver: str
+    resolver_ip: str
+    at: datetime
+    ok: bool
+    addresses: Iterable[str] = ()
+
+
 def _group(key: RunKey) -> tuple[str, str, str, str]:
     return key.observer, key.name, key.rtype, key.resolver
 
 
 def run_id(key: RunKey, start: datetime) -> str:
-    h = hashlib.sha1(usedforsecurity=False)
-    stamp = start.astimezone(UTC).isoformat(timespec="milliseconds")
-    for part in (key.observer, key.name, key.rtype, key.resolver, key.address, stamp):
-        h.update(part.encode())
-        h.update(b"\x1f")
-    return h.hexdigest()[:24]
+    """The run's id: its key and its first sighting (spelled in ``pipeline.ids``)."""
+    return ids.run_id(key.observer, key.name, key.rtype, key.resolver, key.address, start)
 
 
 _SCHEMA = """
@@ -128,32 +143,24 @@ class RunTracker:
     def open_runs(self) -> list[Run]:
         return [run for group in self._open.values() for run in group.values()]
 
-    def observe(
-        self,
-        observer: str,
-        name: str,
-        rtype: str,
-        resolver: str,
-        resolver_ip: str,
-        at: datetime,
-        ok: bool,
-        addresses: Iterable[str],
-    ) -> tuple[dict[str, Assignment], list[Run]]:
+    def observe(self, poll: Poll) -> tuple[dict[str, Assignment], list[Run]]:
         """Apply one poll of one resolver; return run assignments and the runs that changed."""
+        observer, name, rtype, resolver = poll.observer, poll.name, poll.rtype, poll.resolver
+        at = poll.at
         mine = dict(self._open.get((observer, name, rtype, resolver), {}))
         changed: list[Run] = []
         assignments: dict[str, Assignment] = {}
-        if not ok:
+        if not poll.ok:
             for key, run in mine.items():
                 changed.append(self._put(key, replace(run, gaps=run.gaps + 1)))
             return assignments, changed
-        answered = set(addresses)
+        answered = set(poll.addresses)
         for address in sorted(answered):
             key = RunKey(observer, name, rtype, resolver, address)
             run = mine.get(key)
             if run is None:
                 run = Run(key=key, id=run_id(key, at), start=at, last_seen=at,
-                          resolver_ip=resolver_ip)
+                          resolver_ip=poll.resolver_ip)
             else:
                 run = replace(run, last_seen=at, checks=run.checks + 1)
             changed.append(self._put(key, run))

@@ -29,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from pipeline.clock import ScenarioClock
-from pipeline.config import Config
+from pipeline.config import Config, Schedule
 from pipeline.cycle import CycleRunner, CycleStats, cycle_budget
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,9 @@ class Stop:
 
 
 def shutdown_grace(config: Config) -> float:
-    """How long a cycle in flight may still run after a stop was requested."""
+    """How long a cycle in flight may still run after a stop was requested: the configured
+    per-cycle budget (``pipeline.cycle.budget``, the one place it is derived) and the time to
+    write and flush what it measured."""
     return cycle_budget(config) + FLUSH_MARGIN_S
 
 
@@ -117,28 +119,22 @@ async def run_guarded(runner: CycleRunner, stop: Stop, grace: float) -> CycleSta
         stopped.cancel()
 
 
-async def run_scheduled(
-    runner: CycleRunner,
-    config: Config,
-    clock: ScenarioClock,
-    cycles: int | None = None,
-    on_cycle: Callable[[CycleStats], None] | None = None,
-    stop: Stop | None = None,
-    align: bool = True,
-    on_scheduled: Callable[[datetime], None] | None = None,
-    grace: float | None = None,
-) -> Outcome:
-    """Run until ``cycles`` cycles are done or a stop is requested (SIGTERM/SIGINT request it).
+@dataclass(frozen=True)
+class Plan:
+    """How a scheduled run goes: how many cycles (None: until stopped), aligned on the cadence
+    grid or starting now, what to tell the caller, and the shutdown grace (None: derived from
+    the configuration by ``shutdown_grace``)."""
 
-    A caller that passes its own ``stop`` installs the signal handlers itself (the run command
-    does so before opening the sinks, so a signal during start-up is a clean stop as well)."""
-    own_signals = stop is None
-    stop = stop or Stop()
-    grace = shutdown_grace(config) if grace is None else grace
-    outcome = Outcome()
-    due = asyncio.Event()
-    sch = config.schedule
-    late_limit = sch.misfire_grace_s + sch.jitter_s
+    cycles: int | None = None
+    align: bool = True
+    on_cycle: Callable[[CycleStats], None] | None = None
+    on_scheduled: Callable[[datetime], None] | None = None
+    grace: float | None = None
+
+
+def _cadence(clock: ScenarioClock, sch: Schedule, align: bool, due: asyncio.Event
+             ) -> tuple[AsyncIOScheduler, datetime]:
+    """The APScheduler job that sets ``due`` on the cadence, and its first real instant."""
 
     async def tick() -> None:
         due.set()
@@ -156,43 +152,83 @@ async def run_scheduled(
     scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
     scheduler.add_job(tick, trigger, id="cycle", max_instances=1, coalesce=True,
                       misfire_grace_time=max(1, int(clock.real_seconds(sch.misfire_grace_s))))
+    return scheduler, start
+
+
+@dataclass
+class _Loop:
+    """The cycles of one scheduled run: wait for a tick or a stop, run one guarded cycle."""
+
+    runner: CycleRunner
+    clock: ScenarioClock
+    stop: Stop
+    due: asyncio.Event
+    plan: Plan
+    grace: float
+    outcome: Outcome = field(default_factory=Outcome)
+
+    async def _wait(self) -> bool:
+        """True when a cycle is due, False when a stop was requested."""
+        waiter = asyncio.create_task(self.due.wait())
+        stopped = asyncio.create_task(self.stop.requested.wait())
+        await asyncio.wait({waiter, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopped.cancel()
+        return not self.stop.requested.is_set()
+
+    async def _turn(self) -> bool:
+        """One tick; False when the run is over (abandoned, or enough cycles)."""
+        sch = self.runner.config.schedule
+        self.due.clear()
+        if self.plan.align and _too_late(self.clock, sch.interval_s,
+                                         sch.misfire_grace_s + sch.jitter_s):
+            return True
+        try:
+            stats = await run_guarded(self.runner, self.stop, self.grace)
+        except Exception:  # a bug in one cycle must not end a probe that runs for months
+            log.exception("a cycle failed; its run state is rolled back")
+            self.runner.tracker.rollback()
+            return True
+        if stats is None:
+            self.outcome.abandoned = True
+            return False
+        if stats.clock_behind_s:
+            return True
+        self.outcome.cycles.append(stats)
+        if self.plan.on_cycle:
+            self.plan.on_cycle(stats)
+        return self.plan.cycles is None or len(self.outcome.cycles) < self.plan.cycles
+
+    async def run(self) -> Outcome:
+        while not self.stop.requested.is_set():
+            if not await self._wait() or not await self._turn():
+                break
+        return self.outcome
+
+
+async def run_scheduled(runner: CycleRunner, config: Config, clock: ScenarioClock,
+                        plan: Plan = Plan(), stop: Stop | None = None) -> Outcome:
+    """Run until ``plan.cycles`` cycles are done or a stop is requested (SIGTERM/SIGINT
+    request it).
+
+    A caller that passes its own ``stop`` installs the signal handlers itself (the run command
+    does so before opening the sinks, so a signal during start-up is a clean stop as well)."""
+    own_signals = stop is None
+    stop = stop or Stop()
+    grace = shutdown_grace(config) if plan.grace is None else plan.grace
+    due = asyncio.Event()
+    sch = config.schedule
+    scheduler, start = _cadence(clock, sch, plan.align, due)
     with signals(stop) if own_signals else contextlib.nullcontext():
         scheduler.start()
-        if on_scheduled:
-            on_scheduled(clock.at_real(start.timestamp()))
-        log.info("scheduled every %.3fs real (%ss scenario), first at %s", interval,
-                 sch.interval_s, start.isoformat())
+        if plan.on_scheduled:
+            plan.on_scheduled(clock.at_real(start.timestamp()))
+        log.info("scheduled every %.3fs real (%ss scenario), first at %s",
+                 clock.real_seconds(sch.interval_s), sch.interval_s, start.isoformat())
         try:
-            while not stop.requested.is_set():
-                waiter = asyncio.create_task(due.wait())
-                stopped = asyncio.create_task(stop.requested.wait())
-                await asyncio.wait({waiter, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopped.cancel()
-                if stop.requested.is_set():
-                    break
-                due.clear()
-                if align and _too_late(clock, sch.interval_s, late_limit):
-                    continue
-                try:
-                    stats = await run_guarded(runner, stop, grace)
-                except Exception:  # a bug in one cycle must not end a probe that runs for months
-                    log.exception("a cycle failed; its run state is rolled back")
-                    runner.tracker.rollback()
-                    continue
-                if stats is None:
-                    outcome.abandoned = True
-                    break
-                if stats.clock_behind_s:
-                    continue
-                outcome.cycles.append(stats)
-                if on_cycle:
-                    on_cycle(stats)
-                if cycles is not None and len(outcome.cycles) >= cycles:
-                    break
+            return await _Loop(runner, clock, stop, due, plan, grace).run()
         finally:
             scheduler.shutdown(wait=False)
-    return outcome
 
 
 def _too_late(clock: ScenarioClock, interval_s: float, late_limit: float) -> bool:

@@ -24,10 +24,10 @@ from pipeline.config import (
     http_path_problem,
     parse_host_port,
 )
-from pipeline.probe.connect import ConnectResult, probe_connect, tls_contexts
-from pipeline.probe.dns import DnsResult, probe_dns
+from pipeline.probe.connect import ConnectResult
+from pipeline.probe.dns import DnsResult
 from pipeline.probe.netinfo import NetinfoTable
-from pipeline.probe.rdns import probe_rdns
+from pipeline.probe.probes import Probes, ProbeSettings
 
 EPILOG = """\
 exit status:
@@ -119,23 +119,19 @@ def _ms(us: int | None) -> str:
     return "-" if us is None else f"{us / 1000:.1f}"
 
 
-async def _check(host: str, resolvers: list[Resolver], target: Target, timeouts: Timeouts,
-                 ca_file: Path | None, netinfo: NetinfoTable | None,
-                 rdns_server: tuple[str, int] | None) -> tuple[str, bool]:
+async def _check(probes: Probes, resolvers: list[Resolver], target: Target,
+                 netinfo: NetinfoTable | None) -> tuple[str, bool]:
     """The table, and whether any resolver answered with an address."""
+    host = target.name
     answers: list[DnsResult] = await asyncio.gather(
-        *(probe_dns(r, host, target.record_types[0], timeouts.dns) for r in resolvers)
+        *(probes.dns(r, host, target.record_types[0]) for r in resolvers)
     )
     addresses = sorted({a.address for res in answers for a in res.addresses})
-    contexts = tls_contexts(ca_file)
-    conns: list[ConnectResult] = await asyncio.gather(*(
-        probe_connect(a, target.port, host, contexts, timeouts.connect, timeouts.tls,
-                      target.http_path, timeouts.http) for a in addresses
-    ))
+    conns: list[ConnectResult] = await asyncio.gather(
+        *(probes.connect(a, target) for a in addresses))
     ptrs = {}
-    if rdns_server:
-        for r in await asyncio.gather(*(probe_rdns(a, rdns_server, timeouts.dns)
-                                        for a in addresses)):
+    if probes.reverse_enabled:
+        for r in await asyncio.gather(*(probes.ptr(a) for a in addresses)):
             ptrs[r.address] = r.hostname
     lines = [f"{host} {target.record_types[0]}", ""]
     rows = [("resolver", "rcode", "ms", "answer (ttl)", "chain")]
@@ -195,8 +191,10 @@ def run(args: argparse.Namespace) -> int:
     rdns_server = rdns_server or (resolvers[0].address, resolvers[0].port)
     target = Target(name=args.host.rstrip("."), record_types=(args.type,), port=port or 443,
                     http_path=http_path)
-    table, answered = asyncio.run(_check(target.name, resolvers, target, timeouts, ca_file,
-                                         netinfo, rdns_server))
+    # The same binding as ``run``: the configured (or given) CA verifies the edges and the
+    # DoT/DoH resolvers alike.
+    probes = Probes(settings=ProbeSettings.adhoc(timeouts, ca_file, rdns_server))
+    table, answered = asyncio.run(_check(probes, resolvers, target, netinfo))
     print(table)
     if not answered:
         print(f"edgewatch check: no resolver answered {target.name} {args.type} with an address",

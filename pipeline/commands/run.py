@@ -20,7 +20,15 @@ from pipeline.cycle import CycleRunner, CycleStats
 from pipeline.documents import iso
 from pipeline.lock import LockError, locked
 from pipeline.runs import RunTracker
-from pipeline.scheduler import Outcome, Stop, run_guarded, run_scheduled, shutdown_grace, signals
+from pipeline.scheduler import (
+    Outcome,
+    Plan,
+    Stop,
+    run_guarded,
+    run_scheduled,
+    shutdown_grace,
+    signals,
+)
 from pipeline.sinks import build_sinks
 from pipeline.sinks.summary import SummarySink
 
@@ -112,9 +120,9 @@ async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
                                          f"{iso(first)}; Ctrl-C stops after the cycle in "
                                          "flight\n")
 
-                outcome = await run_scheduled(runner, config, clock, cycles=cycles,
-                                              on_cycle=progress, stop=stop, align=align,
-                                              on_scheduled=announce)
+                plan = Plan(cycles=cycles, align=align, on_cycle=progress,
+                            on_scheduled=announce)
+                outcome = await run_scheduled(runner, config, clock, plan, stop=stop)
         finally:
             await runner.close()
             if not quiet and tty:

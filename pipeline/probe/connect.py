@@ -29,8 +29,8 @@ from typing import Any
 
 from pipeline.probe.certificate import Certificate, describe_certificate
 
-__all__ = ["Certificate", "ConnectResult", "describe_certificate", "probe_connect",
-           "tls_contexts"]
+__all__ = ["Certificate", "ConnectResult", "ConnectSpec", "describe_certificate",
+           "probe_connect", "tls_contexts"]
 
 CLOSE_GRACE = 0.25  # seconds a graceful (close_notify) close may take before the abort
 MAX_INTERIM = 5  # 1xx interim responses skipped before the final status line
@@ -122,26 +122,35 @@ class _Check:
         return ConnectResult(**self.fields, error_type=error_type, error_message=message)
 
 
-async def probe_connect(
-    address: str,
-    port: int,
-    server_name: str,
-    contexts: tuple[ssl.SSLContext, ssl.SSLContext],
-    connect_timeout: float,
-    tls_timeout: float,
-    http_path: str | None = None,
-    http_timeout: float = 5.0,
-) -> ConnectResult:
+@dataclass(frozen=True, slots=True)
+class ConnectSpec:
+    """How one address is checked: the TLS contexts (verifying, lenient) of ``tls_contexts``,
+    the per-phase timeouts and the optional HTTP path to GET once the handshake is done."""
+
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+    connect_timeout: float
+    tls_timeout: float
+    http_path: str | None = None
+    http_timeout: float = 5.0
+
+    @property
+    def budget(self) -> float:
+        """The check's whole deadline: connect + TLS (+ HTTP when a path is asked)."""
+        return self.connect_timeout + self.tls_timeout + (
+            self.http_timeout if self.http_path else 0.0)
+
+
+async def probe_connect(address: str, port: int, server_name: str, spec: ConnectSpec
+                        ) -> ConnectResult:
     """Connect, handshake (verifying), optionally GET; classify whatever happens. Never raises
     (except the caller's own cancellation) and never outlasts its deadline."""
-    budget = connect_timeout + tls_timeout + (http_timeout if http_path else 0.0)
+    budget = spec.budget
     check = _Check(time.monotonic() + budget,
                    {"address": address, "port": port, "server_name": server_name})
     try:
         # The phases keep to the deadline themselves; this is the backstop that makes it true.
         async with asyncio.timeout(budget + CLOSE_GRACE):
-            return await _run(check, contexts, connect_timeout, tls_timeout, http_path,
-                              http_timeout)
+            return await _run(check, spec)
     except TimeoutError:
         if check.phase == "close":  # the measurement is complete; the close cannot fail it
             return check.result(*check.outcome)
@@ -156,11 +165,10 @@ async def probe_connect(
             _abort(writer)
 
 
-async def _run(
-    check: _Check, contexts: tuple[ssl.SSLContext, ssl.SSLContext], connect_timeout: float,
-    tls_timeout: float, http_path: str | None, http_timeout: float,
-) -> ConnectResult:
-    verifying, lenient = contexts
+async def _run(check: _Check, spec: ConnectSpec) -> ConnectResult:
+    verifying, lenient = spec.contexts
+    connect_timeout, tls_timeout = spec.connect_timeout, spec.tls_timeout
+    http_path, http_timeout = spec.http_path, spec.http_timeout
     server_name = check.fields["server_name"]
     started = time.perf_counter()
     try:
@@ -177,8 +185,7 @@ async def _run(
         _abort(writer)
         check.fields.update(tls_established=True, tls_verified=False)
         reason = str(exc.verify_message or exc)
-        return await _describe_unverified(check, lenient, "tls.verify", reason,
-                                          connect_timeout, tls_timeout)
+        return await _describe_unverified(check, lenient, "tls.verify", reason, spec)
     except ValueError as exc:
         # A verifying context not from tls_contexts(): asyncio's getpeercert() failed after
         # a completed, verified handshake; describe the certificate from a second one.
@@ -186,7 +193,7 @@ async def _run(
         check.fields.update(tls_established=True, tls_verified=True)
         return await _describe_unverified(check, lenient, "tls.certificate_unparsable",
                                           _undecodable(f"{type(exc).__name__}: {exc}"),
-                                          connect_timeout, tls_timeout)
+                                          spec)
     except (TimeoutError, ssl.SSLError, OSError, EOFError) as exc:
         _abort(writer)
         if _is_timeout(exc, hs_started, tls_timeout):
@@ -277,14 +284,14 @@ def _tls_facts(writer: asyncio.StreamWriter) -> dict[str, Any]:
 
 
 async def _describe_unverified(
-    check: _Check, lenient: ssl.SSLContext, error_type: str, reason: str,
-    connect_timeout: float, tls_timeout: float,
+    check: _Check, lenient: ssl.SSLContext, error_type: str, reason: str, spec: ConnectSpec,
 ) -> ConnectResult:
     """A second, non-verifying handshake within what is left: record what was presented."""
     try:
-        _reader, writer = await _connect(check, connect_timeout)
+        _reader, writer = await _connect(check, spec.connect_timeout)
         started = time.perf_counter()
-        await _handshake(writer, lenient, check.fields["server_name"], check.left(tls_timeout))
+        await _handshake(writer, lenient, check.fields["server_name"],
+                         check.left(spec.tls_timeout))
         check.fields.update(tls_handshake_us=_us(started), **_tls_facts(writer))
         await _close(check, writer)
     except (TimeoutError, OSError, ssl.SSLError, EOFError, ValueError) as exc:

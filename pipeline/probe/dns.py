@@ -33,7 +33,7 @@ from pipeline.config import Resolver
 from pipeline.probe.dns_answer import AnswerAddress, AnswerRecord, classify_message
 from pipeline.probe.dns_exchange import ExchangeError, exchange
 
-__all__ = ["AnswerAddress", "DnsResult", "probe_dns"]
+__all__ = ["AnswerAddress", "DnsOptions", "DnsResult", "probe_dns"]
 
 # DoT/DoH bound their own steps by the timeout; this margin only catches a library that does not.
 _ENCRYPTED_GRACE = 0.25
@@ -72,7 +72,9 @@ class BadName(Exception):
     """The question cannot be asked: the name breaks the DNS rules (label > 63, name > 255...)."""
 
 
-def _make_query(qname: str, rtype: str, resolver: Resolver) -> dns.message.QueryMessage:
+def make_query(qname: str, rtype: str, resolver: Resolver) -> dns.message.QueryMessage:
+    """The question as ``probe_dns`` sends it (EDNS, the resolver's client subnet); raises
+    ``BadName`` for a name that cannot be asked."""
     options: list[dns.edns.Option] = []
     if resolver.client_subnet:
         net = ipaddress.ip_network(resolver.client_subnet, strict=False)
@@ -87,13 +89,6 @@ def _make_query(qname: str, rtype: str, resolver: Resolver) -> dns.message.Query
     return dns.message.make_query(
         name, rdtype, use_edns=0, payload=1232, options=options or None
     )
-
-
-def _follow_chain(response: dns.message.Message, qname: str, rtype: str
-                  ) -> tuple[tuple[str, ...], tuple[AnswerAddress, ...]]:
-    """The chain and addresses of a response (kept for the probe benchmark's CPU figures)."""
-    answer = classify_message(response, qname, rtype)
-    return answer.cname_chain, answer.addresses
 
 
 async def _send_encrypted(
@@ -164,14 +159,23 @@ async def _ask(resolver: Resolver, query: dns.message.QueryMessage, timeout: flo
                          error_message=f"{type(exc).__name__}: {exc}")
 
 
-async def _probe(resolver: Resolver, qname: str, rtype: str, timeout: float, keep_raw: bool,
-                 ssl_context: ssl.SSLContext | None, base: dict[str, Any], started: float
-                 ) -> DnsResult:
+@dataclass(frozen=True, slots=True)
+class DnsOptions:
+    """How every query of a cycle is asked: its timeout, whether the raw answer is kept, and
+    the context that verifies DoT/DoH resolvers (``None``: the system trust store)."""
+
+    timeout: float
+    keep_raw: bool = False
+    ssl_context: ssl.SSLContext | None = None
+
+
+async def _probe(resolver: Resolver, qname: str, rtype: str, options: DnsOptions,
+                 base: dict[str, Any], started: float) -> DnsResult:
     try:
-        query = _make_query(qname, rtype, resolver)
+        query = make_query(qname, rtype, resolver)
     except BadName as exc:
         return DnsResult(**base, error_type="dns.bad_name", error_message=str(exc))
-    asked = await _ask(resolver, query, timeout, ssl_context, base, started)
+    asked = await _ask(resolver, query, options.timeout, options.ssl_context, base, started)
     if isinstance(asked, DnsResult):
         return asked
     response, used_tcp = asked
@@ -189,7 +193,7 @@ async def _probe(resolver: Resolver, qname: str, rtype: str, timeout: float, kee
         tcp_fallback=used_tcp,
         error_type=answer.error_type,
         error_message=answer.error_message,
-        raw=response.to_wire() if keep_raw else None,
+        raw=response.to_wire() if options.keep_raw else None,
         answers=answer.records,
     )
 
@@ -207,8 +211,8 @@ async def probe_dns(
     base: dict[str, Any] = {"resolver": resolver, "qname": qname, "rtype": rtype}
     started = time.perf_counter()
     try:
-        return await _probe(resolver, qname, rtype, timeout, keep_raw, ssl_context, base,
-                            started)
+        return await _probe(resolver, qname, rtype, DnsOptions(timeout, keep_raw, ssl_context),
+                            base, started)
     except Exception as exc:  # the boundary: a measurement never escapes as an exception
         return DnsResult(**base, error_type="dns.unexpected",
                          error_message=f"{type(exc).__name__}: {exc}",

@@ -14,8 +14,8 @@ import pytest
 from faults_tls_peers import EDGE_NAME, shared_pki, start_edge
 
 from pipeline.config import Resolver
-from pipeline.documents import CheckContext, check_records
-from pipeline.probe.connect import ConnectResult, probe_connect, tls_contexts
+from pipeline.documents import AddressFacts, CheckContext, check_records
+from pipeline.probe.connect import ConnectResult, ConnectSpec, probe_connect, tls_contexts
 from pipeline.probe.dns import AnswerAddress, DnsResult
 
 CONNECT, TLS, HTTP = 0.5, 1.0, 1.0
@@ -26,8 +26,8 @@ async def _probe(kind: str) -> tuple[ConnectResult, float]:
     with start_edge(kind) as edge:
         started = time.monotonic()
         r = await probe_connect(edge.host, edge.port, EDGE_NAME,
-                                tls_contexts(shared_pki().ca_file), CONNECT, TLS,
-                                "/directory", HTTP)
+                                ConnectSpec(tls_contexts(shared_pki().ca_file), CONNECT, TLS,
+                                            "/directory", HTTP))
         return r, time.monotonic() - started
 
 
@@ -35,7 +35,8 @@ def _outcome(result: ConnectResult) -> dict:
     dns = DnsResult(Resolver("faults", "127.0.0.1"), EDGE_NAME, "A", rcode="NOERROR",
                     addresses=(AnswerAddress(result.address, 60),))
     ctx = CheckContext("cyc", "chk", "faults", {}, EDGE_NAME, "A", result.port)
-    (record,) = check_records(ctx, datetime.now(UTC), dns, {result.address: result}, {}, {}, {})
+    (record,) = check_records(ctx, datetime.now(UTC), dns,
+                              AddressFacts({result.address: result}))
     return record.doc
 
 

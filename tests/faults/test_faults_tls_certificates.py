@@ -20,9 +20,9 @@ import pytest
 from faults_tls_peers import EDGE_NAME, shared_pki, start_edge, start_leaf_edge, unparsable_leaves
 
 from pipeline.config import Resolver
-from pipeline.documents import CheckContext, check_records
+from pipeline.documents import AddressFacts, CheckContext, check_records
 from pipeline.probe.certificate import describe_certificate
-from pipeline.probe.connect import ConnectResult, probe_connect, tls_contexts
+from pipeline.probe.connect import ConnectResult, ConnectSpec, probe_connect, tls_contexts
 from pipeline.probe.der import der_facts
 from pipeline.probe.dns import AnswerAddress, DnsResult
 
@@ -41,8 +41,8 @@ def _assert_described(kind: str, cert) -> None:
 
 
 async def _probe(port: int, name: str) -> ConnectResult:
-    return await probe_connect("127.0.0.1", port, name, tls_contexts(shared_pki().ca_file),
-                               1.0, 1.0, "/", 1.0)
+    return await probe_connect("127.0.0.1", port, name,
+                               ConnectSpec(tls_contexts(shared_pki().ca_file), 1.0, 1.0, "/", 1.0))
 
 
 def _document(result: ConnectResult) -> dict:
@@ -50,7 +50,8 @@ def _document(result: ConnectResult) -> dict:
     dns = DnsResult(resolver, EDGE_NAME, "A", rcode="NOERROR",
                     addresses=(AnswerAddress(result.address, 60),))
     ctx = CheckContext("cyc", "chk", "faults", {}, EDGE_NAME, "A", result.port)
-    (record,) = check_records(ctx, datetime.now(UTC), dns, {result.address: result}, {}, {}, {})
+    (record,) = check_records(ctx, datetime.now(UTC), dns,
+                              AddressFacts({result.address: result}))
     return record.doc
 
 
@@ -124,7 +125,8 @@ async def test_with_a_plain_verifying_context_a_second_handshake_records_it() ->
     plain = ssl.create_default_context(cafile=str(shared_pki().ca_file))
     lenient = tls_contexts(None)[1]
     with start_edge("non_utf8_dns_san") as edge:
-        r = await probe_connect("127.0.0.1", edge.port, EDGE_NAME, (plain, lenient), 1.0, 1.0)
+        r = await probe_connect("127.0.0.1", edge.port, EDGE_NAME,
+                                ConnectSpec((plain, lenient), 1.0, 1.0))
         accepted = edge.accepted
     assert r.error_type == "tls.certificate_unparsable" and r.tls_verified, r
     assert r.certificate is not None and r.certificate.subject_cn == EDGE_NAME

@@ -23,7 +23,7 @@ from faults_tls_peers import (
 )
 
 import pipeline.probe.connect as connect
-from pipeline.probe.connect import ConnectResult, probe_connect, tls_contexts
+from pipeline.probe.connect import ConnectResult, ConnectSpec, probe_connect, tls_contexts
 
 
 def contexts():
@@ -34,8 +34,9 @@ async def probe(peer: Peer, name: str = EDGE_NAME, *, connect_timeout: float = 1
                 tls_timeout: float = 1.0, http_path: str | None = None,
                 http_timeout: float = 1.0) -> tuple[ConnectResult, float]:
     started = time.monotonic()
-    result = await probe_connect(peer.host, peer.port, name, contexts(), connect_timeout,
-                                 tls_timeout, http_path, http_timeout)
+    result = await probe_connect(peer.host, peer.port, name,
+                                 ConnectSpec(contexts(), connect_timeout, tls_timeout, http_path,
+                                             http_timeout))
     return result, time.monotonic() - started
 
 
@@ -149,7 +150,8 @@ async def test_an_unforeseen_exception_is_classified_with_its_type(monkeypatch) 
 
 async def test_an_address_that_is_not_a_string_is_classified_not_raised() -> None:
     """A record of another class (CH) gives an integer address: still one classified result."""
-    r = await probe_connect(2130706433, 1, EDGE_NAME, contexts(), 0.5, 0.5)  # type: ignore[arg-type]
+    r = await probe_connect(2130706433, 1, EDGE_NAME,  # type: ignore[arg-type]
+                            ConnectSpec(contexts(), 0.5, 0.5))
     assert r.error_type == "tcp.error" and "TypeError" in (r.error_message or ""), r
 
 

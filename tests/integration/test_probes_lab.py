@@ -15,7 +15,7 @@ import pytest
 from lab.stack import LabStack
 from lab.testing import lab_fixture
 from pipeline.config import Resolver, load_config
-from pipeline.probe.connect import probe_connect, tls_contexts
+from pipeline.probe.connect import ConnectSpec, probe_connect, tls_contexts
 from pipeline.probe.dns import probe_dns
 from pipeline.probe.rdns import ReverseLookup
 from pipeline.sinks.ndjson import read_store
@@ -125,7 +125,8 @@ def test_connect_probe_outcomes_match_each_edge_behaviour(lab: LabStack) -> None
 
     async def all_edges():
         return await asyncio.gather(*(
-            probe_connect(a, lab.edge_port, host, contexts, 0.5, 1.0, "/directory", 1.0)
+            probe_connect(a, lab.edge_port, host,
+                          ConnectSpec(contexts, 0.5, 1.0, "/directory", 1.0))
             for a in behaviours))
 
     for address, result in zip(behaviours, asyncio.run(all_edges()), strict=True):
@@ -160,6 +161,43 @@ def test_check_command_prints_a_table(lab: LabStack) -> None:
         assert any(line.startswith(resolver.name) for line in lines)
     assert any(".deploy.edge.lab.test" in line and line.rstrip().endswith("ok")
                for line in lines), proc.stdout
+
+
+def test_check_verifies_dot_and_doh_resolvers_against_the_configured_ca(
+        lab: LabStack, tmp_path: Path) -> None:
+    """``check`` binds the probes as ``run`` does: ``tls.ca_file`` (the lab CA, which no system
+    store knows) verifies the DoT/DoH resolvers of the configuration, not only the edges."""
+    from lab.pki import DOT_NAME
+
+    name, (address, port) = next(iter(lab.dot_endpoints.items()))
+    url, doh_address = lab.doh_urls[name]
+    doh_port = int(url.split(":")[2].split("/")[0])
+    config = tmp_path / "edgewatch.toml"
+    config.write_text(lab.config_path.read_text() + f"""
+[[resolvers]]
+name = "lab-dot"
+address = "{address}"
+port = {port}
+transport = "dot"
+server_name = "{DOT_NAME}"
+
+[[resolvers]]
+name = "lab-doh"
+address = "{doh_address}"
+port = {doh_port}
+transport = "doh"
+url = "{url}"
+""")
+    host = lab.scenario.targets[0].name
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "check", host, "--config", str(config),
+         "--timeout", "5"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    expected = lab.truth.answer(name, host, lab.clock.now()).addresses
+    for resolver in ("lab-dot", "lab-doh"):
+        (row,) = [line for line in proc.stdout.splitlines() if line.startswith(resolver + " ")]
+        assert " NOERROR " in row and "dns.network" not in row, proc.stdout
+        assert any(a in row for a in expected), (row, expected)
 
 
 def test_sigterm_finishes_the_cycle_and_flushes(lab: LabStack, tmp_path: Path) -> None:

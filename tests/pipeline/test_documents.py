@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipeline.config import Resolver
-from pipeline.documents import CheckContext, check_records, run_record
+from pipeline.documents import AddressFacts, CheckContext, check_records, run_record
 from pipeline.probe.connect import Certificate, ConnectResult
 from pipeline.probe.dns import AnswerAddress, DnsResult
 from pipeline.probe.netinfo import NetInfo
@@ -65,8 +65,9 @@ def _sample():
             for a in ("127.60.0.10", "127.60.0.11")}
     ptr = {"127.60.0.10": RdnsResult("127.60.0.10", "a127-60-0-10.deploy.edge.lab.test", 3600)}
     runs = {a: Assignment(f"run-{a}", 3, T - timedelta(hours=1)) for a in nets}
-    docs = check_records(ctx, T, ok, {"127.60.0.10": good, "127.60.0.11": bad}, ptr, nets, runs)
-    docs += check_records(ctx, T, failed, {}, {}, {}, {})
+    facts = AddressFacts({"127.60.0.10": good, "127.60.0.11": bad}, ptr, nets, runs)
+    docs = check_records(ctx, T, ok, facts)
+    docs += check_records(ctx, T, failed, AddressFacts())
     key = RunKey("lab-observer", "acme-v02.api.lab.test", "A", "lab-ecs", "127.60.0.10")
     closed = Run(key, "run-1", T - timedelta(hours=2), T - timedelta(minutes=15), checks=8,
                  gaps=1, end=T, resolver_ip="127.53.1.5")

@@ -31,6 +31,7 @@ from pipeline.config import Resolver
 from pipeline.documents import (
     CAP_SKIPPED,
     ECS_VERSION,
+    AddressFacts,
     CheckContext,
     check_records,
     run_record,
@@ -87,9 +88,10 @@ def sample_documents() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     nets = {a: NetInfo(a, 64600, "LAB-EDGE-A", "127.60.0.0/24", "127.60.0.0/24") for a in addrs}
     ptr = {"127.60.0.10": RdnsResult("127.60.0.10", "a127-60-0-10.deploy.edge.lab.test", 3600)}
     runs = {a: Assignment(f"run-{a}", 3, T - timedelta(hours=1)) for a in addrs}
-    checks = check_records(ctx, T, ok, {addrs[0]: good, addrs[1]: bad}, ptr, nets, runs,
-                           skipped={addrs[2]: CAP_SKIPPED})
-    checks += check_records(ctx, T, failed, {}, {}, {}, {})
+    facts = AddressFacts({addrs[0]: good, addrs[1]: bad}, ptr, nets, runs,
+                         skipped={addrs[2]: CAP_SKIPPED})
+    checks = check_records(ctx, T, ok, facts)
+    checks += check_records(ctx, T, failed, AddressFacts())
     key = RunKey("lab-observer", QNAME, "A", "lab-ecs", "127.60.0.10")
     closed = Run(key, "run-1", T - timedelta(hours=2), T - timedelta(minutes=15), checks=8,
                  gaps=1, end=T, resolver_ip="127.53.1.5")

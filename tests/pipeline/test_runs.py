@@ -6,7 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline.runs import RunTracker, run_id
+from pipeline.runs import Poll, RunTracker, run_id
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 STEP = timedelta(minutes=15)
@@ -14,8 +14,8 @@ STEP = timedelta(minutes=15)
 
 def poll(tracker: RunTracker, i: int, answer: set[str] | None, resolver: str = "r1"):
     """answer None = failed query (gap)."""
-    return tracker.observe("obs", "api.lab.test", "A", resolver, "127.53.1.1", T0 + i * STEP,
-                           answer is not None, answer or ())
+    return tracker.observe(Poll("obs", "api.lab.test", "A", resolver, "127.53.1.1", T0 + i * STEP,
+                                answer is not None, answer or ()))
 
 
 def test_return_after_absence_is_a_new_run_with_a_new_id() -> None:
