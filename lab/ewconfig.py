@@ -1,7 +1,9 @@
 """The edgewatch config the lab writes: points the pipeline at the running lab.
 
 The pipeline parses this file, so the keys here are a contract (see docs/LAB.md); TOML is written
-by hand because the standard library only reads TOML.
+by hand because the standard library only reads TOML. Durations are written in the pipeline's
+grammar: the interval by ``format_duration`` ("15m", "1h30m"), the timeouts as TOML numbers of
+seconds; tests/faults/test_faults_config_lab.py parses each with the pipeline's parser.
 """
 
 from __future__ import annotations

@@ -1,17 +1,22 @@
 """Durations and instants as written in scenario files and on the command line.
 
-Scenario files speak in human durations ("15m", "3d7h7m30s") so that schedules read like the
-study's notes; everything inside the lab works in float seconds (scenario epoch seconds for
-instants), which keeps the ground truth a matter of integer-ish arithmetic, not datetime objects.
+Scenario files speak in human durations ("15m", "3d7h7m30s"; weeks and a sign too) so that
+schedules read like the study's notes; the edgewatch configs the lab writes use the narrower
+grammar of the pipeline (``format_duration``). Everything inside the lab works in float seconds
+(scenario epoch seconds for instants), which keeps the ground truth a matter of integer-ish
+arithmetic, not datetime objects.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
 _UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|w|d|h|m|s)")
+_CONFIG_UNITS = ("d", "h", "m", "s", "ms")  # the edgewatch config has no "w"; largest first
+_UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -40,21 +45,26 @@ def parse_duration(text: str | int | float) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """Inverse of parse_duration for whole seconds: 27450 -> "7h37m30s" (used in configs)."""
-    if seconds == 0:
-        return "0s"
-    sign = "-" if seconds < 0 else ""
-    rest = abs(seconds)
+    """Seconds as the edgewatch config writes them: 5400 -> "1h30m", 0.25 -> "250ms", 0 -> "0s".
+
+    The output keeps to the pipeline's duration grammar (pipeline/config/duration.py; the lab
+    imports nothing from the pipeline, so tests/lab/test_lab_ewconfig.py checks the two agree):
+    whole-number parts from d down to ms, each unit at most once, no sign, no fraction. What that
+    grammar cannot say exactly (negative, not finite, not a whole number of milliseconds) raises
+    ValueError instead of being rounded into a different interval.
+    """
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{seconds!r} s cannot be written as a config duration")
+    ms = round(seconds * 1000)
+    if ms / 1000 != seconds:
+        raise ValueError(f"{seconds!r} s is not a whole number of milliseconds")
     out = []
-    for unit in ("d", "h", "m", "s"):
-        size = _UNITS[unit]
-        n = int(rest // size)
+    for unit in _CONFIG_UNITS:
+        size = _UNIT_MS[unit]
+        n, ms = divmod(ms, size)
         if n:
             out.append(f"{n}{unit}")
-            rest -= n * size
-    if rest > 1e-9:
-        out.append(f"{round(rest * 1000)}ms")
-    return sign + "".join(out)
+    return "".join(out) or "0s"
 
 
 def to_epoch(value: datetime) -> float:
