@@ -208,56 +208,55 @@ def _pause(attempt: int, deadline: float) -> None:
     time.sleep(max(0.0, min(0.25 * 2 ** (attempt - 1), 5.0, deadline - time.monotonic())))
 
 
-def import_objects(
-    kibana_url: str,
-    content: bytes,
-    *,
-    space: str | None = None,
-    credentials: Credentials | None = None,
-    filename: str = EXPORT_NAME,
-    timeout: float = 60.0,
-    wait: float = 0.0,
-    ca_file: Path | None = None,
-    verify: bool = True,
-) -> ImportResult:
-    """POST ``content`` (ndjson saved objects) to Kibana's import API with overwrite.
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to import: into which space, as whom, and how patiently.
 
     ``wait`` > 0 retries, for that many seconds, while Kibana cannot be reached or answers 503
-    (it does so while starting up), so a setup container can run this as soon as Kibana's port
-    is open. Raises ``KibanaError`` subclasses for everything that is not a JSON import answer.
-    """
-    url = import_url(kibana_url, space)
+    (it does so while starting up), so a setup container can run the import as soon as Kibana's
+    port is open."""
+
+    space: str | None = None
+    credentials: Credentials | None = None
+    filename: str = EXPORT_NAME
+    timeout: float = 60.0
+    wait: float = 0.0
+    ca_file: Path | None = None
+    verify: bool = True
+
+
+def _refusal(exc: urllib.error.HTTPError, raw: bytes, where: str,
+             creds: Credentials) -> KibanaError:
+    """The error for an HTTP answer that is not worth a retry."""
+    if exc.code in (401, 403):
+        return KibanaUnauthorized(
+            f"Kibana at {where} refused the import (HTTP {exc.code}, "
+            f"{creds.describe()}): {_error_text(raw)}; check KIBANA_API_KEY or "
+            "KIBANA_USERNAME/KIBANA_PASSWORD and the saved-objects privileges")
+    return KibanaRefused(f"Kibana at {where} answered HTTP {exc.code}: {_error_text(raw)}")
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], options: ImportOptions,
+          creds: Credentials) -> bytes:
+    """POST until Kibana answers (retrying 503 and unreachable until ``options.wait`` is up);
+    return the answer's body."""
     where = redact_url(url)
-    if not filename.endswith(".ndjson"):
-        raise KibanaError(f"Kibana only imports files named *.ndjson, not {filename!r}")
-    creds = credentials if credentials is not None else Credentials("")
-    body, content_type = multipart("file", filename, content)
-    headers = {"kbn-xsrf": "true", "Content-Type": content_type, "Accept": "application/json",
-               **creds.header()}
-    ctx = _ssl_context(url, ca_file, verify)
-    deadline = time.monotonic() + max(wait, 0.0)
+    ctx = _ssl_context(url, options.ca_file, options.verify)
+    deadline = time.monotonic() + max(options.wait, 0.0)
     attempt = 0
     while True:
         attempt += 1
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=timeout, context=ctx) as resp:
-                raw = resp.read()
-            break
+            with urllib.request.urlopen(request, timeout=options.timeout, context=ctx) as resp:
+                return resp.read()
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             if exc.code == 503 and time.monotonic() < deadline:
                 log.info("Kibana at %s not ready (HTTP 503), retrying", where)
                 _pause(attempt, deadline)
                 continue
-            if exc.code in (401, 403):
-                raise KibanaUnauthorized(
-                    f"Kibana at {where} refused the import (HTTP {exc.code}, "
-                    f"{creds.describe()}): {_error_text(raw)}; check KIBANA_API_KEY or "
-                    "KIBANA_USERNAME/KIBANA_PASSWORD and the saved-objects privileges"
-                ) from None
-            raise KibanaRefused(f"Kibana at {where} answered HTTP {exc.code}: "
-                                f"{_error_text(raw)}") from None
+            raise _refusal(exc, raw, where, creds) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             if time.monotonic() < deadline:
@@ -266,6 +265,24 @@ def import_objects(
                 continue
             waited = f" after {attempt} attempts" if attempt > 1 else ""
             raise KibanaUnreachable(f"cannot reach Kibana at {where}{waited}: {reason}") from None
+
+
+def import_objects(kibana_url: str, content: bytes,
+                   options: ImportOptions | None = None) -> ImportResult:
+    """POST ``content`` (ndjson saved objects) to Kibana's import API with overwrite.
+
+    Raises ``KibanaError`` subclasses for everything that is not a JSON import answer.
+    """
+    options = options or ImportOptions()
+    url = import_url(kibana_url, options.space)
+    where = redact_url(url)
+    if not options.filename.endswith(".ndjson"):
+        raise KibanaError(f"Kibana only imports files named *.ndjson, not {options.filename!r}")
+    creds = options.credentials if options.credentials is not None else Credentials("")
+    body, content_type = multipart("file", options.filename, content)
+    headers = {"kbn-xsrf": "true", "Content-Type": content_type, "Accept": "application/json",
+               **creds.header()}
+    raw = _post(url, body, headers, options, creds)
     try:
         answer = json.loads(raw)
     except ValueError:

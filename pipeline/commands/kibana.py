@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pipeline.kibana import (
     Credentials,
+    ImportOptions,
     KibanaError,
     KibanaUnauthorized,
     KibanaUnreachable,
@@ -101,11 +102,11 @@ def run_import(args: argparse.Namespace) -> int:
     count = sum(1 for line in content.splitlines() if line.strip())
     try:
         creds = Credentials.from_env()
-        result = import_objects(
-            args.kibana_url, content, space=args.space, credentials=creds,
+        result = import_objects(args.kibana_url, content, ImportOptions(
+            space=args.space, credentials=creds,
             filename=path.name if path.name.endswith(".ndjson") else "edgewatch.ndjson",
             timeout=args.timeout, wait=args.wait, ca_file=args.ca_file,
-            verify=not args.insecure)
+            verify=not args.insecure))
     except KibanaUnreachable as exc:
         print(f"edgewatch kibana import: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -9,11 +9,11 @@ reports from both.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from fractions import Fraction
 
 from pipeline.report import stats
+from pipeline.report.evidence import Addresses, Evidence, Extent, Outcomes, extent_of, read
 from pipeline.report.filters import Filters
 from pipeline.report.model import (
     ALL,
@@ -25,20 +25,18 @@ from pipeline.report.model import (
     DecayRow,
     FailureRate,
     Figures,
-    Networks,
     Report,
     RunLength,
     StableAddress,
     Timing,
     Window,
 )
-from pipeline.report.networks import Attribution, attribute
+from pipeline.report.networks import Attribution
 from pipeline.report.plausible import plausible
-from pipeline.report.rows import DAY_S, TIMING_FIELDS, AddressRow, RunRow, Source
+from pipeline.report.rows import TIMING_FIELDS, RunRow, Source
 from pipeline.report.verdict import make_verdict
 
 COVERAGE_TARGETS = (0.5, 0.9, 0.99, 0.999)
-TIMING_BUCKET_US = 100
 STABLE_TOP = 10
 CURVE_POINTS = 300
 
@@ -54,51 +52,47 @@ class Options:
     stable_top: int = STABLE_TOP
 
 
-@dataclass
-class _Addresses:
-    """Check-document figures of one resolver (or all)."""
-
-    days: int
-    ok_by_ip: Counter = field(default_factory=Counter)
-    daily: list[set[str]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.daily = [set() for _ in range(self.days)]
-
-    def add(self, row: AddressRow) -> None:
-        self.ok_by_ip[row.ip] += row.ok
-        if 0 <= row.day < self.days:
-            self.daily[row.day].add(row.ip)
-
-    def networks(self, attr: dict[str, Attribution]) -> Networks:
-        mine = [attr[ip] for ip in self.ok_by_ip]
-        return Networks(
-            addresses=len(mine),
-            prefix24s=len({a.prefix24 for a in mine}),
-            prefixes=len({a.prefix for a in mine if a.prefix_known}),
-            asns=len({a.asn for a in mine if a.asn is not None}),
-            edge_hostnames=sorted({d for a in mine for d in a.domains}),
-        )
+def _figures(name: str, ev: Evidence, interval_s: float | None, window_s: float,
+             resolvers: int, options: Options) -> Figures:
+    """One resolver's figures (or all resolvers' when ``name`` is ``ALL``)."""
+    acc = ev.addresses.get(name) or Addresses(ev.days)
+    out = ev.outcomes.get(name) or Outcomes()
+    runs = ev.runs.get(name, [])
+    return Figures(
+        name=name,
+        documents=out.documents,
+        successful=out.successful,
+        queries=round(out.queries),
+        networks=acc.networks(ev.attr),
+        run_length=_run_length(runs, interval_s),
+        failures=_failures(out),
+        timings=[_timing(f, ev.timings.get((name, f), Counter())) for f in TIMING_FIELDS],
+        stable=_stable(runs, acc.ok_by_ip, ev.attr, window_s, resolvers, options.stable_top),
+        daily_addresses=[len(d) for d in acc.daily],
+    )
 
 
-@dataclass
-class _Outcomes:
-    documents: int = 0
-    successful: int = 0
-    queries: Fraction = Fraction(0)
-    address_checks: int = 0
-    address_failures: int = 0
-    dns_failures: int = 0
-    by_kind: Counter = field(default_factory=Counter)
+def _window(span: Extent, filters: Filters, interval: tuple[float | None, str]) -> Window:
+    days = span.days
+    return Window(
+        start=_iso(span.start) if days else _iso(filters.start),
+        end=_iso(span.end) if days else _iso(filters.end),
+        origin=_iso(span.origin) if days else None,
+        days=days,
+        seconds=max(0.0, (span.end - span.start).total_seconds()),
+        interval_s=interval[0],
+        interval_source=interval[1],
+    )
 
 
-def _span_origin(source: Source, filters: Filters) -> tuple[datetime, datetime, datetime] | None:
-    span = source.span(filters)
-    if span is None:
-        return None
-    start = filters.start or span.first.replace(microsecond=0)
-    end = filters.end or span.last
-    return start, end, span.last
+def _data_quality(source: Source, filters: Filters) -> DataQuality:
+    ignored = source.ignored(filters) if hasattr(source, "ignored") else (0, 0)
+    return DataQuality(
+        plausible_from=_iso(filters.not_before), plausible_to=_iso(filters.not_after),
+        ignored_checks=ignored[0], ignored_runs=ignored[1],
+        skipped_lines=getattr(source, "skipped_lines", 0),
+        duplicate_lines=getattr(source, "duplicate_lines", 0),
+    )
 
 
 def build_report(source: Source, filters: Filters | None = None,
@@ -107,103 +101,24 @@ def build_report(source: Source, filters: Filters | None = None,
     asked = filters or Filters()
     options = options or Options()
     filters = plausible(asked, options.now)
-    bounds = _span_origin(source, filters)
-    if bounds is None:
-        origin = filters.start or datetime.now(UTC)
-        start, end, last, days = origin, filters.end or origin, origin, 0
-    else:
-        start, end, last = bounds
-        origin = start
-        days = int((min(last, end) - origin).total_seconds() // DAY_S) + 1
-
-    # -- check documents, grouped by address ------------------------------------------------
-    addresses: dict[str, _Addresses] = defaultdict(lambda: _Addresses(days))
-    daily_ok = {g: [Counter() for _ in range(days)] for g in GRANULARITIES}
-    attr: dict[str, Attribution] = attribute(source.network_rows(filters)) if days else {}
-    if days:
-        for row in source.address_rows(filters, origin):
-            a = attr.get(row.ip) or attr.setdefault(row.ip, Attribution.unknown(row.ip))
-            for acc in (addresses[row.resolver], addresses[ALL]):
-                acc.add(row)
-            if row.ok and 0 <= row.day < days:
-                for g, key in (("ip", row.ip), ("prefix24", a.prefix24), ("prefix", a.prefix)):
-                    daily_ok[g][row.day][key] += row.ok
-
-    outcomes: dict[str, _Outcomes] = defaultdict(_Outcomes)
-    timings: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    if days:
-        for o in source.outcome_rows(filters):
-            dns_level = bool(o.error_type and o.error_type.startswith("dns."))
-            for acc in (outcomes[o.resolver], outcomes[ALL]):
-                acc.documents += o.documents
-                if o.outcome == "success":
-                    acc.successful += o.documents
-                if dns_level:
-                    acc.queries += o.documents
-                    acc.dns_failures += o.documents
-                else:
-                    acc.queries += Fraction(o.documents, max(1, o.answer_count or 1))
-                    acc.address_checks += o.documents
-                    if o.outcome != "success":
-                        acc.address_failures += o.documents
-                if o.error_type:
-                    acc.by_kind[o.error_type] += o.documents
-        for t in source.timing_rows(filters, TIMING_BUCKET_US):
-            for name in (t.resolver, ALL):
-                timings[(name, t.field)][t.bucket_us] += t.documents
-
-    runs: dict[str, list[RunRow]] = defaultdict(list)
-    for run in source.run_rows(filters):
-        runs[run.resolver].append(run)
-        runs[ALL].append(run)
-
-    interval_s, interval_source = _interval(runs[ALL], options.interval_s)
-    window_s = max(0.0, (end - start).total_seconds())
-    names = sorted((set(addresses) | set(outcomes) | set(runs)) - {ALL})
-
-    def figures(name: str) -> Figures:
-        acc = addresses.get(name) or _Addresses(days)
-        out = outcomes.get(name) or _Outcomes()
-        return Figures(
-            name=name,
-            documents=out.documents,
-            successful=out.successful,
-            queries=round(out.queries),
-            networks=acc.networks(attr),
-            run_length=_run_length(runs.get(name, []), interval_s),
-            failures=_failures(out),
-            timings=[_timing(f, timings.get((name, f), Counter())) for f in TIMING_FIELDS],
-            stable=_stable(runs.get(name, []), acc.ok_by_ip, attr, window_s,
-                           len(names) if name == ALL else 1, options.stable_top),
-            daily_addresses=[len(d) for d in acc.daily],
-        )
-
-    coverage = [_coverage(g, daily_ok[g], attr, options.coverage_targets) for g in GRANULARITIES]
-    decay = [_decay(g, daily_ok[g], options.threshold) for g in GRANULARITIES]
-    overall = figures(ALL)
-    window = Window(
-        start=_iso(start) if days else _iso(filters.start),
-        end=_iso(end) if days else _iso(filters.end),
-        origin=_iso(origin) if days else None,
-        days=days,
-        seconds=window_s,
-        interval_s=interval_s,
-        interval_source=interval_source,
-    )
-    ignored = source.ignored(filters) if hasattr(source, "ignored") else (0, 0)
-    data = DataQuality(
-        plausible_from=_iso(filters.not_before), plausible_to=_iso(filters.not_after),
-        ignored_checks=ignored[0], ignored_runs=ignored[1],
-        skipped_lines=getattr(source, "skipped_lines", 0),
-        duplicate_lines=getattr(source, "duplicate_lines", 0),
-    )
+    span = extent_of(source, filters)
+    ev = read(source, filters, span)
+    interval = _interval(ev.runs[ALL], options.interval_s)
+    window_s = max(0.0, (span.end - span.start).total_seconds())
+    names = sorted((set(ev.addresses) | set(ev.outcomes) | set(ev.runs)) - {ALL})
+    coverage = [_coverage(g, ev.daily_ok[g], ev.attr, options.coverage_targets)
+                for g in GRANULARITIES]
+    decay = [_decay(g, ev.daily_ok[g], options.threshold) for g in GRANULARITIES]
+    overall = _figures(ALL, ev, interval[0], window_s, len(names), options)
+    window = _window(span, filters, interval)
+    data = _data_quality(source, filters)
     return Report(
         generated_at=_iso(datetime.now(UTC)),
         source=source.description,
         filters=asked.describe(),
         window=window,
         overall=overall,
-        resolvers=[figures(n) for n in names],
+        resolvers=[_figures(n, ev, interval[0], window_s, 1, options) for n in names],
         coverage=coverage,
         decay=decay,
         verdict=make_verdict(window, overall, coverage, decay, options.threshold),
@@ -266,7 +181,7 @@ def _rate(kind: str, unit: str, failures: int, trials: int) -> FailureRate:
                        ci95=list(ci) if ci else None)
 
 
-def _failures(out: _Outcomes) -> list[FailureRate]:
+def _failures(out: Outcomes) -> list[FailureRate]:
     """DNS errors per query asked; connect/TLS/HTTP errors per address checked."""
     queries = round(out.queries)
     rows = [_rate("dns (any)", "query", out.dns_failures, queries),

@@ -7,10 +7,19 @@ later; so nothing is fetched, and every chart is SVG drawn by ``svg`` from the r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from html import escape
 
 from pipeline.report.model import ALL, Figures, Report
-from pipeline.report.svg import Bar, BarGroup, Series, bar_chart, color, line_chart
+from pipeline.report.svg import (
+    Bar,
+    BarGroup,
+    ChartSpec,
+    Series,
+    bar_chart,
+    color,
+    line_chart,
+)
 from pipeline.report.verdict import NOUNS, duration, pct
 
 CSS = """
@@ -61,9 +70,10 @@ def survival_chart(report: Report) -> str:
             series.append(Series(f.name, pts, color(i), step=True))
     pts = [(t / 3600.0, s) for t, s in report.overall.run_length.curve]
     series.append(Series("all resolvers", pts, "#000", step=True, dashed=True))
-    return line_chart(series, title="Run length: share of address runs still going (Kaplan–Meier)",
-                      x_label="hours since the run started", y_label="runs still present",
-                      x_fmt=_hours, y_fmt=_pct_axis, y_range=(0.0, 1.0))
+    return line_chart(series, ChartSpec(
+        title="Run length: share of address runs still going (Kaplan–Meier)",
+        x_label="hours since the run started", y_label="runs still present",
+        x_fmt=_hours, y_fmt=_pct_axis, y_range=(0.0, 1.0)))
 
 
 def daily_chart(report: Report) -> str:
@@ -72,19 +82,21 @@ def daily_chart(report: Report) -> str:
     series.append(Series("all resolvers",
                          [(d + 1, n) for d, n in enumerate(report.overall.daily_addresses)],
                          "#000", dashed=True, markers=True))
-    return line_chart(series, title="Unique addresses handed out per day",
-                      x_label="day", y_label="addresses", y_fmt=lambda v: f"{v:g}",
-                      x_range=(1.0, float(max(2, report.window.days))), x_integer=True)
+    return line_chart(series, ChartSpec(
+        title="Unique addresses handed out per day", x_label="day", y_label="addresses",
+        y_fmt=lambda v: f"{v:g}", x_range=(1.0, float(max(2, report.window.days))),
+        x_integer=True))
 
 
 def coverage_chart(report: Report) -> str:
     series = [Series(NOUNS[c.by][1], [(k, s) for k, s in c.curve], color(i), markers=True)
               for i, c in enumerate(report.coverage) if c.curve]
     most = max((c.distinct for c in report.coverage), default=1)
-    return line_chart(series, title="Coverage: successful checks allowed by the top N entries",
-                      x_label="allowlist entries (most used first)", y_label="checks allowed",
-                      y_fmt=_pct_axis, y_range=(0.0, 1.0), x_log=most > 30,
-                      x_range=(1.0, float(max(2, most))), hline=(0.99, "99%"))
+    return line_chart(series, ChartSpec(
+        title="Coverage: successful checks allowed by the top N entries",
+        x_label="allowlist entries (most used first)", y_label="checks allowed",
+        y_fmt=_pct_axis, y_range=(0.0, 1.0), x_log=most > 30,
+        x_range=(1.0, float(max(2, most))), hline=(0.99, "99%")))
 
 
 def decay_charts(report: Report) -> list[str]:
@@ -100,19 +112,18 @@ def decay_charts(report: Report) -> list[str]:
             first.append(Series(f"{NOUNS[d.by][1]} ({row.size})",
                                 [(1 + j + 1, s) for j, s in enumerate(row.shares)
                                  if s is not None], color(i), markers=True, dashed=i > 0))
-    charts = [line_chart(first, title="Decay: a list built from day 1, day by day",
-                         x_label="day", y_label="later checks allowed", y_fmt=_pct_axis,
-                         y_range=(0.0, 1.0), x_range=(1.0, float(days)), x_integer=True,
-                         hline=(thr, pct(thr)))]
+    decay = ChartSpec(title="Decay: a list built from day 1, day by day",
+                      x_label="day", y_label="later checks allowed", y_fmt=_pct_axis,
+                      y_range=(0.0, 1.0), x_range=(1.0, float(days)), x_integer=True,
+                      hline=(thr, pct(thr)))
+    charts = [line_chart(first, decay)]
     ip = report.decay_by("ip")
     by_k = [Series(f"first {row.built_from_days} day(s) ({row.size})",
                    [(row.built_from_days + j + 1, s) for j, s in enumerate(row.shares)
                     if s is not None], color(i), markers=True)
             for i, row in enumerate(ip.rows[:10])]
-    charts.append(line_chart(by_k, title="Decay by address: lists built from the first k days",
-                             x_label="day", y_label="later checks allowed", y_fmt=_pct_axis,
-                             y_range=(0.0, 1.0), x_range=(1.0, float(days)),
-                             x_integer=True, hline=(thr, pct(thr))))
+    charts.append(line_chart(by_k, replace(
+        decay, title="Decay by address: lists built from the first k days")))
     return charts
 
 
@@ -145,10 +156,8 @@ def _run(f: Figures) -> list[object]:
             duration(rl.p90_s), _between(rl.p90_bounds_s)]
 
 
-def render_html(report: Report) -> str:
-    w, o, v = report.window, report.overall, report.verdict
-    everyone = [*report.resolvers, o]
-    cls = "yes" if v.feasible else ("no" if v.feasible is False else "")
+def _kpis(report: Report) -> str:
+    o = report.overall
     ip99 = next((lv for lv in report.coverage_by("ip").levels if lv.target == 0.99), None)
     kpis = [
         (f"{o.successful:,}", "successful checks"),
@@ -160,7 +169,16 @@ def render_html(report: Report) -> str:
         (duration(o.run_length.median_s), "median run"),
         (str(ip99.entries) if ip99 else "-", "addresses for 99%"),
     ]
-    parts = [
+    return ("<div class='kpis'>" + "".join(f"<div class='kpi'><b>{escape(a)}</b>"
+                                           f"<span>{escape(b)}</span></div>" for a, b in kpis)
+            + "</div>")
+
+
+def _head(report: Report) -> list[str]:
+    """The document head, the title block with the window, the verdict and the key figures."""
+    w, v = report.window, report.verdict
+    cls = "yes" if v.feasible else ("no" if v.feasible is False else "")
+    return [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
         f"<title>edgewatch report {escape(w.start or '')} – {escape(w.end or '')}</title>",
@@ -173,37 +191,47 @@ def render_html(report: Report) -> str:
         "".join(f"<div class='meta'>Data: {escape(n)}</div>" for n in report.data.notes()),
         f"<div class='verdict {cls}'><p>{escape(v.headline)}</p><ul>"
         + "".join(f"<li>{escape(d)}</li>" for d in v.details) + "</ul></div>",
-        "<div class='kpis'>" + "".join(f"<div class='kpi'><b>{escape(a)}</b>"
-                                       f"<span>{escape(b)}</span></div>" for a, b in kpis)
-        + "</div>",
-        "<h2>Charts</h2><div class='grid'>",
+        _kpis(report),
     ]
+
+
+def _charts(report: Report) -> list[str]:
     charts = [survival_chart(report), daily_chart(report), coverage_chart(report),
               *decay_charts(report), failure_chart(report)]
-    parts += [f"<div class='card'>{c}</div>" for c in charts]
-    parts.append("</div>")
+    return ["<h2>Charts</h2><div class='grid'>",
+            *[f"<div class='card'>{c}</div>" for c in charts], "</div>"]
 
-    parts.append("<h2>Resolvers</h2>")
-    parts.append(_table(
-        ["resolver", "checks", "successful", "queries", "addresses", "/24s", "prefixes", "ASNs",
-         "runs", "open", "median run", "bounds", "p90 run", "bounds"],
-        [[f.name, f"{f.documents:,}", f"{f.successful:,}", f"{f.queries:,}",
-          f.networks.addresses, f.networks.prefix24s, f.networks.prefixes, f.networks.asns,
-          *_run(f)] for f in everyone]))
-    parts.append("<h2>Failures by kind</h2>")
-    parts.append(_table(
-        ["resolver", "kind", "failures", "trials", "unit", "rate", "95% CI"],
-        [[f.name, r.kind, f"{r.failures:,}", f"{r.trials:,}", r.unit, pct(r.rate, 2),
-          "-" if not r.ci95 else f"{pct(r.ci95[0], 2)} – {pct(r.ci95[1], 2)}"]
-         for f in everyone for r in f.failures if r.failures or r.kind.endswith("(any)")],
-        left=2))
-    parts.append("<h2>Coverage</h2>")
-    parts.append(_table(
+
+def _resolver_tables(report: Report) -> list[str]:
+    """Per resolver: the volumes and run lengths, then the failures by kind."""
+    everyone = [*report.resolvers, report.overall]
+    return [
+        "<h2>Resolvers</h2>",
+        _table(
+            ["resolver", "checks", "successful", "queries", "addresses", "/24s", "prefixes",
+             "ASNs", "runs", "open", "median run", "bounds", "p90 run", "bounds"],
+            [[f.name, f"{f.documents:,}", f"{f.successful:,}", f"{f.queries:,}",
+              f.networks.addresses, f.networks.prefix24s, f.networks.prefixes, f.networks.asns,
+              *_run(f)] for f in everyone]),
+        "<h2>Failures by kind</h2>",
+        _table(
+            ["resolver", "kind", "failures", "trials", "unit", "rate", "95% CI"],
+            [[f.name, r.kind, f"{r.failures:,}", f"{r.trials:,}", r.unit, pct(r.rate, 2),
+              "-" if not r.ci95 else f"{pct(r.ci95[0], 2)} – {pct(r.ci95[1], 2)}"]
+             for f in everyone for r in f.failures if r.failures or r.kind.endswith("(any)")],
+            left=2),
+    ]
+
+
+def _list_tables(report: Report) -> list[str]:
+    """What an allowlist would hold: coverage by size, and its decay day by day."""
+    w = report.window
+    parts = ["<h2>Coverage</h2>", _table(
         ["by", "successful checks", "distinct",
          *[pct(lv.target) for lv in report.coverage[0].levels]],
         [[c.by, f"{c.successful_checks:,}", c.distinct,
           *[f"{lv.entries} ({pct(lv.allowed, 2)})" for lv in c.levels]]
-         for c in report.coverage]))
+         for c in report.coverage])]
     if w.days >= 2:
         parts.append("<h2>Decay</h2>")
         rows = []
@@ -214,20 +242,34 @@ def render_html(report: Report) -> str:
                              *[pct(s) for s in row.shares]])
         parts.append(_table(["by", "built from days", "size",
                              *[f"day {n}" for n in range(2, w.days + 1)]], rows))
-    parts.append("<h2>Most stable addresses</h2>")
-    parts.append(_table(
-        ["address", "/24", "prefix", "ASN", "resolvers", "runs", "presence", "share",
-         "successful checks"],
-        [[s.ip, s.prefix24, s.prefix, s.asn, s.resolvers, s.runs, duration(s.presence_s),
-          pct(s.presence_share), f"{s.successful_checks:,}"] for s in o.stable], left=3))
-    parts.append("<h2>Handshake timings (ms)</h2>")
-    parts.append(_table(
-        ["resolver", "field", "n", "p50", "p90", "p99"],
-        [[f.name, t.field, f"{t.count:,}", t.p50_ms, t.p90_ms, t.p99_ms]
-         for f in everyone for t in f.timings], left=2))
-    parts.append(f"<h2>Edge hostnames ({len(o.networks.edge_hostnames)})</h2>")
-    parts.append(_table(["resolver", "hostnames"],
-                        [[f.name, ", ".join(f.networks.edge_hostnames)]
-                         for f in report.resolvers], left=2))
-    parts.append("</body></html>")
+    return parts
+
+
+def _address_tables(report: Report) -> list[str]:
+    """The most stable addresses, the handshake timings and the edge hostnames."""
+    o = report.overall
+    everyone = [*report.resolvers, o]
+    return [
+        "<h2>Most stable addresses</h2>",
+        _table(
+            ["address", "/24", "prefix", "ASN", "resolvers", "runs", "presence", "share",
+             "successful checks"],
+            [[s.ip, s.prefix24, s.prefix, s.asn, s.resolvers, s.runs, duration(s.presence_s),
+              pct(s.presence_share), f"{s.successful_checks:,}"] for s in o.stable], left=3),
+        "<h2>Handshake timings (ms)</h2>",
+        _table(
+            ["resolver", "field", "n", "p50", "p90", "p99"],
+            [[f.name, t.field, f"{t.count:,}", t.p50_ms, t.p90_ms, t.p99_ms]
+             for f in everyone for t in f.timings], left=2),
+        f"<h2>Edge hostnames ({len(o.networks.edge_hostnames)})</h2>",
+        _table(["resolver", "hostnames"],
+               [[f.name, ", ".join(f.networks.edge_hostnames)] for f in report.resolvers],
+               left=2),
+    ]
+
+
+def render_html(report: Report) -> str:
+    """The whole report as one HTML page, section by section in reading order."""
+    parts = [*_head(report), *_charts(report), *_resolver_tables(report),
+             *_list_tables(report), *_address_tables(report), "</body></html>"]
     return "\n".join(parts)

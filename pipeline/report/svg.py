@@ -89,104 +89,158 @@ def _opening(width: int, height: int, left: float, title: str) -> list[str]:
             f"<rect width='{width}' height='{height}' fill='#fff'/>",
             _text(left, 18, title, "start", 13, "font-weight='600'")]
 
-def line_chart(
-    series: Sequence[Series],
-    *,
-    title: str,
-    x_label: str,
-    y_label: str,
-    x_fmt: Callable[[float], str] = lambda v: f"{v:g}",
-    y_fmt: Callable[[float], str] = lambda v: f"{v:g}",
-    y_range: tuple[float, float] | None = None,
-    x_range: tuple[float, float] | None = None,
-    x_log: bool = False,
-    x_integer: bool = False,
-    hline: tuple[float, str] | None = None,
-    width: int = 660,
-    height: int = 300,
-) -> str:
-    """Lines over shared axes, legend on the right."""
-    legend_w = 150
-    left, right, top, bottom = 58, legend_w + 16, 30, 44
-    pw, ph = width - left - right, height - top - bottom
-    xs = [p[0] for s in series for p in s.points] or [0.0, 1.0]
-    ys = [p[1] for s in series for p in s.points] or [0.0, 1.0]
-    x0, x1 = x_range or (min(xs), max(xs))
-    y0, y1 = y_range or (min(0.0, min(ys)), max(ys))
-    if x_log:
+
+def _general(v: float) -> str:
+    return f"{v:g}"
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """What a line chart shows besides its series: titles, formats, axis ranges and guides.
+
+    One value instead of a dozen keyword arguments, so a chart's look is named once and the
+    drawing code can pass it whole to its helpers."""
+
+    title: str
+    x_label: str
+    y_label: str
+    x_fmt: Callable[[float], str] = _general
+    y_fmt: Callable[[float], str] = _general
+    y_range: tuple[float, float] | None = None
+    x_range: tuple[float, float] | None = None
+    x_log: bool = False
+    x_integer: bool = False  # whole-number ticks only (days: never day 1.5)
+    hline: tuple[float, str] | None = None  # a dashed guide at y, with its label
+    width: int = 660
+    height: int = 300
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The plot area of a line chart and its two scales, from data to pixels."""
+
+    spec: ChartSpec
+    left: float
+    top: float
+    pw: float
+    ph: float
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    xt: list[float]
+    yt: list[float]
+
+    def sx(self, v: float) -> float:
+        if self.spec.x_log:
+            return self.left + (math.log10(max(v, self.x0)) - math.log10(self.x0)) / (
+                math.log10(self.x1) - math.log10(self.x0)) * self.pw
+        return self.left + (v - self.x0) / (self.x1 - self.x0) * self.pw
+
+    def sy(self, v: float) -> float:
+        return self.top + self.ph - (v - self.y0) / (self.y1 - self.y0) * self.ph
+
+
+def _x_axis(spec: ChartSpec, x0: float, x1: float) -> tuple[float, float, list[float]]:
+    """The x range, corrected so it is never empty, and its ticks (log, integer or round)."""
+    if spec.x_log:
         x0, x1 = max(x0, 1.0), max(x1, 1.0)
         if x1 <= x0:
             x1 = x0 * 10
-        xt = log_ticks(x0, x1)
+        return x0, x1, log_ticks(x0, x1)
+    if x1 <= x0:
+        x1 = x0 + 1.0
+    xt = nice_ticks(x0, x1, 6)
+    if spec.x_integer:  # days: 1, 2, 3 … (or every 2nd, 3rd …), never day 1.5
+        step = max(1, math.ceil((x1 - x0) / 8))
+        xt = [float(t) for t in range(math.ceil(x0), math.floor(x1) + 1, step)]
+    return x0, x1, xt
 
-        def sx(v: float) -> float:
-            return left + (math.log10(max(v, x0)) - math.log10(x0)) / (
-                math.log10(x1) - math.log10(x0)) * pw
-    else:
-        if x1 <= x0:
-            x1 = x0 + 1.0
-        xt = nice_ticks(x0, x1, 6)
-        if x_integer:  # days: 1, 2, 3 … (or every 2nd, 3rd …), never day 1.5
-            step = max(1, math.ceil((x1 - x0) / 8))
-            xt = [float(t) for t in range(math.ceil(x0), math.floor(x1) + 1, step)]
 
-        def sx(v: float) -> float:
-            return left + (v - x0) / (x1 - x0) * pw
+def _frame(series: Sequence[Series], spec: ChartSpec) -> _Frame:
+    legend_w = 150
+    left, right, top, bottom = 58, legend_w + 16, 30, 44
+    xs = [p[0] for s in series for p in s.points] or [0.0, 1.0]
+    ys = [p[1] for s in series for p in s.points] or [0.0, 1.0]
+    x0, x1, xt = _x_axis(spec, *(spec.x_range or (min(xs), max(xs))))
+    y0, y1 = spec.y_range or (min(0.0, min(ys)), max(ys))
     if y1 <= y0:
         y1 = y0 + 1.0
-    yt = nice_ticks(y0, y1, 5)
+    return _Frame(spec, left, top, spec.width - left - right, spec.height - top - bottom,
+                  x0, x1, y0, y1, xt, nice_ticks(y0, y1, 5))
 
-    def sy(v: float) -> float:
-        return top + ph - (v - y0) / (y1 - y0) * ph
 
-    out = _opening(width, height, left, title)
-    for t in yt:
-        y = sy(t)
+def _grid(f: _Frame) -> list[str]:
+    """Grid lines, tick labels, the plot border, axis labels and the optional guide line."""
+    spec, left, top, pw, ph = f.spec, f.left, f.top, f.pw, f.ph
+    out = []
+    for t in f.yt:
+        y = f.sy(t)
         out.append(f"<line x1='{left}' x2='{left + pw}' y1='{y:.1f}' y2='{y:.1f}' "
                    f"stroke='#e5e5e5'/>")
-        out.append(_text(left - 6, y + 4, y_fmt(t), "end", 10))
-    for t in xt:
-        if x0 <= t <= x1:
-            x = sx(t)
+        out.append(_text(left - 6, y + 4, spec.y_fmt(t), "end", 10))
+    for t in f.xt:
+        if f.x0 <= t <= f.x1:
+            x = f.sx(t)
             out.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top}' y2='{top + ph}' "
                        f"stroke='#f0f0f0'/>")
-            out.append(_text(x, top + ph + 15, x_fmt(t), "middle", 10))
+            out.append(_text(x, top + ph + 15, spec.x_fmt(t), "middle", 10))
     out.append(f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' "
                f"stroke='#999'/>")
-    out.append(_text(left + pw / 2, height - 8, x_label, "middle", 11))
-    out.append(_text(14, top + ph / 2, y_label, "middle", 11,
+    out.append(_text(left + pw / 2, spec.height - 8, spec.x_label, "middle", 11))
+    out.append(_text(14, top + ph / 2, spec.y_label, "middle", 11,
                      f"transform='rotate(-90 14 {top + ph / 2:.1f})'"))
-    if hline is not None and y0 <= hline[0] <= y1:
-        y = sy(hline[0])
+    hline = spec.hline
+    if hline is not None and f.y0 <= hline[0] <= f.y1:
+        y = f.sy(hline[0])
         out.append(f"<line x1='{left}' x2='{left + pw}' y1='{y:.1f}' y2='{y:.1f}' "
                    f"stroke='#D55E00' stroke-dasharray='2 3'/>")
         out.append(_text(left + pw - 4, y - 4, hline[1], "end", 10, "fill='#D55E00'"))
-    for s in series:
-        pts = [(sx(x), sy(y)) for x, y in s.points if not (x_log and x <= 0)]
-        if not pts:
-            continue
-        if s.step:
-            path = [f"M{pts[0][0]:.1f},{pts[0][1]:.1f}"]
-            for qx, qy in pts[1:]:
-                path.append(f"H{qx:.1f}V{qy:.1f}")
-            d = "".join(path)
-        else:
-            d = "M" + "L".join(f"{x:.1f},{y:.1f}" for x, y in pts)
-        dash = " stroke-dasharray='6 4'" if s.dashed else ""
-        out.append(f"<path d='{d}' fill='none' stroke='{s.color}' stroke-width='{s.width}'"
-                   f"{dash}><title>{escape(s.name)}</title></path>")
-        if (s.markers and len(pts) <= 40) or len(pts) == 1:
-            for (x, y), (vx, vy) in zip(pts, s.points, strict=False):
-                out.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' fill='{s.color}'>"
-                           f"<title>{escape(s.name)}: {escape(x_fmt(vx))} → "
-                           f"{escape(y_fmt(vy))}</title></circle>")
-    lx = left + pw + 14
+    return out
+
+
+def _line(f: _Frame, s: Series) -> list[str]:
+    """One series: its path (straight or as steps) and, when few enough, a marker per point."""
+    spec = f.spec
+    pts = [(f.sx(x), f.sy(y)) for x, y in s.points if not (spec.x_log and x <= 0)]
+    if not pts:
+        return []
+    if s.step:
+        d = f"M{pts[0][0]:.1f},{pts[0][1]:.1f}" + "".join(
+            f"H{qx:.1f}V{qy:.1f}" for qx, qy in pts[1:])
+    else:
+        d = "M" + "L".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+    dash = " stroke-dasharray='6 4'" if s.dashed else ""
+    out = [f"<path d='{d}' fill='none' stroke='{s.color}' stroke-width='{s.width}'"
+           f"{dash}><title>{escape(s.name)}</title></path>"]
+    if (s.markers and len(pts) <= 40) or len(pts) == 1:
+        for (x, y), (vx, vy) in zip(pts, s.points, strict=False):
+            out.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' fill='{s.color}'>"
+                       f"<title>{escape(s.name)}: {escape(spec.x_fmt(vx))} → "
+                       f"{escape(spec.y_fmt(vy))}</title></circle>")
+    return out
+
+
+def _legend(f: _Frame, series: Sequence[Series]) -> list[str]:
+    out = []
+    lx = f.left + f.pw + 14
     for i, s in enumerate(series[:14]):
-        y = top + 8 + i * 17
+        y = f.top + 8 + i * 17
         dash = " stroke-dasharray='6 4'" if s.dashed else ""
         out.append(f"<line x1='{lx}' x2='{lx + 18}' y1='{y}' y2='{y}' stroke='{s.color}' "
                    f"stroke-width='3'{dash}/>")
         out.append(_text(lx + 24, y + 4, s.name[:22], "start", 10))
+    return out
+
+
+def line_chart(series: Sequence[Series], spec: ChartSpec) -> str:
+    """Lines over shared axes, legend on the right."""
+    f = _frame(series, spec)
+    out = _opening(spec.width, spec.height, f.left, spec.title)
+    out += _grid(f)
+    for s in series:
+        out += _line(f, s)
+    out += _legend(f, series)
     out.append("</svg>")
     return "\n".join(out)
 

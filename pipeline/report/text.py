@@ -54,7 +54,8 @@ def _section(title: str) -> str:
     return f"\n{title}\n{'=' * len(title)}"
 
 
-def render_text(report: Report, width: int = 100) -> str:
+def _header(report: Report, width: int) -> list[str]:
+    """Source, window, selection, data notes and the verdict: what a reader needs first."""
     w = report.window
     out = [f"edgewatch report — {report.source}"]
     interval = (f"sampling every {duration(w.interval_s)} ({w.interval_source})"
@@ -71,10 +72,13 @@ def render_text(report: Report, width: int = 100) -> str:
     out.append(textwrap.fill(report.verdict.headline, width))
     for line in report.verdict.details:
         out.append(textwrap.fill(line, width, initial_indent="  - ", subsequent_indent="    "))
+    return out
 
+
+def _resolvers(report: Report) -> list[str]:
+    """Per resolver: volumes and run lengths, then the failures by kind."""
     everyone = [*report.resolvers, report.overall]
-    out.append(_section("Resolvers"))
-    out.append(table(
+    out = [_section("Resolvers"), table(
         ["resolver", "checks", "ok", "queries", "addrs", "/24s", "prefixes", "ASNs", "runs",
          "open", "median run [bounds]", "p90 run [bounds]", "DNS fail", "conn fail"],
         [[x.name, f"{x.documents:,}", pct(x.successful / x.documents if x.documents else None),
@@ -82,7 +86,7 @@ def render_text(report: Report, width: int = 100) -> str:
           x.networks.asns, f"{x.run_length.runs:,}", f"{x.run_length.open:,}",
           _bounds(x.run_length.median_s, x.run_length.median_bounds_s),
           _bounds(x.run_length.p90_s, x.run_length.p90_bounds_s),
-          _fail(x, "dns (any)"), _fail(x, "address check (any)")] for x in everyone]))
+          _fail(x, "dns (any)"), _fail(x, "address check (any)")] for x in everyone])]
 
     out.append(_section("Failures by kind (95% Wilson interval)"))
     rows = []
@@ -94,8 +98,13 @@ def render_text(report: Report, width: int = 100) -> str:
                              pct(r.rate, 2), ci])
     out.append(table(["resolver", "kind", "failures", "rate", "95% CI"], rows,
                      [False, False, True, True, True]))
+    return out
 
-    out.append(_section("Coverage: smallest allowlist for a share of successful checks"))
+
+def _lists(report: Report) -> list[str]:
+    """What an allowlist would hold: coverage by size, and its decay day by day."""
+    w = report.window
+    out = [_section("Coverage: smallest allowlist for a share of successful checks")]
     rows = []
     for c in report.coverage:
         rows.append([c.by, f"{c.successful_checks:,}", c.distinct]
@@ -117,12 +126,17 @@ def render_text(report: Report, width: int = 100) -> str:
                 rows.append([d.by, row.built_from_days, row.size, *pad,
                              *[pct(s) for s in row.shares]])
         out.append(table(["by", "k", "size", *day_cols], rows))
+    return out
 
-    out.append(_section("Most stable addresses (longest presence, fewest runs)"))
-    out.append(table(
+
+def _addresses(report: Report, width: int) -> list[str]:
+    """Stable addresses, handshake timings, edge hostnames and daily address counts."""
+    w = report.window
+    everyone = [*report.resolvers, report.overall]
+    out = [_section("Most stable addresses (longest presence, fewest runs)"), table(
         ["address", "prefix", "ASN", "resolvers", "runs", "presence", "share", "ok checks"],
         [[s.ip, s.prefix, s.asn, s.resolvers, s.runs, duration(s.presence_s),
-          pct(s.presence_share), f"{s.successful_checks:,}"] for s in report.overall.stable]))
+          pct(s.presence_share), f"{s.successful_checks:,}"] for s in report.overall.stable])]
 
     out.append(_section("Handshake timings (ms; nearest rank, 0.1 ms buckets)"))
     rows = []
@@ -139,4 +153,11 @@ def render_text(report: Report, width: int = 100) -> str:
     out.append(_section("Unique addresses per day"))
     out.append(table(["resolver", *[f"day {d}" for d in range(1, w.days + 1)]],
                      [[x.name, *x.daily_addresses] for x in everyone]))
+    return out
+
+
+def render_text(report: Report, width: int = 100) -> str:
+    """The whole report as plain text, section by section in reading order."""
+    out = [*_header(report, width), *_resolvers(report), *_lists(report),
+           *_addresses(report, width)]
     return "\n".join(out) + "\n"

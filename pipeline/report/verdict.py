@@ -55,16 +55,9 @@ def _decay_phrase(by: str, row: DecayRow, threshold: float, days: int) -> str:
     return f"{built} fell below {pct(threshold)} on day {row.first_below_day} ({pct(share)})"
 
 
-def make_verdict(window: Window, overall: Figures, coverage: list[Coverage],
-                 decay: list[Decay], threshold: float) -> Verdict:
-    cov = {c.by: c for c in coverage}
-    dec = {d.by: d for d in decay}
-    total = cov["ip"].successful_checks
-    if total == 0:
-        return Verdict(feasible=None, by=None,
-                       headline="No successful checks in the selected window: nothing to judge.",
-                       details=[])
-    ip99 = _level(cov["ip"], 0.99)
+def _details(window: Window, overall: Figures, cov: dict[str, Coverage],
+             dec: dict[str, Decay], threshold: float) -> list[str]:
+    """The evidence behind the verdict, one sentence per figure a reader may want to check."""
     details = [
         f"Evidence: {overall.successful:,} successful checks of {overall.documents:,} over "
         f"{window.seconds / 86400:.1f} days from {window.start} to {window.end}; "
@@ -89,6 +82,22 @@ def make_verdict(window: Window, overall: Figures, coverage: list[Coverage],
     addr_any = next(f for f in overall.failures if f.kind == "address check (any)")
     details.append(f"Failures: DNS {pct(dns_any.rate, 2)} of queries, connect/TLS "
                    f"{pct(addr_any.rate, 2)} of address checks.")
+    return details
+
+
+def make_verdict(window: Window, overall: Figures, coverage: list[Coverage],
+                 decay: list[Decay], threshold: float) -> Verdict:
+    """Feasible by address, else by /24 or prefix, else not: the first level whose day-1 list
+    never decays below ``threshold`` decides, and the headline says why."""
+    cov = {c.by: c for c in coverage}
+    dec = {d.by: d for d in decay}
+    total = cov["ip"].successful_checks
+    if total == 0:
+        return Verdict(feasible=None, by=None,
+                       headline="No successful checks in the selected window: nothing to judge.",
+                       details=[])
+    ip99 = _level(cov["ip"], 0.99)
+    details = _details(window, overall, cov, dec, threshold)
 
     coverage_phrase = (
         f"an allowlist of {noun('ip', ip99.entries)} in {noun('prefix', ip99.prefixes or 0)} "

@@ -9,6 +9,7 @@ dead-lettered — does the spool's cursor move past it. Everything else (connect
 5xx, write blocks, a missing template) is retried with exponential backoff while new records
 keep accumulating in the spool, so an outage of any length short of the spool bound costs
 nothing but delay. Why write-ahead rather than spool-on-failure: see docs/ELASTICSEARCH.md.
+The request and its verdicts per item live in ``es_bulk``; what is logged, in ``es_watch``.
 """
 
 from __future__ import annotations
@@ -19,41 +20,30 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import elastic_transport
-import orjson
 from elasticsearch import ApiError, AsyncElasticsearch
-from elasticsearch.helpers import async_streaming_bulk
 
 from pipeline.config import Config, ConfigError, ElasticsearchSettings
 from pipeline.documents import Record
 from pipeline.es import names
-from pipeline.es.bulk import Verdict, action_header, classify, error_summary
+from pipeline.es.bulk import action_header
 from pipeline.es.client import make_async_client, redact_url
-from pipeline.es.cluster import (
-    ClusterRefused,
-    ClusterUnauthorized,
-    detect_async,
-    refusing,
-    translate,
-)
+from pipeline.es.cluster import ClusterRefused, ClusterUnauthorized, translate
 from pipeline.sinks.base import DeliveryError
-from pipeline.sinks.deadletter import DeadLetter, DeadLetterFile
-from pipeline.sinks.spool import DEFAULT_SEGMENT_BYTES, Batch, Spool, SpoolEntry, human_bytes
+from pipeline.sinks.deadletter import DeadLetterFile
+from pipeline.sinks.es_bulk import Ledger, NotSetUp, Result, SinkStats, preflight, send_bulk
+from pipeline.sinks.es_watch import DeliveryWatch
+from pipeline.sinks.spool import DEFAULT_SEGMENT_BYTES, Batch, Spool, SpoolEntry
 
 log = logging.getLogger(__name__)
 
-REMIND_EVERY_S = 60.0
-HEALTH_EVERY_S = 60.0
+__all__ = ["DeliveryRefused", "ElasticsearchSink", "NotSetUp", "SinkStats"]
 # How long the first write waits for the first contact with the cluster (started by open), so
 # that a refusal of the credentials is known before the first cycle is acknowledged. Bounded and
 # paid once: a cluster that does not answer must not hold up probing.
 FIRST_CONTACT_WAIT_S = 0.5
-
-
-class NotSetUp(RuntimeError):
-    """The runs index or the check template is missing: ``edgewatch setup`` has not run."""
 
 
 class DeliveryRefused(ClusterUnauthorized, DeliveryError):
@@ -65,19 +55,6 @@ class DeliveryRefused(ClusterUnauthorized, DeliveryError):
     ``edgewatch run`` ends non-zero; ``ElasticsearchSink.refusal`` holds the same refusal for a
     caller that wants to stop at once.
     """
-
-
-@dataclass
-class SinkStats:
-    written: int = 0  # records handed to write()
-    spooled: int = 0  # of those, acknowledged into the spool
-    refused: int = 0  # spool full: not taken (logged as errors)
-    delivered: int = 0  # stored by Elasticsearch
-    duplicates: int = 0  # create answered 409: already stored (a replay)
-    stale: int = 0  # run summary answered 409: a newer version is stored
-    dead_lettered: int = 0  # refused for good, kept in the dead-letter file
-    bulk_requests: int = 0
-    failed_attempts: int = 0  # bulk attempts that left something to retry
 
 
 class ElasticsearchSink:
@@ -116,15 +93,11 @@ class ElasticsearchSink:
         self._closing = False
         self._ready = False
         self._oldest_pending_at: float | None = None
-        self._down_since: float | None = None
-        self._down_kind = ""
-        self._last_reminder = 0.0
+        self.watch = DeliveryWatch(self.spool)
+        self._ledger = Ledger(self.stats, self.dead_letters, settings, max_server_error_tries)
         self.refusal: ClusterUnauthorized | None = None  # credentials/privileges rejected
         self._first_contact = asyncio.Event()
         self._waited_first_contact = False
-        self.health_every_s = HEALTH_EVERY_S
-        self.health: str | None = None  # last cluster health status seen (green/yellow/red)
-        self._health_checked = -HEALTH_EVERY_S
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: object) -> ElasticsearchSink:
@@ -139,6 +112,20 @@ class ElasticsearchSink:
     @property
     def runs_index(self) -> str:
         return names.runs_index(self.settings.namespace)
+
+    @property
+    def health_every_s(self) -> float:
+        """How often cluster health is asked (``DeliveryWatch``); tests shorten it."""
+        return self.watch.health_every_s
+
+    @health_every_s.setter
+    def health_every_s(self, value: float) -> None:
+        self.watch.health_every_s = value
+
+    @property
+    def health(self) -> str | None:
+        """The last cluster health status seen (green/yellow/red), None before the first."""
+        return self.watch.health
 
     # -- Sink protocol -----------------------------------------------------------------------
 
@@ -239,22 +226,16 @@ class ElasticsearchSink:
         if record.kind == "check" and record.doc.get("data_stream.namespace", ns) != ns:
             # a store loaded into another namespace: the constant_keyword must match the stream
             record = replace(record, doc={**record.doc, "data_stream.namespace": ns})
-        source = record.to_json()
+        entry = SpoolEntry(kind=record.kind, id=record.id, version=record.version,
+                           source=record.to_json())
         try:
             action_header(record.kind, record.id, record.version, self.settings.namespace)
             if not record.id or any(c in record.id for c in "\t\n\r"):
                 raise ValueError(f"record id {record.id!r} is empty or has a tab or newline")
         except ValueError as exc:
-            self._dead_letter(record.kind, record.id, "-", 0, "invalid_record", str(exc), source)
+            self._ledger.dead_letter(entry, "-", 0, ("invalid_record", str(exc)))
             return None
-        return SpoolEntry(kind=record.kind, id=record.id, version=record.version, source=source)
-
-    def _dead_letter(self, kind: str, rid: str, op: str, status: int, error_type: str,
-                     reason: str, source: bytes) -> None:
-        index = self.check_stream if kind == "check" else self.runs_index
-        self.dead_letters.add(DeadLetter(kind=kind, id=rid, index=index, op=op, status=status,
-                                         error_type=error_type, reason=reason, source=source))
-        self.stats.dead_lettered += 1
+        return entry
 
     # -- sender ------------------------------------------------------------------------------
 
@@ -353,8 +334,8 @@ class ElasticsearchSink:
     async def _deliver(self, batch: Batch) -> None:
         """Send until every entry of the batch has a final verdict."""
         for raw in batch.damaged:
-            self._dead_letter("unknown", "-", "-", 0, "spool_damaged",
-                              "spool line failed its CRC check", raw)
+            self._ledger.dead_letter(SpoolEntry("unknown", "-", None, raw), "-", 0,
+                                     ("spool_damaged", "spool line failed its CRC check"))
         entries = list(batch.entries)
         server_errors: dict[int, int] = {}
         attempt = 0
@@ -365,29 +346,31 @@ class ElasticsearchSink:
                 results = await self._send(entries)
             except ClusterUnauthorized as exc:
                 self._refused(exc)
-                self._trouble(str(exc), loud=True, kind="refused")
+                self.watch.trouble(str(exc), loud=True, kind="refused")
             except (ClusterRefused, NotSetUp) as exc:
-                self._trouble(str(exc), loud=True, kind=type(exc).__name__)
+                self.watch.trouble(str(exc), loud=True, kind=type(exc).__name__)
             except ApiError as exc:
                 refused = translate(exc, self.settings.url, "sending a bulk request")
                 if isinstance(refused, ClusterUnauthorized):
                     self._refused(refused)
-                    self._trouble(str(refused), loud=True, kind="refused")
+                    self.watch.trouble(str(refused), loud=True, kind="refused")
                 else:
-                    self._trouble(f"bulk request answered HTTP {exc.status_code}: "
+                    self.watch.trouble(f"bulk request answered HTTP {exc.status_code}: "
                                   f"{exc.message}", kind=f"http {exc.status_code}")
             except elastic_transport.TransportError as exc:
-                self._trouble(f"cannot reach {redact_url(self.settings.url)}: {exc.message}",
+                self.watch.trouble(f"cannot reach {redact_url(self.settings.url)}: {exc.message}",
                               kind="unreachable")
             else:
                 self._accepted()
-                entries = self._settle(results, server_errors)
+                entries, not_ready = self._ledger.settle(results, server_errors)
+                if not_ready:
+                    self._ready = False
                 self.dead_letters.sync()
                 await self._check_health()
                 if not entries:
-                    self._recovered()
+                    self.watch.recovered()
                     return
-                self._trouble(f"{len(entries)} item(s) of the batch must be retried",
+                self.watch.trouble(f"{len(entries)} item(s) of the batch must be retried",
                               kind="items")
             attempt += 1
             self.stats.failed_attempts += 1
@@ -396,125 +379,18 @@ class ElasticsearchSink:
             delay = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1))
             await self._backoff(delay * random.uniform(0.5, 1.0))
 
-    def _settle(self, results: list[tuple[SpoolEntry, str, int, dict | None]],
-                server_errors: dict[int, int]) -> list[SpoolEntry]:
-        """Count final answers, dead-letter refused documents; return what must be retried."""
-        retry: list[SpoolEntry] = []
-        for entry, op, status, error in results:
-            verdict = classify(op, status, error)
-            if verdict is Verdict.DELIVERED:
-                self.stats.delivered += 1
-            elif verdict is Verdict.DUPLICATE:
-                self.stats.duplicates += 1
-            elif verdict is Verdict.STALE:
-                self.stats.stale += 1
-            elif verdict is Verdict.DEAD:
-                error_type, reason = error_summary(error)
-                self._dead_letter(entry.kind, entry.id, op, status, error_type, reason,
-                                  entry.source)
-            else:
-                if verdict is Verdict.NOT_READY:
-                    self._ready = False
-                if status == 500:
-                    # A server fault on one document, repeated: give up on that document only.
-                    tries = server_errors[id(entry)] = server_errors.get(id(entry), 0) + 1
-                    if tries >= self.max_server_error_tries:
-                        error_type, reason = error_summary(error)
-                        self._dead_letter(entry.kind, entry.id, op, status, error_type,
-                                          f"gave up after {tries} tries: {reason}", entry.source)
-                        continue
-                retry.append(entry)
-        return retry
-
     async def _preflight(self) -> None:
         assert self.client is not None
-        await detect_async(self.client, self.settings.url)
-        with refusing(self.settings.url, f"checking index {self.runs_index}"):
-            exists = await self.client.indices.exists(index=self.runs_index)
-        if not exists:
-            raise NotSetUp(f"index {self.runs_index} does not exist: run `edgewatch setup` "
-                           f"for namespace {self.settings.namespace}")
+        await preflight(self.client, self.settings)
         self._ready = True
 
-    async def _send(self, entries: list[SpoolEntry]
-                    ) -> list[tuple[SpoolEntry, str, int, dict | None]]:
+    async def _send(self, entries: list[SpoolEntry]) -> list[Result]:
         assert self.client is not None
-        ns = self.settings.namespace
-        # Action lines serialised here with orjson; the helper passes bytes through untouched.
-        actions = [(orjson.dumps(action_header(e.kind, e.id, e.version, ns)), e.source)
-                   for e in entries]
-        size = sum(len(e.source) for e in entries)
-        log.debug("bulk: sending %d action(s), %d source bytes", len(actions), size)
         self.stats.bulk_requests += 1
-        answers: list[tuple[str, int, dict | None]] = []
-        # One request per batch (the batch is already bounded); no helper retries, so answers
-        # arrive in the order of the actions and our own backoff stays in charge.
-        async for _ok, item in async_streaming_bulk(
-            self.client, actions, chunk_size=len(actions), max_chunk_bytes=1 << 40,
-            expand_action_callback=lambda action: action, raise_on_error=False,
-            raise_on_exception=True, max_retries=0, yield_ok=True,
-        ):
-            op, info = next(iter(item.items()))
-            answers.append((op, int(info.get("status", 500)), info.get("error")))
-        if len(answers) != len(entries):
-            raise RuntimeError(f"bulk answered {len(answers)} items for {len(entries)} actions")
-        return [(e, op, status, err) for e, (op, status, err) in zip(entries, answers,
-                                                                     strict=True)]
-
-    def _trouble(self, why: str, loud: bool = False, kind: str = "") -> None:
-        """Log a delivery problem once when it starts or changes kind, then once a minute."""
-        now = time.monotonic()
-        level = logging.ERROR if loud else logging.WARNING
-        pending = self.spool.pending_entries
-        if self._down_since is None or kind != self._down_kind:
-            if self._down_since is None:
-                self._down_since = now
-            self._last_reminder = now
-            self._down_kind = kind
-            log.log(level, "elasticsearch delivery paused: %s; %d record(s) (%s) wait in "
-                    "the spool and are retried with backoff", why, pending,
-                    human_bytes(self.spool.pending_bytes))
-        elif now - self._last_reminder >= REMIND_EVERY_S:
-            self._last_reminder = now
-            log.log(level, "elasticsearch delivery still paused after %.0fs: %s; %d record(s) "
-                    "(%s) spooled", now - self._down_since, why, pending,
-                    human_bytes(self.spool.pending_bytes))
-
-    def _recovered(self) -> None:
-        if self._down_since is not None:
-            log.warning("elasticsearch delivery resumed after %.0fs; %d record(s) still spooled",
-                        time.monotonic() - self._down_since, self.spool.pending_entries)
-            self._down_since = None
-            self._down_kind = ""
+        return await send_bulk(self.client, entries, self.settings.namespace)
 
     async def _check_health(self) -> None:
-        """Cluster health, at most every ``health_every_s``; logged only when it changes.
-
-        Yellow or red never stops delivery (writes that cannot be stored come back as retries
-        per item); the line tells an operator why delivery may slow down or stall.
-        """
-        now = time.monotonic()
-        if self.client is None or now - self._health_checked < self.health_every_s:
-            return
-        self._health_checked = now
-        try:
-            body = (await self.client.options(request_timeout=min(
-                5.0, self.settings.request_timeout)).cluster.health()).body
-        except Exception as exc:  # health is advice: never let it disturb delivery
-            log.debug("elasticsearch sink: cluster health unavailable: %s", exc)
-            return
-        status = str(body.get("status", "unknown"))
-        if status == self.health:
-            return
-        previous, self.health = self.health, status
-        if status == "green":
-            if previous is not None:
-                log.warning("elasticsearch cluster health is green again (was %s)", previous)
-            return
-        log.warning("elasticsearch cluster health is %s%s: %s unassigned shard(s), %s "
-                    "initializing; delivery carries on and retries what cannot be stored",
-                    status, f" (was {previous})" if previous else "",
-                    body.get("unassigned_shards", "?"), body.get("initializing_shards", "?"))
+        await self.watch.check_health(self.client, self.settings.request_timeout)
 
     async def _backoff(self, delay: float) -> None:
         self._kick.clear()

@@ -17,30 +17,46 @@ Appends are fsynced once per call (a batch boundary) before they are acknowledge
 killed mid-append leaves at most one incomplete final line, cut off when the spool is opened.
 A crash between delivery and the cursor update replays the last batch: harmless, because every
 record carries its deterministic ``_id`` (and run summaries their version), so Elasticsearch
-answers "already there" instead of storing a second copy.
+answers "already there" instead of storing a second copy. The files' formats (segment lines, the
+cursor, the lock) are in ``spool_files``; this module decides what to append, read and commit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
-import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
-from pipeline.sinks.base import DeliveryError
+from pipeline.sinks.spool_files import (
+    CURSOR_FILE,
+    LOCK_FILE,
+    SEGMENT_SUFFIX,
+    Batch,
+    Position,
+    SpoolEntry,
+    SpoolError,
+    SpoolLocked,
+    SpoolWriteError,
+    fsync_dir,
+    human_bytes,
+    read_cursor,
+    repair_tail,
+    segment_numbers,
+    segment_path,
+    take_lock,
+    write_cursor,
+)
 
 log = logging.getLogger(__name__)
 
-SEGMENT_SUFFIX = ".seg"
-CURSOR_FILE = "cursor.json"
-LOCK_FILE = "spool.lock"
+# The on-disk formats live in spool_files; these names stay importable from here.
+__all__ = ["CURSOR_FILE", "DEFAULT_RESERVE_BYTES", "DEFAULT_SEGMENT_BYTES", "LOCK_FILE",
+           "SEGMENT_SUFFIX", "Batch", "Position", "Spool", "SpoolEntry", "SpoolError",
+           "SpoolLocked", "SpoolWriteError", "human_bytes", "opened"]
+
 DEFAULT_SEGMENT_BYTES = 16 * 2**20
 # A drained tail segment at least this big is replaced by a fresh one, so delivered data does
 # not linger on disk until the next size-based rotation.
@@ -51,101 +67,6 @@ DRAINED_ROTATE_BYTES = 2**20
 # the sender write the (tiny) cursor file and delete delivered segments: without it a disk filled
 # to the last byte could neither take new records nor make room by delivering old ones.
 DEFAULT_RESERVE_BYTES = 64 * 1024
-
-
-class SpoolError(RuntimeError):
-    """The spool directory cannot be used (locked by another process, unreadable cursor…)."""
-
-
-class SpoolLocked(SpoolError):
-    """Another process holds the spool's lock; the message names the directory and its pid."""
-
-    def __init__(self, directory: Path, holder: int | None) -> None:
-        who = f"pid {holder}" if holder else "another process"
-        super().__init__(
-            f"spool {directory} is in use by {who} (lock {directory / LOCK_FILE}); each "
-            "edgewatch process needs its own elasticsearch.spool_dir")
-        self.directory = directory
-        self.holder = holder
-
-
-class SpoolWriteError(SpoolError, DeliveryError):
-    """Records could not be made durable (disk full, I/O error): they were NOT acknowledged.
-
-    The spool is left exactly as before the failed append (a partial write is cut off), so
-    everything acknowledged earlier is intact and is still delivered; the caller keeps the
-    records it tried to write (the cycle rolls its run state back and reports the cycle as
-    not delivered).
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class SpoolEntry:
-    """One record as the spool keeps it: enough to rebuild its bulk action without parsing."""
-
-    kind: str  # "check" | "run"
-    id: str
-    version: int | None
-    source: bytes  # the document, serialised JSON
-
-    def encode(self) -> bytes:
-        if any(c in self.id for c in "\t\n\r"):
-            raise ValueError(f"record id {self.id!r} contains a tab or newline")
-        body = b"%s\t%s\t%s\t%s" % (
-            self.kind.encode(), b"-" if self.version is None else str(self.version).encode(),
-            self.id.encode(), self.source)
-        return b"%08x\t%s\n" % (zlib.crc32(body), body)
-
-    @classmethod
-    def decode(cls, line: bytes) -> SpoolEntry | None:
-        """The entry of one line (without its newline), or None if the line is damaged."""
-        crc, sep, body = line.partition(b"\t")
-        if not sep or len(crc) != 8:
-            return None
-        try:
-            if int(crc, 16) != zlib.crc32(body):
-                return None
-            kind, version, rid, source = body.split(b"\t", 3)
-            return cls(kind=kind.decode(), id=rid.decode(),
-                       version=None if version == b"-" else int(version), source=source)
-        except ValueError:
-            return None
-
-
-@dataclass(frozen=True, order=True, slots=True)
-class Position:
-    segment: int
-    offset: int
-
-
-@dataclass
-class Batch:
-    """Entries read from the spool, from ``start`` up to (not including) ``end``."""
-
-    start: Position
-    end: Position
-    entries: list[SpoolEntry] = field(default_factory=list)
-    damaged: list[bytes] = field(default_factory=list)  # lines that failed their CRC
-
-    @property
-    def size(self) -> int:
-        return len(self.entries) + len(self.damaged)
-
-
-def human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Spool:
@@ -178,27 +99,15 @@ class Spool:
 
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            holder = _read_pid(fd)
-            os.close(fd)
-            raise SpoolLocked(self.directory, holder) from exc
-        # The holder's pid, for the message a second process shows (the flock is the lock).
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, b"%d\n" % os.getpid(), 0)
-        self._lock_fd = fd
-        self._cursor = self._read_cursor()
-        self._segments = sorted(
-            int(p.stem) for p in self.directory.glob(f"*{SEGMENT_SUFFIX}") if p.stem.isdigit())
+        self._lock_fd = take_lock(self.directory)
+        self._cursor = read_cursor(self.directory)
+        self._segments = segment_numbers(self.directory)
         for number in [n for n in self._segments if n < self._cursor.segment]:
             # Delivered; a crash came between the cursor update and their removal.
             self._path(number).unlink(missing_ok=True)
         self._segments = [n for n in self._segments if n >= self._cursor.segment]
         if self._segments:
-            self._repair_tail(self._segments[-1])
+            repair_tail(self._path(self._segments[-1]))
             self._sizes = {n: self._path(n).stat().st_size for n in self._segments}
             if self._cursor.segment < self._segments[0]:
                 self._cursor = Position(self._segments[0], 0)
@@ -343,7 +252,7 @@ class Spool:
         if number not in self._sizes:
             self._segments.append(number)
             self._sizes[number] = path.stat().st_size
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -392,7 +301,7 @@ class Spool:
         if drained and (self._sizes[last] >= DRAINED_ROTATE_BYTES or self._low_on_space()):
             self._start_segment(last + 1)
             end = Position(last + 1, 0)
-        self._write_cursor(end)
+        write_cursor(self.directory, end)
         self._cursor = end
         self.pending_entries = max(0, self.pending_entries - batch.size)
         for number in [n for n in self._segments if n < end.segment]:
@@ -416,49 +325,7 @@ class Spool:
     # -- files -----------------------------------------------------------------------------
 
     def _path(self, number: int) -> Path:
-        return self.directory / f"{number:020d}{SEGMENT_SUFFIX}"
-
-    def _read_cursor(self) -> Position:
-        path = self.directory / CURSOR_FILE
-        try:
-            data = orjson.loads(path.read_bytes())
-            return Position(int(data["segment"]), int(data["offset"]))
-        except FileNotFoundError:
-            return Position(0, 0)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise SpoolError(f"spool cursor {path} is unreadable ({exc}); move it away to "
-                             "replay the whole spool (replays are idempotent)") from exc
-
-    def _write_cursor(self, pos: Position) -> None:
-        path = self.directory / CURSOR_FILE
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(orjson.dumps({"segment": pos.segment, "offset": pos.offset}))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(self.directory)
-
-    def _repair_tail(self, number: int) -> None:
-        """Cut an incomplete or damaged final line: the trace of a crash mid-append."""
-        path = self._path(number)
-        with open(path, "rb+") as f:
-            data = f.read()
-            if not data:
-                return
-            end = len(data)
-            if not data.endswith(b"\n"):
-                end = data.rfind(b"\n") + 1
-            else:
-                start = data.rfind(b"\n", 0, end - 1) + 1
-                if SpoolEntry.decode(data[start:end - 1]) is None:
-                    end = start
-            if end != len(data):
-                log.warning("spool segment %s ended in a torn record (%d bytes, never "
-                            "acknowledged); cut off", path.name, len(data) - end)
-                f.truncate(end)
-                f.flush()
-                os.fsync(f.fileno())
+        return segment_path(self.directory, number)
 
     def _count_pending(self) -> int:
         count = 0
@@ -469,14 +336,6 @@ class Spool:
                 while chunk := f.read(1 << 20):
                     count += chunk.count(b"\n")
         return count
-
-
-def _read_pid(fd: int) -> int | None:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        return int(text) if text.isdigit() else None
-    except OSError:
-        return None
 
 
 @contextlib.contextmanager

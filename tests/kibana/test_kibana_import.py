@@ -29,6 +29,7 @@ import pytest
 from pipeline import cli
 from pipeline.kibana import (
     Credentials,
+    ImportOptions,
     KibanaRefused,
     KibanaUnauthorized,
     import_objects,
@@ -270,7 +271,7 @@ def test_wrong_credentials(kibana: StandIn, monkeypatch: pytest.MonkeyPatch,
     assert "HTTP 401" in out.err and "user elastic" in out.err
     assert SECRET not in out.out + out.err
     with pytest.raises(KibanaUnauthorized):
-        import_objects(kibana.url, b"{}\n", credentials=Credentials.from_env())
+        import_objects(kibana.url, b"{}\n", ImportOptions(credentials=Credentials.from_env()))
 
 
 def test_half_a_login_is_refused(monkeypatch: pytest.MonkeyPatch,
@@ -283,7 +284,7 @@ def test_half_a_login_is_refused(monkeypatch: pytest.MonkeyPatch,
 
 def test_waits_for_kibana_to_start(kibana: StandIn, ndjson_text: str) -> None:
     kibana.unavailable = 2
-    result = import_objects(kibana.url, ndjson_text.encode(), wait=30)
+    result = import_objects(kibana.url, ndjson_text.encode(), ImportOptions(wait=30))
     assert result.success
     assert len(kibana.requests) == 3
     kibana.unavailable = 1

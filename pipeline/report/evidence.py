@@ -1,0 +1,148 @@
+"""The evidence a report is computed from: the source's grouped rows, folded per resolver.
+
+``build`` turns this into figures; this module only reads. It asks the source for each kind of
+row once, in a fixed order, and keeps one accumulator per resolver plus one for all of them
+(``ALL``), so every figure of a resolver and of the whole is computed from the same fold.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+
+from pipeline.report.filters import Filters
+from pipeline.report.model import ALL, GRANULARITIES, Networks
+from pipeline.report.networks import Attribution, attribute
+from pipeline.report.rows import DAY_S, AddressRow, OutcomeRow, RunRow, Source
+
+TIMING_BUCKET_US = 100
+
+
+@dataclass
+class Addresses:
+    """Check-document figures of one resolver (or all)."""
+
+    days: int
+    ok_by_ip: Counter = field(default_factory=Counter)
+    daily: list[set[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.daily = [set() for _ in range(self.days)]
+
+    def add(self, row: AddressRow) -> None:
+        self.ok_by_ip[row.ip] += row.ok
+        if 0 <= row.day < self.days:
+            self.daily[row.day].add(row.ip)
+
+    def networks(self, attr: dict[str, Attribution]) -> Networks:
+        mine = [attr[ip] for ip in self.ok_by_ip]
+        return Networks(
+            addresses=len(mine),
+            prefix24s=len({a.prefix24 for a in mine}),
+            prefixes=len({a.prefix for a in mine if a.prefix_known}),
+            asns=len({a.asn for a in mine if a.asn is not None}),
+            edge_hostnames=sorted({d for a in mine for d in a.domains}),
+        )
+
+
+@dataclass
+class Outcomes:
+    documents: int = 0
+    successful: int = 0
+    queries: Fraction = Fraction(0)
+    address_checks: int = 0
+    address_failures: int = 0
+    dns_failures: int = 0
+    by_kind: Counter = field(default_factory=Counter)
+
+    def add(self, o: OutcomeRow) -> None:
+        """Count one outcome row: a DNS-level failure is one query; an address check is one
+        of the ``answer_count`` checks that one query's answer led to."""
+        dns_level = bool(o.error_type and o.error_type.startswith("dns."))
+        self.documents += o.documents
+        if o.outcome == "success":
+            self.successful += o.documents
+        if dns_level:
+            self.queries += o.documents
+            self.dns_failures += o.documents
+        else:
+            self.queries += Fraction(o.documents, max(1, o.answer_count or 1))
+            self.address_checks += o.documents
+            if o.outcome != "success":
+                self.address_failures += o.documents
+        if o.error_type:
+            self.by_kind[o.error_type] += o.documents
+
+
+@dataclass(frozen=True)
+class Extent:
+    """The window the report covers, and how many whole days of evidence it holds."""
+
+    start: datetime
+    end: datetime
+    last: datetime
+    origin: datetime
+    days: int
+
+
+@dataclass
+class Evidence:
+    """Everything read from the source, folded per resolver and for all of them (``ALL``)."""
+
+    days: int
+    attr: dict[str, Attribution]
+    addresses: dict[str, Addresses]
+    daily_ok: dict[str, list[Counter]]
+    outcomes: dict[str, Outcomes]
+    timings: dict[tuple[str, str], Counter]
+    runs: dict[str, list[RunRow]]
+
+
+def _span_origin(source: Source, filters: Filters) -> tuple[datetime, datetime, datetime] | None:
+    span = source.span(filters)
+    if span is None:
+        return None
+    start = filters.start or span.first.replace(microsecond=0)
+    end = filters.end or span.last
+    return start, end, span.last
+
+
+def extent_of(source: Source, filters: Filters) -> Extent:
+    bounds = _span_origin(source, filters)
+    if bounds is None:
+        origin = filters.start or datetime.now(UTC)
+        return Extent(origin, filters.end or origin, origin, origin, 0)
+    start, end, last = bounds
+    days = int((min(last, end) - start).total_seconds() // DAY_S) + 1
+    return Extent(start, end, last, start, days)
+
+
+def read(source: Source, filters: Filters, span: Extent) -> Evidence:
+    """Read the check documents (by address, by outcome, by timing) and the runs."""
+    days = span.days
+    ev = Evidence(days=days,
+                   attr=attribute(source.network_rows(filters)) if days else {},
+                   addresses=defaultdict(lambda: Addresses(days)),
+                   daily_ok={g: [Counter() for _ in range(days)] for g in GRANULARITIES},
+                   outcomes=defaultdict(Outcomes), timings=defaultdict(Counter),
+                   runs=defaultdict(list))
+    if days:
+        for row in source.address_rows(filters, span.origin):
+            a = ev.attr.get(row.ip) or ev.attr.setdefault(row.ip, Attribution.unknown(row.ip))
+            for acc in (ev.addresses[row.resolver], ev.addresses[ALL]):
+                acc.add(row)
+            if row.ok and 0 <= row.day < days:
+                for g, key in (("ip", row.ip), ("prefix24", a.prefix24), ("prefix", a.prefix)):
+                    ev.daily_ok[g][row.day][key] += row.ok
+        for o in source.outcome_rows(filters):
+            ev.outcomes[o.resolver].add(o)
+            ev.outcomes[ALL].add(o)
+        for t in source.timing_rows(filters, TIMING_BUCKET_US):
+            for name in (t.resolver, ALL):
+                ev.timings[(name, t.field)][t.bucket_us] += t.documents
+    for run in source.run_rows(filters):
+        ev.runs[run.resolver].append(run)
+        ev.runs[ALL].append(run)
+    return ev
