@@ -12,10 +12,11 @@ Three resolvers are queried every 15 minutes for four days:
 
 Noise that filters must remove: a second observer and a second target.
 
-``History`` emits check documents and run summaries following docs/DOCUMENTS.md (the mapping is
-strict, so indexing proves the field names), writes them as an ndjson store and indexes them into
-Elasticsearch. It also keeps the plain facts (every document, every run, the scenario's true
-segments) from which the tests compute the expected figures on their own.
+``History`` emits check documents following docs/DOCUMENTS.md (the mapping is strict, so
+indexing proves the field names) and run summaries built by ``pipeline.documents.run_record``
+from a ``pipeline.runs.Run`` (so ``version`` is the production's too), writes them as an ndjson
+store and indexes them into Elasticsearch. It also keeps the plain facts (every document, every
+run, the scenario's true segments) from which the tests compute the expected figures on their own.
 """
 
 from __future__ import annotations
