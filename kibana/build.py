@@ -37,10 +37,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "edgewatch.ndjson"
 
-# Index patterns: every namespace of the check data stream and of the run summaries
-# (pipeline/es/names.py spells the concrete names: logs-edgewatch.check-<ns>, edgewatch-runs-<ns>).
-CHECKS_INDEX = "logs-edgewatch.check-*"
-RUNS_INDEX = "edgewatch-runs-*"
+try:
+    from pipeline.es import names
+except ImportError:  # `python kibana/build.py` outside the project's virtualenv: use the checkout
+    sys.path.insert(0, str(HERE.parent))
+    from pipeline.es import names
+
+# Index patterns: every namespace of the check data stream and of the run summaries, spelled
+# once in pipeline/es/names.py (like the concrete logs-edgewatch.check-<ns>, edgewatch-runs-<ns>).
+CHECKS_INDEX = names.CHECKS_INDEX_PATTERN
+RUNS_INDEX = names.RUNS_INDEX_PATTERN
 
 # Field names of schema 2 (docs/DOCUMENTS.md): ECS names only with ECS's meaning, Heartbeat's
 # for timings, everything else under edgewatch.*. The edgewatch and Heartbeat names the panels

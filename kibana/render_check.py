@@ -2,13 +2,17 @@
 
 The test suite proves each panel's *query* on a real Elasticsearch node, but not that Vega draws
 something sensible from the reply (it has no JavaScript engine in CI). This script closes that
-gap by hand: it starts a devstack node, loads the documents of
-``tests/kibana/test_kibana_vega_queries.py`` through edgewatch's templates, runs every panel's
-query as Kibana would, then compiles each spec with Vega-Lite and renders it with Vega under
-Node.js (``renderer: none`` → SVG), failing on any Vega error or a NaN in the drawing.
+gap by hand, in two steps: ``tests/kibana/dump_panels.py`` starts a devstack node, loads the
+test documents through edgewatch's templates and writes every panel's spec with the rows its
+query returned (the documents and the Kibana-style search belong to the tests, so they stay
+there and this script is handed their output); this script then compiles each spec with
+Vega-Lite and renders it with Vega under Node.js (``renderer: none`` → SVG), failing on any
+Vega error or a NaN in the drawing.
 
     mkdir -p /tmp/vega && (cd /tmp/vega && npm install vega@5 vega-lite@5)
-    .venv/bin/python kibana/render_check.py --node-modules /tmp/vega/node_modules -o /tmp/panels
+    .venv/bin/python tests/kibana/dump_panels.py -o /tmp/panels/panels.json
+    .venv/bin/python kibana/render_check.py --node-modules /tmp/vega/node_modules \
+        --panels /tmp/panels/panels.json -o /tmp/panels
 
 and look at ``/tmp/panels/index.html``. Kibana 9 bundles Vega 5 and Vega-Lite 5.
 """
@@ -16,14 +20,9 @@ and look at ``/tmp/panels/index.html``. Kibana 9 bundles Vega 5 and Vega-Lite 5.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
-import tempfile
-import uuid
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 RENDER_JS = r"""
 const fs = require('fs');
@@ -64,47 +63,17 @@ const panels = JSON.parse(fs.readFileSync(input, 'utf8'));
 """
 
 
-def dump_panels(path: Path) -> int:
-    """Run every panel's query on a fresh devstack node with the test documents; write rows."""
-    sys.path[:0] = [str(ROOT / "tests" / "kibana"), str(ROOT)]
-    import test_kibana_vega_queries as q  # the documents and the Kibana-style search
-    from elasticsearch import Elasticsearch
-    from kibana_vega import vega_specs
-
-    from devstack.node import start_node
-    from pipeline.es import installer, names
-    from pipeline.es.cluster import detect
-
-    objects = [json.loads(line) for line in
-               (ROOT / "kibana" / "edgewatch.ndjson").read_text(encoding="utf-8").splitlines()]
-    node = start_node(run_dir=Path(tempfile.mkdtemp(prefix="edgewatch-render-")))
-    try:
-        es = Elasticsearch(node.url)
-        ns = f"render{uuid.uuid4().hex[:6]}"
-        installer.install(es, ns, detect(es, node.url))
-        idx = q.Indices(names.check_data_stream(ns), names.runs_index(ns))
-        q.load_documents(es, idx)
-        out = {}
-        for vis_id, spec in vega_specs(objects).items():
-            rows, _ = q.run_panel(es, objects, idx, vis_id)
-            out[vis_id] = {"spec": spec, "rows": rows}
-        es.close()
-    finally:
-        node.stop()
-    path.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
-    return len(out)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--node-modules", type=Path, required=True,
                         help="a node_modules folder with vega@5 and vega-lite@5")
+    parser.add_argument("--panels", type=Path, required=True,
+                        help="the JSON written by tests/kibana/dump_panels.py")
     parser.add_argument("-o", "--output", type=Path, default=Path("panels-rendered"))
     args = parser.parse_args(argv)
     args.output.mkdir(parents=True, exist_ok=True)
-    data = args.output / "panels.json"
-    print(f"queried {dump_panels(data)} panels on a devstack node")
+    data = args.panels.resolve()
     script = args.output / "render.js"
     script.write_text(RENDER_JS, encoding="utf-8")
     env = {"NODE_PATH": str(args.node_modules.resolve())}

@@ -3,6 +3,11 @@
 One tiny value object shared (through the run folder's state file) by the authoritative server,
 the shims, the ground truth and the edgewatch config, so that "the poll at 10:15 scenario time"
 means the same real instant to all of them.
+
+The pipeline reads the same three numbers from its config into its own ``pipeline/clock.py``
+(datetimes rather than epoch seconds). The two are kept apart on purpose — the lab imports
+nothing from the system it scores, and the pipeline's wheel does not contain lab/ — and
+``tests/pipeline/test_clock_conformance.py`` holds them to the same answers.
 """
 
 from __future__ import annotations

@@ -14,10 +14,11 @@ long as polls are further apart than the TTL, so ordinary resolvers fetch afresh
 refreshes behind the scenes). Polls closer together than that would depend on sub-second timing;
 the truth refuses them rather than guess.
 
-Run semantics (DESIGN.md): key (resolver, target, address); a run starts at the first successful
-poll containing the address after one that did not (or the first poll); it ends at the first later
-*successful* poll lacking it; failed polls neither extend nor end it (they count as gaps); a
-returning address starts a new run; runs still open at the end are open (right-censored).
+Run semantics (the pipeline's, docs/DOCUMENTS.md "Run summary"): key (resolver, target,
+address); a run starts at the first successful poll containing the address after one that did not
+(or the first poll); it ends at the first later *successful* poll lacking it; failed polls neither
+extend nor end it (they count as gaps); a returning address starts a new run; runs still open at
+the end are open (right-censored).
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 A 14-day study in the lab runs in minutes: the authoritative server and the pipeline agree on
 ``scenario = start + (real - anchor) * speed``. Everything that stamps a document asks the clock;
 everything that waits (the scheduler, timeouts) waits in real seconds.
+
+The lab has its own copy of the formula (``lab/clock.py``, float epoch seconds): the lab is not
+in the wheel and imports nothing from the pipeline, since it is the independent ground truth
+runs are scored against. ``tests/pipeline/test_clock_conformance.py`` feeds both the same
+start, anchor, speed and instants and requires the same answers; change them together.
 """
 
 from __future__ import annotations

@@ -13,11 +13,14 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
 
 from devstack.node import Node, start_node
+
+pytest_plugins = ["daemon_guard"]  # tests/daemon_guard.py: -m "not integration" starts no daemon
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +57,41 @@ def es_namespace(es: Elasticsearch) -> Iterator[str]:
     yield ns
     es.options(ignore_status=404).indices.delete(index=f"{ns}*", expand_wildcards="all")
     es.options(ignore_status=404).indices.delete_index_template(name=f"{ns}*")
+
+
+# --- the integration marker, from the fixtures a test uses -------------------------------------
+
+# A test that uses any of these talks to the session's Elasticsearch node (or a namespace on it).
+ES_FIXTURES = frozenset({"es_node", "es_url", "es", "es_namespace", "es_settings", "installed",
+                         "report_namespace", "es_source"})
+# Parametrized fixtures whose named parameter reaches a fixture above through
+# request.getfixturevalue, which pytest cannot see when it collects.
+ES_PARAMS = frozenset({("source", "elasticsearch")})
+
+
+def _is_lab_fixture(fixturedefs: tuple[pytest.FixtureDef[Any], ...]) -> bool:
+    """Made by ``lab.testing.lab_fixture``, whatever name the test module gave it."""
+    return any(getattr(d.func, "__qualname__", "").startswith("lab_fixture.") for d in fixturedefs)
+
+
+def needs_services(item: pytest.Item) -> bool:
+    """The test uses the Elasticsearch node or a running lab through its fixtures."""
+    names = set(getattr(item, "fixturenames", ()))
+    if names & ES_FIXTURES:
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if any(params.get(name) == value for name, value in ES_PARAMS):
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs if info is not None else {}
+    return any(_is_lab_fixture(defs[n]) for n in names if n in defs)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs a service ``integration``, so ``-m "not integration"`` runs
+    without starting a JVM or a resolver. Tests that start one themselves (subprocesses, their
+    own LabStack) are marked in their module or their folder's conftest; the daemon guard below
+    catches one that is not."""
+    for item in items:
+        if needs_services(item):
+            item.add_marker(pytest.mark.integration)

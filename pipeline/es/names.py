@@ -8,8 +8,13 @@ index because they are updated in place by ``_id``.
 from __future__ import annotations
 
 CHECK_DATASET = "edgewatch.check"
+RUN_DATASET = "edgewatch.run"
 CHECK_INDEX_TEMPLATE = f"logs-{CHECK_DATASET}"
 RUNS_INDEX_TEMPLATE = "edgewatch-runs"
+
+# Every namespace at once: what the index templates match and what Kibana's data views read.
+CHECKS_INDEX_PATTERN = f"{CHECK_INDEX_TEMPLATE}-*"
+RUNS_INDEX_PATTERN = f"{RUNS_INDEX_TEMPLATE}-*"
 LIFECYCLE_POLICY = "edgewatch-checks"
 
 BASE_MAPPINGS = "edgewatch-base@mappings"

@@ -1,8 +1,9 @@
 """Realistic check documents and run summaries for the Elasticsearch tests and the benchmark.
 
-Built from docs/DOCUMENTS.md with the id helpers of ``pipeline.documents`` (the real document
-builder is written elsewhere): every cycle asks each resolver, each answer address yields one
-document, and a timeout now and then yields the address-less failure document.
+Check documents are built from docs/DOCUMENTS.md with the id helpers of ``pipeline.documents``
+(the production check builder needs probe results, which these tests do not have): every cycle
+asks each resolver, each answer address yields one document, and a timeout now and then yields
+the address-less failure document. Run summaries come from the production builder itself.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipeline import documents
 from pipeline.documents import (
     CHECK_DATASET,
     ECS_VERSION,
-    RUN_DATASET,
     SCHEMA_VERSION,
     Record,
     answer_set_hash,
@@ -23,6 +24,8 @@ from pipeline.documents import (
     check_id,
     iso,
 )
+from pipeline.probe.netinfo import NetInfo
+from pipeline.runs import Run, RunKey
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 TARGET = "acme-v02.api.example.test"
@@ -154,33 +157,19 @@ def _stream(observer: str) -> Iterator[tuple[str, dict[str, Any]]]:
 def run_record(run_id: str, version: int, *, start: datetime, last_seen: datetime,
                checks: int, gaps: int = 0, end: datetime | None = None,
                address: str = "127.60.1.5", resolver: int = 0) -> Record:
+    """A run summary built by the production builder (``pipeline.documents.run_record``).
+
+    ``version`` is what the caller expects the snapshot's version to be; it is derived by
+    ``pipeline.runs.Run.version`` from checks, gaps and end, and a mismatch is the caller's
+    mistake, so it raises rather than writing a summary production could never write.
+    """
     name, rip, _ = RESOLVERS[resolver]
-    doc: dict[str, Any] = {
-        "@timestamp": iso(start),
-        "event.kind": "state",
-        "event.dataset": RUN_DATASET,
-        "ecs.version": ECS_VERSION,
-        "edgewatch.schema": SCHEMA_VERSION,
-        "edgewatch.run.id": run_id,
-        "edgewatch.run.start": iso(start),
-        "edgewatch.run.last_seen": iso(last_seen),
-        "edgewatch.run.open": end is None,
-        "edgewatch.run.checks": checks,
-        "edgewatch.run.gaps": gaps,
-        "edgewatch.run.duration.s": int(((end or last_seen) - start).total_seconds()),
-        "edgewatch.run.observed.s": int((last_seen - start).total_seconds()),
-        "edgewatch.run.version": version,
-        "observer.name": "probe-1",
-        "dns.question.name": TARGET,
-        "dns.question.type": "A",
-        "edgewatch.resolver.name": name,
-        "edgewatch.resolver.ip": rip,
-        "destination.ip": address,
-        "edgewatch.destination.prefix": "127.60.0.0/16",
-        "edgewatch.destination.prefix24": ".".join(address.split(".")[:3]) + ".0/24",
-        "destination.as.number": 64500,
-        "destination.domain": "a1-5.deploy.edge.example.test",
-    }
-    if end is not None:
-        doc["edgewatch.run.end"] = iso(end)
-    return Record(kind="run", id=run_id, doc=doc, version=version)
+    key = RunKey(observer="probe-1", name=TARGET, rtype="A", resolver=name, address=address)
+    run = Run(key=key, id=run_id, start=start, last_seen=last_seen, checks=checks, gaps=gaps,
+              end=end, resolver_ip=rip)
+    if run.version != version:
+        raise ValueError(f"run {run_id}: version {version} given, production derives "
+                         f"{run.version} from checks={checks} gaps={gaps} end={end}")
+    info = NetInfo(address=address, asn=64500, organization=None, prefix="127.60.0.0/16",
+                   prefix24=".".join(address.split(".")[:3]) + ".0/24")
+    return documents.run_record(run, info, "a1-5.deploy.edge.example.test")

@@ -1,4 +1,5 @@
-"""The run semantics of DESIGN.md, checked case by case and against an independent model."""
+"""The run semantics (``pipeline/runs.py``; docs/DOCUMENTS.md, "Run summary"), checked case by
+case and against an independent model."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def test_rollback_forgets_an_undelivered_cycle(tmp_path: Path) -> None:
 
 
 def _model(answers: list[set[str] | None]) -> list[tuple[str, int, int | None, int, int]]:
-    """Independent restatement of DESIGN.md: (address, start, end, checks, gaps) per run."""
+    """Independent restatement of the run rules: (address, start, end, checks, gaps) per run."""
     runs, open_ = [], {}
     for i, ans in enumerate(answers):
         if ans is None:

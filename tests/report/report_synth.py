@@ -12,10 +12,11 @@ Three resolvers are queried every 15 minutes for four days:
 
 Noise that filters must remove: a second observer and a second target.
 
-``History`` emits check documents and run summaries following docs/DOCUMENTS.md (the mapping is
-strict, so indexing proves the field names), writes them as an ndjson store and indexes them into
-Elasticsearch. It also keeps the plain facts (every document, every run, the scenario's true
-segments) from which the tests compute the expected figures on their own.
+``History`` emits check documents following docs/DOCUMENTS.md (the mapping is strict, so
+indexing proves the field names) and run summaries built by ``pipeline.documents.run_record``
+from a ``pipeline.runs.Run`` (so ``version`` is the production's too), writes them as an ndjson
+store and indexes them into Elasticsearch. It also keeps the plain facts (every document, every
+run, the scenario's true segments) from which the tests compute the expected figures on their own.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from typing import Any
 import orjson
 from elasticsearch import Elasticsearch, helpers
 
+from pipeline import documents, runs
 from pipeline.documents import check_doc_id, check_id, iso
+from pipeline.probe.netinfo import NetInfo
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 STEP_S = 900
@@ -146,43 +149,23 @@ class Run:
     def open(self) -> bool:
         return self.end is None
 
+    def production(self) -> runs.Run:
+        """This run as the pipeline's own ``Run``, so version and summary are the production's."""
+        key = runs.RunKey(observer=self.observer, name=self.target, rtype="A",
+                          resolver=self.resolver, address=self.ip)
+        return runs.Run(key=key, id=self.id, start=self.start, last_seen=self.last_seen,
+                        checks=self.checks, gaps=self.gaps, end=self.end,
+                        resolver_ip=RESOLVER_IP[self.resolver])
+
     @property
     def version(self) -> int:
-        return self.checks + self.gaps + (0 if self.open else 1)
+        return self.production().version
 
     def doc(self) -> dict[str, Any]:
         prefix24, prefix, asn, domain = NET[self.ip]
-        until = self.end or self.last_seen
-        doc: dict[str, Any] = {
-            "@timestamp": iso(self.start),
-            "event.kind": "state",
-            "event.dataset": "edgewatch.run",
-            "edgewatch.schema": 2,
-            "ecs.version": "9.2.0",
-            "edgewatch.run.version": self.version,
-            "observer.name": self.observer,
-            "dns.question.name": self.target,
-            "dns.question.type": "A",
-            "edgewatch.resolver.name": self.resolver,
-            "edgewatch.resolver.ip": RESOLVER_IP[self.resolver],
-            "destination.ip": self.ip,
-            "edgewatch.destination.prefix": prefix,
-            "edgewatch.destination.prefix24": prefix24,
-            "destination.as.number": asn,
-            "edgewatch.run.id": self.id,
-            "edgewatch.run.start": iso(self.start),
-            "edgewatch.run.last_seen": iso(self.last_seen),
-            "edgewatch.run.open": self.open,
-            "edgewatch.run.checks": self.checks,
-            "edgewatch.run.gaps": self.gaps,
-            "edgewatch.run.duration.s": int((until - self.start).total_seconds()),
-            "edgewatch.run.observed.s": int((self.last_seen - self.start).total_seconds()),
-        }
-        if domain:
-            doc["destination.domain"] = domain
-        if self.end is not None:
-            doc["edgewatch.run.end"] = iso(self.end)
-        return doc
+        info = NetInfo(address=self.ip, asn=asn, organization=None, prefix=prefix,
+                       prefix24=prefix24)
+        return documents.run_record(self.production(), info, domain).doc
 
 
 @dataclass
