@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
+from pipeline.es.names import CHECK_DATASET, RUN_DATASET  # a leaf: names only, no client
 from pipeline.ids import answer_set_hash as answer_set_hash
 from pipeline.ids import check_doc_id as check_doc_id
 from pipeline.ids import check_id as check_id
@@ -30,8 +31,6 @@ from pipeline.runs import Assignment, Run
 SCHEMA_VERSION = 2
 # The ECS release whose names, types and allowed values the documents follow (ecs.version).
 ECS_VERSION = "9.2.0"
-CHECK_DATASET = "edgewatch.check"
-RUN_DATASET = "edgewatch.run"
 
 RecordKind = Literal["check", "run"]
 

@@ -24,9 +24,8 @@ from typing import Any
 import orjson
 
 from pipeline import schema1
+from pipeline.es.names import CHECK_DATASET, RUN_DATASET
 
-CHECK_DATASET = "edgewatch.check"
-RUN_DATASET = "edgewatch.run"
 DATASETS = {"checks": CHECK_DATASET, "runs": RUN_DATASET}
 FIRST_SHOWN = 3  # bad lines named in a file's warning
 
