@@ -68,7 +68,21 @@ def shutdown_grace(config: Config) -> float:
 
 
 @contextlib.contextmanager
-def signals(stop: Stop) -> Iterator[None]:
+def early_signals() -> Iterator[list[int]]:
+    """SIGTERM/SIGINT remembered, not fatal, from process start until ``signals`` takes over:
+    a stop requested while the locks are taken or the sinks open is then a clean stop too."""
+    seen: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: seen.append(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield seen
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals(stop: Stop, early: list[int] | None = None) -> Iterator[None]:
     """SIGTERM and SIGINT request a stop instead of killing the process."""
     loop = asyncio.get_running_loop()
     installed = []
@@ -78,6 +92,8 @@ def signals(stop: Stop) -> Iterator[None]:
             installed.append(sig)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
+    for _ in early or ():  # signals that came before the loop's handlers count as sent now
+        stop.signal()
     try:
         yield
     finally:

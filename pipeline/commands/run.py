@@ -24,6 +24,7 @@ from pipeline.scheduler import (
     Outcome,
     Plan,
     Stop,
+    early_signals,
     run_guarded,
     run_scheduled,
     shutdown_grace,
@@ -75,7 +76,8 @@ def lock_dirs(config: Config) -> list[tuple[str, Path]]:
 
 
 async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
-                    quiet: bool) -> tuple[Outcome, SummarySink]:
+                    quiet: bool, early: list[int] | None = None
+                    ) -> tuple[Outcome, SummarySink]:
     clock = make_clock(config)
     summary = SummarySink()
     sinks = [*build_sinks(config), summary]
@@ -101,7 +103,7 @@ async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
     stop = Stop()
     # Signals are taken from the start: a SIGTERM while the sinks open (or the first cycle is
     # still waiting for its slot) is a clean stop, not the default kill.
-    with signals(stop):
+    with signals(stop, early):
         try:
             await runner.open()
             if once:
@@ -142,9 +144,9 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.sinks.spool import SpoolError
 
     try:
-        with locked(lock_dirs(config)):
+        with early_signals() as early, locked(lock_dirs(config)):
             outcome, summary = asyncio.run(
-                run_async(config, args.once, args.cycles, not args.no_align, args.quiet))
+                run_async(config, args.once, args.cycles, not args.no_align, args.quiet, early))
     except (LockError, SpoolError, ConfigError) as exc:  # one line each: what and why
         print(f"edgewatch run: {exc}", file=sys.stderr)
         return 2

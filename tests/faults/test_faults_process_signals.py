@@ -13,6 +13,7 @@ import os
 import pty
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,22 @@ def test_two_processes_sharing_a_spool_dir_is_one_line(tmp_path: Path) -> None:
     assert second.returncode == 2
     line, = second.stderr.strip().splitlines()
     assert "spool dir" in line and str(tmp_path / "spool") in line and f"pid {first.pid}" in line
+
+
+def test_a_signal_during_start_up_is_a_clean_stop(tmp_path: Path) -> None:
+    """SIGTERM as soon as the process holds its locks (before the event loop, the sinks, the
+    scheduler): remembered and honoured as a stop, never the default kill (exit -15)."""
+    for attempt in range(5):
+        folder = tmp_path / f"a{attempt}"
+        folder.mkdir()
+        config = write_config(folder, 53, target_port=closed_port())
+        proc = start_run(config)
+        lock = folder / "state" / ".edgewatch.lock"
+        for _ in range(600):
+            if lock.exists() and lock.read_text().strip() == str(proc.pid):
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.01)
+        rc, _, err = stop(proc)
+        assert rc == 0, (attempt, err)
+        assert "Traceback" not in err
