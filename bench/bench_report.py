@@ -111,7 +111,7 @@ class Generator:
             for r in self.resolvers:
                 check = hashlib.sha1(f"{c}{r}".encode()).hexdigest()[:20]
                 base = {"@timestamp": stamp, "event.kind": "event",
-                        "event.dataset": "edgewatch.check", "edgewatch.schema": 2,
+                        "event.dataset": names.CHECK_DATASET, "edgewatch.schema": 2,
                         "edgewatch.check.id": check, "observer.name": "bench",
                         "dns.question.name": "api.example.net", "dns.question.type": "A",
                         "edgewatch.resolver.name": r}
@@ -155,7 +155,7 @@ class Generator:
             _, p24, prefix, asn, domain = run["net"]
             until = run["end"] or run["last"]
             doc = {"@timestamp": iso(run["start"]), "event.kind": "state",
-                   "event.dataset": "edgewatch.run", "edgewatch.run.version": run["checks"],
+                   "event.dataset": names.RUN_DATASET, "edgewatch.run.version": run["checks"],
                    "observer.name": "bench", "dns.question.name": "api.example.net",
                    "dns.question.type": "A", "edgewatch.resolver.name": run["resolver"],
                    "destination.ip": run["ip"], "edgewatch.destination.prefix24": p24,
