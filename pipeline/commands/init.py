@@ -28,7 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "init", help="write ./edgewatch.toml from the example configuration, to start from",
         description="Write the example configuration (14 public resolvers, the Let's Encrypt "
         "ACME endpoint) to ./edgewatch.toml, or PATH, with the state and the local store in "
-        "var/ beside it. An existing file is left alone unless --force is given.")
+        "var/ beside it. An existing file is left alone unless --force is given.",
+        epilog="exit status: 0 written, 2 the file exists (without --force) or cannot be "
+        "written")
     p.add_argument("path", nargs="?", type=Path, default=Path("edgewatch.toml"),
                    help="where to write it (default: ./edgewatch.toml)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")

@@ -30,7 +30,10 @@ EXIT_OK, EXIT_CONFLICT, EXIT_CONFIG, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED, EXIT_U
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "setup", help="install/update Elasticsearch templates, lifecycle policy and runs index",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status: 0 done (or nothing to change), 1 some mappings or index settings\n"
+        "conflict with what is installed, 2 bad configuration, 3 cluster unreachable,\n"
+        "4 credentials refused, 5 any other refusal (e.g. not Elasticsearch 9.x)")
     p.add_argument("--config", type=Path, default=None,
                    help="edgewatch TOML config (default: $EDGEWATCH_CONFIG or ./edgewatch.toml)")
     p.add_argument("--namespace", help="override elasticsearch.namespace")
