@@ -3,7 +3,8 @@
 Schema 2 (docs/DOCUMENTS.md) moved every custom field under ``edgewatch.*`` and took
 Heartbeat's names for the timings. A saved object still naming a schema-1 field charts nothing
 on schema-2 data, silently: Kibana shows an empty panel, not an error. ``test_kibana_objects``
-scans every saved object for the names below, so this table is the only list to keep.
+scans every saved object for the names of ``pipeline.schema1.RENAMED``, the table the readers
+use to convert old documents, so there is one list to keep.
 """
 
 from __future__ import annotations
@@ -13,48 +14,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from pipeline.schema1 import RENAMED
+
 SCHEMA = 2
 
-# Check documents (data stream logs-edgewatch.check-<namespace>).
-CHECK_RENAMES: dict[str, str] = {
-    "dns.answer.ttl": "edgewatch.dns.ttl",
-    "dns.answer.count": "edgewatch.dns.answer_count",
-    "dns.cname_chain": "edgewatch.dns.cname_chain",
-    "dns.answer_set.hash": "edgewatch.dns.answer_set_hash",
-    "dns.ecs.source_prefix": "edgewatch.dns.ecs.source_prefix",
-    "dns.ecs.scope_prefix": "edgewatch.dns.ecs.scope_prefix",
-    "dns.transport_fallback": "edgewatch.dns.tcp_fallback",
-    "dns.raw": "edgewatch.dns.raw",
-    "dns.rtt.us": "resolve.rtt.us",
-    "resolver.name": "edgewatch.resolver.name",
-    "resolver.provider": "edgewatch.resolver.provider",
-    "resolver.transport": "edgewatch.resolver.transport",
-    "resolver.ecs_subnet": "edgewatch.resolver.ecs_subnet",
-    "resolver.ip": "edgewatch.resolver.ip",
-    "destination.prefix": "edgewatch.destination.prefix",
-    "destination.prefix24": "edgewatch.destination.prefix24",
-    "tcp.established": "edgewatch.tcp.established",
-    "tls.verified": "edgewatch.tls.verified",
-    "http.rtt.total.us": "http.rtt.response_header.us",
-    "run.id": "edgewatch.run.id",
-    "run.seq": "edgewatch.run.seq",
-    "run.start": "edgewatch.run.start",
-}
-
-# Run summaries (index edgewatch-runs-<namespace>).
-RUN_RENAMES: dict[str, str] = {
-    **{f"run.{f}": f"edgewatch.run.{f}" for f in (
-        "id", "start", "last_seen", "end", "open", "checks", "gaps", "duration.s", "observed.s")},
-    "resolver.name": "edgewatch.resolver.name",
-    "resolver.ip": "edgewatch.resolver.ip",
-    "destination.prefix": "edgewatch.destination.prefix",
-    "destination.prefix24": "edgewatch.destination.prefix24",
-}
-
-RENAMES: dict[str, dict[str, str]] = {"check": CHECK_RENAMES, "run": RUN_RENAMES}
-
-# Every schema-1 name that schema 2 no longer has (under any index).
-RETIRED: frozenset[str] = frozenset(CHECK_RENAMES) | frozenset(RUN_RENAMES)
+# Every schema-1 name that schema 2 no longer has (either kind of document): the one table is
+# the one the readers convert old documents with.
+RETIRED: frozenset[str] = frozenset(RENAMED)
 
 # Values that changed meaning: tls.version is "1.3" (with tls.version_protocol "tls"), no longer
 # "TLSv1.3"; a saved object matching on the old spelling would match nothing.
