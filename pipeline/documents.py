@@ -12,7 +12,7 @@ import base64
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -21,12 +21,14 @@ from pipeline.ids import answer_set_hash as answer_set_hash
 from pipeline.ids import check_doc_id as check_doc_id
 from pipeline.ids import check_id as check_id
 from pipeline.ids import stamp as iso
-from pipeline.probe.connect import ConnectResult
-from pipeline.probe.dns import DnsResult
-from pipeline.probe.dns_answer import AnswerRecord
-from pipeline.probe.netinfo import NetInfo
-from pipeline.probe.rdns import RdnsResult
-from pipeline.runs import Assignment, Run
+
+if TYPE_CHECKING:  # annotations only: readers of stored documents must not import the probes
+    from pipeline.probe.connect import ConnectResult
+    from pipeline.probe.dns import DnsResult
+    from pipeline.probe.dns_answer import AnswerRecord
+    from pipeline.probe.netinfo import NetInfo
+    from pipeline.probe.rdns import RdnsResult
+    from pipeline.runs import Assignment, Run
 
 SCHEMA_VERSION = 2
 # The ECS release whose names, types and allowed values the documents follow (ecs.version).

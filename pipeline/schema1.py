@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import dns.message
-
 from pipeline.documents import (
     CHECK_DATASET,
     ECS_VERSION,
@@ -21,7 +19,6 @@ from pipeline.documents import (
     dns_answers,
     tls_version_fields,
 )
-from pipeline.probe.dns_answer import answer_records
 
 # schema-1 field → schema-2 field (docs/DOCUMENTS.md has the table)
 RENAMED: dict[str, str] = {
@@ -53,6 +50,10 @@ def is_schema1(doc: dict[str, Any]) -> bool:
 
 
 def _answers_from_raw(raw: Any) -> list[dict[str, Any]] | None:
+    import dns.message  # here: only a schema-1 line that kept its raw answer needs the parser
+
+    from pipeline.probe.dns_answer import answer_records
+
     try:
         message = dns.message.from_wire(base64.b64decode(raw))
         return dns_answers(answer_records(message.answer)) or None
