@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 # (method, path, body) -> (status, json body)
 Responder = Callable[[str, str, bytes], tuple[int, object]]
@@ -38,7 +39,14 @@ def stub_server(respond: Responder) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with serve(Handler) as url:
+        yield url
+
+
+@contextmanager
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` on an ephemeral 127.0.0.1 port for the ``with`` block; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -47,6 +55,23 @@ def stub_server(respond: Responder) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def write_config(path: Path, url: str, namespace: str = "default") -> Path:
+    """A minimal edgewatch config pointing at the cluster ``url`` (the resolver is never asked)."""
+    path.write_text(f"""
+[observer]
+name = "probe-test"
+[[targets]]
+name = "acme.example.test"
+[[resolvers]]
+name = "r1"
+address = "127.0.0.53"
+[elasticsearch]
+url = "{url}"
+namespace = "{namespace}"
+""")
+    return path
 
 
 def root_body(version: str) -> dict:

@@ -17,25 +17,11 @@ from pipeline.es import names, templates
 from pipeline.es.cluster import ClusterUnauthorized, ClusterUnreachable, ClusterUnsupported
 
 from .conftest import settings_for
-from .stub import root_body, stub_server
+from .stub import root_body, stub_server, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def write_config(path: Path, url: str, namespace: str) -> Path:
-    path.write_text(f"""
-[observer]
-name = "probe-test"
-[[targets]]
-name = "acme.example.test"
-[[resolvers]]
-name = "r1"
-address = "127.0.0.53"
-[elasticsearch]
-url = "{url}"
-namespace = "{namespace}"
-""")
-    return path
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None,

@@ -28,13 +28,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import dns.message
-import dns.rdatatype
-import dns.rrset
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from faults_dns_peers import addresses_reply, dns_peer
 
 EDGE_NAME = "edge.faults.test"
 
@@ -495,35 +493,6 @@ def start_leaf_edge(leaf: Leaf) -> Iterator[Peer]:
 
 @contextlib.contextmanager
 def dns_responder(answer: str = "127.0.0.1") -> Iterator[tuple[str, int]]:
-    """UDP on 127.0.0.1: A ``answer`` for any name, NOERROR/empty for any other type."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, addr = sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                query = dns.message.from_wire(data)
-            except Exception:  # a responder for tests ignores junk
-                continue
-            reply = dns.message.make_response(query)
-            q = query.question[0]
-            if q.rdtype == dns.rdatatype.A:
-                reply.answer.append(dns.rrset.from_text(q.name, 60, "IN", "A", answer))
-            sock.sendto(reply.to_wire(), addr)
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        yield sock.getsockname()
-    finally:
-        stop.set()
-        sock.close()
-        t.join(5)
+    """UDP on 127.0.0.1 answering every A question with ``answer`` (the DNS fault peer)."""
+    with dns_peer(addresses_reply(answer)) as peer:
+        yield peer.host, peer.port

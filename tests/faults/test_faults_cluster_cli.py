@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from es.stub import stub_server
+from es.stub import serve, stub_server, write_config
 
 from devstack.node import free_port
 from pipeline.commands.setup import EXIT_CONFIG, EXIT_UNREACHABLE
@@ -27,19 +26,6 @@ from pipeline.es.client import ClientSettingsError, make_async_client, make_clie
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def config(path: Path, url: str) -> Path:
-    path.write_text(f"""
-[observer]
-name = "probe-test"
-[[targets]]
-name = "acme.example.test"
-[[resolvers]]
-name = "r1"
-address = "127.0.0.53"
-[elasticsearch]
-url = "{url}"
-""")
-    return path
 
 
 def edgewatch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -59,13 +45,13 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_setup_against_a_closed_port_is_one_line(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = edgewatch("setup", "--config", str(config(tmp_path / "c.toml", url)))
+    result = edgewatch("setup", "--config", str(write_config(tmp_path / "c.toml", url)))
     line = one_line(result)
     assert result.returncode == EXIT_UNREACHABLE
     assert line.startswith("edgewatch setup: refused: cannot reach Elasticsearch at " + url)
     assert "Connection refused" in line
     # With -v the transport's own account of each attempt is there again.
-    verbose = edgewatch("-v", "setup", "--config", str(config(tmp_path / "c.toml", url)))
+    verbose = edgewatch("-v", "setup", "--config", str(write_config(tmp_path / "c.toml", url)))
     assert verbose.returncode == EXIT_UNREACHABLE
     assert "elastic_transport" in verbose.stderr and len(verbose.stderr.splitlines()) > 1
 
@@ -84,14 +70,8 @@ def html_500() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(Handler) as url:
+        yield url
 
 
 def _json_500(method: str, path: str, body: bytes) -> tuple[int, object]:
@@ -103,7 +83,7 @@ def _json_500(method: str, path: str, body: bytes) -> tuple[int, object]:
 def test_setup_against_a_server_answering_500_is_one_line(tmp_path: Path, kind: str) -> None:
     server = stub_server(_json_500) if kind == "json" else html_500()
     with server as url:
-        result = edgewatch("setup", "--config", str(config(tmp_path / "c.toml", url)))
+        result = edgewatch("setup", "--config", str(write_config(tmp_path / "c.toml", url)))
     line = one_line(result)
     assert result.returncode == EXIT_UNREACHABLE
     assert f"{url} answered HTTP 500 while reading GET /" in line
@@ -112,7 +92,7 @@ def test_setup_against_a_server_answering_500_is_one_line(tmp_path: Path, kind: 
 
 def test_es_url_with_a_bad_port_is_one_line_and_a_config_error(tmp_path: Path) -> None:
     bad = "http://127.0.0.1:99999"
-    result = edgewatch("setup", "--config", str(config(tmp_path / "c.toml", "http://x:1")),
+    result = edgewatch("setup", "--config", str(write_config(tmp_path / "c.toml", "http://x:1")),
                        env={"ES_URL": bad})
     line = one_line(result)
     assert result.returncode == EXIT_CONFIG
@@ -131,7 +111,7 @@ def test_an_unusable_es_ca_file_is_one_line(tmp_path: Path, ca: str) -> None:
     path = tmp_path / "ca.pem"
     if ca == "not-a-certificate":
         path.write_text("hello\n")
-    result = edgewatch("setup", "--config", str(config(tmp_path / "c.toml", "https://x:1")),
+    result = edgewatch("setup", "--config", str(write_config(tmp_path / "c.toml", "https://x:1")),
                        env={"ES_CA_FILE": str(path)})
     line = one_line(result)
     assert result.returncode == EXIT_CONFIG

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from faults_cycle_helpers import DnsPeer, closed_port, loopback_addresses, write_config
 
-from pipeline.config import Resolver, Target, load_config
-from pipeline.cycle import CRASHED, CycleRunner, Probes, cycle_budget
+from pipeline.config import Config, Resolver, Target, load_config
+from pipeline.cycle import CRASHED, CycleRunner, CycleStats, Probes, cycle_budget
 from pipeline.probe.connect import ConnectResult
 from pipeline.probe.dns import AnswerAddress, DnsResult
 from pipeline.runs import RunTracker
@@ -44,6 +44,15 @@ def _answer(resolver: Resolver, qname: str, rtype: str, *addresses: str) -> DnsR
                      addresses=tuple(AnswerAddress(a, 60) for a in addresses))
 
 
+
+async def _one_cycle(cfg: Config, store: Path, probes: Probes) -> CycleStats:
+    """One cycle of a fresh runner into an ndjson store at ``store``; its stats."""
+    runner = CycleRunner(cfg, FakeClock(T0), RunTracker(), [NdjsonSink(store)], probes=probes)
+    await runner.open()
+    stats = await runner.run_cycle()
+    await runner.close()
+    return stats
+
 async def test_a_raising_probe_costs_only_its_own_query_and_address(tmp_path: Path) -> None:
     cfg = _config(tmp_path, ("good.faults.test", "slow.faults.test", "bad.faults.test"))
     addresses = {"good.faults.test": ("127.0.0.10", "127.0.0.11"),
@@ -64,11 +73,7 @@ async def test_a_raising_probe_costs_only_its_own_query_and_address(tmp_path: Pa
                              tls_established=True)
 
     store = tmp_path / "data"
-    runner = CycleRunner(cfg, FakeClock(T0), RunTracker(), [NdjsonSink(store)],
-                         probes=Probes(dns=dns, connect=connect))
-    await runner.open()
-    stats = await runner.run_cycle()
-    await runner.close()
+    stats = await _one_cycle(cfg, store, Probes(dns=dns, connect=connect))
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert others == [], f"tasks left pending: {others}"
 
@@ -142,11 +147,7 @@ async def test_a_capped_address_checked_for_another_resolver_keeps_that_check(
                              tls_established=True)
 
     store = tmp_path / "data"
-    runner = CycleRunner(cfg, FakeClock(T0), RunTracker(), [NdjsonSink(store)],
-                         probes=Probes(dns=dns, connect=connect))
-    await runner.open()
-    stats = await runner.run_cycle()
-    await runner.close()
+    stats = await _one_cycle(cfg, store, Probes(dns=dns, connect=connect))
     assert stats.connects == 2 and stats.skipped == 0
     assert all(d["tls.established"] for d in read_store(store))
 
