@@ -16,7 +16,6 @@ import random
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,6 +29,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import orjson
+from faults_dns_peers import Reply, Request, dns_peer
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGEWATCH = str(ROOT / ".venv" / "bin" / "edgewatch")
@@ -48,115 +48,43 @@ def loopback_addresses(n: int) -> list[str]:
 
 
 class DnsPeer:
-    """A UDP DNS responder on 127.0.0.1; each query is answered in its own thread."""
+    """A resolver on 127.0.0.1 handing out a pool of addresses: the DNS fault peer
+    (``faults_dns_peers.dns_peer``) with a pool answer. Each UDP query may wait ``delay`` (+ up
+    to ``jitter``) seconds; an answer too big for the client's UDP buffer is truncated (TC) and
+    served whole over TCP, as a real server does."""
 
     def __init__(self, addresses: list[str], delay: float = 0.0, ttl: int = 60,
                  jitter: float = 0.0, rotate: float | None = None, window: int = 3) -> None:
         """``rotate``: every that many real seconds the answer moves on to another ``window``
         of the addresses, so runs start and end."""
         self.addresses = list(addresses)
-        self.rotate = rotate
-        self.window = window
-        self.delay = delay
-        self.jitter = jitter
-        self.ttl = ttl
-        # UDP and TCP on one port: an answer too big for the client's UDP buffer is truncated
-        # (TC) there and served whole over TCP, as a real server does.
-        for _ in range(20):
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind(("127.0.0.1", 0))
-            self.port = self.sock.getsockname()[1]
-            self.tcp = socket.socket()
-            try:
-                self.tcp.bind(("127.0.0.1", self.port))
-                break
-            except OSError:
-                self.sock.close()
-                self.tcp.close()
-        self.tcp.listen(64)
-        self.queries = 0
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._tcp_thread = threading.Thread(target=self._serve_tcp, daemon=True)
+        self.rotate, self.window = rotate, window
+        self.delay, self.jitter, self.ttl = delay, jitter, ttl
+        self._stack = contextlib.ExitStack()
+        self._peer: Any = None
+        self.port = 0
 
     def __enter__(self) -> DnsPeer:
-        self._thread.start()
-        self._tcp_thread.start()
+        self._peer = self._stack.enter_context(dns_peer(self._udp, tcp=self._tcp))
+        self.port = self._peer.port
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._closed = True
-        self.sock.close()
-        with contextlib.suppress(OSError):
-            self.tcp.shutdown(socket.SHUT_RDWR)
-        self.tcp.close()
-        self._thread.join(timeout=2)
-        self._tcp_thread.join(timeout=2)
+        self._stack.close()
+
+    @property
+    def queries(self) -> int:
+        """UDP queries that arrived so far (a TCP retry is not a new query)."""
+        return sum(1 for r in self._peer.requests if r.transport == "udp")
 
     def wait_queries(self, n: int, timeout: float) -> bool:
         """Wait until at least ``n`` queries arrived in total."""
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while self.queries < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
+        while self.queries < n:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
         return True
-
-    def _serve(self) -> None:
-        while not self._closed:
-            try:
-                wire, peer = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(wire, peer), daemon=True).start()
-
-    def _serve_tcp(self) -> None:
-        while not self._closed:
-            try:
-                conn, _ = self.tcp.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer_tcp, args=(conn,), daemon=True).start()
-
-    def _answer_tcp(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            try:
-                size = int.from_bytes(_recv_exactly(conn, 2), "big")
-                reply = self._reply(_recv_exactly(conn, size), udp=False)
-                if reply is not None:
-                    conn.sendall(len(reply).to_bytes(2, "big") + reply)
-            except OSError:
-                pass
-
-    def _reply(self, wire: bytes, udp: bool) -> bytes | None:
-        try:
-            query = dns.message.from_wire(wire)
-        except Exception:
-            return None
-        if udp:
-            with self._cond:
-                self.queries += 1
-                self._cond.notify_all()
-            delay = self.delay + (random.uniform(0, self.jitter) if self.jitter else 0.0)
-            if delay:
-                time.sleep(delay)
-        reply = dns.message.make_response(query)
-        q = query.question[0]
-        if q.rdtype == dns.rdatatype.A and self.addresses:
-            reply.answer.append(dns.rrset.from_text_list(q.name, self.ttl, "IN", "A",
-                                                         self.answer()))
-        if not udp:
-            return reply.to_wire(max_size=65535)
-        try:
-            return reply.to_wire(max_size=max(512, query.payload))
-        except dns.exception.TooBig:
-            reply.answer.clear()
-            reply.flags |= dns.flags.TC
-            return reply.to_wire()
 
     def answer(self) -> list[str]:
         if self.rotate is None:
@@ -165,22 +93,32 @@ class DnsPeer:
         n = len(self.addresses)
         return [self.addresses[(step + i) % n] for i in range(min(self.window, n))]
 
-    def _answer(self, wire: bytes, peer: tuple[str, int]) -> None:
-        reply = self._reply(wire, udp=True)
+    def _response(self, req: Request) -> dns.message.Message | None:
+        if req.query is None or not req.query.question:
+            return None
+        reply = dns.message.make_response(req.query)
+        q = req.query.question[0]
+        if q.rdtype == dns.rdatatype.A and self.addresses:
+            reply.answer.append(dns.rrset.from_text_list(q.name, self.ttl, "IN", "A",
+                                                         self.answer()))
+        return reply
+
+    def _udp(self, req: Request) -> list[Reply]:
+        reply = self._response(req)
         if reply is None:
-            return
-        with contextlib.suppress(OSError):
-            self.sock.sendto(reply, peer)
+            return []
+        at = self.delay + (random.uniform(0, self.jitter) if self.jitter else 0.0)
+        try:
+            wire = reply.to_wire(max_size=max(512, req.query.payload))
+        except dns.exception.TooBig:
+            reply.answer.clear()
+            reply.flags |= dns.flags.TC
+            wire = reply.to_wire()
+        return [Reply(wire, at=at)]
 
-
-def _recv_exactly(conn: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise OSError("peer closed")
-        data += chunk
-    return data
+    def _tcp(self, req: Request) -> list[Reply]:
+        reply = self._response(req)
+        return [] if reply is None else [Reply(reply.to_wire(max_size=65535))]
 
 
 def write_config(directory: Path, dns_port: int, *, target_port: int, interval: str = "15m",
