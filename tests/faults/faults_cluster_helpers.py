@@ -89,6 +89,7 @@ dir = "{tmp / 'store'}"
                            str(config)], capture_output=True, text=True, timeout=120,
                           env=env, cwd=Path(__file__).resolve().parents[2])
 
+
 def settings_for(url: str, namespace: str, tmp: Path, **overrides: object
                  ) -> ElasticsearchSettings:
     values: dict[str, object] = {
