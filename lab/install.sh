@@ -6,7 +6,8 @@
 # from starting during installation (policy-rc.d) and stopped if they run anyway. Needs root.
 set -euo pipefail
 
-binaries=(/usr/sbin/unbound /usr/sbin/kresd /usr/sbin/pdns_recursor /usr/bin/dig /usr/bin/openssl)
+binaries=(/usr/sbin/unbound /usr/sbin/kresd /usr/sbin/pdns_recursor /usr/bin/dig /usr/bin/openssl
+          /usr/bin/prometheus /usr/bin/promtool /usr/sbin/nft /usr/sbin/ipset /usr/sbin/ip)
 missing=0
 for b in "${binaries[@]}"; do
     [ -x "$b" ] || missing=1
@@ -23,6 +24,9 @@ if [ "$missing" = 1 ]; then
     fi
     apt-get update
     apt-get install -y unbound knot-resolver pdns-recursor dnsutils openssl
+    # Prometheus scrapes the daemon in the metrics tests; nftables/ipset/iproute2 enforce
+    # allowlists inside network namespaces the tests create. Recommends would pull exporters.
+    apt-get install -y --no-install-recommends prometheus nftables ipset iproute2
     if [ "$created_policy" = 1 ]; then
         rm -f /usr/sbin/policy-rc.d
     fi
@@ -44,4 +48,4 @@ done
 for b in "${binaries[@]}"; do
     [ -x "$b" ] || { echo "lab/install.sh: $b still missing" >&2; exit 1; }
 done
-echo "lab/install.sh: unbound, kresd, pdns_recursor, dig and openssl are installed"
+echo "lab/install.sh: unbound, kresd, pdns_recursor, dig, openssl, prometheus, nft, ipset and ip are installed"
