@@ -92,10 +92,11 @@ def render(scenario: Scenario, plan: AddressPlan, clock: ScenarioClock, ca_file:
             f"address = {_q(p.listen)}",
             f"port = {p.port}",
             'transport = "udp"',
-            'provider = "lab"',
+            f"provider = {_q(r.provider)}",
         ]
-        if r.client_subnet is not None:
-            lines.append(f"client_subnet = {_q(str(r.client_subnet))}")
+        subnet = r.client_subnet or r.ignored_subnet
+        if subnet is not None:
+            lines.append(f"client_subnet = {_q(str(subnet))}")
     return "\n".join(lines) + "\n"
 
 

@@ -128,6 +128,10 @@ class Resolver:
     cache: str
     stale_ttl: float  # scenario seconds an expired answer may still be served (serve-expired)
     faults: Faults | None
+    provider: str = "lab"  # the observer config's provider (ECS evidence compares within one)
+    # The observer sends this client subnet, but the daemon does not forward it (ECS ignored):
+    # the answers follow the resolver's own view.
+    ignored_subnet: ipaddress.IPv4Network | None = None
 
 
 @dataclass(frozen=True)

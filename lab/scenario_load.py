@@ -257,7 +257,7 @@ class ScenarioLoader(FieldReader):
             key = f"resolvers[{i}]"
             item = self._table(item, key)
             self._unknown(item, key, {"name", "software", "view", "client_subnet", "cache",
-                                      "stale_ttl", "faults"})
+                                      "stale_ttl", "faults", "provider", "ignored_subnet"})
             name = self._get(item, key, "name", str)
             if any(r.name == name for r in out):
                 raise ScenarioError(f"{key}.name: duplicate resolver {name!r}")
@@ -285,8 +285,18 @@ class ScenarioLoader(FieldReader):
                 raise ScenarioError(f"{key}.cache: cache modes other than default need unbound")
             stale_ttl = self._duration(item, key, "stale_ttl", "1d")
             faults = self._faults(item["faults"], f"{key}.faults") if "faults" in item else None
+            ignored = None
+            if "ignored_subnet" in item:
+                if "client_subnet" in item:
+                    raise ScenarioError(f"{key}.ignored_subnet: not with client_subnet")
+                try:
+                    ignored = ipaddress.IPv4Network(self._get(item, key, "ignored_subnet", str))
+                except ValueError as exc:
+                    raise ScenarioError(f"{key}.ignored_subnet: {exc}") from exc
             out.append(Resolver(name=name, software=software, view=view, client_subnet=subnet,
-                                cache=cache, stale_ttl=stale_ttl, faults=faults))
+                                cache=cache, stale_ttl=stale_ttl, faults=faults,
+                                provider=self._get(item, key, "provider", str, "lab"),
+                                ignored_subnet=ignored))
         return tuple(out)
 
     def _faults(self, raw: Any, key: str) -> Faults:

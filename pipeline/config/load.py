@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.config import sections
 from pipeline.config.checks import dir_problem
 from pipeline.config.cluster import parse_elasticsearch
+from pipeline.config.firewall import parse_firewall_models
 from pipeline.config.lists import parse_resolvers, parse_targets
 from pipeline.config.model import Config, ConfigError
 from pipeline.config.reader import Reader, apply_env
@@ -40,6 +41,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("sinks", sections.parse_sinks),
     ("targets", parse_targets),
     ("resolvers", parse_resolvers),
+    ("firewall_models", parse_firewall_models),  # after resolvers: names one of them
 )
 
 

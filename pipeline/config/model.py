@@ -159,6 +159,7 @@ class Config:
     sinks: tuple[str, ...] = ("ndjson",)
     elasticsearch: ElasticsearchSettings | None = None
     keep_raw_answers: bool = False
+    firewall_models: tuple[Any, ...] = ()  # pipeline.config.firewall.FirewallModel
     source: Path | None = field(default=None, compare=False)
 
 

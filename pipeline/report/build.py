@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+from pipeline.replay.blocks import asn_space, block_costs
 from pipeline.report import stats
 from pipeline.report.evidence import Addresses, Evidence, Extent, Outcomes, extent_of, read
 from pipeline.report.filters import Filters
@@ -50,6 +52,7 @@ class Options:
     threshold: float = 0.99  # a decaying allowlist is "stale" below this share
     coverage_targets: tuple[float, ...] = COVERAGE_TARGETS
     stable_top: int = STABLE_TOP
+    netinfo_table: Path | None = None  # prices whole ASNs in the blocks section
 
 
 def _figures(name: str, ev: Evidence, interval_s: float | None, window_s: float,
@@ -123,6 +126,7 @@ def build_report(source: Source, filters: Filters | None = None,
         decay=decay,
         verdict=make_verdict(window, overall, coverage, decay, options.threshold),
         data=data,
+        blocks=block_costs(coverage, ev.attr, asn_space(options.netinfo_table)),
     )
 
 

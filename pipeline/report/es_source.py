@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline.es import names
+from pipeline.report.answers import ANSWER_FIELDS, AnswerRow, fold_answers
 from pipeline.report.filters import Filters
 from pipeline.report.progress import Progress
 from pipeline.report.rows import (
@@ -251,6 +252,47 @@ class ElasticsearchSource:
             yield RunRow(run_id=k["run"], resolver=k["resolver"], ip=k["ip"],
                          open=bool(k["open"]), duration_s=float(k["duration"] or 0),
                          observed_s=float(k["observed"] or 0))
+
+    def answer_rows(self, filters: Filters) -> list[AnswerRow]:
+        """One row per query (``pipeline.report.answers``), in time order, for the replay.
+
+        A replay needs each answer's addresses in order, which no aggregation returns, so the
+        check documents are paged through (a point in time, ``search_after``) with only the
+        DNS fields of ``ANSWER_FIELDS`` in each hit."""
+        return fold_answers(self._answer_docs(filters))
+
+    def _answer_docs(self, filters: Filters) -> Iterator[tuple[datetime, dict[str, Any]]]:
+        from elasticsearch import NotFoundError
+
+        try:
+            pit = self.client.open_point_in_time(index=self.checks_index, keep_alive="2m",
+                                                 ignore_unavailable=True)["id"]
+        except NotFoundError:  # no such index: nothing stored yet
+            return
+        after: list[Any] | None = None
+        seen = 0
+        try:
+            while True:
+                extra: dict[str, Any] = {"search_after": after} if after is not None else {}
+                resp = self.client.search(
+                    pit={"id": pit, "keep_alive": "2m"}, size=self.page_size,
+                    query=self._checks_query(filters), source_includes=list(ANSWER_FIELDS),
+                    sort=[{"@timestamp": "asc"}, {"_shard_doc": "asc"}],
+                    track_total_hits=False, **extra)
+                pit = resp.get("pit_id", pit)
+                hits = resp["hits"]["hits"]
+                for h in hits:
+                    doc = h["_source"]
+                    yield datetime.fromisoformat(
+                        doc["@timestamp"].replace("Z", "+00:00")).astimezone(UTC), doc
+                seen += len(hits)
+                self.progress.update(f"answers: {seen:,} documents")
+                if len(hits) < self.page_size:
+                    break
+                after = hits[-1]["sort"]
+        finally:
+            self.client.close_point_in_time(id=pit)
+            self.progress.done()
 
     def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
         """Checks and runs the selection holds but the plausible window left out."""

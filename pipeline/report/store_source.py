@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pipeline.report.answers import AnswerRow, fold_answers
 from pipeline.report.filters import Filters
 from pipeline.report.progress import Progress
 from pipeline.report.rows import (
@@ -251,6 +252,12 @@ class StoreSource:
             ))
         self._ignored_runs[filters] = ignored
         yield from rows
+
+    def answer_rows(self, filters: Filters) -> list[AnswerRow]:
+        """One row per query (``pipeline.report.answers``), in time order, for the replay."""
+        rows = fold_answers(self._checks(self._files("checks", filters), filters, Distinct()))
+        self.progress.done()
+        return rows
 
     def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
         """Checks and runs the selection holds but the plausible window left out."""

@@ -1,0 +1,102 @@
+"""``[[firewall_models]]``: how a firewall object that re-resolves a hostname behaves.
+
+A model is data, not code, so an operator can describe the firewall they actually have (which
+resolver it asks, how often it refreshes, how many addresses it keeps per name, how long it
+keeps the ones that dropped out) and ``edgewatch replay`` can walk the recorded answers through
+it. ``kind`` names the algorithm; ``fqdn`` (the FQDN object of issue 15) is the only one so
+far, and a later kind (a "living list" built from the probe's own verified checks, with its
+own keys) is one more entry in ``_KINDS`` and one more replay function, not a rewrite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.config.reader import Reader
+
+FQDN = "fqdn"
+TTL = "ttl"
+_FQDN_KEYS = {"name", "kind", "resolver", "refresh", "min_refresh", "max_addresses",
+              "keep_previous", "description"}
+_KINDS = {FQDN: _FQDN_KEYS}
+
+
+@dataclass(frozen=True)
+class FirewallModel:
+    """One firewall model. ``refresh_s`` is None when the refresh follows the TTL.
+
+    ``max_addresses`` 0 = no cap; ``keep_previous_s`` 0 = the set is replaced at each refresh.
+    """
+
+    name: str
+    resolver: str
+    kind: str = FQDN
+    refresh_s: float | None = None  # None: "ttl" (max(served TTL, min_refresh_s))
+    min_refresh_s: float = 0.0
+    max_addresses: int = 0
+    keep_previous_s: float = 0.0
+    description: str = ""
+
+    @property
+    def refresh_label(self) -> str:
+        if self.refresh_s is None:
+            return f"ttl (min {self.min_refresh_s:g}s)"
+        return f"every {self.refresh_s:g}s"
+
+
+def parse_firewall_models(r: Reader, parsed: Mapping[str, Any]) -> dict[str, Any]:
+    """Optional list; each entry's ``resolver`` must name a configured resolver."""
+    raw = r.data.get("firewall_models", [])
+    if not isinstance(raw, list):
+        r.fail("firewall_models", "must be a list of tables ([[firewall_models]])")
+        return {"firewall_models": ()}
+    resolvers = {x.name for x in parsed.get("resolvers", ())}
+    out: list[FirewallModel] = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, Mapping):
+            r.fail(f"firewall_models[{i}]", "must be a table")
+            continue
+        model = _model(r, entry, f"firewall_models[{i}].", resolvers)
+        if model is not None:
+            out.append(model)
+    names = [m.name for m in out]
+    if len(set(names)) != len(names):
+        r.fail("firewall_models", "model names must be unique")
+    return {"firewall_models": tuple(out)}
+
+
+def _model(r: Reader, t: Mapping[str, Any], p: str, resolvers: set[str]) -> FirewallModel | None:
+    kind = r.get(t, "kind", p, str, FQDN)
+    if kind not in _KINDS:
+        r.fail(f"{p}kind", f"must be one of {tuple(_KINDS)}, got {kind!r}")
+        return None
+    r.unknown(t, _KINDS[kind], p)
+    name = r.get(t, "name", p, str)
+    if not name:
+        r.fail(f"{p}name", "required: a short label such as fw-ttl-cap8")
+    resolver = r.get(t, "resolver", p, str)
+    if not resolver:
+        r.fail(f"{p}resolver", "required: the [[resolvers]] name whose answers the firewall sees")
+    elif resolvers and resolver not in resolvers:
+        r.fail(f"{p}resolver", f"{resolver!r} is not a configured resolver "
+               f"(one of: {', '.join(sorted(resolvers))})")
+    refresh = t.get("refresh", TTL)
+    refresh_s = None
+    if refresh != TTL:
+        refresh_s = r.duration(t, "refresh", p, -1.0)  # -1: the reader named the problem
+        if refresh_s == 0:
+            r.fail(f"{p}refresh", 'must be "ttl" or a positive interval such as "5m"')
+    min_refresh = r.duration(t, "min_refresh", p, 0.0)
+    if min_refresh < 0:
+        r.fail(f"{p}min_refresh", "must not be negative")
+    keep = r.duration(t, "keep_previous", p, 0.0)
+    if keep < 0:
+        r.fail(f"{p}keep_previous", "must not be negative (0 = replaced at each refresh)")
+    cap = r.integer(t, "max_addresses", p, 0, 0)
+    if not name or not resolver:
+        return None
+    return FirewallModel(name=name, resolver=resolver, kind=kind, refresh_s=refresh_s,
+                         min_refresh_s=min_refresh, max_addresses=cap, keep_previous_s=keep,
+                         description=r.get(t, "description", p, str, ""))
