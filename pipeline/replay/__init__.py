@@ -7,7 +7,8 @@ Elasticsearch alike), one module per question:
 * ``fqdn`` replays a firewall FQDN object (``[[firewall_models]]``) cycle by cycle;
 * ``choice`` replays the trivial model for every pair of resolvers (which one should the
   firewall ask?) and the daily Jaccard overlap of their answers;
-* ``blocks`` prices allowlisting network blocks (/24, announced prefix, whole ASN);
+* the blocks section (/24, announced prefix, whole ASN) is the report's own
+  (``pipeline.report.blocks``), shown beside these;
 * ``ecs`` says what asking with an EDNS Client Subnet changed;
 * ``build`` composes them per target; ``text`` renders them.
 

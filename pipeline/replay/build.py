@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config.firewall import FirewallModel
-from pipeline.replay.blocks import BlockLevel
+from pipeline.report.blocks import BlockLevel
 from pipeline.replay.choice import Choice, resolver_choice
 from pipeline.replay.ecs import EcsRow, ecs_evidence
 from pipeline.replay.fqdn import replay_fqdn

@@ -1,9 +1,10 @@
 """The FQDN-object replay (issue 15, item 1): exactly this algorithm, cycle by cycle.
 
 * At cycle k the firewall refreshes when it has not refreshed yet or the time since its last
-  refresh is at least its refresh interval, to within half a sampling interval (cycles are
-  the replay's clock; a cycle's recorded instant wanders by the queries' latency): the model's fixed interval, or for ``"ttl"``
-  max(TTL its resolver served at the last refresh, ``min_refresh``). A refresh takes that
+  refresh is at least its refresh interval (the model's fixed interval, or for ``"ttl"``
+  max(TTL its resolver served at the last refresh, ``min_refresh``)), to within half a sampling
+  interval: cycles are the replay's clock, and a cycle's recorded instant wanders with the
+  queries' latency. A refresh takes that
   resolver's answer at cycle k, truncated to the first ``max_addresses`` in the order returned.
   A failed (or missing) answer is no refresh: the previous set stays, and the firewall tries
   again at the next cycle.

@@ -52,10 +52,12 @@ def series_of(rows: Iterable[AnswerRow]) -> list[Series]:
 
 
 def median_gap_s(series: Iterable[Series]) -> float | None:
-    """The sampling interval: the median gap between consecutive cycles (None for < 2)."""
+    """The sampling interval: the median gap between consecutive cycles, to the second (a
+    cadence is configured in whole seconds; the recorded instants wander with query latency).
+    None for fewer than two cycles."""
     gaps = sorted((b.time - a.time).total_seconds()
                   for s in series for a, b in zip(s.cycles, s.cycles[1:], strict=False))
     if not gaps:
         return None
     mid = len(gaps) // 2
-    return gaps[mid] if len(gaps) % 2 else (gaps[mid - 1] + gaps[mid]) / 2
+    return float(round(gaps[mid] if len(gaps) % 2 else (gaps[mid - 1] + gaps[mid]) / 2))

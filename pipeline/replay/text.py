@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from pipeline.replay.blocks import BlockLevel
+from pipeline.report.blocks import BlockLevel
 from pipeline.replay.build import Replay, TargetReplay
 from pipeline.report.text import table
 

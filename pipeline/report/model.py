@@ -190,7 +190,7 @@ class Report:
     decay: list[Decay]
     verdict: Verdict
     data: DataQuality = field(default_factory=DataQuality)
-    blocks: list[Any] = field(default_factory=list)  # pipeline.replay.blocks.BlockLevel
+    blocks: list[Any] = field(default_factory=list)  # pipeline.report.blocks.BlockLevel
     targets: list[Any] = field(default_factory=list)  # per-target Reports (build_by_target)
     replay: Any = None  # pipeline.replay.build.TargetReplay of this report's target
     schema: str = SCHEMA
