@@ -73,13 +73,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _models(args: argparse.Namespace) -> tuple[list, Path | None]:
+def config_models(args: argparse.Namespace) -> tuple[list, Path | None]:
+    """The config's ``[[firewall_models]]`` (only those of ``--model`` if given) and its
+    netinfo table (which prices whole ASNs); none without a config."""
     from pipeline.commands._common import load_or_exit, resolve_config_path
 
     found = resolve_config_path(args.config) if args.config or not args.store else None
     config = load_or_exit(found, writes=False) if found else None
     models = list(config.firewall_models) if config else []
-    if args.model:
+    if getattr(args, "model", None):
         known = {m.name for m in models}
         unknown = [n for n in args.model if n not in known]
         if unknown:
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args.output, "replay")
     filters = filters_from(args, "replay")
-    models, netinfo = _models(args)
+    models, netinfo = config_models(args)
     source, now = open_source(args)
     try:
         replay = replay_source(source, filters, models, args.interval)

@@ -13,7 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.report import Options, build_report
+from pipeline.commands.replay import config_models
+from pipeline.report import Options
+from pipeline.report.by_target import build_by_target
 from pipeline.report.html import render_html
 from pipeline.report.options import (
     add_source_arguments,
@@ -67,10 +69,12 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args.output, "report")
     filters = filters_from(args, "report")
+    models, netinfo = config_models(args)
     source, now = open_source(args)
     try:
-        report = build_report(source, filters, Options(interval_s=args.interval,
-                                                       threshold=args.threshold, now=now))
+        report = build_by_target(source, filters, Options(
+            interval_s=args.interval, threshold=args.threshold, now=now, netinfo_table=netinfo),
+            models)
     except (FileNotFoundError, StoreLineError) as exc:
         print(f"edgewatch report: {exc}", file=sys.stderr)
         return 1

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config.firewall import FirewallModel
-from pipeline.report.blocks import BlockLevel
 from pipeline.replay.choice import Choice, resolver_choice
 from pipeline.replay.ecs import EcsRow, ecs_evidence
 from pipeline.replay.fqdn import replay_fqdn
 from pipeline.replay.series import Series, median_gap_s, series_of
 from pipeline.report.answers import AnswerRow
+from pipeline.report.blocks import BlockLevel
 from pipeline.report.filters import Filters
 
 SCHEMA = "edgewatch.replay/1"

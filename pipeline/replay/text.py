@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import orjson
 
-from pipeline.report.blocks import BlockLevel
 from pipeline.replay.build import Replay, TargetReplay
+from pipeline.report.blocks import BlockLevel
 from pipeline.report.text import table
 
 

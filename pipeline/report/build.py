@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.report.blocks import asn_space, block_costs
 from pipeline.report import stats
+from pipeline.report.blocks import asn_space, block_costs
 from pipeline.report.evidence import Addresses, Evidence, Extent, Outcomes, extent_of, read
 from pipeline.report.filters import Filters
 from pipeline.report.model import (

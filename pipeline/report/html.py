@@ -268,8 +268,27 @@ def _address_tables(report: Report) -> list[str]:
     ]
 
 
+def _per_target(report: Report) -> list[str]:
+    """Each target's verdict, charts, tables and replay sections, before the summary."""
+    from pipeline.replay.html import replay_html  # the replay imports the report's modules
+
+    out = []
+    for one in report.targets:
+        name = one.replay.target if one.replay else ", ".join(one.filters["targets"])
+        out += [f"<h2>Target {escape(name)}</h2>",
+                f"<p><b>{escape(one.verdict.headline)}</b></p>", *_charts(one),
+                *_list_tables(one), *(replay_html(one.replay) if one.replay else [])]
+    if out:
+        out.append("<h2>All targets (summary)</h2>")
+    elif report.replay is not None:  # a single target: its replay sections, once
+        out += replay_html(report.replay)
+    return out
+
+
 def render_html(report: Report) -> str:
-    """The whole report as one HTML page, section by section in reading order."""
-    parts = [*_head(report), *_charts(report), *_resolver_tables(report),
-             *_list_tables(report), *_address_tables(report), "</body></html>"]
+    """The whole report as one HTML page, section by section in reading order (per target
+    first when the report was built per target)."""
+    parts = [*_head(report), *_per_target(report), *_charts(report),
+             *_resolver_tables(report), *_list_tables(report), *_address_tables(report),
+             "</body></html>"]
     return "\n".join(parts)

@@ -156,8 +156,26 @@ def _addresses(report: Report, width: int) -> list[str]:
     return out
 
 
+def _replay(report: Report) -> list[str]:
+    """The target's replay sections (``pipeline.replay``), when the report carries them."""
+    from pipeline.replay.text import blocks_lines, target_sections  # (imports this module)
+
+    if report.replay is None:
+        return [_section("Blocks and their cost"), *blocks_lines(report.blocks)[1:]] \
+            if report.blocks else []
+
+    return [_section(f"Replay: {report.replay.target}"), *target_sections(report.replay)]
+
+
 def render_text(report: Report, width: int = 100) -> str:
-    """The whole report as plain text, section by section in reading order."""
-    out = [*_header(report, width), *_resolvers(report), *_lists(report),
-           *_addresses(report, width)]
+    """The whole report as plain text, section by section in reading order: each target's
+    report first (when built per target), then the one over all targets as a summary."""
+    out: list[str] = []
+    for one in report.targets:
+        out += [f"#### target {one.replay.target if one.replay else one.filters['targets']}",
+                render_text(one, width), ""]
+    if report.targets:
+        out.append("#### all targets (summary)")
+    out += [*_header(report, width), *_resolvers(report), *_lists(report),
+            *_addresses(report, width), *_replay(report)]
     return "\n".join(out) + "\n"

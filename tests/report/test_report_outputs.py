@@ -55,7 +55,9 @@ def test_json_report_has_the_documented_schema(store_dir: Path) -> None:
     assert list(doc)[:3] == ["schema", "generated_at", "source"]
     assert doc["schema"] == "edgewatch.report/1"
     assert set(doc) == {"schema", "generated_at", "source", "filters", "window", "overall",
-                        "resolvers", "coverage", "decay", "verdict", "data"}
+                        "resolvers", "coverage", "decay", "verdict", "data", "blocks",
+                        "targets", "replay"}
+    assert doc["targets"] == [] and doc["replay"] is None  # build_by_target fills them
     assert doc["data"] == {"plausible_from": "2020-01-01T00:00:00Z",
                            "plausible_to": doc["data"]["plausible_to"], "ignored_checks": 0,
                            "ignored_runs": 0, "skipped_lines": 0, "duplicate_lines": 0}
@@ -131,7 +133,9 @@ def test_cli_report_and_allowlist_from_the_store(store_dir: Path, tmp_path: Path
     assert doc["overall"]["networks"]["addresses"] == 10
     assert main(["report", "--store", str(store_dir), *SELECT_ARGS, "--format", "html",
                  "-o", str(tmp_path / "r.html")]) == 0
-    assert (tmp_path / "r.html").read_text().count("<svg") == 6
+    page = (tmp_path / "r.html").read_text()
+    # the report's six charts, then the target's replay sections (resolver choice, blocks)
+    assert page.count("<svg") == 8 and "resolver choice" in page
     capsys.readouterr()
     assert main(["allowlist", "--store", str(store_dir), *SELECT_ARGS, "--coverage", "99%",
                  "--by", "prefix", "--format", "cidr"]) == 0
