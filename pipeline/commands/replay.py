@@ -41,8 +41,10 @@ A firewall model is a table in the config, for example:
   keep_previous = "1h"           # addresses that dropped out stay allowed this long (0 = none)
 
 At every recorded cycle the firewall refreshes when due (taking its resolver's answer of that
-cycle, cut to the cap; a failed answer keeps the previous set); each successful answer of every
-other resolver is then fully blocked (no address allowed) or partly blocked (some not allowed).
+cycle, cut to the cap; a failed answer keeps the previous set); each successful answer of each
+resolver (a server's resolver) is then fully blocked (no address allowed) or partly blocked
+(some not allowed). Under the lab's accelerated clock the recorded TTLs are real seconds while
+the cycles are scenario time, so a "ttl" model there refreshes at min_refresh.
 Rotation faster than the cadence is invisible: the figures are lower bounds.
 
 Examples:
