@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.config.firewall import FirewallModel
+from pipeline.config.firewall import FQDN, FirewallModel
 from pipeline.replay.choice import Choice, resolver_choice
 from pipeline.replay.ecs import EcsRow, ecs_evidence
 from pipeline.replay.fqdn import replay_fqdn
@@ -23,6 +23,10 @@ from pipeline.report.filters import Filters
 
 SCHEMA = "edgewatch.replay/1"
 MISSED_SHOWN = 10
+# One replay function per model kind (pipeline/config/firewall.py ``_KINDS``): a later kind
+# (a "living list" with window/hold/refresh over the probe's own verified checks) is one more
+# entry, returning the same ``Walk``.
+REPLAYERS = {FQDN: replay_fqdn}
 LOWER_BOUND = ("Rotation faster than the cadence is invisible to the replay: an address that "
                "came and went between two cycles was never recorded, so every blocked figure "
                "is a lower bound.")
@@ -99,7 +103,7 @@ def model_figures(model: FirewallModel, series: Sequence[Series], clients: Seque
     acc: dict[str, list[Any]] = {c: [0, 0, 0, 0, 0, set()] for c in clients}
     refreshes = failed = 0
     for s in series:
-        walk = replay_fqdn(model, s.cycles, clients, interval_s)
+        walk = REPLAYERS[model.kind](model, s.cycles, clients, interval_s)
         refreshes += walk.refreshes
         failed += walk.failed_refreshes
         for c, r in walk.clients.items():
