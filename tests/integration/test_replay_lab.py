@@ -311,3 +311,29 @@ def test_models_replay_unchanged_by_dataclass_copy(measured) -> None:
     """The config's models are plain frozen data (a later model kind adds fields, not code)."""
     for m in _models(measured):
         assert dataclasses.replace(m) == m
+
+
+def test_report_per_target_first_with_the_replay_sections(measured, tmp_path: Path) -> None:
+    args = ["report", "--config", str(measured["config"]), "--store", str(measured["store"]),
+            "--no-progress"]
+    doc = orjson.loads(_edgewatch(*args, "--format", "json").stdout)
+    assert [t["filters"]["targets"] for t in doc["targets"]] == [[ACME], [POOL]]
+    want = replay_source(StoreSource(measured["store"]), Filters(), _models(measured))
+    for one in doc["targets"]:
+        name = one["replay"]["target"]
+        assert one["verdict"]["headline"] and one["blocks"] == one["replay"]["blocks"]
+        assert [m["clients"] for m in one["replay"]["models"]] == [
+            [dataclasses.asdict(c) for c in m.clients] for m in want.target(name).models]
+    assert doc["replay"] is None and doc["blocks"]  # the summary: all targets' blocks
+    text = _edgewatch(*args).stdout
+    assert text.index(f"#### target {ACME}") < text.index(f"#### target {POOL}") < text.index(
+        "#### all targets (summary)")
+    page = _edgewatch(*args, "--format", "html", "-o", str(tmp_path / "r.html"))
+    html = (tmp_path / "r.html").read_text()
+    assert page.returncode == 0 and html.index(f"Target {ACME}") < html.index("All targets")
+    first, rest = html.split(f"Target {POOL}")
+    second = rest.split("All targets")[0]
+    for part, name in ((first, ACME), (second, POOL)):  # one chart per section, per target
+        for title in ("answers blocked by each firewall model", "resolver choice",
+                      "EDNS Client Subnet evidence", "addresses opened by allowlisting blocks"):
+            assert f"{name}: {title}" in part, (name, title)
