@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from pipeline.report.answers import AnswerRow
 from pipeline.report.filters import Filters
 
 DAY_S = 86400
@@ -116,6 +117,11 @@ class Source(Protocol):
     def timing_rows(self, filters: Filters, bucket_us: int) -> Iterator[TimingRow]: ...
 
     def run_rows(self, filters: Filters) -> Iterator[RunRow]: ...
+
+    def answer_rows(self, filters: Filters) -> list[AnswerRow]:
+        """One row per query in time order (``pipeline.report.answers``), for the replay and
+        the per-target report; optional: a source without it gets no replay sections."""
+        ...
 
     def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
         """(checks, runs) the selection holds that ``filters``' plausible window left out."""
