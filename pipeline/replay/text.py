@@ -37,6 +37,9 @@ def _models(t: TargetReplay) -> list[str]:
         out.append(f"model {m.name} ({m.kind}): resolver {m.resolver}, refresh {m.refresh}, "
                    f"max_addresses {cap}, keep_previous {keep}; {m.refreshes} refreshes, "
                    f"{m.failed_refreshes} failed polls")
+        if not m.refreshes:
+            out.append(f"  (no successful answer of {m.resolver} in this selection: the "
+                       "firewall never held an address, so every check counts as blocked)")
         rows = [[c.client, c.checks, f"{c.partly} ({_pct(c.partly_share)})",
                  f"{c.fully} ({_pct(c.fully_share)})", _dur(c.blocked_s),
                  _dur(c.longest_blocked_s), _dur(c.longest_fully_s), c.missed]

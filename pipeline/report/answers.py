@@ -24,6 +24,11 @@ ANSWER_FIELDS = (
 )
 
 
+_KEPT = ("edgewatch.cycle.id", "dns.question.name", "dns.question.type",
+         "edgewatch.resolver.provider", "edgewatch.resolver.ecs_subnet",
+         "edgewatch.dns.ecs.scope_prefix", "error.type")
+
+
 @dataclass(frozen=True, slots=True)
 class AnswerRow:
     """What one resolver answered for one target and record type in one cycle.
@@ -78,7 +83,8 @@ def fold_answers(docs: Iterable[tuple[datetime, dict[str, Any]]]) -> list[Answer
                 ips = [ips]
             if not ips and _get(doc, "destination.ip"):
                 ips = [_get(doc, "destination.ip")]
-            acc[key] = {"ts": ts, "doc": doc, "ips": tuple(ips), "ttl": ttl}
+            kept = {k: _get(doc, k) for k in _KEPT}  # not the whole document: memory
+            acc[key] = {"ts": ts, "doc": kept, "ips": tuple(ips), "ttl": ttl}
             continue
         entry["ts"] = min(entry["ts"], ts)
         if ttl is not None and (entry["ttl"] is None or ttl < entry["ttl"]):
