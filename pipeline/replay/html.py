@@ -38,7 +38,7 @@ def choice_chart(t: TargetReplay) -> str:
                                               color=color(2 if fw == c["best"] else 0))]))
     return bar_chart(groups, title=f"{t.target}: resolver choice (firewall re-resolving every "
                      "cycle)", x_label="share of the other resolvers' answers blocked",
-                     x_fmt=_pct)
+                     x_fmt=_pct, legend=[("best", color(2)), ("other", color(0))])
 
 
 def ecs_chart(t: TargetReplay) -> str:
