@@ -18,6 +18,7 @@ from pipeline.config.checks import dir_problem
 from pipeline.config.cluster import parse_elasticsearch
 from pipeline.config.lists import parse_resolvers, parse_targets
 from pipeline.config.model import Config, ConfigError
+from pipeline.config.publish import parse_publish
 from pipeline.config.reader import Reader, apply_env
 
 Section = Callable[[Reader, Mapping[str, Any]], dict[str, Any]]
@@ -40,6 +41,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("sinks", sections.parse_sinks),
     ("targets", parse_targets),
     ("resolvers", parse_resolvers),
+    ("publish", parse_publish),
 )
 
 
