@@ -110,6 +110,7 @@ def _serve(publisher, config: Config) -> int:
     pub = config.publish
     assert pub is not None
     server = None
+    publisher.refresh()  # before listening: the first fetch gets the list, not a 404
     if pub.listen is not None:
         try:
             server = make_server(publisher, pub)
@@ -125,9 +126,8 @@ def _serve(publisher, config: Config) -> int:
     where = f"http://{_hostport(pub.listen)}" if pub.listen else "files/nft only"
     print(f"edgewatch allowlist serve: publishing {len(publisher.targets)} target(s) at "
           f"{where}, refresh every {pub.refresh_s:g}s", flush=True)
-    while not stop.is_set():
+    while not stop.wait(pub.refresh_s / speed):
         publisher.refresh()
-        stop.wait(pub.refresh_s / speed)
     if server is not None:
         server.shutdown()
         server.server_close()

@@ -94,14 +94,18 @@ class ListHandler(BaseHTTPRequestHandler):
             self._send(200, _index(publisher), head, {"Content-Type": "application/json"})
         elif (doc := publisher.snapshot.documents.get(path)) is None:
             self._send(404, b"no such list; see /lists.json\n", head)
+        elif doc.evidence_time is None:
+            # Never an empty list for want of evidence: a fetcher keeps its last good copy
+            # on an error, whereas an empty 200 would close the firewall.
+            self._send(503, b"no successful, verified check yet; see /healthz\n", head)
         else:
             self._list(doc, head)
 
     def _list(self, doc: Document, head: bool) -> None:
         headers = {"ETag": doc.etag, "Last-Modified": formatdate(doc.modified, usegmt=True),
                    "Cache-Control": "no-cache"}
-        if doc.evidence_time:  # the newest verified check the list follows (scenario time)
-            headers["X-Edgewatch-Evidence-Time"] = doc.evidence_time
+        # the newest verified check the list follows (scenario time in an accelerated lab)
+        headers["X-Edgewatch-Evidence-Time"] = doc.evidence_time or ""
         if not_modified(doc, self.headers.get("If-None-Match"),
                         self.headers.get("If-Modified-Since")):
             self._send(304, b"", True, headers)

@@ -143,6 +143,12 @@ class Publisher:
                 "modified": {p: d.modified for p, d in self.snapshot.documents.items()}}
         outputs.write_atomically(self.state_path, orjson.dumps(data))
 
+    def _empty(self) -> Snapshot:
+        """Every configured list, with no evidence yet (served as 503, never as empty)."""
+        lists = {t: TargetList(t, (), None, "no successful, verified check yet")
+                 for t in self.targets}
+        return Snapshot(lists, _documents(lists, {}))
+
     def _restore(self) -> Snapshot:
         try:
             data = orjson.loads(self.state_path.read_bytes())
@@ -150,11 +156,11 @@ class Publisher:
                      if t in self.targets}
             modified = data.get("modified", {})
         except FileNotFoundError:
-            return Snapshot()
+            return self._empty()
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("%s unreadable (%s): starting without a previous list", self.state_path,
                       exc)
-            return Snapshot()
+            return self._empty()
         docs = {p: replace(d, modified=float(modified.get(p, d.modified)))
                 for p, d in _documents(lists, {}).items()}
         return Snapshot(lists, docs)
@@ -168,7 +174,7 @@ def _documents(lists: dict[str, TargetList], old: dict[str, Document]) -> dict[s
             data = outputs.body(tl.cidrs(family))
             etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
             prev = old.get(path)
-            evidence = _iso(tl.evidence_time) if tl.evidence_time else None
+            evidence = _iso(tl.evidence_time, "milliseconds") if tl.evidence_time else None
             modified = prev.modified if prev is not None and prev.etag == etag else time.time()
             out[path] = Document(data, etag, modified, evidence)
     return out
@@ -196,13 +202,13 @@ def _log_change(old: TargetList | None, new: TargetList, rule: ListRule) -> None
         log.warning("list %s: follows the evidence again", new.target)
 
 
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def _iso(ts: datetime, timespec: str = "seconds") -> str:
+    return ts.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def _list_json(tl: TargetList) -> dict:
-    return {"entries": [[e.cidr, e.checks, _iso(e.last)] for e in tl.entries],
-            "evidence_time": _iso(tl.evidence_time) if tl.evidence_time else None,
+    return {"entries": [[e.cidr, e.checks, _iso(e.last, "microseconds")] for e in tl.entries],
+            "evidence_time": _iso(tl.evidence_time, "microseconds") if tl.evidence_time else None,
             "capped": tl.capped}
 
 

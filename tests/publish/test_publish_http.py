@@ -84,7 +84,7 @@ def test_conditional_gets_answer_304_until_the_list_changes(served) -> None:
     assert get(port, f"/lists/{TARGET}/v4.txt").body == b"198.51.100.1/32\n"
     assert get(port, f"/lists/{TARGET}/v6.txt").body == b"2001:db8::1/128\n"
     etag, modified = first.getheader("ETag"), first.getheader("Last-Modified")
-    assert first.getheader("X-Edgewatch-Evidence-Time") == "2026-03-02T00:00:00Z"
+    assert first.getheader("X-Edgewatch-Evidence-Time") == "2026-03-02T00:00:00.000Z"
     # same evidence again, a later refresh: still 304 by ETag and by date
     time.sleep(1.1)
     ev.see("198.51.100.1", 15)
