@@ -1,7 +1,7 @@
 """``edgewatch allowlist serve``: publish the living allowlist the evidence supports.
 
 Reads the configured store (the cluster when ``[elasticsearch]`` is set, so several probes feed
-one list) every ``publish.refresh``, applies the rule of ``[publish]`` (docs/ALLOWLISTS.md) and
+one list) every ``publish.refresh``, applies the rule of ``[publish]`` (docs/LIVING_LIST.md) and
 publishes the lists over HTTP, to files replaced by rename and to an nftables set.
 
 Exit status: 0 stopped by SIGTERM/SIGINT, or ``--once`` with healthy lists; 1 ``--once`` with a
@@ -49,7 +49,7 @@ def add_serve_parser(actions: argparse._SubParsersAction) -> None:
     p = actions.add_parser(
         "serve", help="publish the living allowlist over HTTP, to files and an nft set",
         description="Publish, for every target, the addresses seen in successful, verified "
-        "checks within publish.hold of the newest one (docs/ALLOWLISTS.md states the rule: "
+        "checks within publish.hold of the newest one (docs/LIVING_LIST.md states the rule: "
         "additions at the next refresh, removals after hold, never emptied by a probe outage).",
         epilog=EXAMPLE + "\nExit status: 0 stopped by a signal, or --once with healthy lists; "
         "1 --once with a stale, held or unreadable list; 2 bad configuration or listen address.",

@@ -1,6 +1,6 @@
 """``[publish]``: the living allowlist ``edgewatch allowlist serve`` publishes.
 
-The rule's parameters (docs/ALLOWLISTS.md, ``pipeline.publish.rule``), where the list goes (an
+The rule's parameters (docs/LIVING_LIST.md, ``pipeline.publish.rule``), where the list goes (an
 HTTP endpoint, a folder of files replaced by rename, an nftables set) and who may fetch it. A
 token or password is read from a file named here, never written in the config itself.
 """

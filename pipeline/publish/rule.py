@@ -1,6 +1,6 @@
 """The living list's rule, as a pure function of the evidence: what is listed, and when not.
 
-The rule (docs/ALLOWLISTS.md states it for operators):
+The rule (docs/LIVING_LIST.md states it for operators):
 
 * **in**: an entry (an address, its /24 or /48, or its announced prefix: ``by``) is listed while
   its newest successful, verified check is at most ``hold`` older than the target's newest
