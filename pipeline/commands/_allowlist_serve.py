@@ -110,7 +110,6 @@ def _serve(publisher, config: Config) -> int:
     pub = config.publish
     assert pub is not None
     server = None
-    publisher.refresh()  # before listening: the first fetch gets the list, not a 404
     if pub.listen is not None:
         try:
             server = make_server(publisher, pub)
@@ -118,6 +117,8 @@ def _serve(publisher, config: Config) -> int:
             print(f"edgewatch allowlist serve: publish.listen {pub.listen[0]}:{pub.listen[1]}: "
                   f"{exc.strerror or exc}", file=sys.stderr)
             return 2
+    publisher.refresh()  # before serving: the first fetch gets the list
+    if server is not None:
         threading.Thread(target=server.serve_forever, name="publish-http", daemon=True).start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

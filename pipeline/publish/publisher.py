@@ -83,7 +83,8 @@ class Publisher:
             try:
                 rows = list(self.read(Filters(start=now - back, targets=self.targets)))
             except Exception as exc:
-                why = f"evidence unreadable: {type(exc).__name__}: {exc}"
+                detail = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+                why = f"evidence unreadable: {detail}"
                 if previous.read_error != why:
                     log.error("%s; the published lists stay as they are", why)
                 self.snapshot = Snapshot(previous.lists, previous.documents, why, time.time())
