@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.commands._allowlist_serve import add_serve_parser
 from pipeline.report.allowlist import FORMATS, build_allowlist, check_set_name, render_allowlist
 from pipeline.report.options import (
     add_source_arguments,
@@ -51,6 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     add_source_arguments(p)
     p.set_defaults(func=run)
+    # `edgewatch allowlist serve --config FILE`: options go after the word serve
+    actions = p.add_subparsers(dest="allowlist_action", metavar="ACTION")
+    add_serve_parser(actions)
 
 
 def run(args: argparse.Namespace) -> int:

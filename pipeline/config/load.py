@@ -19,6 +19,7 @@ from pipeline.config.cluster import parse_elasticsearch
 from pipeline.config.firewall import parse_firewall_models
 from pipeline.config.lists import parse_resolvers, parse_targets
 from pipeline.config.model import Config, ConfigError
+from pipeline.config.publish import parse_publish
 from pipeline.config.reader import Reader, apply_env
 
 Section = Callable[[Reader, Mapping[str, Any]], dict[str, Any]]
@@ -42,6 +43,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("targets", parse_targets),
     ("resolvers", parse_resolvers),
     ("firewall_models", parse_firewall_models),  # after resolvers: names one of them
+    ("publish", parse_publish),
 )
 
 

@@ -10,7 +10,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.config.publish import Publish
 
 TRANSPORTS = ("udp", "tcp", "dot", "doh")
 DEFAULT_PORTS = {"dot": 853, "doh": 443}  # by transport; the others use Resolver.port
@@ -160,6 +163,7 @@ class Config:
     elasticsearch: ElasticsearchSettings | None = None
     keep_raw_answers: bool = False
     firewall_models: tuple[Any, ...] = ()  # pipeline.config.firewall.FirewallModel
+    publish: Publish | None = None
     source: Path | None = field(default=None, compare=False)
 
 

@@ -164,6 +164,14 @@ class ElasticsearchSource:
                 break
         self.progress.done()
 
+    def check_groups(self, filters: Filters, extra: list[dict[str, Any]],
+                     sources: list[dict[str, Any]], label: str,
+                     aggs: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every bucket of a composite aggregation over the selected checks that also match
+        ``extra``: for readers that need groups the report has no row for (the living list)."""
+        return self._composite(self.checks_index, self._checks_query(filters, *extra), sources,
+                               label, aggs)
+
     # -- Source interface ----------------------------------------------------------------
 
     def span(self, filters: Filters) -> Span | None:

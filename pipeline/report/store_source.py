@@ -137,6 +137,11 @@ class StoreSource:
             if (lower is None or ts >= lower) and (upper is None or ts < upper):
                 yield ts, doc
 
+    def checks(self, filters: Filters) -> Iterator[tuple[datetime, dict[str, Any]]]:
+        """Every selected check document once (by ``_id``), with its timestamp: for readers
+        that need documents rather than the report's grouped rows (the living allowlist)."""
+        yield from self._checks(self._files("checks", filters), filters, Distinct())
+
     # -- Source interface ----------------------------------------------------------------
 
     def span(self, filters: Filters) -> Span | None:
