@@ -216,6 +216,9 @@ class AddressFacts:
     netinfo: dict[str, NetInfo] = field(default_factory=dict)
     runs: dict[str, Assignment] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # address -> (names of the configured allowlists that contain it, names of those that do
+    # not); empty when no list is configured, and then the fields stay out of the documents
+    allowlist: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
 
 
 def check_records(ctx: CheckContext, queried_at: datetime, result: DnsResult,
@@ -257,6 +260,9 @@ def check_records(ctx: CheckContext, queried_at: datetime, result: DnsResult,
             doc["edgewatch.run.id"] = run.run_id
             doc["edgewatch.run.seq"] = run.seq
             doc["edgewatch.run.start"] = iso(run.start)
+        verdict = facts.allowlist.get(addr)
+        if verdict is not None:
+            doc["edgewatch.allowlist.allowed"], doc["edgewatch.allowlist.denied"] = verdict
         # ECS: "connection" when this address was connected to, "info" when only DNS speaks
         doc["event.type"] = ["connection"] if conn is not None else ["info"]
         failed = conn is not None and not conn.ok

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pipeline.allowlists import DeployedLists
 from pipeline.config import Config
 from pipeline.cycle.observe import Observations, Query
 from pipeline.documents import (
@@ -84,16 +85,19 @@ class _Recorder:
 
 
 def record(obs: Observations, tracker: RunTracker, config: Config,
-           netinfo: Callable[[str], NetInfo]) -> Recorded:
-    """Apply every query to the run state and build the cycle's documents (uncommitted)."""
+           netinfo: Callable[[str], NetInfo], lists: DeployedLists | None = None) -> Recorded:
+    """Apply every query to the run state and build the cycle's documents (uncommitted).
+
+    With ``lists``, every answered address gets the verdict of each list in force."""
     info = {a: netinfo(a) for a in obs.addresses()}
+    verdicts = {a: lists.verdict(a) for a in obs.addresses()} if lists else {}
     rec = _Recorder(obs, tracker, config, info)
     out = Recorded()
     for q in obs.queries:
         assignments = rec.poll(q)
         per_addr, skipped = rec.checked(q)
         out.skipped += len(skipped)
-        facts = AddressFacts(per_addr, obs.rdns, info, assignments, skipped)
+        facts = AddressFacts(per_addr, obs.rdns, info, assignments, skipped, verdicts)
         out.records.extend(check_records(rec.context(q), q.at, q.result, facts))
         out.checks += 1
         if q.result.error_type:
