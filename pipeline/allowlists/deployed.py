@@ -65,6 +65,8 @@ class DeployedLists:
         # name -> (stat, error) of the refused version: said once, not re-read until it changes
         self._refused: dict[str, tuple[tuple[int, int] | None, str]] = {}
         self.generation = 0  # grows whenever a list in force changes
+        # the versions the latest refresh replaced: who was allowed just before it
+        self.previous: dict[str, ListVersion] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -80,9 +82,20 @@ class DeployedLists:
             (allowed if version.allows(address) else denied).append(name)
         return allowed, denied
 
+    def allowed_by_none(self, address: str) -> bool:
+        return not any(v.allows(address) for v in self.versions.values())
+
+    def newly_denied(self, address: str) -> bool:
+        """No list allows ``address`` now, and one did before the latest refresh replaced it."""
+        if not self.previous or not self.allowed_by_none(address):
+            return False
+        return any({**self.versions, **self.previous}[name].allows(address)
+                   for name in self.versions)
+
     def refresh(self) -> list[str]:
         """Re-read the files that changed on disk; the names of the lists now replaced."""
         replaced = []
+        self.previous = {}
         for name, current in list(self.versions.items()):
             stat = _stat(current.path)
             if stat == current.stat or stat == self._refused.get(name, (0, ""))[0]:
@@ -95,6 +108,7 @@ class DeployedLists:
             if new.digest == current.digest:  # touched, same bytes: remember the new stat
                 self.versions[name] = new
                 continue
+            self.previous[name] = current
             self.versions[name] = new
             self._refused.pop(name, None)
             self.generation += 1

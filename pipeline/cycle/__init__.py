@@ -147,6 +147,9 @@ class CycleRunner:
             recorded = record(obs, self.tracker, self.config, self._netinfo, self.allowlists)
             stats.count(obs, recorded)
             stats.delivered = await deliver(self.tracker, self.sinks, recorded.records)
+            if stats.delivered:
+                for event in recorded.events:  # one warning per run, as its event
+                    log.warning("allowlist miss: %s", event.doc["message"])
             self._last_start = started
             self.cycles += 1
         log.info("cycle %s at %s: %d queries, %d addresses, %d connects, %d capped, "
