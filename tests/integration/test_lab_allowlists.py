@@ -324,3 +324,45 @@ def test_a_broken_list_stops_the_daemon_at_start(measured, tmp_path: Path) -> No
     assert proc.stderr.strip().splitlines() == [
         f"edgewatch: {config}: allowlists[1].file: {measured['work'] / 'broken.txt'}:3: "
         "'127.61.0/24x' is not an address or a network such as 192.0.2.0/24"]
+
+
+def test_report_sections_per_list_from_either_source(measured, es: Elasticsearch) -> None:
+    from pipeline.allowlists import load_version
+    from pipeline.report import ElasticsearchSource, Filters, Options, StoreSource, build_report
+    from pipeline.report.html import render_html
+    from pipeline.report.text import render_text
+
+    work = measured["work"]
+    lists = (load_version("stale", work / "stale.nft"), load_version("all", work / "all.txt"))
+    filters = Filters(start=datetime(2026, 3, 2, tzinfo=UTC), end=datetime(2026, 3, 5, tzinfo=UTC))
+    options = Options(allowlists=lists)
+    from_store = build_report(StoreSource(measured["store"]), filters, options)
+    from_es = build_report(ElasticsearchSource(es, namespace=measured["namespace"]), filters,
+                           options)
+    assert [c.name for c in from_store.allowlists] == ["stale", "all"]
+    assert from_store.to_dict()["allowlists"] == from_es.to_dict()["allowlists"]
+
+    checks = [d for d in read_store(measured["store"], "checks") if "destination.ip" in d]
+    by_day: dict[str, list[int]] = {}
+    for d in checks:
+        day = by_day.setdefault(d["@timestamp"][:10], [0, 0])
+        day[0] += 1
+        day[1] += _in(d["destination.ip"], NETS["stale"])
+    stale, every = from_store.allowlists
+    assert [(d.start[:10], d.checks, d.allowed) for d in stale.days] == [
+        (day, n, a) for day, (n, a) in sorted(by_day.items())]
+    assert all(d.coverage == 1.0 for d in every.days) and every.missed == []
+    # the known day: the list covers 2026-03-02 entirely except the other view, not 03-03
+    day2 = next(d for d in stale.days if d.start.startswith("2026-03-03"))
+    day1 = next(d for d in stale.days if d.start.startswith("2026-03-02"))
+    assert day2.coverage < day1.coverage
+    text, html = render_text(from_store), render_html(from_store)
+    assert "Deployed allowlist stale" in text and "127.62.0.10" in text
+    assert "Deployed allowlists: share of each day" in html and html.count("<svg") >= 6
+
+    proc = _edgewatch("report", "--config", str(measured["config"]), "--namespace",
+                      measured["namespace"], "--list", str(work / "all.txt"), "--format",
+                      "json", *WINDOW, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    names = [c["name"] for c in json.loads(proc.stdout)["allowlists"]]
+    assert names == ["stale", "edge", "all.txt"]
