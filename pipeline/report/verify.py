@@ -52,10 +52,11 @@ def verify(source: Source, filters: Filters, lst: ListVersion, min_coverage: flo
 
 def render_text(v: Verification) -> str:
     r = v.result
-    verdict = "covered" if v.ok else "BELOW the minimum"
+    minimum = pct(v.min_coverage, 2)
+    verdict = f"covered (minimum {minimum})" if v.ok else f"BELOW the minimum {minimum}"
     lines = [
         f"allowlist {r.name} ({r.file}, {r.networks} networks) allowed {pct(r.coverage, 2)} of "
-        f"{r.checks:,} successful checks: {verdict} {pct(v.min_coverage, 2)}",
+        f"{r.checks:,} successful checks: {verdict}",
         f"window: {v.start} -> {v.end or 'now'}; source: {v.source}",
     ]
     if r.groups:
