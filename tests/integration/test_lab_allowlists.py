@@ -373,3 +373,25 @@ def test_report_sections_per_list_from_either_source(measured, es: Elasticsearch
     assert proc.returncode == 0, proc.stderr
     names = [c["name"] for c in json.loads(proc.stdout)["allowlists"]]
     assert names == ["stale", "edge", "all.txt"]
+
+
+def test_load_carries_the_events_into_another_namespace(measured, es: Elasticsearch,
+                                                        tmp_path: Path) -> None:
+    work, ns = measured["work"], measured["namespace"] + "l"
+    text = measured["config"].read_text()
+    for old, new in ((f'namespace = "{measured["namespace"]}"', f'namespace = "{ns}"'),
+                     (str(work / "spool"), str(tmp_path / "spool")),
+                     (str(work / "dead-letter"), str(tmp_path / "dead-letter")),
+                     (str(work / "state"), str(tmp_path / "state")),
+                     ('file = "stale.nft"', f'file = "{work / "stale.nft"}"'),
+                     ('file = "edge.ipset"', f'file = "{work / "edge.ipset"}"')):
+        text = text.replace(old, new)
+    config = tmp_path / "edgewatch.toml"
+    config.write_text(text)
+    for args in (("setup",), ("load", "--quiet", "--store", str(measured["store"]))):
+        proc = _edgewatch(*args, "--config", str(config))
+        assert proc.returncode == 0, proc.stderr
+    es.indices.refresh(index=f"logs-edgewatch.event-{ns}")
+    loaded = {e["_id"] for e in _scan(es, f"logs-edgewatch.event-{ns}")}
+    assert loaded == {e["_id"] for e in read_store(measured["store"], "events")} != set()
+    es.options(ignore_status=(400, 404)).indices.delete(index=f"*-{ns}", expand_wildcards="all")
