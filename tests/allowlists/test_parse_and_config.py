@@ -139,3 +139,13 @@ def test_a_changed_list_is_re_read_and_a_broken_one_keeps_the_old(
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_an_override_of_the_list_section_applies_to_every_entry(tmp_path: Path) -> None:
+    data = _config(tmp_path, ("fw", "127.60.0.0/24\n"), ("eu", "127.61.0.0/24\n"))
+    (tmp_path / "other.txt").write_text("10.0.0.0/8\n")
+    cfg = parse_config(data, base=tmp_path, env={"EDGEWATCH_ALLOWLISTS__FILE": '"other.txt"'})
+    assert {a.file for a in cfg.allowlists} == {tmp_path / "other.txt"}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data, base=tmp_path, env={"EDGEWATCH_ALLOWLISTS__PATH": '"x"'})
+    assert exc.value.problems[0][0].startswith("EDGEWATCH_ALLOWLISTS__PATH")
