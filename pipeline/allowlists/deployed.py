@@ -46,10 +46,21 @@ def _stat(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
+class ListChanging(ListError):
+    """The file changed while it was read (a writer is at work): try again next cycle."""
+
+
 def load_version(name: str, path: Path) -> ListVersion:
-    """Read and parse ``path``; ListError (``file:line: reason``) when it cannot be used."""
+    """Read and parse ``path``; ListError (``file:line: reason``) when it cannot be used.
+
+    The file's (mtime, size) must be the same before and after the read: a file caught half
+    written by a tool that rewrites in place raises ListChanging instead of yielding a list
+    shortened to its first lines (writing a new file and renaming it over the old one avoids
+    the question)."""
     stat = _stat(path)
     parsed, raw = read_list(path)
+    if _stat(path) != stat:
+        raise ListChanging(f"{path}: changed while it was read")
     return ListVersion(name, Path(path), parsed.networks,
                        hashlib.sha256(raw).hexdigest()[:12], stat or (0, 0))
 
@@ -102,6 +113,8 @@ class DeployedLists:
                 continue
             try:
                 new = load_version(name, current.path)
+            except ListChanging:
+                continue  # still being written: the next cycle reads the finished file
             except ListError as exc:
                 self._refuse(name, stat, str(exc), current)
                 continue

@@ -287,6 +287,7 @@ def install(client: Elasticsearch, namespace: str, caps: Capabilities,
                                          missing=missing):
         outcomes.append(install_object(client, obj, dry_run))
     outcomes.append(_runs_index(client, namespace, dry_run, missing))
-    for template in (names.CHECK_INDEX_TEMPLATE, names.EVENT_INDEX_TEMPLATE):
-        outcomes.extend(_check_stream(client, namespace, caps, dry_run, missing, template))
+    for template, _ in names.RECORD_KINDS.values():  # every data stream kind
+        if template is not None:
+            outcomes.extend(_check_stream(client, namespace, caps, dry_run, missing, template))
     return outcomes

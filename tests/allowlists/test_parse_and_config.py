@@ -149,3 +149,27 @@ def test_an_override_of_the_list_section_applies_to_every_entry(tmp_path: Path) 
     with pytest.raises(ConfigError) as exc:
         parse_config(data, base=tmp_path, env={"EDGEWATCH_ALLOWLISTS__PATH": '"x"'})
     assert exc.value.problems[0][0].startswith("EDGEWATCH_ALLOWLISTS__PATH")
+
+
+def test_a_file_caught_half_written_is_read_again_next_cycle(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline.allowlists import deployed
+
+    path = _write(tmp_path / "fw.txt", "127.60.0.0/24\n")
+    lists = DeployedLists([("fw", path)])
+    real_read = deployed.read_list
+
+    def read_while_a_writer_appends(p: Path):
+        result = real_read(p)  # the first half, as a writer in place leaves it for a moment
+        with open(p, "a") as fh:
+            fh.write("127.61.0.0/24\n")
+        return result
+
+    _bump(path, "127.62.0.0/24\n")
+    monkeypatch.setattr(deployed, "read_list", read_while_a_writer_appends)
+    caplog.set_level(logging.WARNING, logger="pipeline.allowlists.deployed")
+    assert lists.refresh() == [] and lists.verdict("127.60.0.1") == (["fw"], [])
+    monkeypatch.setattr(deployed, "read_list", real_read)
+    assert lists.refresh() == ["fw"]
+    assert lists.verdict("127.61.0.1") == (["fw"], []) and lists.verdict("127.62.0.1")[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
