@@ -95,3 +95,26 @@ def test_report_has_a_section_per_list(store: Path, capsys: pytest.CaptureFixtur
     code = main(["report", "--store", str(store / "data"), "--list", str(store / "fw.txt"),
                  "--format", "html", *WINDOW])
     assert code == 0 and "Deployed allowlist fw.txt" in capsys.readouterr().out
+
+
+def test_since_is_measured_back_from_now(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    async def measure() -> None:
+        clock, answer = Clock(), ["127.0.0.1"]
+        clock.t = datetime.now(UTC) - timedelta(hours=2)
+        runner = CycleRunner(CONFIG, clock, RunTracker(), [NdjsonSink(tmp_path / "data")],
+                             probes=canned(answer, []))
+        await runner.open()
+        assert (await runner.run_cycle()).delivered
+        await runner.close()
+
+    asyncio.run(measure())
+    (tmp_path / "fw.txt").write_text("127.0.0.1\n")
+    base = ["allowlist", "verify", "--list", str(tmp_path / "fw.txt"), "--store",
+            str(tmp_path / "data"), "--no-progress"]
+    assert main([*base, "--since", "3h"]) == 0
+    assert "allowed 100.00% of 1 successful checks" in capsys.readouterr().out
+    assert main([*base, "--since", "1h"]) == 2  # nothing in the last hour: a data error
+    assert "no successful checks" in capsys.readouterr().err
