@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import sections
+from pipeline.config.allowlists import parse_allowlists
 from pipeline.config.checks import dir_problem
 from pipeline.config.cluster import parse_elasticsearch
 from pipeline.config.firewall import parse_firewall_models
@@ -44,6 +45,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("resolvers", parse_resolvers),
     ("firewall_models", parse_firewall_models),  # after resolvers: names one of them
     ("publish", parse_publish),
+    ("allowlists", parse_allowlists),
 )
 
 

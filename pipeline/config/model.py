@@ -144,6 +144,14 @@ class ElasticsearchSettings:
 
 
 @dataclass(frozen=True)
+class Allowlist:
+    """A deployed allowlist: its name (in documents and metrics) and its file."""
+
+    name: str
+    file: Path
+
+
+@dataclass(frozen=True)
 class Config:
     observer_name: str
     observer_geo: dict[str, str]
@@ -164,6 +172,7 @@ class Config:
     keep_raw_answers: bool = False
     firewall_models: tuple[Any, ...] = ()  # pipeline.config.firewall.FirewallModel
     publish: Publish | None = None
+    allowlists: tuple[Allowlist, ...] = ()
     source: Path | None = field(default=None, compare=False)
 
 

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.allowlists.deployed import ListVersion
 from pipeline.report import stats
 from pipeline.report.blocks import asn_space, block_costs
 from pipeline.report.evidence import Addresses, Evidence, Extent, Outcomes, extent_of, read
 from pipeline.report.filters import Filters
+from pipeline.report.list_coverage import ListCoverage, list_coverage
 from pipeline.report.model import (
     ALL,
     GRANULARITIES,
@@ -53,6 +55,7 @@ class Options:
     coverage_targets: tuple[float, ...] = COVERAGE_TARGETS
     stable_top: int = STABLE_TOP
     netinfo_table: Path | None = None  # prices whole ASNs in the blocks section
+    allowlists: tuple[ListVersion, ...] = ()  # deployed lists: a section each
 
 
 def _figures(name: str, ev: Evidence, interval_s: float | None, window_s: float,
@@ -127,7 +130,17 @@ def build_report(source: Source, filters: Filters | None = None,
         verdict=make_verdict(window, overall, coverage, decay, options.threshold),
         data=data,
         blocks=block_costs(coverage, ev.attr, asn_space(options.netinfo_table)),
+        allowlists=_allowlists(source, filters, span, ev, options.allowlists),
     )
+
+
+def _allowlists(source: Source, filters: Filters, span: Extent, ev: Evidence,
+                lists: tuple[ListVersion, ...]) -> list[ListCoverage]:
+    """Each deployed list against the window, from one read of the rows they share."""
+    if not lists or not span.days:
+        return []
+    rows = list(source.target_address_rows(filters, span.origin))
+    return [list_coverage(lst, rows, span.origin, ev.attr) for lst in lists]
 
 
 def _iso(ts: datetime | None) -> str | None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from html import escape
 
+from pipeline.report.list_sections import html_sections
 from pipeline.report.model import ALL, Figures, Report
 from pipeline.report.svg import (
     Bar,
@@ -289,6 +290,7 @@ def render_html(report: Report) -> str:
     """The whole report as one HTML page, section by section in reading order (per target
     first when the report was built per target)."""
     parts = [*_head(report), *_per_target(report), *_charts(report),
-             *_resolver_tables(report), *_list_tables(report), *_address_tables(report),
+             *_resolver_tables(report), *_list_tables(report), *html_sections(report, _table),
+             *_address_tables(report),
              "</body></html>"]
     return "\n".join(parts)

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.report.list_coverage import ListCoverage
+
 SCHEMA = "edgewatch.report/1"
 ALL = "(all)"
 GRANULARITIES = ("ip", "prefix24", "prefix")
@@ -193,6 +195,8 @@ class Report:
     blocks: list[Any] = field(default_factory=list)  # pipeline.report.blocks.BlockLevel
     targets: list[Any] = field(default_factory=list)  # per-target Reports (build_by_target)
     replay: Any = None  # pipeline.replay.build.TargetReplay of this report's target
+    # one per deployed allowlist (``[[allowlists]]`` of the config, ``--list``): its coverage
+    allowlists: list[ListCoverage] = field(default_factory=list)
     schema: str = SCHEMA
 
     def coverage_by(self, by: str) -> Coverage:

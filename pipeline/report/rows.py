@@ -85,6 +85,23 @@ class TimingRow:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetAddressRow:
+    """Successful check documents about one address, by day, target and resolver.
+
+    What allowlist coverage needs (``edgewatch allowlist verify``, the report's list sections):
+    whether a list lets each of them through, per target and resolver, and since when it
+    misses an address (``first``: the earliest of the group's checks).
+    """
+
+    day: int
+    target: str
+    resolver: str
+    ip: str
+    ok: int
+    first: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class RunRow:
     """The latest summary of one IP run (only what run statistics need)."""
 
@@ -122,6 +139,8 @@ class Source(Protocol):
         """One row per query in time order (``pipeline.report.answers``), for the replay and
         the per-target report; optional: a source without it gets no replay sections."""
         ...
+    def target_address_rows(self, filters: Filters, origin: datetime
+                            ) -> Iterator[TargetAddressRow]: ...
 
     def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
         """(checks, runs) the selection holds that ``filters``' plausible window left out."""

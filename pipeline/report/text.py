@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
+from pipeline.report.list_sections import text_sections
 from pipeline.report.model import Figures, Report
 from pipeline.report.verdict import duration, pct
 
@@ -177,5 +178,6 @@ def render_text(report: Report, width: int = 100) -> str:
     if report.targets:
         out.append("#### all targets (summary)")
     out += [*_header(report, width), *_resolvers(report), *_lists(report),
-            *_addresses(report, width), *_replay(report)]
+            *text_sections(report, table, _section), *_addresses(report, width),
+            *_replay(report)]
     return "\n".join(out) + "\n"
