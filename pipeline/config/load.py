@@ -38,6 +38,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("dns", sections.parse_dns),
     ("elasticsearch", parse_elasticsearch),
     ("sinks", sections.parse_sinks),
+    ("metrics", sections.parse_metrics),
     ("targets", parse_targets),
     ("resolvers", parse_resolvers),
 )

@@ -159,6 +159,7 @@ class Config:
     sinks: tuple[str, ...] = ("ndjson",)
     elasticsearch: ElasticsearchSettings | None = None
     keep_raw_answers: bool = False
+    metrics_listen: tuple[str, int] | None = None  # [metrics] listen: where /metrics is served
     source: Path | None = field(default=None, compare=False)
 
 
