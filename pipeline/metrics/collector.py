@@ -71,7 +71,8 @@ class EdgewatchCollector(Collector):
         hist.add_metric([], [*cumulative, ("+Inf", sum(t.cycles.values()))], t.duration_sum)
         yield hist
         yield GaugeMetricFamily("edgewatch_last_cycle_end_timestamp_seconds", "When the last "
-                                "cycle ended (unix time; the daemon's start before the first)",
+                                "cycle ended (unix time; before the first: when it was due, "
+                                "or the daemon's start with run --once)",
                                 value=last.end or s.started_at)
         if last.duration_s is not None:
             yield GaugeMetricFamily("edgewatch_last_cycle_duration_seconds",

@@ -96,8 +96,12 @@ class Metrics:
     # -- what the run command reports --------------------------------------------------------
 
     def scheduled(self, first: datetime) -> None:
-        """The first slot of the cadence (scenario time): the grid lateness is measured on."""
-        self.state.grid_origin = first
+        """The first slot of the cadence (scenario time): the grid lateness is measured on,
+        and, until a cycle has ended, the instant lateness is counted from."""
+        ck = self.config.clock
+        real = ck.anchor + (first - ck.start).total_seconds() / ck.speed if ck else \
+            first.timestamp()
+        self.state.first_slot(first, real)
 
     def cycle_done(self, stats: Any) -> None:
         """A cycle (``CycleStats``) finished: publish it with the documents it wrote (a cycle

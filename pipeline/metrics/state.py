@@ -102,6 +102,14 @@ class MetricsState:
                 self.spool_age.pushed(now, self.es.stats.spooled,
                                       self.es.spool.pending_entries)
 
+    def first_slot(self, scenario: datetime, real: float) -> None:
+        """The cadence's first slot: the origin of the grid, and the "last cycle end" until
+        the first cycle ends (a daemon whose first cycle never ends is late from then on)."""
+        with self.lock:
+            self.grid_origin = scenario
+            if self.last.duration_s is None:
+                self.last = LastCycle(end=real)
+
     def skipped(self, reason: str) -> None:
         with self.lock:
             self.totals.skipped[reason] += 1
