@@ -41,9 +41,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def scrape(port: int) -> tuple[bytes, float]:
+def scrape(port: int, gzip: bool = False) -> tuple[bytes, float]:
+    """One scrape; with ``gzip`` as Prometheus asks for it (Accept-Encoding: gzip)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                     headers={"Accept-Encoding": "gzip"} if gzip else {})
     t0 = time.perf_counter()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+    with urllib.request.urlopen(request, timeout=10) as r:
         body = r.read()
     return body, time.perf_counter() - t0
 
@@ -115,18 +118,23 @@ listen = "127.0.0.1:{port}"
                 sizes.append(len(body))
             series = sum(1 for line in body.decode().splitlines()
                          if line and not line.startswith("#"))
+            gz_times = sorted(scrape(port, gzip=True)[1] for _ in range(args.scrapes))
+            gz_size = len(scrape(port, gzip=True)[0])
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
         size, cpu = in_process(config, tmp / "data")
         times.sort()
-        print(f"| scenario | resolvers × targets | lists | series | bytes per scrape | HTTP "
-              f"scrape median / p95 | CPU per exposition (in-process) |\n|---|---|---|---|---|"
-              f"---|---|\n| {args.scenario} | {len(lab.scenario.resolvers)} × "
-              f"{len(lab.scenario.targets)} | {len(LISTS)} | {series} | "
-              f"{statistics.median(sizes):.0f} (in-process {size}) | "
-              f"{statistics.median(times) * 1000:.1f} / "
-              f"{times[int(len(times) * 0.95)] * 1000:.1f} ms | {cpu * 1000:.2f} ms |")
+        def ms(values: list[float]) -> str:
+            return (f"{statistics.median(values) * 1000:.1f} / "
+                    f"{values[int(len(values) * 0.95)] * 1000:.1f} ms")
+
+        print(f"| scenario | resolvers × targets | lists | series | bytes per scrape (gzip) | "
+              f"HTTP scrape median / p95 (gzip) | CPU per exposition (in-process) |\n"
+              f"|---|---|---|---|---|---|---|\n| {args.scenario} | "
+              f"{len(lab.scenario.resolvers)} × {len(lab.scenario.targets)} | {len(LISTS)} | "
+              f"{series} | {statistics.median(sizes):.0f} ({gz_size}; in-process {size}) | "
+              f"{ms(times)} ({ms(gz_times)}) | {cpu * 1000:.2f} ms |")
 
 
 if __name__ == "__main__":
