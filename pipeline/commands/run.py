@@ -46,7 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "every answered address with TCP and TLS, tracks IP runs and writes documents to the "
         "configured sinks (Elasticsearch, or the local ndjson store when no cluster is "
         "configured). Stops cleanly on SIGTERM/SIGINT, finishing the cycle in flight; a "
-        "second signal, or the cycle outliving the bound its timeouts give it, abandons it.",
+        "second signal, or the cycle outliving the bound its timeouts give it, abandons it. "
+        "With [metrics] listen = \"127.0.0.1:9464\" in the configuration it also serves "
+        "Prometheus metrics at http://127.0.0.1:9464/metrics (docs/METRICS.md).",
         epilog="exit status: 0 all cycles delivered, 1 a sink could not take a cycle, 2 bad "
         "configuration or a state/store/spool directory held by another edgewatch process, "
         "3 the cycle in flight was abandoned on stop",
