@@ -1,5 +1,6 @@
-"""The metrics of one daemon: the state, its collector, the tap among the sinks, the server."""
-
+"""What ``edgewatch run`` holds when metrics are on: the state, its collector, the tap among the
+sinks and the endpoint, behind the hooks the run command calls (``off.MetricsOff`` has the same
+hooks doing nothing, so the command has no branch per hook)."""
 
 from __future__ import annotations
 
