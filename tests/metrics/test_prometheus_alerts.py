@@ -213,13 +213,19 @@ def cycles_of(store: Path) -> list[list[dict]]:
 def expected_from_truth(lab: LabStack, cycles: list[list[dict]]) -> dict[str, Counter]:
     """What the ground truth says the counted cycles' polls answered, and which of those
     addresses each list denies."""
-    want: dict[str, Counter] = {"denied": Counter(), "addresses": Counter()}
+    want: dict[str, Counter] = {"denied": Counter(), "addresses": Counter(), "checks": Counter()}
     for docs in cycles:
         polls = {(d["edgewatch.resolver.name"], d["dns.question.name"]): when(d) for d in docs}
         for (resolver, target), t in polls.items():
             [answer] = lab.truth.observe(resolver, target, [t])
             addresses = answer.addresses if answer.ok else frozenset()
             want["addresses"][(target, resolver)] = len(addresses)  # the last cycle's
+            if not answer.ok:
+                want["checks"][(target, resolver, "failure", answer.error_type)] += 1
+            for a in addresses:
+                error = lab.truth.edge_outcome(a)
+                want["checks"][(target, resolver, "failure" if error else "success",
+                                error or "")] += 1
             for name in LISTS:
                 want["denied"][(name, target, resolver)] += sum(
                     denied_by(name, a) for a in addresses)
@@ -268,11 +274,20 @@ def test_prometheus_evaluates_the_shipped_alerts_against_real_daemons(
     assert sum(v for (name, *_), v in want["denied"].items() if name == "holds") == 0
     assert by(healthy, "edgewatch_last_cycle_answer_addresses", "target", "resolver") == \
         want["addresses"]
-    stored = Counter((d["dns.question.name"], d["edgewatch.resolver.name"], d["event.outcome"],
-                      d.get("error.type", "")) for docs in cycles for d in docs)
-    assert by(healthy, "edgewatch_checks_total", "target", "resolver", "outcome",
-              "error_type") == stored
+    checks = by(healthy, "edgewatch_checks_total", "target", "resolver", "outcome", "error_type")
+    assert checks == want["checks"]
+    # the window had the scenario's DNS drops (lab-opendns) and every failing edge (staging)
+    assert {k[3] for k in checks} >= {"", "dns.timeout", "tcp.refused", "tcp.timeout",
+                                      "tls.handshake", "tls.verify"}
+    assert checks == Counter((d["dns.question.name"], d["edgewatch.resolver.name"],
+                              d["event.outcome"], d.get("error.type", ""))
+                             for docs in cycles for d in docs)  # and what the store holds
     assert healthy[("edgewatch_dead_letters_total", ())] == 0
+    assert healthy[("edgewatch_spool_refused_documents_total", ())] == 0
+    assert healthy[("edgewatch_elasticsearch_documents_total", (("result", "stored"),))] > 0
+    delivered = by(healthy, "edgewatch_last_delivery_timestamp_seconds", "sink")
+    assert set(delivered) == {("ndjson",), ("elasticsearch",)}
+    assert all(started < at <= ended for at in delivered.values())
 
     # -- the alerts, as Prometheus evaluated them over the run -------------------------------
     def times(alert: str, state: str, instance: str, name: str = "") -> list[float]:
