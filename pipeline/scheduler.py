@@ -146,6 +146,7 @@ class Plan:
     on_cycle: Callable[[CycleStats], None] | None = None
     on_scheduled: Callable[[datetime], None] | None = None
     grace: float | None = None
+    on_skip: Callable[[str], None] | None = None  # a slot not measured: "late", "clock_behind"
 
 
 def _cadence(clock: ScenarioClock, sch: Schedule, align: bool, due: asyncio.Event
@@ -198,6 +199,7 @@ class _Loop:
         self.due.clear()
         if self.plan.align and _too_late(self.clock, sch.interval_s,
                                          sch.misfire_grace_s + sch.jitter_s):
+            self._skipped("late")
             return True
         try:
             stats = await run_guarded(self.runner, self.stop, self.grace)
@@ -209,11 +211,16 @@ class _Loop:
             self.outcome.abandoned = True
             return False
         if stats.clock_behind_s:
+            self._skipped("clock_behind")
             return True
         self.outcome.cycles.append(stats)
         if self.plan.on_cycle:
             self.plan.on_cycle(stats)
         return self.plan.cycles is None or len(self.outcome.cycles) < self.plan.cycles
+
+    def _skipped(self, reason: str) -> None:
+        if self.plan.on_skip:
+            self.plan.on_skip(reason)
 
     async def run(self) -> Outcome:
         while not self.stop.requested.is_set():

@@ -12,6 +12,7 @@ import asyncio
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.clock import ScenarioClock, real_clock
 from pipeline.commands._common import add_config_argument, load_or_exit
@@ -19,6 +20,7 @@ from pipeline.config import Config, ConfigError
 from pipeline.cycle import CycleRunner, CycleStats
 from pipeline.documents import iso
 from pipeline.lock import LockError, locked
+from pipeline.metrics.off import MetricsOff
 from pipeline.runs import RunTracker
 from pipeline.scheduler import (
     Outcome,
@@ -33,6 +35,9 @@ from pipeline.scheduler import (
 from pipeline.sinks import build_sinks
 from pipeline.sinks.summary import SummarySink
 
+if TYPE_CHECKING:
+    from pipeline.metrics.daemon import Metrics
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -41,7 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "every answered address with TCP and TLS, tracks IP runs and writes documents to the "
         "configured sinks (Elasticsearch, or the local ndjson store when no cluster is "
         "configured). Stops cleanly on SIGTERM/SIGINT, finishing the cycle in flight; a "
-        "second signal, or the cycle outliving the bound its timeouts give it, abandons it.",
+        "second signal, or the cycle outliving the bound its timeouts give it, abandons it. "
+        "With [metrics] listen = \"127.0.0.1:9464\" in the configuration it also serves "
+        "Prometheus metrics at http://127.0.0.1:9464/metrics (docs/METRICS.md).",
         epilog="exit status: 0 all cycles delivered, 1 a sink could not take a cycle, 2 bad "
         "configuration or a state/store/spool directory held by another edgewatch process, "
         "3 the cycle in flight was abandoned on stop",
@@ -80,12 +87,14 @@ async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
                     ) -> tuple[Outcome, SummarySink]:
     clock = make_clock(config)
     summary = SummarySink()
-    sinks = [*build_sinks(config), summary]
+    metrics = open_metrics(config)
+    sinks = [*metrics.taps, *build_sinks(config), summary]
     tracker = RunTracker(config.state_dir / f"runs-{_safe(config.observer_name)}.sqlite3")
     runner = CycleRunner(config, clock, tracker, sinks)
     tty = sys.stderr.isatty()
 
     def progress(stats: CycleStats) -> None:
+        metrics.cycle_done(stats)
         if quiet:
             return
         total = f"/{cycles}" if cycles else ""
@@ -101,6 +110,8 @@ async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
 
     outcome = Outcome()
     stop = Stop()
+    metrics.watch(sinks)
+    metrics.start()  # before the sinks open: a taken port is one line, with nothing to undo
     # Signals are taken from the start: a SIGTERM while the sinks open (or the first cycle is
     # still waiting for its slot) is a clean stop, not the default kill.
     with signals(stop, early):
@@ -115,6 +126,7 @@ async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
                     progress(stats)
             elif not stop.requested.is_set():
                 def announce(first: datetime) -> None:
+                    metrics.scheduled(first)
                     if not quiet:
                         sys.stderr.write(f"edgewatch: {len(config.targets)} target(s) × "
                                          f"{len(config.resolvers)} resolver(s) every "
@@ -123,13 +135,24 @@ async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
                                          "flight\n")
 
                 plan = Plan(cycles=cycles, align=align, on_cycle=progress,
-                            on_scheduled=announce)
+                            on_scheduled=announce, on_skip=metrics.skipped)
                 outcome = await run_scheduled(runner, config, clock, plan, stop=stop)
         finally:
             await runner.close()
+            metrics.stop()
             if not quiet and tty:
                 sys.stderr.write("\n")
     return outcome, summary
+
+
+def open_metrics(config: Config) -> Metrics | MetricsOff:
+    """The daemon's Prometheus metrics when ``[metrics] listen`` is set (pipeline/metrics/),
+    else hooks that do nothing; prometheus_client is imported only in the first case."""
+    if config.metrics_listen is None:
+        return MetricsOff()
+    from pipeline.metrics.daemon import Metrics
+
+    return Metrics(config)
 
 
 def _safe(name: str) -> str:
@@ -141,13 +164,14 @@ def run(args: argparse.Namespace) -> int:
     if args.cycles is not None and args.cycles < 1:
         print("edgewatch run: --cycles must be at least 1", file=sys.stderr)
         return 2
+    from pipeline.metrics.server import MetricsError
     from pipeline.sinks.spool import SpoolError
 
     try:
         with early_signals() as early, locked(lock_dirs(config)):
             outcome, summary = asyncio.run(
                 run_async(config, args.once, args.cycles, not args.no_align, args.quiet, early))
-    except (LockError, SpoolError, ConfigError) as exc:  # one line each: what and why
+    except (LockError, SpoolError, ConfigError, MetricsError) as exc:  # one line each: what and why
         print(f"edgewatch run: {exc}", file=sys.stderr)
         return 2
     stats = outcome.cycles

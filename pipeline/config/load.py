@@ -41,6 +41,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("dns", sections.parse_dns),
     ("elasticsearch", parse_elasticsearch),
     ("sinks", sections.parse_sinks),
+    ("metrics", sections.parse_metrics),
     ("targets", parse_targets),
     ("resolvers", parse_resolvers),
     ("firewall_models", parse_firewall_models),  # after resolvers: names one of them

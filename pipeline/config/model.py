@@ -173,6 +173,7 @@ class Config:
     firewall_models: tuple[Any, ...] = ()  # pipeline.config.firewall.FirewallModel
     publish: Publish | None = None
     allowlists: tuple[Allowlist, ...] = ()
+    metrics_listen: tuple[str, int] | None = None  # [metrics] listen: where /metrics is served
     source: Path | None = field(default=None, compare=False)
 
 

@@ -215,3 +215,25 @@ def parse_sinks(r: Reader, parsed: Parsed) -> dict[str, Any]:
     if "elasticsearch" in sinks and es is None:
         r.fail("sinks.enabled", "elasticsearch sink needs an [elasticsearch] url (or ES_URL)")
     return {"sinks": tuple(str(s) for s in sinks)}
+
+
+def parse_metrics(r: Reader, parsed: Parsed) -> dict[str, Any]:
+    """``metrics_listen``: ADDRESS:PORT of the Prometheus endpoint of ``edgewatch run``, or None
+    (the default: no listener). The port is required: a default port would collide with
+    whatever else on the host took it, and a scrape target must be written down anyway."""
+    met = r.table("metrics")
+    r.unknown(met, {"listen"}, "metrics.")
+    listen = r.get(met, "listen", "metrics.", str)
+    if listen is None:
+        return {"metrics_listen": default(Config, "metrics_listen")}
+    example = 'e.g. listen = "127.0.0.1:9464"'
+    try:
+        host, port = parse_host_port(listen, default_port=1)
+        given = parse_host_port(listen, default_port=2)[1] == port  # else the default filled in
+    except ValueError as exc:
+        r.fail("metrics.listen", f"{exc}; {example}")
+        return {"metrics_listen": None}
+    if not given:
+        r.fail("metrics.listen", f"{listen!r} has no port: ADDRESS:PORT, {example}")
+        return {"metrics_listen": None}
+    return {"metrics_listen": (host, port)}

@@ -9,6 +9,7 @@ so that the sink's cursor may move past an item only once the ledger holds its a
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import orjson
@@ -44,6 +45,7 @@ class SinkStats:
     dead_lettered: int = 0  # refused for good, kept in the dead-letter file
     bulk_requests: int = 0
     failed_attempts: int = 0  # bulk attempts that left something to retry
+    last_delivered_at: float | None = None  # unix time of the last bulk that stored anything
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Ledger:
         again before the next attempt)."""
         retry: list[SpoolEntry] = []
         not_ready = False
+        before = self.stats.delivered + self.stats.duplicates + self.stats.stale
         for entry, op, status, error in results:
             verdict = classify(op, status, error)
             if verdict is Verdict.DELIVERED:
@@ -93,6 +96,8 @@ class Ledger:
                                          (error_type, f"gave up after {tries} tries: {reason}"))
                         continue
                 retry.append(entry)
+        if self.stats.delivered + self.stats.duplicates + self.stats.stale > before:
+            self.stats.last_delivered_at = time.time()  # the metrics' last successful delivery
         return retry, not_ready
 
 
