@@ -16,13 +16,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from pipeline.es.names import CHECK_DATASET, RUN_DATASET  # a leaf: names only, no client
+from pipeline.es.names import (  # a leaf: names only, no client
+    AFTERLIFE_DATASET,
+    CHECK_DATASET,
+    RUN_DATASET,
+    kind_of,
+)
+from pipeline.ids import afterlife_doc_id
 from pipeline.ids import answer_set_hash as answer_set_hash
 from pipeline.ids import check_doc_id as check_doc_id
 from pipeline.ids import check_id as check_id
 from pipeline.ids import stamp as iso
 
 if TYPE_CHECKING:  # annotations only: readers of stored documents must not import the probes
+    from pipeline.afterlife import Retired
     from pipeline.probe.connect import ConnectResult
     from pipeline.probe.dns import DnsResult
     from pipeline.probe.dns_answer import AnswerRecord
@@ -34,7 +41,7 @@ SCHEMA_VERSION = 2
 # The ECS release whose names, types and allowed values the documents follow (ecs.version).
 ECS_VERSION = "9.2.0"
 
-RecordKind = Literal["check", "run"]
+RecordKind = Literal["check", "run", "afterlife"]  # destinations: pipeline.es.names.KINDS
 
 # ``edgewatch.connect.skipped``: why an answered address got no TCP/TLS check. "cap": the answer
 # had more addresses than ``limits.max_addresses``; the document's outcome then follows DNS only.
@@ -304,11 +311,44 @@ def run_record(run: Run, info: NetInfo | None = None, domain: str | None = None)
     return Record("run", run.id, doc, version=run.version, timestamp=run.last_seen)
 
 
+def afterlife_record(ctx: CheckContext, at: datetime, retired: Retired, conn: ConnectResult,
+                     info: NetInfo | None = None) -> Record:
+    """One check of a retired address: the check document's connect fields, no DNS answer."""
+    doc: dict[str, Any] = {
+        "@timestamp": iso(at), "ecs.version": ECS_VERSION,
+        "data_stream.type": "logs", "data_stream.dataset": AFTERLIFE_DATASET,
+        "data_stream.namespace": ctx.namespace,
+        "event.kind": "event", "event.category": ["network"], "event.type": ["connection"],
+        "event.dataset": AFTERLIFE_DATASET, "edgewatch.schema": SCHEMA_VERSION,
+        "edgewatch.cycle.id": ctx.cycle_id, "observer.name": ctx.observer,
+        "dns.question.name": retired.target.name,
+        "destination.ip": retired.address, "destination.port": retired.target.port,
+        "edgewatch.run.id": retired.run_id, "edgewatch.run.end": iso(retired.ended),
+        "edgewatch.afterlife.age.s": round((at - retired.ended).total_seconds()),
+    }
+    for k, v in ctx.observer_geo.items():
+        doc[f"observer.geo.{k}"] = v
+    if info is not None:
+        _put(doc, "destination.as.number", info.asn)
+        _put(doc, "destination.as.organization.name", info.organization)
+        _put(doc, "edgewatch.destination.prefix", info.prefix)
+        doc["edgewatch.destination.prefix24"] = info.prefix24
+    _connect_fields(doc, conn)
+    doc["event.outcome"] = "success" if conn.ok else "failure"
+    if not conn.ok:
+        _put(doc, "error.type", conn.error_type)
+        _put(doc, "error.message", conn.error_message)
+    return Record("afterlife", afterlife_doc_id(ctx.cycle_id, retired.target.name,
+                                                retired.address, retired.target.port),
+                  doc, timestamp=at)
+
+
 def record_from_stored(line: dict[str, Any]) -> Record:
     """A document read back from the local store (``_id`` inline) as a record for a sink."""
     doc = {k: v for k, v in line.items() if k != "_id"}
-    if doc.get("event.dataset") == RUN_DATASET:
+    kind = kind_of(doc.get("event.dataset"))
+    if kind == "run":
         return Record("run", line["_id"], doc, version=int(doc["edgewatch.run.version"]))
-    if doc.get("event.dataset") == CHECK_DATASET:
-        return Record("check", line["_id"], doc)
+    if kind is not None:
+        return Record(kind, line["_id"], doc)  # type: ignore[arg-type]
     raise ValueError(f"not an edgewatch document: event.dataset={doc.get('event.dataset')!r}")

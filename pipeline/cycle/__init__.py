@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pipeline.afterlife import retired_addresses
 from pipeline.clock import ScenarioClock
 from pipeline.config import Config
 from pipeline.cycle.budget import check_budget, cycle_budget
@@ -86,6 +87,8 @@ class CycleRunner:
         self.clock = clock
         self.probes = (probes or Probes()).bind(config, now=lambda: self.clock.now().timestamp())
         self.tracker = tracker
+        # Ended runs are kept as retired as long as their afterlife lasts (0: not at all).
+        tracker.retain_s = config.afterlife.duration_s
         self.sinks = list(sinks)
         self.netinfo = NetinfoTable.load(config.netinfo_table) if config.netinfo_table else None
         self.cycles = 0
@@ -139,7 +142,8 @@ class CycleRunner:
                             "last recorded instant", iso(started), behind)
                 stats.clock_behind_s = behind
                 return stats
-            obs = await observe(self.probes, self.config, self.clock, started)
+            retired = retired_addresses(self.tracker, self.config, started)
+            obs = await observe(self.probes, self.config, self.clock, started, retired)
             recorded = record(obs, self.tracker, self.config, self._netinfo)
             stats.count(obs, recorded)
             stats.delivered = await deliver(self.tracker, self.sinks, recorded.records)

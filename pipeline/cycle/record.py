@@ -20,6 +20,7 @@ from pipeline.documents import (
     AddressFacts,
     CheckContext,
     Record,
+    afterlife_record,
     check_id,
     check_records,
     run_record,
@@ -83,6 +84,20 @@ class _Recorder:
         return per_addr, skipped
 
 
+def _afterlife_records(obs: Observations, rec: _Recorder, info: dict[str, NetInfo]
+                       ) -> list[Record]:
+    """A document per retired address checked, unless some resolver answered it again for
+    its name in this cycle (a new run opened: its afterlife is over)."""
+    answered = {(q.target.name, a.address) for q in obs.queries if q.result.ok
+                for a in q.result.addresses}
+    cfg = rec.config
+    ctx = CheckContext(rec.cycle_id, "", cfg.observer_name, cfg.observer_geo, "", "", 0,
+                       rec.namespace)
+    return [afterlife_record(ctx, obs.started, r, obs.connects[r.connect_key],
+                             info.get(r.address))
+            for r in obs.retired if (r.target.name, r.address) not in answered]
+
+
 def record(obs: Observations, tracker: RunTracker, config: Config,
            netinfo: Callable[[str], NetInfo]) -> Recorded:
     """Apply every query to the run state and build the cycle's documents (uncommitted)."""
@@ -101,6 +116,7 @@ def record(obs: Observations, tracker: RunTracker, config: Config,
     for c in obs.connects.values():
         if c.error_type:
             out.failures[c.error_type] += 1
+    out.records.extend(_afterlife_records(obs, rec, info))
     for run in rec.changed.values():
         address = run.key.address
         ptr = obs.rdns.get(address)

@@ -26,15 +26,16 @@ class Verdict(enum.Enum):
 
 def action_header(kind: str, record_id: str, version: int | None,
                   namespace: str) -> dict[str, Any]:
-    if kind == "check":
-        return {"create": {"_index": names.check_data_stream(namespace), "_id": record_id,
+    route = names.KINDS.get(kind)
+    if route is None:
+        raise ValueError(f"unknown record kind {kind!r}")
+    if route.data_stream:
+        return {"create": {"_index": route.target(namespace), "_id": record_id,
                            "require_data_stream": True}}
-    if kind == "run":
-        if version is None:
-            raise ValueError(f"run summary {record_id} has no version")
-        return {"index": {"_index": names.runs_index(namespace), "_id": record_id,
-                          "version": version, "version_type": "external_gte"}}
-    raise ValueError(f"unknown record kind {kind!r}")
+    if version is None:
+        raise ValueError(f"run summary {record_id} has no version")
+    return {"index": {"_index": route.target(namespace), "_id": record_id,
+                      "version": version, "version_type": "external_gte"}}
 
 
 def classify(op: str, status: int, error: dict[str, Any] | None) -> Verdict:

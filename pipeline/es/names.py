@@ -7,10 +7,14 @@ index because they are updated in place by ``_id``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 CHECK_DATASET = "edgewatch.check"
 RUN_DATASET = "edgewatch.run"
+AFTERLIFE_DATASET = "edgewatch.afterlife"
 CHECK_INDEX_TEMPLATE = f"logs-{CHECK_DATASET}"
 RUNS_INDEX_TEMPLATE = "edgewatch-runs"
+AFTERLIFE_INDEX_TEMPLATE = f"logs-{AFTERLIFE_DATASET}"
 
 # Every namespace at once: what the index templates match and what Kibana's data views read.
 CHECKS_INDEX_PATTERN = f"{CHECK_INDEX_TEMPLATE}-*"
@@ -22,6 +26,7 @@ CHECK_MAPPINGS = "edgewatch-check@mappings"
 CHECK_SETTINGS = "edgewatch-check@settings"
 RUN_MAPPINGS = "edgewatch-run@mappings"
 RUN_SETTINGS = "edgewatch-run@settings"
+AFTERLIFE_MAPPINGS = "edgewatch-afterlife@mappings"
 
 
 def check_data_stream(namespace: str) -> str:
@@ -32,3 +37,40 @@ def check_data_stream(namespace: str) -> str:
 def runs_index(namespace: str) -> str:
     """``edgewatch-runs-<namespace>``: run summaries, one document per ``edgewatch.run.id``."""
     return f"{RUNS_INDEX_TEMPLATE}-{namespace}"
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """Where the records of one kind go: its dataset, its index template and its store files.
+
+    ``data_stream`` kinds are created once each into ``<template>-<namespace>`` (a 409 is a
+    replay); the others are indexed by ``_id`` with a version into ``<template>-<namespace>``.
+    """
+
+    dataset: str
+    template: str
+    stem: str  # ndjson store files: <stem>-<day>.ndjson
+    data_stream: bool
+
+    def target(self, namespace: str) -> str:
+        """The data stream or index this kind's records are written to."""
+        return f"{self.template}-{namespace}"
+
+
+# Record kind -> destination: one line per kind.
+KINDS: dict[str, Kind] = {
+    "check": Kind(CHECK_DATASET, CHECK_INDEX_TEMPLATE, "checks", data_stream=True),
+    "run": Kind(RUN_DATASET, RUNS_INDEX_TEMPLATE, "runs", data_stream=False),
+    "afterlife": Kind(AFTERLIFE_DATASET, AFTERLIFE_INDEX_TEMPLATE, "afterlife", data_stream=True),
+}
+DATA_STREAM_KINDS = tuple(name for name, kind in KINDS.items() if kind.data_stream)
+
+
+def kind_of(dataset: str | None) -> str | None:
+    """The record kind whose documents carry ``event.dataset`` = ``dataset`` (None: no kind)."""
+    return next((name for name, kind in KINDS.items() if kind.dataset == dataset), None)
+
+
+def afterlife_data_stream(namespace: str) -> str:
+    """``logs-edgewatch.afterlife-<namespace>``: checks of retired addresses."""
+    return KINDS["afterlife"].target(namespace)
