@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pipeline.report import stats
+from pipeline.report.afterlife import afterlife_section
 from pipeline.report.evidence import Addresses, Evidence, Extent, Outcomes, extent_of, read
 from pipeline.report.filters import Filters
 from pipeline.report.model import (
@@ -123,6 +124,8 @@ def build_report(source: Source, filters: Filters | None = None,
         decay=decay,
         verdict=make_verdict(window, overall, coverage, decay, options.threshold),
         data=data,
+        afterlife=afterlife_section(source.afterlife_rows(filters))
+        if hasattr(source, "afterlife_rows") else [],
     )
 
 

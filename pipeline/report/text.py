@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
+from pipeline.report.afterlife_render import afterlife_text
 from pipeline.report.model import Figures, Report
 from pipeline.report.verdict import duration, pct
 
@@ -159,5 +160,5 @@ def _addresses(report: Report, width: int) -> list[str]:
 def render_text(report: Report, width: int = 100) -> str:
     """The whole report as plain text, section by section in reading order."""
     out = [*_header(report, width), *_resolvers(report), *_lists(report),
-           *_addresses(report, width)]
+           *_addresses(report, width), *afterlife_text(report)]
     return "\n".join(out) + "\n"
