@@ -11,10 +11,11 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from test_cycle import CONFIG, STEP, Clock, MemorySink
 
 from pipeline.config import Afterlife
-from pipeline.cycle import CycleRunner
+from pipeline.cycle import CycleRunner, cycle_budget
 from pipeline.probe.connect import ConnectResult, ConnectSpec
 from pipeline.probe.dns import AnswerAddress, DnsResult
 from pipeline.probe.probes import Probes
@@ -120,3 +121,10 @@ async def test_off_by_default_keeps_no_retired_runs(tmp_path: Path) -> None:
     answer.remove("192.0.2.2")
     await _cycles(runner, clock, 3)
     assert _afterlife(sink) == [] and runner.tracker.retired_runs() == []
+
+
+def test_the_cycle_budget_counts_the_afterlife_checks() -> None:
+    t = ON.timeouts
+    more = replace(ON, afterlife=Afterlife(duration_s=3600, max_addresses=10))
+    assert cycle_budget(more) - cycle_budget(CONFIG) == pytest.approx(
+        10 * (t.connect + t.tls + t.http) / CONFIG.limits.concurrency)
