@@ -52,6 +52,7 @@ class CycleStats:
     addresses: int = 0
     connects: int = 0
     skipped: int = 0  # address documents whose connect check the address cap skipped
+    afterlife: int = 0  # afterlife documents (checks of retired addresses; in connects too)
     failures: Counter[str] = field(default_factory=Counter)
     delivered: bool = True
     clock_behind_s: float = 0.0  # > 0: skipped, the clock read before the last recorded instant
@@ -61,6 +62,7 @@ class CycleStats:
         self.queries, self.addresses = len(obs.queries), len(obs.addresses())
         self.connects, self.checks, self.skipped = len(obs.connects), rec.checks, rec.skipped
         self.documents, self.failures = len(rec.records), rec.failures
+        self.afterlife = sum(1 for r in rec.records if r.kind == "afterlife")
 
 
 @contextmanager
@@ -150,7 +152,8 @@ class CycleRunner:
             self._last_start = started
             self.cycles += 1
         log.info("cycle %s at %s: %d queries, %d addresses, %d connects, %d capped, "
-                 "%d documents, %.3fs (cpu %.3fs)",
+                 "%d afterlife, %d documents, %.3fs (cpu %.3fs)",
                  self.cycles, iso(started), stats.queries, stats.addresses, stats.connects,
-                 stats.skipped, stats.documents, stats.real_seconds, stats.cpu_seconds)
+                 stats.skipped, stats.afterlife, stats.documents, stats.real_seconds,
+                 stats.cpu_seconds)
         return stats

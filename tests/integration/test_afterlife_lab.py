@@ -88,7 +88,8 @@ def measured(es_url: str) -> Iterator[dict]:
             assert offset < 2 * 3600, "the run must start before the addresses retire (3h)"
             cycles = math.ceil((UNTIL - offset) / GRID) + 1
             _edgewatch("run", "--config", str(config), "--cycles", str(cycles), "--quiet")
-            yield {"lab": stack, "store": work / "data", "namespace": namespace}
+            yield {"lab": stack, "store": work / "data", "namespace": namespace,
+                   "config": config}
         finally:
             stack.stop()
 
@@ -189,3 +190,18 @@ def test_the_report_from_either_source_gives_the_truth_figures(measured: dict,
     assert "Retired addresses" in render_text(from_store)
     html = render_html(from_store)
     assert "Retired addresses (afterlife)" in html and html.count("<svg") >= 2
+
+
+def test_load_moves_the_afterlife_documents_into_a_fresh_namespace(
+        measured: dict, es: Elasticsearch, tmp_path: Path) -> None:
+    namespace = f"afterload{os.getpid()}"
+    config = tmp_path / "load.toml"
+    text = measured["config"].read_text().replace(measured["namespace"], namespace)
+    config.write_text(text.replace(str(measured["config"].parent / "spool"),
+                                   str(tmp_path / "spool")))
+    _edgewatch("setup", "--config", str(config))
+    _edgewatch("load", "--config", str(config), "--quiet", "--strict")
+    stream = f"logs-edgewatch.afterlife-{namespace}"
+    es.indices.refresh(index=stream)
+    in_es = {h["_id"] for h in helpers.scan(es, index=stream, query={"query": {"match_all": {}}})}
+    assert in_es == {d["_id"] for d in read_store(measured["store"], "afterlife")}

@@ -12,10 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from ecs_rules import document_problems, flatten, mapping_problems
 from test_cycle import CONFIG, STEP, Clock, MemorySink
 
 from pipeline.config import Afterlife
 from pipeline.cycle import CycleRunner, cycle_budget
+from pipeline.es import names, templates
 from pipeline.probe.connect import ConnectResult, ConnectSpec
 from pipeline.probe.dns import AnswerAddress, DnsResult
 from pipeline.probe.probes import Probes
@@ -61,7 +63,10 @@ async def test_a_retired_address_is_checked_for_its_afterlife_then_dropped(
                          lab_probes(answer, {"192.0.2.2"}, connects))
     await _cycles(runner, clock, 2)
     answer.remove("192.0.2.2")  # the run of .2 ends at cycle 3
-    await _cycles(runner, clock, 6)
+    await _cycles(runner, clock, 1)
+    assert (await runner.run_cycle()).afterlife == 1
+    clock.t += STEP
+    await _cycles(runner, clock, 4)
     step = int(STEP.total_seconds())
     # checked at ages 1 and 2 steps; at 3 steps (the duration) the afterlife is over
     assert _afterlife(sink) == [("192.0.2.2", step, "tcp.refused"),
@@ -72,6 +77,8 @@ async def test_a_retired_address_is_checked_for_its_afterlife_then_dropped(
     assert all(d["event.dataset"] == "edgewatch.afterlife" and d["dns.question.name"]
                == "api.cycle.test" and d["event.outcome"] == "failure" for d in docs)
     assert runner.tracker.retired_runs() == []  # expired and committed
+    stats = await runner.run_cycle()
+    assert stats.afterlife == 0
 
 
 async def test_the_afterlife_survives_a_restart_and_ends_when_the_address_returns(
@@ -128,3 +135,20 @@ def test_the_cycle_budget_counts_the_afterlife_checks() -> None:
     more = replace(ON, afterlife=Afterlife(duration_s=3600, max_addresses=10))
     assert cycle_budget(more) - cycle_budget(CONFIG) == pytest.approx(
         10 * (t.connect + t.tls + t.http) / CONFIG.limits.concurrency)
+
+
+async def test_afterlife_documents_follow_ecs_and_their_strict_mapping(tmp_path: Path) -> None:
+    answer, connects = ["192.0.2.1", "192.0.2.2"], []
+    clock, sink = Clock(), MemorySink()
+    runner = CycleRunner(ON, clock, RunTracker(), [sink],
+                         lab_probes(answer, {"192.0.2.2"}, connects))
+    await _cycles(runner, clock, 1)
+    answer.remove("192.0.2.2")
+    await _cycles(runner, clock, 2)
+    docs = [r.doc for r in sink.records if r.kind == "afterlife"]
+    assert docs and all(document_problems(d) == [] for d in docs)
+    props = templates.effective_mappings(names.AFTERLIFE_INDEX_TEMPLATE)["properties"]
+    assert mapping_problems(props) == []
+    declared = templates.leaf_fields(props)
+    assert {f for d in docs for f in flatten(d)} - set(declared) == set()
+    assert declared["data_stream.dataset"]["value"] == "edgewatch.afterlife"
