@@ -59,7 +59,8 @@ class CycleStats:
 
     def count(self, obs: Observations, rec: Recorded) -> None:
         """The figures of one observed and recorded cycle."""
-        self.queries, self.addresses = len(obs.queries), len(obs.addresses())
+        afterlife_only = {r.address for r in obs.retired} - obs.answered()
+        self.queries, self.addresses = len(obs.queries), len(obs.addresses() - afterlife_only)
         self.connects, self.checks, self.skipped = len(obs.connects), rec.checks, rec.skipped
         self.documents, self.failures = len(rec.records), rec.failures
         self.afterlife = sum(1 for r in rec.records if r.kind == "afterlife")

@@ -63,13 +63,13 @@ class Observations:
     rdns: dict[str, RdnsResult] = field(default_factory=dict)
     retired: list[Retired] = field(default_factory=list)  # checked in ``connects`` too
 
+    def answered(self) -> set[str]:
+        """Every address some successful answer of this cycle holds (capped or not)."""
+        return {a.address for q in self.queries if q.result.ok for a in q.result.addresses}
+
     def addresses(self) -> set[str]:
         """Every address answered (capped or not) or connected to in this cycle."""
-        found = {k[0] for k in self.connects}
-        for q in self.queries:
-            if q.result.ok:
-                found.update(a.address for a in q.result.addresses)
-        return found
+        return {k[0] for k in self.connects} | self.answered()
 
 
 def _crash_message(exc: BaseException) -> str:

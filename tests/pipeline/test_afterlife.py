@@ -64,7 +64,8 @@ async def test_a_retired_address_is_checked_for_its_afterlife_then_dropped(
     await _cycles(runner, clock, 2)
     answer.remove("192.0.2.2")  # the run of .2 ends at cycle 3
     await _cycles(runner, clock, 1)
-    assert (await runner.run_cycle()).afterlife == 1
+    stats = await runner.run_cycle()  # the live address and one afterlife check
+    assert (stats.afterlife, stats.addresses, stats.connects) == (1, 1, 2)
     clock.t += STEP
     await _cycles(runner, clock, 4)
     step = int(STEP.total_seconds())
