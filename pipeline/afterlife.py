@@ -41,11 +41,11 @@ def retired_addresses(tracker: RunTracker, config: Config, now: datetime) -> lis
     """The addresses under afterlife at ``now``, newest retirement first, at most the cap.
 
     Also expires (uncommitted, like every transition of a cycle) the retired runs whose
-    afterlife is over.
+    afterlife is over: all of them once the afterlife is turned off.
     """
+    tracker.expire(now)
     if not config.afterlife.enabled:
         return []
-    tracker.expire(now)
     live = {(r.key.name, r.key.address) for r in tracker.open_runs()
             if r.key.observer == config.observer_name}
     targets = {t.name: t for t in config.targets}

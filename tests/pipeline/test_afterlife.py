@@ -153,3 +153,19 @@ async def test_afterlife_documents_follow_ecs_and_their_strict_mapping(tmp_path:
     declared = templates.leaf_fields(props)
     assert {f for d in docs for f in flatten(d)} - set(declared) == set()
     assert declared["data_stream.dataset"]["value"] == "edgewatch.afterlife"
+
+
+async def test_turning_the_afterlife_off_forgets_the_retired_runs(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    answer, connects = ["192.0.2.1", "192.0.2.2"], []
+    clock, sink = Clock(), MemorySink()
+    runner = CycleRunner(ON, clock, RunTracker(db), [sink], lab_probes(answer, set(), connects))
+    await _cycles(runner, clock, 1)
+    answer.remove("192.0.2.2")
+    await _cycles(runner, clock, 1)
+    assert [r.key.address for r in runner.tracker.retired_runs()] == ["192.0.2.2"]
+    runner.tracker.close()
+    off = CycleRunner(CONFIG, clock, RunTracker(db), [sink], lab_probes(answer, set(), connects))
+    await _cycles(off, clock, 1)
+    off.tracker.close()
+    assert RunTracker(db).retired_runs() == [] and _afterlife(sink) == []
