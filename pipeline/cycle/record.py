@@ -91,6 +91,8 @@ def _afterlife_records(obs: Observations, rec: _Recorder, info: dict[str, NetInf
     answered = {(q.target.name, a.address) for q in obs.queries if q.result.ok
                 for a in q.result.addresses}
     cfg = rec.config
+    # the cycle's part of a check context: an afterlife check has no query, name or port of
+    # its own here (they come with each retired address)
     ctx = CheckContext(rec.cycle_id, "", cfg.observer_name, cfg.observer_geo, "", "", 0,
                        rec.namespace)
     return [afterlife_record(ctx, obs.started, r, obs.connects[r.connect_key],

@@ -39,7 +39,8 @@ def afterlife_text(report: Report) -> list[str]:
     """The section for ``render_text``; nothing when no afterlife was recorded."""
     if not report.afterlife:
         return []
-    from pipeline.report.text import _section, table  # the text renderer's helpers
+    # here, not at the top: pipeline.report.text imports this module
+    from pipeline.report.text import _section, table
 
     out = [_section("Retired addresses: what a stale allowlist entry reaches (afterlife)")]
     for a in report.afterlife:
@@ -83,7 +84,7 @@ def afterlife_html(report: Report) -> list[str]:
     """The section for ``render_html``; nothing when no afterlife was recorded."""
     if not report.afterlife:
         return []
-    from pipeline.report.html import _table  # the HTML renderer's table
+    from pipeline.report.html import _table  # here: pipeline.report.html imports this module
 
     parts = ["<h2>Retired addresses (afterlife)</h2><div class='grid'>",
              f"<div class='card'>{verdict_chart(report)}</div>",

@@ -169,3 +169,29 @@ async def test_turning_the_afterlife_off_forgets_the_retired_runs(tmp_path: Path
     await _cycles(off, clock, 1)
     off.tracker.close()
     assert RunTracker(db).retired_runs() == [] and _afterlife(sink) == []
+
+
+async def test_a_refused_write_puts_the_retired_runs_back(tmp_path: Path) -> None:
+    """A cycle whose write fails is undone: a run it retired is open again, a retirement it
+    expired is back, and the next (delivered) cycle does both again."""
+    db = tmp_path / "runs.db"
+    answer, connects = ["192.0.2.1", "192.0.2.2", "192.0.2.3"], []
+    on = replace(ON, afterlife=Afterlife(duration_s=2 * STEP.total_seconds()))
+    clock, sink = Clock(), MemorySink()
+    runner = CycleRunner(on, clock, RunTracker(db), [sink], lab_probes(answer, set(), connects))
+    await _cycles(runner, clock, 1)
+    answer.remove("192.0.2.2")
+    await _cycles(runner, clock, 1)  # .2 retired at t1 (its afterlife ends at t3)
+    await _cycles(runner, clock, 1)
+    answer.remove("192.0.2.3")
+    sink.fail = True
+    await _cycles(runner, clock, 1)  # t3: .3 retired and .2 expired, then undone
+    sink.fail = False
+    reopened = RunTracker(db)
+    assert {r.key.address for r in reopened.open_runs()} == {"192.0.2.1", "192.0.2.3"}
+    assert [r.key.address for r in reopened.retired_runs()] == ["192.0.2.2"]
+    reopened.close()
+    await _cycles(runner, clock, 1)  # t4: delivered
+    assert [r.key.address for r in runner.tracker.retired_runs()] == ["192.0.2.3"]
+    step = int(STEP.total_seconds())
+    assert [(a, age) for a, age, _ in _afterlife(sink)] == [("192.0.2.2", step)]
