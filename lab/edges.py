@@ -9,6 +9,11 @@ Behaviours (from the scenario's [edges] table; default ok):
     blackhole   listening socket with backlog 0 whose accept queue this process keeps full with
                 one idle connection of its own; further SYNs are dropped by the kernel, so the
                 client's connect times out (tcp.timeout) without any firewall rule.
+
+``[[edges.changes]]`` switch an address to another behaviour at a scenario instant (off the
+poll grid): the address's listener is closed and the new behaviour bound in its place, on a
+timer of the scenario clock, so a retired edge can start refusing or present another
+certificate while the lab runs.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import json
 import logging
 import socket
 import ssl
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lab.pki import EdgeCerts, existing
@@ -43,17 +50,25 @@ def directory_json(host: str) -> bytes:
 class EdgeServer:
     """Binds every edge address on `port` according to its behaviour."""
 
-    def __init__(self, scenario: Scenario, certs: EdgeCerts, port: int) -> None:
+    def __init__(self, scenario: Scenario, certs: EdgeCerts, port: int,
+                 real_at: Callable[[float], float] | None = None,
+                 now: Callable[[], float] | None = None) -> None:
         self.scenario = scenario
         self.certs = certs
         self.port = port
-        self._servers: list[asyncio.Server] = []
-        self._sockets: list[socket.socket] = []
+        # scenario time <-> real time, for [[edges.changes]] (default: the scenario start now)
+        self._now = now or (lambda: scenario.start)
+        self._real_at = real_at or (lambda t: time.time() + t - self._now())
+        self._servers: dict[str, asyncio.Server] = {}
+        self._sockets: dict[str, list[socket.socket]] = {}
         self._contexts: dict[str, ssl.SSLContext] = {}
+        self._timers: list[asyncio.Task[None]] = []
 
     @classmethod
-    def from_run_dir(cls, scenario: Scenario, run_dir: Path, port: int) -> EdgeServer:
-        return cls(scenario, existing(run_dir / "pki"), port)
+    def from_run_dir(cls, scenario: Scenario, run_dir: Path, port: int,
+                     real_at: Callable[[float], float] | None = None,
+                     now: Callable[[], float] | None = None) -> EdgeServer:
+        return cls(scenario, existing(run_dir / "pki"), port, real_at, now)
 
     def _context(self, kind: str) -> ssl.SSLContext:
         if kind not in self._contexts:
@@ -99,28 +114,50 @@ class EdgeServer:
         listener.bind((address, self.port))
         listener.listen(0)
         filler = socket.create_connection((address, self.port), timeout=2)
-        self._sockets += [listener, filler]
+        self._sockets[address] = [listener, filler]
+
+    async def _bind(self, address: str, behaviour: str) -> None:
+        """Serve ``behaviour`` on ``address`` (refuse: nothing bound)."""
+        if behaviour == "refuse":
+            return
+        if behaviour == "blackhole":
+            self._blackhole(address)
+            return
+        if behaviour == "tls_abort":
+            server = await asyncio.start_server(self._abort, address, self.port,
+                                                reuse_address=True)
+        else:
+            server = await asyncio.start_server(self._http, address, self.port,
+                                                ssl=self._context(behaviour),
+                                                reuse_address=True, ssl_handshake_timeout=10)
+        self._servers[address] = server
+
+    def _unbind(self, address: str) -> None:
+        server = self._servers.pop(address, None)
+        if server is not None:
+            server.close()
+        for sock in self._sockets.pop(address, []):
+            sock.close()
+
+    async def _switch_later(self, address: str, at: float, behaviour: str) -> None:
+        await asyncio.sleep(max(0.0, self._real_at(at) - time.time()))
+        self._unbind(address)
+        await self._bind(address, behaviour)
+        log.info("edge %s is now %s", address, behaviour)
 
     async def start(self) -> None:
+        now = self._now()
         for address in self.scenario.edge_addresses():
-            behaviour = self.scenario.edge_behaviour.get(address, "ok")
-            if behaviour == "refuse":
-                continue
-            if behaviour == "blackhole":
-                self._blackhole(address)
-                continue
-            if behaviour == "tls_abort":
-                server = await asyncio.start_server(self._abort, address, self.port,
-                                                    reuse_address=True)
-            else:
-                server = await asyncio.start_server(self._http, address, self.port,
-                                                    ssl=self._context(behaviour),
-                                                    reuse_address=True, ssl_handshake_timeout=10)
-            self._servers.append(server)
-        log.info("edges up on port %d (%d servers)", self.port, len(self._servers))
+            await self._bind(address, self.scenario.behaviour_at(address, now))
+        for change in self.scenario.edge_changes:
+            if change.at > now:
+                self._timers.append(asyncio.create_task(
+                    self._switch_later(change.address, change.at, change.behaviour)))
+        log.info("edges up on port %d (%d servers, %d changes ahead)", self.port,
+                 len(self._servers), len(self._timers))
 
     def close(self) -> None:
-        for s in self._servers:
-            s.close()
-        for sock in self._sockets:
-            sock.close()
+        for timer in self._timers:
+            timer.cancel()
+        for address in list({*self._servers, *self._sockets}):
+            self._unbind(address)

@@ -106,6 +106,16 @@ class Target:
 
 
 @dataclass(frozen=True)
+class EdgeChange:
+    """From ``at`` on, ``address`` behaves as ``behaviour`` (a retired edge that starts refusing
+    or is handed to another customer with another certificate)."""
+
+    address: str
+    at: float
+    behaviour: str
+
+
+@dataclass(frozen=True)
 class Faults:
     """Deterministic misbehaviour injected in front of one resolver, in scenario time."""
 
@@ -156,6 +166,7 @@ class Scenario:
     resolvers: tuple[Resolver, ...]
     edge_behaviour: dict[str, str] = field(default_factory=dict)
     wrong_name: str = "wrong-name.lab.test"
+    edge_changes: tuple[EdgeChange, ...] = ()  # ordered by time
 
     @property
     def end(self) -> float:
@@ -186,6 +197,14 @@ class Scenario:
             for rule in target.rules:
                 seen.update(rule.addresses, rule.pool, rule.to_pool)
         return tuple(sorted(seen, key=lambda a: int(ipaddress.IPv4Address(a))))
+
+    def behaviour_at(self, address: str, t: float) -> str:
+        """The edge behaviour of ``address`` at scenario time ``t`` (changes included)."""
+        behaviour = self.edge_behaviour.get(address, "ok")
+        for change in self.edge_changes:
+            if change.address == address and change.at <= t:
+                behaviour = change.behaviour
+        return behaviour
 
     def network_of(self, address: str) -> Network | None:
         ip = ipaddress.IPv4Address(address)

@@ -15,6 +15,7 @@ from lab.scenario import (
     EDGE_BEHAVIOURS,
     RULE_KINDS,
     SOFTWARE,
+    EdgeChange,
     Faults,
     Network,
     Resolver,
@@ -59,7 +60,9 @@ class ScenarioLoader(FieldReader):
             raise ScenarioError(f"scenario.default_view: unknown view {default_view!r}")
         targets = self._targets(raw.get("targets"), origin, networks)
         resolvers = self._resolvers(raw.get("resolvers"))
-        edges = self._edges(raw.get("edges", {}), targets)
+        edges_raw = dict(self._table(raw.get("edges", {}), "edges"))
+        changes = self._edge_changes(edges_raw.pop("changes", None), targets)
+        edges = self._edges(edges_raw, targets)
         scenario = Scenario(
             name=self._get(head, "scenario", "name", str, self.path.stem),
             description=self._get(head, "scenario", "description", str, ""),
@@ -78,6 +81,7 @@ class ScenarioLoader(FieldReader):
             targets=targets,
             resolvers=resolvers,
             edge_behaviour=edges,
+            edge_changes=changes,
             wrong_name=self._get(zone, "zone", "wrong_name", str, f"wrong-name.{origin}"),
         )
         _check_nonempty_answers(scenario)
@@ -322,6 +326,31 @@ class ScenarioLoader(FieldReader):
                 raise ScenarioError(f"{key}.servfail_probability: must be between 0 and 1")
         return Faults(drop=drop, slot=slot, phase=phase, servfail_every=every,
                       servfail_probability=prob, servfail_length=length)
+
+    def _edge_changes(self, raw: Any, targets: tuple[Target, ...]) -> tuple[EdgeChange, ...]:
+        """``[[edges.changes]]``: address, at (off the grid), behaviour."""
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            raise ScenarioError("edges.changes: must be an array of tables ([[edges.changes]])")
+        known = {a for t in targets for r in t.rules for a in (*r.addresses, *r.pool, *r.to_pool)}
+        out = []
+        for i, item in enumerate(raw):
+            key = f"edges.changes[{i}]"
+            item = self._table(item, key)
+            self._unknown(item, key, {"address", "at", "behaviour"})
+            address = self._address(f"{key}.address", self._get(item, key, "address", str))
+            if address not in known:
+                raise ScenarioError(f"{key}.address: {address} is never handed out by any rule")
+            at = self._instant(item, key, "at")
+            if at is None:
+                raise ScenarioError(f"{key}.at: required (an offset like \"3h7m30s\")")
+            self._off_grid(f"{key}.at", at)
+            behaviour = self._get(item, key, "behaviour", str)
+            if behaviour not in EDGE_BEHAVIOURS:
+                raise ScenarioError(f"{key}.behaviour: must be one of {', '.join(EDGE_BEHAVIOURS)}")
+            out.append(EdgeChange(address, at, behaviour))
+        return tuple(sorted(out, key=lambda c: (c.at, c.address)))
 
     def _edges(self, raw: Any, targets: tuple[Target, ...]) -> dict[str, str]:
         raw = self._table(raw, "edges")

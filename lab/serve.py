@@ -46,7 +46,8 @@ async def _serve_edges(state: LabState) -> list:
     from lab.edges import EdgeServer
 
     scenario = load_scenario(state.scenario_path)
-    edges = EdgeServer.from_run_dir(scenario, state.run_dir, state.plan.edge_port)
+    edges = EdgeServer.from_run_dir(scenario, state.run_dir, state.plan.edge_port,
+                                    state.clock.real_at, state.clock.now)
     await edges.start()
     return [edges]
 

@@ -39,6 +39,17 @@ DNS_TIMEOUT = "dns.timeout"
 DNS_SERVFAIL = "dns.servfail"
 
 
+@dataclass(frozen=True)
+class AfterlifeCheck:
+    """One check a perfect observer makes of a retired address (docs/LAB.md "Afterlife")."""
+
+    target: str
+    address: str
+    at: datetime
+    ended: datetime  # the end of the address's run that ended last (any resolver)
+    outcome: str | None  # the connect result expected then: None = serves the name validly
+
+
 class TruthUndetermined(ValueError):
     """The requested polls would depend on sub-second timing the truth cannot know."""
 
@@ -243,9 +254,42 @@ class GroundTruth:
             out[r.name] = per_target
         return out
 
-    def edge_outcome(self, address: str) -> str | None:
-        """Expected connect result: None (ok) | tcp.timeout | tcp.refused | tls.* ."""
-        return EDGE_OUTCOMES[self.scenario.edge_behaviour.get(address, "ok")]
+    def afterlife(self, target: str, times: Sequence[datetime | float],
+                  duration: str | float) -> list[AfterlifeCheck]:
+        """The afterlife checks of polls at ``times`` (ascending) with ``[afterlife] duration``.
+
+        At poll k an address is checked when, after poll k-1, no resolver had an open run of
+        it and its latest ended run ended less than ``duration`` before poll k, and no
+        resolver's successful answer at poll k contains it (a new run ends the afterlife).
+        """
+        ts = [_epoch(t) for t in times]
+        span = parse_duration(duration) if isinstance(duration, str) else float(duration)
+        names = [r.name for r in self.scenario.resolvers]
+        answers = {n: self.observe(n, target, ts) for n in names}
+        runs = [run for n in names for run in self.runs(n, target, ts)]
+        out: list[AfterlifeCheck] = []
+        for k in range(1, len(ts)):
+            prev, t = ts[k - 1], ts[k]
+            live = {r.address for r in runs if r.start.timestamp() <= prev
+                    and (r.end is None or r.end.timestamp() > prev)}
+            ended: dict[str, float] = {}
+            for r in runs:
+                if r.end is not None and r.end.timestamp() <= prev:
+                    ended[r.address] = max(ended.get(r.address, 0.0), r.end.timestamp())
+            now = {a for n in names if answers[n][k].ok for a in answers[n][k].addresses}
+            for address, end in sorted(ended.items()):
+                if address in live or address in now or t - end >= span:
+                    continue
+                out.append(AfterlifeCheck(target, address, from_epoch(t), from_epoch(end),
+                                          self.edge_outcome(address, t)))
+        return out
+
+    def edge_outcome(self, address: str, t: datetime | float | None = None) -> str | None:
+        """Expected connect result: None (ok) | tcp.timeout | tcp.refused | tls.* (at scenario
+        time ``t`` when the address's behaviour changes; default: its initial behaviour)."""
+        if t is None:
+            return EDGE_OUTCOMES[self.scenario.edge_behaviour.get(address, "ok")]
+        return EDGE_OUTCOMES[self.scenario.behaviour_at(address, _epoch(t))]
 
     # -- lookups -------------------------------------------------------------------------
     def _resolver(self, resolver: Resolver | str) -> Resolver:

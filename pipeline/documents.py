@@ -17,17 +17,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from pipeline.es.names import (  # a leaf: names only, no client
+    AFTERLIFE_DATASET,
     CHECK_DATASET,
-    EVENT_DATASET,
     RUN_DATASET,
+    kind_of,
 )
+from pipeline.ids import afterlife_doc_id
 from pipeline.ids import answer_set_hash as answer_set_hash
 from pipeline.ids import check_doc_id as check_doc_id
 from pipeline.ids import check_id as check_id
-from pipeline.ids import event_id
 from pipeline.ids import stamp as iso
 
 if TYPE_CHECKING:  # annotations only: readers of stored documents must not import the probes
+    from pipeline.afterlife import Retired
     from pipeline.probe.connect import ConnectResult
     from pipeline.probe.dns import DnsResult
     from pipeline.probe.dns_answer import AnswerRecord
@@ -39,7 +41,7 @@ SCHEMA_VERSION = 2
 # The ECS release whose names, types and allowed values the documents follow (ecs.version).
 ECS_VERSION = "9.2.0"
 
-RecordKind = Literal["check", "run", "event"]  # the keys of pipeline.es.names.RECORD_KINDS
+RecordKind = Literal["check", "run", "event", "afterlife"]  # destinations: pipeline.es.names.KINDS
 
 # ``edgewatch.connect.skipped``: why an answered address got no TCP/TLS check. "cap": the answer
 # had more addresses than ``limits.max_addresses``; the document's outcome then follows DNS only.
@@ -315,54 +317,44 @@ def run_record(run: Run, info: NetInfo | None = None, domain: str | None = None)
     return Record("run", run.id, doc, version=run.version, timestamp=run.last_seen)
 
 
-# event.action of the event "the first check of a run whose address no configured list allows"
-ALLOWLIST_MISS = "allowlist-miss"
-# what an event repeats of the check it is about: enough to act on it without a second query
-_EVENT_FIELDS = ("observer.name", "dns.question.name", "dns.question.type",
-                 "edgewatch.resolver.name", "edgewatch.resolver.ip", "destination.ip",
-                 "destination.port", "destination.as.number", "destination.domain",
-                 "edgewatch.destination.prefix", "edgewatch.destination.prefix24",
-                 "edgewatch.run.id", "edgewatch.run.start", "edgewatch.check.id",
-                 "edgewatch.cycle.id", "edgewatch.allowlist.allowed",
-                 "edgewatch.allowlist.denied")
-
-
-def allowlist_miss_record(check: Record) -> Record:
-    """The event of a check document whose address no configured allowlist allows.
-
-    Its ``_id`` is the run's (``ids.event_id``): one event per run, whoever builds it again."""
-    c = check.doc
+def afterlife_record(ctx: CheckContext, at: datetime, retired: Retired, conn: ConnectResult,
+                     info: NetInfo | None = None) -> Record:
+    """One check of a retired address: the check document's connect fields, no DNS answer."""
     doc: dict[str, Any] = {
-        "@timestamp": c["@timestamp"],
-        "ecs.version": ECS_VERSION,
-        "data_stream.type": "logs",
-        "data_stream.dataset": EVENT_DATASET,
-        "data_stream.namespace": c.get("data_stream.namespace", "default"),
-        "event.kind": "alert",
-        "event.category": ["network"],
-        "event.type": ["denied"],
-        "event.action": ALLOWLIST_MISS,
-        "event.dataset": EVENT_DATASET,
-        "edgewatch.schema": SCHEMA_VERSION,
+        "@timestamp": iso(at), "ecs.version": ECS_VERSION,
+        "data_stream.type": "logs", "data_stream.dataset": AFTERLIFE_DATASET,
+        "data_stream.namespace": ctx.namespace,
+        "event.kind": "event", "event.category": ["network"], "event.type": ["connection"],
+        "event.dataset": AFTERLIFE_DATASET, "edgewatch.schema": SCHEMA_VERSION,
+        "edgewatch.cycle.id": ctx.cycle_id, "observer.name": ctx.observer,
+        "dns.question.name": retired.target.name,
+        "destination.ip": retired.address, "destination.port": retired.target.port,
+        "edgewatch.run.id": retired.run_id, "edgewatch.run.end": iso(retired.ended),
+        "edgewatch.afterlife.age.s": round((at - retired.ended).total_seconds()),
     }
-    doc |= {k: v for k, v in c.items() if k in _EVENT_FIELDS or k.startswith("observer.geo.")}
-    network = c.get("edgewatch.destination.prefix") or c.get("edgewatch.destination.prefix24")
-    asn = f", AS{c['destination.as.number']}" if "destination.as.number" in c else ""
-    doc["message"] = (
-        f"{c['destination.ip']} ({network}{asn}) answered by {c['edgewatch.resolver.name']} "
-        f"for {c['dns.question.name']} {c['dns.question.type']} is allowed by no allowlist "
-        f"(not in {', '.join(c['edgewatch.allowlist.denied'])}); run {c['edgewatch.run.id']}")
-    return Record("event", event_id(ALLOWLIST_MISS, c["edgewatch.run.id"]), doc,
-                  timestamp=check.timestamp)
+    for k, v in ctx.observer_geo.items():
+        doc[f"observer.geo.{k}"] = v
+    if info is not None:
+        _put(doc, "destination.as.number", info.asn)
+        _put(doc, "destination.as.organization.name", info.organization)
+        _put(doc, "edgewatch.destination.prefix", info.prefix)
+        doc["edgewatch.destination.prefix24"] = info.prefix24
+    _connect_fields(doc, conn)
+    doc["event.outcome"] = "success" if conn.ok else "failure"
+    if not conn.ok:
+        _put(doc, "error.type", conn.error_type)
+        _put(doc, "error.message", conn.error_message)
+    return Record("afterlife", afterlife_doc_id(ctx.cycle_id, retired.target.name,
+                                                retired.address, retired.target.port),
+                  doc, timestamp=at)
 
 
 def record_from_stored(line: dict[str, Any]) -> Record:
     """A document read back from the local store (``_id`` inline) as a record for a sink."""
     doc = {k: v for k, v in line.items() if k != "_id"}
-    if doc.get("event.dataset") == RUN_DATASET:
+    kind = kind_of(doc.get("event.dataset"))
+    if kind == "run":
         return Record("run", line["_id"], doc, version=int(doc["edgewatch.run.version"]))
-    if doc.get("event.dataset") == CHECK_DATASET:
-        return Record("check", line["_id"], doc)
-    if doc.get("event.dataset") == EVENT_DATASET:
-        return Record("event", line["_id"], doc)
+    if kind is not None:
+        return Record(kind, line["_id"], doc)  # type: ignore[arg-type]
     raise ValueError(f"not an edgewatch document: event.dataset={doc.get('event.dataset')!r}")

@@ -59,3 +59,8 @@ def event_id(action: str, run: str) -> str:
 def answer_set_hash(addresses: list[str] | tuple[str, ...] | frozenset[str]) -> str:
     """The same set of addresses in any order: one hash."""
     return digest(*sorted(addresses))[:16]
+
+
+def afterlife_doc_id(cycle: str, name: str, address: str, port: int) -> str:
+    """``_id`` of an afterlife check: one per cycle × target name × retired address × port."""
+    return digest("afterlife", cycle, name, address, port)[:32]

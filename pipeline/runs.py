@@ -94,12 +94,28 @@ def run_id(key: RunKey, start: datetime) -> str:
     return ids.run_id(key.observer, key.name, key.rtype, key.resolver, key.address, start)
 
 
+def _row_run(row: tuple) -> Run:
+    """A row of ``open_runs`` (11 columns) or ``retired_runs`` (12: with its end)."""
+    key = RunKey(*row[:5])
+    return Run(key=key, id=row[5], start=datetime.fromisoformat(row[6]),
+               last_seen=datetime.fromisoformat(row[7]), checks=row[8], gaps=row[9],
+               resolver_ip=row[10], end=datetime.fromisoformat(row[11]) if len(row) > 11 else None)
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS open_runs (
     observer TEXT NOT NULL, name TEXT NOT NULL, rtype TEXT NOT NULL,
     resolver TEXT NOT NULL, address TEXT NOT NULL,
     run_id TEXT NOT NULL, start TEXT NOT NULL, last_seen TEXT NOT NULL,
     checks INTEGER NOT NULL, gaps INTEGER NOT NULL, resolver_ip TEXT NOT NULL,
+    PRIMARY KEY (observer, name, rtype, resolver, address)
+);
+CREATE TABLE IF NOT EXISTS retired_runs (
+    observer TEXT NOT NULL, name TEXT NOT NULL, rtype TEXT NOT NULL,
+    resolver TEXT NOT NULL, address TEXT NOT NULL,
+    run_id TEXT NOT NULL, start TEXT NOT NULL, last_seen TEXT NOT NULL,
+    checks INTEGER NOT NULL, gaps INTEGER NOT NULL, resolver_ip TEXT NOT NULL,
+    end_at TEXT NOT NULL,
     PRIMARY KEY (observer, name, rtype, resolver, address)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -111,9 +127,13 @@ class RunTracker:
 
     The caller commits only after the cycle's documents reached the sinks, so a crash in between
     replays the cycle's state transition rather than losing documents.
+
+    With ``retain_s`` > 0 a run that ends is kept as *retired* (the last ended run of each key)
+    until ``expire`` drops it ``retain_s`` after its end or a new run of the key replaces it:
+    the afterlife checks are derived from these, so they survive a restart with the state.
     """
 
-    def __init__(self, db_path: Path | None = None) -> None:
+    def __init__(self, db_path: Path | None = None, retain_s: float = 0.0) -> None:
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(db_path) if db_path else ":memory:")
@@ -122,6 +142,8 @@ class RunTracker:
         self._db.execute("PRAGMA synchronous=FULL")
         # Open runs grouped by (observer, name, rtype, resolver): one poll touches one group.
         self._open: dict[tuple[str, str, str, str], dict[RunKey, Run]] = {}
+        self._retired: dict[RunKey, Run] = {}
+        self.retain_s = retain_s
         self._dirty: dict[RunKey, Run | None] = {}
         # The committed run of every key touched since the last commit, for ``undo``.
         self._before: dict[RunKey, Run | None] = {}
@@ -132,16 +154,28 @@ class RunTracker:
         self._open.clear()
         self._dirty.clear()
         self._before.clear()
+        self._retired.clear()
         for row in self._db.execute("SELECT * FROM open_runs"):
-            key = RunKey(*row[:5])
-            self._open.setdefault(_group(key), {})[key] = Run(
-                key=key, id=row[5], start=datetime.fromisoformat(row[6]),
-                last_seen=datetime.fromisoformat(row[7]), checks=row[8], gaps=row[9],
-                resolver_ip=row[10],
-            )
+            run = _row_run(row)
+            self._open.setdefault(_group(run.key), {})[run.key] = run
+        for row in self._db.execute("SELECT * FROM retired_runs"):
+            run = _row_run(row)
+            self._retired[run.key] = run
 
     def open_runs(self) -> list[Run]:
         return [run for group in self._open.values() for run in group.values()]
+
+    def retired_runs(self) -> list[Run]:
+        """The last ended run of every key that has no open run, kept for ``retain_s``."""
+        return list(self._retired.values())
+
+    def expire(self, now: datetime) -> None:
+        """Forget retired runs that ended ``retain_s`` or longer before ``now`` (uncommitted)."""
+        for key, run in list(self._retired.items()):
+            if run.end is not None and (now - run.end).total_seconds() >= self.retain_s:
+                self._before.setdefault(key, run)
+                del self._retired[key]
+                self._dirty[key] = None
 
     def observe(self, poll: Poll) -> tuple[dict[str, Assignment], list[Run]]:
         """Apply one poll of one resolver; return run assignments and the runs that changed."""
@@ -170,13 +204,16 @@ class RunTracker:
                 closed = replace(run, end=at)
                 self._before.setdefault(key, run)
                 self._open[_group(key)].pop(key)
-                self._dirty[key] = None
+                self._dirty[key] = closed if self.retain_s > 0 else None
+                if self.retain_s > 0:
+                    self._retired[key] = closed
                 changed.append(closed)
         return assignments, changed
 
     def _put(self, key: RunKey, run: Run) -> Run:
         group = self._open.setdefault(_group(key), {})
-        self._before.setdefault(key, group.get(key))
+        self._before.setdefault(key, group.get(key) or self._retired.get(key))
+        self._retired.pop(key, None)  # a new run of the key ends its retirement
         group[key] = run
         self._dirty[key] = run
         return run
@@ -192,20 +229,21 @@ class RunTracker:
         self._before.clear()
 
     def _write(self, states: dict[RunKey, Run | None]) -> None:
+        """Each key's state: None (gone), an open run, or a retired (ended) run."""
+        where = "WHERE observer=? AND name=? AND rtype=? AND resolver=? AND address=?"
         for key, run in states.items():
+            pk = (key.observer, key.name, key.rtype, key.resolver, key.address)
+            for table in ("open_runs", "retired_runs"):
+                self._db.execute(f"DELETE FROM {table} {where}", pk)
             if run is None:
-                self._db.execute(
-                    "DELETE FROM open_runs WHERE observer=? AND name=? AND rtype=? "
-                    "AND resolver=? AND address=?",
-                    (key.observer, key.name, key.rtype, key.resolver, key.address),
-                )
+                continue
+            row = (*pk, run.id, run.start.isoformat(), run.last_seen.isoformat(), run.checks,
+                   run.gaps, run.resolver_ip)
+            if run.end is None:
+                self._db.execute("INSERT INTO open_runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
             else:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO open_runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (key.observer, key.name, key.rtype, key.resolver, key.address, run.id,
-                     run.start.isoformat(), run.last_seen.isoformat(), run.checks,
-                     run.gaps, run.resolver_ip),
-                )
+                self._db.execute("INSERT INTO retired_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                                 (*row, run.end.isoformat()))
 
     def journal(self) -> str | None:
         """The journal of a commit whose documents were not confirmed written, if any."""

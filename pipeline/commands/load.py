@@ -35,7 +35,8 @@ BATCH = 2000
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "load", help="bulk-load a local ndjson store into Elasticsearch (idempotent)",
-        description="Read the check documents and run summaries of an ndjson store (the "
+        description="Read the check documents, afterlife checks and run summaries of an "
+        "ndjson store (the "
         "embedded default of `edgewatch run`) and index them into the configured cluster "
         "through the durable Elasticsearch sink. Ids are deterministic: nothing is stored "
         "twice. Run `edgewatch setup` first.",
@@ -57,8 +58,9 @@ def _files(store: Path, kind: str) -> list[Path]:
 
 
 def _records(store: Path, lines: StoreLines, distinct: Distinct) -> Iterator[Record]:
-    """Every valid, distinct document of the store as a record: checks, events, then runs."""
-    for kind in ("checks", "events"):
+    """Every valid, distinct document of the store as a record: checks, events, afterlife
+    checks, then runs."""
+    for kind in ("checks", "events", "afterlife"):
         for path in _files(store, kind):
             for _, doc in lines.read(path, kind):
                 if distinct.first_time(path, doc["_id"]):
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     store = Path(store)
     if args.strict:  # every line checked before the first is sent
         try:
-            for kind in ("checks", "events", "runs"):
+            for kind in ("checks", "events", "afterlife", "runs"):
                 for path in _files(store, kind):
                     for _ in StoreLines(strict=True).read(path, kind):
                         pass

@@ -100,6 +100,7 @@ async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
         total = f"/{cycles}" if cycles else ""
         fails = sum(stats.failures.values())
         capped = f"  {stats.skipped} capped" if stats.skipped else ""
+        capped += f"  {stats.afterlife} afterlife" if stats.afterlife else ""
         line = (f"cycle {runner.cycles}{total}  {iso(stats.started)}  {stats.queries} queries  "
                 f"{stats.addresses} addresses{capped}  {fails} failures  "
                 f"{stats.real_seconds * 1000:.0f} ms"

@@ -32,6 +32,7 @@ from pipeline.config.model import (
     RECORD_TYPES,
     SINK_TYPES,
     TRANSPORTS,
+    Afterlife,
     Allowlist,
     Clock,
     Config,
@@ -48,8 +49,8 @@ from pipeline.config.model import (
 __all__ = [
     "MAX_ES_TIMEOUT_S", "MAX_PROBE_TIMEOUT_S", "MAX_SPEED", "MIN_INTERVAL_S",
     "MIN_REAL_INTERVAL_S", "OBSERVER_GEO_KEYS", "RECORD_TYPES", "SINK_TYPES", "TRANSPORTS",
-    "Allowlist", "Clock", "Config", "ConfigError", "ElasticsearchSettings", "Limits", "Resolver",
-    "Schedule",
+    "Afterlife", "Allowlist", "Clock", "Config", "ConfigError", "ElasticsearchSettings",
+    "Limits", "Resolver", "Schedule",
     "Secret", "Target", "Timeouts", "ca_file_problem", "check_writable_dirs", "hostname_problem",
     "http_path_problem", "load_config", "parse_config", "parse_duration", "parse_host_port",
     "url_problem",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import sections
+from pipeline.config.afterlife import parse_afterlife
 from pipeline.config.allowlists import parse_allowlists
 from pipeline.config.checks import dir_problem
 from pipeline.config.cluster import parse_elasticsearch
@@ -47,6 +48,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("firewall_models", parse_firewall_models),  # after resolvers: names one of them
     ("publish", parse_publish),
     ("allowlists", parse_allowlists),
+    ("afterlife", parse_afterlife),
 )
 
 

@@ -126,6 +126,24 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Afterlife:
+    """``[afterlife]``: how long a retired address keeps being checked (0: off, the default).
+
+    A run that ended is an allowlist entry gone stale; checking its address on for a while says
+    whether such an entry still reaches the API, reaches nothing, or reaches someone else.
+    """
+
+    duration_s: float = 0.0
+    # Retired addresses checked per cycle at most (the most recently retired first), so a CDN
+    # that rotates through a large pool cannot turn the afterlife into the cycle's main cost.
+    max_addresses: int = 64
+
+    @property
+    def enabled(self) -> bool:
+        return self.duration_s > 0
+
+
+@dataclass(frozen=True)
 class ElasticsearchSettings:
     url: str
     api_key: Secret | None = None
@@ -174,6 +192,7 @@ class Config:
     publish: Publish | None = None
     allowlists: tuple[Allowlist, ...] = ()
     metrics_listen: tuple[str, int] | None = None  # [metrics] listen: where /metrics is served
+    afterlife: Afterlife = Afterlife()
     source: Path | None = field(default=None, compare=False)
 
 

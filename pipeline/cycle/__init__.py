@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pipeline.afterlife import retired_addresses
 from pipeline.allowlists import DeployedLists
 from pipeline.clock import ScenarioClock
 from pipeline.config import Config
@@ -52,15 +53,18 @@ class CycleStats:
     addresses: int = 0
     connects: int = 0
     skipped: int = 0  # address documents whose connect check the address cap skipped
+    afterlife: int = 0  # afterlife documents (checks of retired addresses; in connects too)
     failures: Counter[str] = field(default_factory=Counter)
     delivered: bool = True
     clock_behind_s: float = 0.0  # > 0: skipped, the clock read before the last recorded instant
 
     def count(self, obs: Observations, rec: Recorded) -> None:
         """The figures of one observed and recorded cycle."""
-        self.queries, self.addresses = len(obs.queries), len(obs.addresses())
+        afterlife_only = {r.address for r in obs.retired} - obs.answered()
+        self.queries, self.addresses = len(obs.queries), len(obs.addresses() - afterlife_only)
         self.connects, self.checks, self.skipped = len(obs.connects), rec.checks, rec.skipped
         self.documents, self.failures = len(rec.records), rec.failures
+        self.afterlife = sum(1 for r in rec.records if r.kind == "afterlife")
 
 
 @contextmanager
@@ -87,6 +91,8 @@ class CycleRunner:
         self.clock = clock
         self.probes = (probes or Probes()).bind(config, now=lambda: self.clock.now().timestamp())
         self.tracker = tracker
+        # Ended runs are kept as retired as long as their afterlife lasts (0: not at all).
+        tracker.retain_s = config.afterlife.duration_s
         self.sinks = list(sinks)
         self.netinfo = NetinfoTable.load(config.netinfo_table) if config.netinfo_table else None
         # the lists in force; validated with the config, re-read before a cycle when changed
@@ -143,7 +149,8 @@ class CycleRunner:
                 stats.clock_behind_s = behind
                 return stats
             self.allowlists.refresh()
-            obs = await observe(self.probes, self.config, self.clock, started)
+            retired = retired_addresses(self.tracker, self.config, started)
+            obs = await observe(self.probes, self.config, self.clock, started, retired)
             recorded = record(obs, self.tracker, self.config, self._netinfo, self.allowlists)
             stats.count(obs, recorded)
             stats.delivered = await deliver(self.tracker, self.sinks, recorded.records)
@@ -153,7 +160,8 @@ class CycleRunner:
             self._last_start = started
             self.cycles += 1
         log.info("cycle %s at %s: %d queries, %d addresses, %d connects, %d capped, "
-                 "%d documents, %.3fs (cpu %.3fs)",
+                 "%d afterlife, %d documents, %.3fs (cpu %.3fs)",
                  self.cycles, iso(started), stats.queries, stats.addresses, stats.connects,
-                 stats.skipped, stats.documents, stats.real_seconds, stats.cpu_seconds)
+                 stats.skipped, stats.afterlife, stats.documents, stats.real_seconds,
+                 stats.cpu_seconds)
         return stats

@@ -21,10 +21,13 @@ def cycle_budget(config: Config) -> float:
 
     Greedy scheduling under ``limits.concurrency`` finishes within (total work / slots) + the
     longest chain; the total work counts every query at its DNS timeout and, per answer, up to
-    ``limits.max_addresses`` addresses at their connect + TLS + HTTP (+ PTR) timeouts.
+    ``limits.max_addresses`` addresses at their connect + TLS + HTTP (+ PTR) timeouts, and up
+    to ``afterlife.max_addresses`` afterlife checks at connect + TLS + HTTP (no PTR).
     """
     t = config.timeouts
     queries = sum(len(target.record_types) for target in config.targets) * len(config.resolvers)
     per_address = t.connect + t.tls + t.http + (t.dns if config.rdns_enabled else 0.0)
-    work = queries * t.dns + queries * config.limits.max_addresses * per_address
+    retired = config.afterlife.max_addresses if config.afterlife.enabled else 0
+    work = (queries * t.dns + queries * config.limits.max_addresses * per_address
+            + retired * (t.connect + t.tls + t.http))
     return work / max(1, config.limits.concurrency) + check_budget(config)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from pipeline.afterlife import Retired
 from pipeline.config import Config, Resolver, Target
 from pipeline.probe.connect import ConnectResult
 from pipeline.probe.dns import DnsResult
@@ -60,14 +61,15 @@ class Observations:
     queries: list[Query] = field(default_factory=list)
     connects: dict[ConnectKey, ConnectResult] = field(default_factory=dict)
     rdns: dict[str, RdnsResult] = field(default_factory=dict)
+    retired: list[Retired] = field(default_factory=list)  # checked in ``connects`` too
+
+    def answered(self) -> set[str]:
+        """Every address some successful answer of this cycle holds (capped or not)."""
+        return {a.address for q in self.queries if q.result.ok for a in q.result.addresses}
 
     def addresses(self) -> set[str]:
         """Every address answered (capped or not) or connected to in this cycle."""
-        found = {k[0] for k in self.connects}
-        for q in self.queries:
-            if q.result.ok:
-                found.update(a.address for a in q.result.addresses)
-        return found
+        return {k[0] for k in self.connects} | self.answered()
 
 
 def _crash_message(exc: BaseException) -> str:
@@ -95,6 +97,12 @@ class _FanOut:
             if self.probes.reverse_enabled and a.address not in self.ptrs:
                 self.ptrs[a.address] = self.tg.create_task(self._reverse(a.address))
         return q
+
+    def check_retired(self, retired: Retired) -> None:
+        """An afterlife check: the same connect probe, shared with a live check of the key."""
+        if retired.connect_key not in self.connects:
+            self.connects[retired.connect_key] = self.tg.create_task(
+                self._connect(retired.address, retired.target))
 
     async def _query(self, target: Target, rtype: str, resolver: Resolver) -> Query:
         async with self.sem:
@@ -126,16 +134,20 @@ class _FanOut:
                 return RdnsResult(address, None, error_type=CRASHED)
 
 
-async def observe(probes: Probes, config: Config, clock: Clock, started: datetime
-                  ) -> Observations:
-    """Every configured question through every resolver, and the checks of their answers."""
+async def observe(probes: Probes, config: Config, clock: Clock, started: datetime,
+                  retired: list[Retired] | None = None) -> Observations:
+    """Every configured question through every resolver, the checks of their answers, and
+    the afterlife checks of the ``retired`` addresses (concurrently, in the same budget)."""
     query_tasks: list[asyncio.Task[Query]] = []
+    retired = retired or []
     async with asyncio.TaskGroup() as tg:
         fan = _FanOut(probes, clock, tg, config)
+        for r in retired:
+            fan.check_retired(r)
         for target in config.targets:
             for rtype in target.record_types:
                 for resolver in config.resolvers:
                     query_tasks.append(tg.create_task(fan.ask(target, rtype, resolver)))
     return Observations(started, [t.result() for t in query_tasks],
                         {k: t.result() for k, t in fan.connects.items()},
-                        {a: t.result() for a, t in fan.ptrs.items()})
+                        {a: t.result() for a, t in fan.ptrs.items()}, retired)

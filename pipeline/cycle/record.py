@@ -21,11 +21,12 @@ from pipeline.documents import (
     AddressFacts,
     CheckContext,
     Record,
-    allowlist_miss_record,
+    afterlife_record,
     check_id,
     check_records,
     run_record,
 )
+from pipeline.event_documents import allowlist_miss_record
 from pipeline.ids import cycle_id
 from pipeline.probe.connect import ConnectResult
 from pipeline.probe.netinfo import NetInfo
@@ -86,6 +87,22 @@ class _Recorder:
         return per_addr, skipped
 
 
+def _afterlife_records(obs: Observations, rec: _Recorder, info: dict[str, NetInfo]
+                       ) -> list[Record]:
+    """A document per retired address checked, unless some resolver answered it again for
+    its name in this cycle (a new run opened: its afterlife is over)."""
+    answered = {(q.target.name, a.address) for q in obs.queries if q.result.ok
+                for a in q.result.addresses}
+    cfg = rec.config
+    # the cycle's part of a check context: an afterlife check has no query, name or port of
+    # its own here (they come with each retired address)
+    ctx = CheckContext(rec.cycle_id, "", cfg.observer_name, cfg.observer_geo, "", "", 0,
+                       rec.namespace)
+    return [afterlife_record(ctx, obs.started, r, obs.connects[r.connect_key],
+                             info.get(r.address))
+            for r in obs.retired if (r.target.name, r.address) not in answered]
+
+
 def record(obs: Observations, tracker: RunTracker, config: Config,
            netinfo: Callable[[str], NetInfo], lists: DeployedLists | None = None) -> Recorded:
     """Apply every query to the run state and build the cycle's documents (uncommitted).
@@ -110,6 +127,7 @@ def record(obs: Observations, tracker: RunTracker, config: Config,
     for c in obs.connects.values():
         if c.error_type:
             out.failures[c.error_type] += 1
+    out.records.extend(_afterlife_records(obs, rec, info))
     for run in rec.changed.values():
         address = run.key.address
         ptr = obs.rdns.get(address)

@@ -26,14 +26,16 @@ class Verdict(enum.Enum):
 
 def action_header(kind: str, record_id: str, version: int | None,
                   namespace: str) -> dict[str, Any]:
-    if kind in names.RECORD_KINDS and (stream := names.data_stream(kind, namespace)):
-        return {"create": {"_index": stream, "_id": record_id, "require_data_stream": True}}
-    if kind == "run":
-        if version is None:
-            raise ValueError(f"run summary {record_id} has no version")
-        return {"index": {"_index": names.runs_index(namespace), "_id": record_id,
-                          "version": version, "version_type": "external_gte"}}
-    raise ValueError(f"unknown record kind {kind!r}")
+    route = names.KINDS.get(kind)
+    if route is None:
+        raise ValueError(f"unknown record kind {kind!r}")
+    if route.data_stream:
+        return {"create": {"_index": route.target(namespace), "_id": record_id,
+                           "require_data_stream": True}}
+    if version is None:
+        raise ValueError(f"run summary {record_id} has no version")
+    return {"index": {"_index": route.target(namespace), "_id": record_id,
+                      "version": version, "version_type": "external_gte"}}
 
 
 def classify(op: str, status: int, error: dict[str, Any] | None) -> Verdict:

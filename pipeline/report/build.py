@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.allowlists.deployed import ListVersion
 from pipeline.report import stats
+from pipeline.report.afterlife import afterlife_section
 from pipeline.report.blocks import asn_space, block_costs
 from pipeline.report.evidence import Addresses, Evidence, Extent, Outcomes, extent_of, read
 from pipeline.report.filters import Filters
@@ -131,6 +132,8 @@ def build_report(source: Source, filters: Filters | None = None,
         data=data,
         blocks=block_costs(coverage, ev.attr, asn_space(options.netinfo_table)),
         allowlists=_allowlists(source, filters, span, ev, options.allowlists),
+        afterlife=afterlife_section(source.afterlife_rows(filters))
+        if hasattr(source, "afterlife_rows") else [],
     )
 
 

@@ -21,6 +21,7 @@ from pipeline.report.rows import (
     DAY_S,
     TIMING_FIELDS,
     AddressRow,
+    AfterlifeRow,
     NetworkRow,
     OutcomeRow,
     RunRow,
@@ -55,6 +56,13 @@ def _terms(field: str, missing: bool = False) -> dict[str, Any]:
     return {"terms": body}
 
 
+def _flag(value: Any) -> bool | None:
+    """A boolean composite key (``true``/``false``, 1/0 or its string form) as a bool."""
+    if value is None:
+        return None
+    return value in (True, 1, "true")
+
+
 class ElasticsearchSource:
     """Reads the check data stream and the runs index of one namespace (or all: ``*``)."""
 
@@ -70,6 +78,7 @@ class ElasticsearchSource:
         self.client = client
         self.checks_index = checks_index or names.check_data_stream(namespace)
         self.runs_index = runs_index or names.runs_index(namespace)
+        self.afterlife_index = names.afterlife_data_stream(namespace)
         self.page_size = page_size
         self.progress = progress or Progress(enabled=False)
         self.description = f"elasticsearch {self.checks_index} + {self.runs_index}"
@@ -323,6 +332,24 @@ class ElasticsearchSource:
         finally:
             self.client.close_point_in_time(id=pit)
             self.progress.done()
+    def afterlife_rows(self, filters: Filters) -> Iterator[AfterlifeRow]:
+        """Afterlife documents by target, address, run, age and TLS result (no resolver)."""
+        clauses: list[dict[str, Any]] = [
+            {"terms": {f: list(v)}} for f, v in (("dns.question.name", filters.targets),
+                                                 ("observer.name", filters.observers)) if v]
+        rng = _range(filters.lower, filters.upper)
+        if rng:
+            clauses.append({"range": {"@timestamp": rng}})
+        sources = [{"target": _terms("dns.question.name")}, {"ip": _terms("destination.ip")},
+                   {"run": _terms("edgewatch.run.id")},
+                   {"age": _terms("edgewatch.afterlife.age.s")},
+                   {"tls": _terms("tls.established", True)},
+                   {"verified": _terms("edgewatch.tls.verified", True)}]
+        for b in self._composite(self.afterlife_index, {"bool": {"filter": clauses}}, sources,
+                                 "afterlife"):
+            k = b["key"]
+            yield AfterlifeRow(k["target"], k["ip"], k["run"], int(k["age"]),
+                               _flag(k["tls"]), _flag(k["verified"]), b["doc_count"])
 
     def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
         """Checks and runs the selection holds but the plausible window left out."""

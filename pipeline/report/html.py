@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from html import escape
 
+from pipeline.report.afterlife_render import afterlife_html
 from pipeline.report.list_sections import html_sections
 from pipeline.report.model import ALL, Figures, Report
 from pipeline.report.svg import (
@@ -291,6 +292,6 @@ def render_html(report: Report) -> str:
     first when the report was built per target)."""
     parts = [*_head(report), *_per_target(report), *_charts(report),
              *_resolver_tables(report), *_list_tables(report), *html_sections(report, _table),
-             *_address_tables(report),
+             *_address_tables(report), *afterlife_html(report),
              "</body></html>"]
     return "\n".join(parts)

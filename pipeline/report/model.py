@@ -181,6 +181,46 @@ class DataQuality:
 
 
 @dataclass
+class AfterlifeEntry:
+    """One retired address of a target (the run that retired it), checked on after its end.
+
+    Ages are seconds since the run ended. ``served_until_s``: the age of the last check that
+    served the name with a valid certificate before anything else was seen (None: the first
+    check already did not); ``verdict``: ``harmless`` (served throughout), ``dead`` (stopped
+    serving: refused, timed out or failed the handshake; never another certificate) or ``risk``
+    (presented a certificate that does not verify for the name at some check)."""
+
+    ip: str
+    run_id: str
+    checks: int
+    serving: int
+    refusing: int
+    other_certificate: int
+    served_until_s: float | None
+    first_refusing_s: float | None
+    first_other_certificate_s: float | None
+    last_age_s: float
+    verdict: str
+
+
+@dataclass
+class Afterlife:
+    """``[afterlife]`` evidence of one target: what its stale allowlist entries would reach."""
+
+    target: str
+    entries: int  # retired addresses (address × retiring run) checked
+    checks: int
+    harmless: int
+    dead: int
+    risk: int
+    first_refusing_median_s: float | None
+    first_other_certificate_min_s: float | None
+    longest_checked_s: float
+    verdict: str
+    addresses: list[AfterlifeEntry] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     generated_at: str
     source: str
@@ -197,6 +237,7 @@ class Report:
     replay: Any = None  # pipeline.replay.build.TargetReplay of this report's target
     # one per deployed allowlist (``[[allowlists]]`` of the config, ``--list``): its coverage
     allowlists: list[ListCoverage] = field(default_factory=list)
+    afterlife: list[Afterlife] = field(default_factory=list)  # per target, [afterlife] on
     schema: str = SCHEMA
 
     def coverage_by(self, by: str) -> Coverage:

@@ -113,6 +113,20 @@ class RunRow:
     observed_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class AfterlifeRow:
+    """Afterlife documents of one retired address (and the run that retired it) at one age,
+    grouped by what the TLS handshake gave (None: the field is absent, e.g. no TCP)."""
+
+    target: str
+    ip: str
+    run_id: str
+    age_s: int
+    tls_established: bool | None
+    tls_verified: bool | None
+    documents: int
+
+
 class Source(Protocol):
     """Where stored evidence comes from: Elasticsearch or the local ndjson store.
 

@@ -24,9 +24,10 @@ from typing import Any
 import orjson
 
 from pipeline import schema1
-from pipeline.es.names import CHECK_DATASET, EVENT_DATASET, RUN_DATASET
+from pipeline.es.names import AFTERLIFE_DATASET, CHECK_DATASET, EVENT_DATASET, RUN_DATASET
 
-DATASETS = {"checks": CHECK_DATASET, "runs": RUN_DATASET, "events": EVENT_DATASET}
+DATASETS = {"checks": CHECK_DATASET, "runs": RUN_DATASET, "events": EVENT_DATASET,
+            "afterlife": AFTERLIFE_DATASET}
 FIRST_SHOWN = 3  # bad lines named in a file's warning
 
 
@@ -129,6 +130,17 @@ FIELDS: dict[str, list[tuple[str, Check, bool]]] = {
         ("edgewatch.run.id", _str, False),
         ("edgewatch.run.seq", _int, False),
         ("edgewatch.run.start", _date, False),
+    ],
+    "afterlife": [
+        ("_id", _str, True),
+        ("@timestamp", _date, True),
+        ("dns.question.name", _str, True),
+        ("observer.name", _str, False),
+        ("destination.ip", _ip, True),
+        ("edgewatch.run.id", _str, True),
+        ("edgewatch.afterlife.age.s", _int, True),
+        ("tls.established", _bool, False),
+        ("edgewatch.tls.verified", _bool, False),
     ],
     "runs": [
         *_COMMON,

@@ -28,6 +28,7 @@ from pipeline.report.rows import (
     DAY_S,
     TIMING_FIELDS,
     AddressRow,
+    AfterlifeRow,
     NetworkRow,
     OutcomeRow,
     RunRow,
@@ -37,7 +38,7 @@ from pipeline.report.rows import (
 )
 from pipeline.report.store_lines import Distinct, StoreLines, field_value, parse_ts
 
-_FILE = re.compile(r"^(checks|runs)-(\d{4}-\d{2}-\d{2})\.ndjson$")
+_FILE = re.compile(r"^(checks|runs|afterlife)-(\d{4}-\d{2}-\d{2})\.ndjson$")
 
 __all__ = ["StoreSource", "field_value", "parse_ts"]
 
@@ -100,7 +101,7 @@ class StoreSource:
             m = _FILE.match(path.name)
             if not m or m.group(1) != kind or not path.is_file():
                 continue
-            if kind == "checks" and filters is not None and not _day_in(
+            if kind != "runs" and filters is not None and not _day_in(
                 date.fromisoformat(m.group(2)), filters.lower, filters.upper
             ):
                 continue
@@ -286,6 +287,24 @@ class StoreSource:
         rows = fold_answers(self._checks(self._files("checks", filters), filters, Distinct()))
         self.progress.done()
         return rows
+    def afterlife_rows(self, filters: Filters) -> Iterator[AfterlifeRow]:
+        """Afterlife documents grouped by target, address, run, age and TLS result (the
+        resolver part of the selection does not apply: these checks follow no resolver)."""
+        groups: Counter = Counter()
+        for doc in self._docs(self._files("afterlife", filters), "afterlife", Distinct()):
+            target = field_value(doc, "dns.question.name")
+            if ((filters.targets and target not in filters.targets)
+                    or (filters.observers
+                        and field_value(doc, "observer.name") not in filters.observers)
+                    or not filters.time_match(parse_ts(doc["@timestamp"]))):
+                continue
+            groups[(target, field_value(doc, "destination.ip"),
+                    field_value(doc, "edgewatch.run.id"),
+                    int(field_value(doc, "edgewatch.afterlife.age.s")),
+                    field_value(doc, "tls.established"),
+                    field_value(doc, "edgewatch.tls.verified"))] += 1
+        for (target, ip, run_id, age, established, verified), n in groups.items():
+            yield AfterlifeRow(target, ip, run_id, age, established, verified, n)
 
     def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
         """Checks and runs the selection holds but the plausible window left out."""

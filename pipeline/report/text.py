@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
+from pipeline.report.afterlife_render import afterlife_text
 from pipeline.report.list_sections import text_sections
 from pipeline.report.model import Figures, Report
 from pipeline.report.verdict import duration, pct
@@ -179,5 +180,5 @@ def render_text(report: Report, width: int = 100) -> str:
         out.append("#### all targets (summary)")
     out += [*_header(report, width), *_resolvers(report), *_lists(report),
             *text_sections(report, table, _section), *_addresses(report, width),
-            *_replay(report)]
+            *afterlife_text(report), *_replay(report)]
     return "\n".join(out) + "\n"

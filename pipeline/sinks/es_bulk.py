@@ -61,7 +61,8 @@ class Ledger:
                     summary: tuple[str, str]) -> None:
         """Keep ``entry`` for good; ``summary`` is the (error type, reason) pair."""
         ns = self.settings.namespace
-        index = names.data_stream(entry.kind, ns) or names.runs_index(ns)
+        route = names.KINDS.get(entry.kind)
+        index = route.target(ns) if route else "-"
         self.dead_letters.add(DeadLetter(kind=entry.kind, id=entry.id, index=index, op=op,
                                          status=status, error_type=summary[0],
                                          reason=summary[1], source=entry.source))

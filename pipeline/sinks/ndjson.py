@@ -16,7 +16,7 @@ from typing import IO
 import orjson
 
 from pipeline.documents import Record, dumps
-from pipeline.es.names import store_stem
+from pipeline.es.names import KINDS
 
 
 class NdjsonSink:
@@ -31,9 +31,11 @@ class NdjsonSink:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def _file(self, record: Record) -> IO[bytes]:
-        day = record.doc.get("@timestamp", "")[:10] if record.kind != "run" else \
+        route = KINDS[record.kind]
+        # Data stream kinds by their own @timestamp; run summaries by their last sighting.
+        day = record.doc.get("@timestamp", "")[:10] if route.data_stream else \
             record.timestamp.strftime("%Y-%m-%d")
-        stem = f"{store_stem(record.kind)}-{day}"
+        stem = f"{route.stem}-{day}"
         fh = self._files.get(stem)
         if fh is None:
             fh = open(self.directory / f"{stem}.ndjson", "ab")  # noqa: SIM115 - kept open

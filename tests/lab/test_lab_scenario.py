@@ -18,7 +18,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["quick", "study-14d"])
+@pytest.mark.parametrize("name", ["quick", "study-14d", "afterlife"])
 def test_shipped_scenarios_load(name: str) -> None:
     s = load_scenario(name)
     assert s.targets and s.resolvers and s.networks
