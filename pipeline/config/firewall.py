@@ -17,10 +17,18 @@ from typing import Any
 from pipeline.config.reader import Reader
 
 FQDN = "fqdn"
+LIVING = "living"
 TTL = "ttl"
 _FQDN_KEYS = {"name", "kind", "resolver", "refresh", "min_refresh", "max_addresses",
               "keep_previous", "description"}
-_KINDS = {FQDN: _FQDN_KEYS}
+# The living list of ``edgewatch allowlist serve`` (docs/LIVING_LIST.md): its rule's keys, and
+# ``refresh`` = how often the firewall fetches it. Built from the probe's own verified checks of
+# every resolver, so it names no resolver. ``by = "prefix"`` needs attribution the answers do
+# not carry, so a replayed living list is by address or /24 (/48).
+_LIVING_KEYS = {"name", "kind", "refresh", "hold", "window", "by", "max_entries", "floor",
+                "description"}
+LIVING_BY = ("ip", "prefix24")
+_KINDS = {FQDN: _FQDN_KEYS, LIVING: _LIVING_KEYS}
 
 
 @dataclass(frozen=True)
@@ -38,9 +46,17 @@ class FirewallModel:
     max_addresses: int = 0
     keep_previous_s: float = 0.0
     description: str = ""
+    # kind "living" only: the rule of pipeline.publish.rule.ListRule
+    hold_s: float = 6 * 3600.0
+    window_s: float = 24 * 3600.0
+    by: str = "ip"
+    max_entries: int = 1000
+    floor: float = 0.5
 
     @property
     def refresh_label(self) -> str:
+        if self.kind == LIVING:
+            return f"fetched every {self.refresh_s:g}s, hold {self.hold_s:g}s"
         if self.refresh_s is None:
             return f"ttl (min {self.min_refresh_s:g}s)"
         return f"every {self.refresh_s:g}s"
@@ -76,6 +92,8 @@ def _model(r: Reader, t: Mapping[str, Any], p: str, resolvers: set[str]) -> Fire
     name = r.get(t, "name", p, str)
     if not name:
         r.fail(f"{p}name", "required: a short label such as fw-ttl-cap8")
+    if kind == LIVING:
+        return _living(r, t, p, name)
     resolver = r.get(t, "resolver", p, str)
     if not resolver:
         r.fail(f"{p}resolver", "required: the [[resolvers]] name whose answers the firewall sees")
@@ -99,4 +117,30 @@ def _model(r: Reader, t: Mapping[str, Any], p: str, resolvers: set[str]) -> Fire
         return None
     return FirewallModel(name=name, resolver=resolver, kind=kind, refresh_s=refresh_s,
                          min_refresh_s=min_refresh, max_addresses=cap, keep_previous_s=keep,
+                         description=r.get(t, "description", p, str, ""))
+
+
+def _living(r: Reader, t: Mapping[str, Any], p: str, name: str | None) -> FirewallModel | None:
+    """A ``kind = "living"`` entry: the rule's keys, validated as ``[publish]`` validates them."""
+    d = FirewallModel("", "")
+    refresh = r.duration(t, "refresh", p, 300.0)
+    hold = r.duration(t, "hold", p, d.hold_s)
+    window = r.duration(t, "window", p, d.window_s)
+    by = r.get(t, "by", p, str, d.by)
+    floor = r.get(t, "floor", p, float, d.floor)
+    if refresh <= 0:
+        r.fail(f"{p}refresh", "must be a positive interval: how often the firewall fetches")
+    if hold <= 0:
+        r.fail(f"{p}hold", "must be positive")
+    if window < hold:
+        r.fail(f"{p}window", f"must be at least hold ({hold:g}s)")
+    if by not in LIVING_BY:
+        r.fail(f"{p}by", f"must be one of {', '.join(LIVING_BY)} in a replay, got {by!r}")
+    if not 0.0 <= floor <= 1.0:
+        r.fail(f"{p}floor", f"must be a share in 0..1, got {floor:g}")
+    if not name:
+        return None
+    return FirewallModel(name=name, resolver="", kind=LIVING, refresh_s=refresh, hold_s=hold,
+                         window_s=window, by=by, floor=floor,
+                         max_entries=r.integer(t, "max_entries", p, d.max_entries, 1),
                          description=r.get(t, "description", p, str, ""))

@@ -20,7 +20,8 @@ ANSWER_FIELDS = (
     "@timestamp", "edgewatch.cycle.id", "edgewatch.check.id", "dns.question.name",
     "dns.question.type", "edgewatch.resolver.name", "edgewatch.resolver.provider",
     "edgewatch.resolver.ecs_subnet", "edgewatch.dns.ecs.scope_prefix", "dns.resolved_ip",
-    "edgewatch.dns.ttl", "destination.ip", "error.type",
+    "edgewatch.dns.ttl", "destination.ip", "error.type", "event.outcome",
+    "edgewatch.tls.verified",
 )
 
 
@@ -49,6 +50,9 @@ class AnswerRow:
     addresses: tuple[str, ...]
     ttl: int | None
     error: str | None
+    # the answered addresses whose check succeeded with a verified certificate: the evidence
+    # a living list is built from
+    verified: frozenset[str] = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -77,6 +81,8 @@ def fold_answers(docs: Iterable[tuple[datetime, dict[str, Any]]]) -> list[Answer
         key = (_get(doc, "edgewatch.check.id"), _get(doc, "edgewatch.resolver.name"))
         entry = acc.get(key)
         ttl = _get(doc, "edgewatch.dns.ttl")
+        good = (_get(doc, "destination.ip") if _get(doc, "event.outcome") == "success"
+                and _get(doc, "edgewatch.tls.verified") is True else None)
         if entry is None:
             ips = _get(doc, "dns.resolved_ip") or []
             if isinstance(ips, str):
@@ -84,8 +90,13 @@ def fold_answers(docs: Iterable[tuple[datetime, dict[str, Any]]]) -> list[Answer
             if not ips and _get(doc, "destination.ip"):
                 ips = [_get(doc, "destination.ip")]
             kept = {k: _get(doc, k) for k in _KEPT}  # not the whole document: memory
-            acc[key] = {"ts": ts, "doc": kept, "ips": tuple(ips), "ttl": ttl}
+            acc[key] = entry = {"ts": ts, "doc": kept, "ips": tuple(ips), "ttl": ttl,
+                                "verified": set()}
+            if good:
+                entry["verified"].add(good)
             continue
+        if good:
+            entry["verified"].add(good)
         entry["ts"] = min(entry["ts"], ts)
         if ttl is not None and (entry["ttl"] is None or ttl < entry["ttl"]):
             entry["ttl"] = ttl
@@ -105,6 +116,7 @@ def _row(key: tuple[str, str], e: dict[str, Any]) -> AnswerRow:
         ecs_scope=None if scope is None else int(scope),
         addresses=e["ips"], ttl=None if e["ttl"] is None else int(e["ttl"]),
         error=None if e["ips"] else (_get(doc, "error.type") or "dns.unknown"),
+        verified=frozenset(e["verified"]),
     )
 
 
