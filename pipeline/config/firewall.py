@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pipeline.config.reader import Reader
@@ -28,7 +29,11 @@ _FQDN_KEYS = {"name", "kind", "resolver", "refresh", "min_refresh", "max_address
 _LIVING_KEYS = {"name", "kind", "refresh", "hold", "window", "by", "max_entries", "floor",
                 "description"}
 LIVING_BY = ("ip", "prefix24")
-_KINDS = {FQDN: _FQDN_KEYS, LIVING: _LIVING_KEYS}
+# A static list deployed once (any format `edgewatch allowlist` writes, as [[allowlists]] reads),
+# the baseline the other kinds are compared with.
+STATIC = "static"
+_STATIC_KEYS = {"name", "kind", "file", "description"}
+_KINDS = {FQDN: _FQDN_KEYS, LIVING: _LIVING_KEYS, STATIC: _STATIC_KEYS}
 
 
 @dataclass(frozen=True)
@@ -52,9 +57,12 @@ class FirewallModel:
     by: str = "ip"
     max_entries: int = 1000
     floor: float = 0.5
+    file: Path | None = None  # kind "static": the list
 
     @property
     def refresh_label(self) -> str:
+        if self.kind == STATIC:
+            return f"never (the list in {self.file})"
         if self.kind == LIVING:
             return f"fetched every {self.refresh_s:g}s, hold {self.hold_s:g}s"
         if self.refresh_s is None:
@@ -94,6 +102,8 @@ def _model(r: Reader, t: Mapping[str, Any], p: str, resolvers: set[str]) -> Fire
         r.fail(f"{p}name", "required: a short label such as fw-ttl-cap8")
     if kind == LIVING:
         return _living(r, t, p, name)
+    if kind == STATIC:
+        return _static(r, t, p, name)
     resolver = r.get(t, "resolver", p, str)
     if not resolver:
         r.fail(f"{p}resolver", "required: the [[resolvers]] name whose answers the firewall sees")
@@ -143,4 +153,23 @@ def _living(r: Reader, t: Mapping[str, Any], p: str, name: str | None) -> Firewa
     return FirewallModel(name=name, resolver="", kind=LIVING, refresh_s=refresh, hold_s=hold,
                          window_s=window, by=by, floor=floor,
                          max_entries=r.integer(t, "max_entries", p, d.max_entries, 1),
+                         description=r.get(t, "description", p, str, ""))
+
+
+def _static(r: Reader, t: Mapping[str, Any], p: str, name: str | None) -> FirewallModel | None:
+    """A ``kind = "static"`` entry: a list file that must parse now (``file:line: reason``)."""
+    from pipeline.allowlists.parse import ListError, read_list
+
+    path = r.path(r.get(t, "file", p, str))
+    if path is None:
+        r.fail(f"{p}file", "required: the deployed list to replay (CIDR lines, nft, ipset, json)")
+        return None
+    try:
+        read_list(path)
+    except ListError as exc:
+        r.fail(f"{p}file", str(exc))
+        return None
+    if not name:
+        return None
+    return FirewallModel(name=name, resolver="", kind=STATIC, file=path,
                          description=r.get(t, "description", p, str, ""))

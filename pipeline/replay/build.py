@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.config.firewall import FQDN, LIVING, FirewallModel
+from pipeline.config.firewall import FQDN, LIVING, STATIC, FirewallModel
 from pipeline.replay.choice import Choice, resolver_choice
 from pipeline.replay.ecs import EcsRow, ecs_evidence
 from pipeline.replay.fqdn import replay_fqdn
 from pipeline.replay.living import replay_living
 from pipeline.replay.series import Series, median_gap_s, series_of
+from pipeline.replay.static import replay_static
 from pipeline.report.answers import AnswerRow
 from pipeline.report.blocks import BlockLevel
 from pipeline.report.filters import Filters
@@ -27,7 +28,7 @@ MISSED_SHOWN = 10
 # One replay function per model kind (pipeline/config/firewall.py ``_KINDS``): a later kind
 # (a "living list" with window/hold/refresh over the probe's own verified checks) is one more
 # entry, returning the same ``Walk``.
-REPLAYERS = {FQDN: replay_fqdn, LIVING: replay_living}
+REPLAYERS = {FQDN: replay_fqdn, LIVING: replay_living, STATIC: replay_static}
 LOWER_BOUND = ("Rotation faster than the cadence is invisible to the replay: an address that "
                "came and went between two cycles was never recorded, so every blocked figure "
                "is a lower bound.")

@@ -20,6 +20,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
+from pipeline.allowlists.parse import Matcher
 from pipeline.config.firewall import FirewallModel
 from pipeline.publish.rule import BUCKET_S, ListRule, Sighting, TargetList, compute
 from pipeline.replay.fqdn import ClientResult, Walk
@@ -40,7 +41,7 @@ class LivingList:
         self.evidence: list[Sighting] = []
         self.held: TargetList | None = None
         self.fetched_at: float | None = None
-        self.networks: list = []
+        self.matcher = Matcher(())
 
     def fetch_due(self, now: float) -> bool:
         refresh = self.model.refresh_s or 0.0
@@ -50,14 +51,14 @@ class LivingList:
         keep = cycle.time - timedelta(seconds=self.rule.window_s + self.rule.hold_s)
         self.evidence = [s for s in self.evidence if s.last >= keep]
         self.held = compute(target, self.evidence, self.rule, cycle.time, self.held)
-        self.networks = [ipaddress.ip_network(c) for c in self.held.cidrs()]
+        networks = [ipaddress.ip_network(c) for c in self.held.cidrs()]
+        self.matcher = Matcher(networks)
         self.fetched_at = cycle.time.timestamp()
         walk.refreshes += 1
-        walk.largest_set = max(walk.largest_set, len(self.networks))
+        walk.largest_set = max(walk.largest_set, len(networks))
 
     def allows(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address)
-        return any(ip in net for net in self.networks)
+        return address in self.matcher
 
     def record(self, target: str, cycle: Cycle) -> None:
         """The cycle's verified checks become evidence for the next fetch."""

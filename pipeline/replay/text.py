@@ -34,7 +34,9 @@ def _models(t: TargetReplay) -> list[str]:
     for m in t.models:
         cap = m.max_addresses or "no cap"
         keep = _dur(m.keep_previous_s) if m.keep_previous_s else "0"
-        if m.kind == "living":
+        if m.kind == "static":
+            out.append(f"model {m.name} (static list): {m.refresh}")
+        elif m.kind == "living":
             out.append(f"model {m.name} (living list of `allowlist serve`): the probe's own "
                        f"verified checks, {m.refresh}; {m.refreshes} fetches, "
                        f"{m.failed_refreshes} before the first evidence (not counted)")
@@ -42,7 +44,7 @@ def _models(t: TargetReplay) -> list[str]:
             out.append(f"model {m.name} ({m.kind}): resolver {m.resolver}, refresh {m.refresh}, "
                        f"max_addresses {cap}, keep_previous {keep}; {m.refreshes} refreshes, "
                        f"{m.failed_refreshes} failed polls")
-        if not m.refreshes and m.kind != "living":
+        if not m.refreshes and m.kind == "fqdn":
             out.append(f"  (no successful answer of {m.resolver} in this selection: the "
                        "firewall never held an address, so every check counts as blocked)")
         rows = [[c.client, c.checks, f"{c.partly} ({_pct(c.partly_share)})",

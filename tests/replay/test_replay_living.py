@@ -121,3 +121,33 @@ def test_a_living_model_parses_with_the_servers_defaults() -> None:
     (m,) = cfg.firewall_models
     assert (m.kind, m.refresh_s, m.hold_s, m.window_s, m.by) == (LIVING, 300.0, 21600.0,
                                                                  86400.0, "ip")
+
+
+def test_a_static_list_blocks_what_it_lacks_from_the_start(tmp_path) -> None:
+    listed = tmp_path / "allow.nft"
+    listed.write_text("table inet edgewatch {\n\tset allow4 {\n\t\ttype ipv4_addr\n"
+                      "\t\tflags interval\n\t\telements = {\n\t\t\t192.0.2.0/30\n\t\t}\n\t}\n}\n")
+    cfg = parse_config({**BASE, "firewall_models": [
+        {"kind": "static", "name": "s", "file": str(listed)}]}, env={})
+    (static,) = cfg.firewall_models
+    # A and B are in 192.0.2.0/30; 192.0.2.9 is not: every answer with it is blocked
+    rows = [row(k, "c", (A, "192.0.2.9") if k % 2 else (B,)) for k in range(6)]
+    rep = replay_rows(rows, [static, living()], STEP)
+    (t,) = rep.targets
+    s, live = t.models
+    cs = next(c for c in s.clients if c.client == "c")
+    assert (s.kind, cs.checks, cs.partly, cs.fully) == ("static", 6, 3, 0)
+    assert cs.missed_addresses == ["192.0.2.9"] and s.refreshes == 1
+    # the living list (everything verifies here) misses the new pair once, then has it
+    cl = next(c for c in live.clients if c.client == "c")
+    assert (live.kind, cl.checks, cl.fully, cl.partly) == ("living", 5, 1, 0)
+
+
+def test_a_static_list_that_does_not_parse_is_named_at_start(tmp_path) -> None:
+    bad = tmp_path / "allow.txt"
+    bad.write_text("192.0.2.0/24\nnot-an-address\n")
+    with pytest.raises(ConfigError) as err:
+        parse_config({**BASE, "firewall_models": [
+            {"kind": "static", "name": "s", "file": str(bad)}]}, env={})
+    ((key, why),) = err.value.problems
+    assert key == "firewall_models[0].file" and f"{bad}:2:" in why
