@@ -47,6 +47,19 @@ resolver (a server's resolver) is then fully blocked (no address allowed) or par
 the cycles are scenario time, so a "ttl" model there refreshes at min_refresh.
 Rotation faster than the cadence is invisible: the figures are lower bounds.
 
+Two more kinds, to compare against:
+
+  [[firewall_models]]
+  name = "living-6h"
+  kind = "living"                # the list `edgewatch allowlist serve` would have served
+  refresh = "5m"                 # how often the firewall fetches it
+  hold = "6h"                    # its rule (docs/LIVING_LIST.md); also window, by, floor
+
+  [[firewall_models]]
+  name = "static-day1"
+  kind = "static"                # a list deployed once, e.g. from `edgewatch allowlist`
+  file = "allow-day1.nft"
+
 Examples:
   edgewatch replay --config edgewatch.toml
   edgewatch replay --config edgewatch.toml --model fw-ttl-cap8 --since 2026-03-02 --format json
