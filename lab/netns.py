@@ -12,8 +12,10 @@ lines stay theirs and the lab's process bookkeeping works unchanged. The lab's o
 users reach it with ``ip netns exec <name> ...`` (``exec_prefix``).
 
 The name carries the creating process's pid: a namespace whose creator is gone (a test process
-killed with SIGKILL) is an orphan, and ``reap_orphans`` (run at every dual-stack start and by
-`edgewatch-lab down`) deletes it. Namespaces of other owners are never touched.
+killed with SIGKILL) and in which no process lives any more is an orphan, and ``reap_orphans``
+(run at every dual-stack start and by `edgewatch-lab down`) deletes it. A detached lab
+(`edgewatch-lab up` without --foreground) outlives its creator but its daemons live inside, so
+it is left alone. Namespaces of other owners (other names) are never touched.
 """
 
 from __future__ import annotations
@@ -80,10 +82,24 @@ def reap_orphans() -> list[str]:
     gone = []
     for entry in NETNS_DIR.glob(f"{PREFIX}*") if NETNS_DIR.is_dir() else []:
         m = _NAME.fullmatch(entry.name)
-        if m and not Path(f"/proc/{m.group(1)}").exists():
+        if m and not Path(f"/proc/{m.group(1)}").exists() and not occupied(entry.name):
             delete(entry.name)
             gone.append(entry.name)
     return gone
+
+
+def occupied(name: str) -> bool:
+    """Whether any process lives in the namespace (its /proc/PID/ns/net is the same inode)."""
+    try:
+        inode = os.stat(NETNS_DIR / name).st_ino
+    except OSError:
+        return False
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(entry / "ns" / "net").st_ino == inode:
+                    return True
+    return False
 
 
 def enter(name: str) -> None:

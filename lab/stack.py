@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import errno
 import shutil
+import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -199,6 +201,7 @@ class LabStack:
         self.state.save()
         try:
             if self.namespaced:
+                self._trap_sigterm()
                 self._create_netns()
             self._start_python("dns")
             self._start_python("edges")
@@ -234,6 +237,17 @@ class LabStack:
         self._delete_netns()
 
     # -- parts -------------------------------------------------------------------------------
+    def _trap_sigterm(self) -> None:
+        """A namespace outlives a process killed by SIGTERM's default action (its children die
+        by PR_SET_PDEATHSIG, the namespace does not): unless someone else handles SIGTERM, turn
+        it into SystemExit so that `with LabStack(...)` and fixtures unwind through stop()."""
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+            def _exit(signum: int, _frame: object) -> None:
+                raise SystemExit(128 + signum)
+
+            signal.signal(signal.SIGTERM, _exit)
+
     def _create_netns(self) -> None:
         assert self.state is not None
         t0 = time.monotonic()
