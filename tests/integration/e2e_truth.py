@@ -59,7 +59,8 @@ def compare_with_truth(lab: LabStack, checks: Iterable[dict], runs: Iterable[dic
         expected = truth.observe(resolver, target, times, rdtype)
         for (t, err, addrs), want in zip(seq, expected, strict=True):
             assert (err, addrs) == (want.error_type, want.addresses if want.ok else frozenset()), (
-                resolver, target, datetime.fromtimestamp(t))
+                resolver, target, rdtype, datetime.fromtimestamp(t), err, sorted(addrs),
+                want.error_type, sorted(want.addresses))
         figures["polls"] += len(seq)
         figures["failures"] += sum(1 for _, err, _ in seq if err)
         want_runs = sorted(

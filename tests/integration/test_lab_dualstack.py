@@ -195,3 +195,58 @@ def test_allowlist_exports_hold_both_families(lab: LabStack, store: Path) -> Non
     assert "type ipv4_addr" in nft and "type ipv6_addr" in nft
     ipset = render_allowlist(al, "ipset")
     assert "family inet6" in ipset and "family inet " in ipset
+
+
+def test_elasticsearch_holds_both_families_and_reports_each(lab: LabStack, store: Path,
+                                                            es_url: str, tmp_path: Path) -> None:
+    """The cluster lives outside the namespace: the store written inside is loaded from
+    outside (`edgewatch load`), and the cluster answers exactly what the store does, per
+    family too (the --family selection becomes a term filter on dns.question.type)."""
+    from elasticsearch import Elasticsearch, helpers
+
+    from pipeline.report.es_source import ElasticsearchSource
+
+    ns = f"ds{os.getpid()}"
+    config = tmp_path / "edgewatch.toml"
+    config.write_text(lab.config_path.read_text() + f"""
+[store]
+dir = "{store}"
+
+[state]
+dir = "{tmp_path / 'state'}"
+
+[elasticsearch]
+url = "{es_url}"
+namespace = "{ns}"
+spool_dir = "{tmp_path / 'spool'}"
+dead_letter_dir = "{tmp_path / 'dead-letter'}"
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "EDGEWATCH_"))}
+    for args in (("setup",), ("load", "--quiet")):
+        proc = subprocess.run([*EDGEWATCH, *args, "--config", str(config)], capture_output=True,
+                              text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    es = Elasticsearch(es_url, request_timeout=30)
+    checks_index, runs_index = f"logs-edgewatch.check-{ns}", f"edgewatch-runs-{ns}"
+    try:
+        es.indices.refresh(index=f"{checks_index},{runs_index}")
+        checks = [{k: v for k, v in h["_source"].items()}
+                  for h in helpers.scan(es, index=checks_index, query={"query": {"match_all": {}}})]
+        assert len(checks) == len(list(read_store(store, "checks")))
+        # an IPv6 /48 as a CIDR term query on the ip field
+        in48 = sum(1 for d in read_store(store, "checks")
+                   if d.get("destination.ip", "").startswith("fd00:60:"))
+        got = es.count(index=checks_index, query={"term": {"destination.ip": "fd00:60::/48"}})
+        assert got["count"] == in48 > 0
+        origin = datetime.fromtimestamp(lab.scenario.start - 20 * 3600, UTC)
+        for types in ((), ("A",), ("AAAA",)):
+            filters = Filters(start=origin, record_types=types)
+            a = build_report(ElasticsearchSource(es, namespace=ns), filters).to_dict()
+            b = build_report(StoreSource(store), filters).to_dict()
+            for key in ("generated_at", "source"):
+                a.pop(key), b.pop(key)
+            assert a == b, types
+    finally:
+        es.options(ignore_status=404).indices.delete_data_stream(name=checks_index)
+        es.options(ignore_status=404).indices.delete(index=runs_index)
+        es.close()
