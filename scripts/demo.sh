@@ -83,8 +83,7 @@ if [ "$DUALSTACK" = 1 ]; then
         "$EW" report --config "$CONFIG" --family "$fam" --no-progress > "$OUT/report-ipv$fam.txt"
         echo
         echo "== edgewatch report --family $fam (full text: $OUT/report-ipv$fam.txt)"
-        sed -n '1,/^$/p' "$OUT/report-ipv$fam.txt"
-        grep -E '^(all|overall)\b' "$OUT/report-ipv$fam.txt" || true
+        awk '/^Failures by kind/ { exit } { print }' "$OUT/report-ipv$fam.txt"
     done
 fi
 echo
