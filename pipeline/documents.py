@@ -16,10 +16,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from pipeline.es.names import CHECK_DATASET, RUN_DATASET  # a leaf: names only, no client
+from pipeline.es.names import (  # a leaf: names only, no client
+    CHECK_DATASET,
+    EVENT_DATASET,
+    RUN_DATASET,
+)
 from pipeline.ids import answer_set_hash as answer_set_hash
 from pipeline.ids import check_doc_id as check_doc_id
 from pipeline.ids import check_id as check_id
+from pipeline.ids import event_id
 from pipeline.ids import stamp as iso
 
 if TYPE_CHECKING:  # annotations only: readers of stored documents must not import the probes
@@ -34,7 +39,7 @@ SCHEMA_VERSION = 2
 # The ECS release whose names, types and allowed values the documents follow (ecs.version).
 ECS_VERSION = "9.2.0"
 
-RecordKind = Literal["check", "run"]
+RecordKind = Literal["check", "run", "event"]  # the keys of pipeline.es.names.RECORD_KINDS
 
 # ``edgewatch.connect.skipped``: why an answered address got no TCP/TLS check. "cap": the answer
 # had more addresses than ``limits.max_addresses``; the document's outcome then follows DNS only.
@@ -216,6 +221,9 @@ class AddressFacts:
     netinfo: dict[str, NetInfo] = field(default_factory=dict)
     runs: dict[str, Assignment] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # address -> (names of the configured allowlists that contain it, names of those that do
+    # not); empty when no list is configured, and then the fields stay out of the documents
+    allowlist: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
 
 
 def check_records(ctx: CheckContext, queried_at: datetime, result: DnsResult,
@@ -257,6 +265,9 @@ def check_records(ctx: CheckContext, queried_at: datetime, result: DnsResult,
             doc["edgewatch.run.id"] = run.run_id
             doc["edgewatch.run.seq"] = run.seq
             doc["edgewatch.run.start"] = iso(run.start)
+        verdict = facts.allowlist.get(addr)
+        if verdict is not None:
+            doc["edgewatch.allowlist.allowed"], doc["edgewatch.allowlist.denied"] = verdict
         # ECS: "connection" when this address was connected to, "info" when only DNS speaks
         doc["event.type"] = ["connection"] if conn is not None else ["info"]
         failed = conn is not None and not conn.ok
@@ -304,6 +315,47 @@ def run_record(run: Run, info: NetInfo | None = None, domain: str | None = None)
     return Record("run", run.id, doc, version=run.version, timestamp=run.last_seen)
 
 
+# event.action of the event "the first check of a run whose address no configured list allows"
+ALLOWLIST_MISS = "allowlist-miss"
+# what an event repeats of the check it is about: enough to act on it without a second query
+_EVENT_FIELDS = ("observer.name", "dns.question.name", "dns.question.type",
+                 "edgewatch.resolver.name", "edgewatch.resolver.ip", "destination.ip",
+                 "destination.port", "destination.as.number", "destination.domain",
+                 "edgewatch.destination.prefix", "edgewatch.destination.prefix24",
+                 "edgewatch.run.id", "edgewatch.run.start", "edgewatch.check.id",
+                 "edgewatch.cycle.id", "edgewatch.allowlist.allowed",
+                 "edgewatch.allowlist.denied")
+
+
+def allowlist_miss_record(check: Record) -> Record:
+    """The event of a check document whose address no configured allowlist allows.
+
+    Its ``_id`` is the run's (``ids.event_id``): one event per run, whoever builds it again."""
+    c = check.doc
+    doc: dict[str, Any] = {
+        "@timestamp": c["@timestamp"],
+        "ecs.version": ECS_VERSION,
+        "data_stream.type": "logs",
+        "data_stream.dataset": EVENT_DATASET,
+        "data_stream.namespace": c.get("data_stream.namespace", "default"),
+        "event.kind": "alert",
+        "event.category": ["network"],
+        "event.type": ["denied"],
+        "event.action": ALLOWLIST_MISS,
+        "event.dataset": EVENT_DATASET,
+        "edgewatch.schema": SCHEMA_VERSION,
+    }
+    doc |= {k: v for k, v in c.items() if k in _EVENT_FIELDS or k.startswith("observer.geo.")}
+    network = c.get("edgewatch.destination.prefix") or c.get("edgewatch.destination.prefix24")
+    asn = f", AS{c['destination.as.number']}" if "destination.as.number" in c else ""
+    doc["message"] = (
+        f"{c['destination.ip']} ({network}{asn}) answered by {c['edgewatch.resolver.name']} "
+        f"for {c['dns.question.name']} {c['dns.question.type']} is allowed by no allowlist "
+        f"(not in {', '.join(c['edgewatch.allowlist.denied'])}); run {c['edgewatch.run.id']}")
+    return Record("event", event_id(ALLOWLIST_MISS, c["edgewatch.run.id"]), doc,
+                  timestamp=check.timestamp)
+
+
 def record_from_stored(line: dict[str, Any]) -> Record:
     """A document read back from the local store (``_id`` inline) as a record for a sink."""
     doc = {k: v for k, v in line.items() if k != "_id"}
@@ -311,4 +363,6 @@ def record_from_stored(line: dict[str, Any]) -> Record:
         return Record("run", line["_id"], doc, version=int(doc["edgewatch.run.version"]))
     if doc.get("event.dataset") == CHECK_DATASET:
         return Record("check", line["_id"], doc)
+    if doc.get("event.dataset") == EVENT_DATASET:
+        return Record("event", line["_id"], doc)
     raise ValueError(f"not an edgewatch document: event.dataset={doc.get('event.dataset')!r}")

@@ -50,6 +50,12 @@ def check_doc_id(check: str, resolver: str, address: str | None) -> str:
     return digest("check", check, resolver, address or "-")[:32]
 
 
+def event_id(action: str, run: str) -> str:
+    """Stable ``_id`` of an event about one run (``allowlist-miss``): at most one per run and
+    action, however often a replay or a restart builds it again."""
+    return digest("event", action, run)[:32]
+
+
 def answer_set_hash(addresses: list[str] | tuple[str, ...] | frozenset[str]) -> str:
     """The same set of addresses in any order: one hash."""
     return digest(*sorted(addresses))[:16]

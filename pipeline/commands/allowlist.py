@@ -3,6 +3,8 @@
 Output is ready for the firewall (CIDR lines, an nftables set, an ipset restore file) or for
 automation (JSON), always headed by the evidence window and the coverage it achieved.
 
+``edgewatch allowlist verify`` (``_allowlist_verify``) checks a deployed list instead.
+
 Exit status: 0 list written; 1 no successful checks in the selection, the evidence could not be
 read, or (``--strict``) a store line was unusable; 2 a bad argument (a set name that is not a
 safe nft/ipset identifier, --from not before --to, an unwritable -o).
@@ -14,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.commands._allowlist_verify import add_verify_parser
 from pipeline.report.allowlist import FORMATS, build_allowlist, check_set_name, render_allowlist
 from pipeline.report.options import (
     add_source_arguments,
@@ -34,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Rank addresses (or /24s, or announced prefixes) by the successful checks "
         "they served and emit the fewest that together allowed --coverage of them, with a "
         "header stating the evidence window and the coverage achieved.",
-        epilog="Exit status: 0 list written; 1 no successful checks in the selection, the "
+        epilog="To check a list already deployed: edgewatch allowlist verify --list FILE "
+        "(see edgewatch allowlist verify --help). "
+        "Exit status: 0 list written; 1 no successful checks in the selection, the "
         "evidence could not be read, or --strict met an unusable store line; 2 bad arguments. "
         "Checks dated outside the plausible window (before 2020, or after tomorrow unless "
         "--from/--to say otherwise) are left out, as in edgewatch report.",
@@ -51,6 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     add_source_arguments(p)
     p.set_defaults(func=run)
+    # `edgewatch allowlist verify --list FILE`: options go after the word verify
+    add_verify_parser(p.add_subparsers(dest="allowlist_action", metavar="ACTION"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -57,11 +57,12 @@ def _files(store: Path, kind: str) -> list[Path]:
 
 
 def _records(store: Path, lines: StoreLines, distinct: Distinct) -> Iterator[Record]:
-    """Every valid, distinct document of the store as a record: checks, then runs."""
-    for path in _files(store, "checks"):
-        for _, doc in lines.read(path, "checks"):
-            if distinct.first_time(path, doc["_id"]):
-                yield record_from_stored(doc)
+    """Every valid, distinct document of the store as a record: checks, events, then runs."""
+    for kind in ("checks", "events"):
+        for path in _files(store, kind):
+            for _, doc in lines.read(path, kind):
+                if distinct.first_time(path, doc["_id"]):
+                    yield record_from_stored(doc)
     latest: dict[str, dict] = {}
     for path in _files(store, "runs"):
         for _, doc in lines.read(path, "runs"):
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     store = Path(store)
     if args.strict:  # every line checked before the first is sent
         try:
-            for kind in ("checks", "runs"):
+            for kind in ("checks", "events", "runs"):
                 for path in _files(store, kind):
                     for _ in StoreLines(strict=True).read(path, kind):
                         pass

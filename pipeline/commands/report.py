@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.allowlists import ListError, ListVersion, load_version
+from pipeline.commands._common import load_or_exit, resolve_config_path
 from pipeline.report import Options, build_report
 from pipeline.report.html import render_html
 from pipeline.report.options import (
@@ -23,6 +25,7 @@ from pipeline.report.options import (
     open_source,
     print_warnings,
     share_arg,
+    usage_error,
     write_output,
 )
 from pipeline.report.render import render_json
@@ -57,7 +60,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     an.add_argument("--threshold", type=share_arg, default=0.99, metavar="SHARE",
                     help="a list is stale once it allows less than this share of a later "
                     "day's checks (default 0.99)")
+    an.add_argument("--list", dest="lists", action="append", default=[], type=Path,
+                    metavar="FILE", help="also report on this deployed allowlist file "
+                    "(repeatable; the config's [[allowlists]] are always reported on), e.g. "
+                    "--list /etc/nftables.d/api-allow.nft")
     p.set_defaults(func=run)
+
+
+def deployed_lists(args: argparse.Namespace) -> tuple[ListVersion, ...]:
+    """The config's ``[[allowlists]]`` (when a config is read) and every ``--list`` file; a
+    list that cannot be read is a usage error naming ``file:line``."""
+    specs: list[tuple[str, Path]] = []
+    found = args.config if args.config is not None else (
+        None if args.store is not None or args.es_url else resolve_config_path(None))
+    if found is not None:
+        specs += [(a.name, a.file) for a in load_or_exit(found, writes=False).allowlists]
+    specs += [(path.name, path) for path in args.lists]
+    try:
+        return tuple(load_version(name, path) for name, path in specs)
+    except ListError as exc:
+        raise usage_error("report", f"--list: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,10 +89,12 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args.output, "report")
     filters = filters_from(args, "report")
+    lists = deployed_lists(args)
     source, now = open_source(args)
     try:
         report = build_report(source, filters, Options(interval_s=args.interval,
-                                                       threshold=args.threshold, now=now))
+                                                       threshold=args.threshold, now=now,
+                                                       allowlists=lists))
     except (FileNotFoundError, StoreLineError) as exc:
         print(f"edgewatch report: {exc}", file=sys.stderr)
         return 1

@@ -8,8 +8,9 @@ reach a log line.
 The package, by job: ``model`` (the dataclasses, their defaults and bounds), ``duration`` (the
 duration grammar), ``checks`` (single values: hostnames, URLs, ports, CA files, folders),
 ``reader`` (typed getters and environment overrides), one parser per section (``sections``,
-``lists`` for targets and resolvers, ``cluster`` for Elasticsearch) and ``load`` (the
-composition). Everything other modules use is importable from ``pipeline.config``.
+``lists`` for targets and resolvers, ``cluster`` for Elasticsearch, ``allowlists`` for the
+deployed lists) and ``load`` (the composition). Everything other modules use is importable
+from ``pipeline.config``.
 """
 
 from pipeline.config.checks import (
@@ -31,6 +32,7 @@ from pipeline.config.model import (
     RECORD_TYPES,
     SINK_TYPES,
     TRANSPORTS,
+    Allowlist,
     Clock,
     Config,
     ConfigError,
@@ -46,7 +48,8 @@ from pipeline.config.model import (
 __all__ = [
     "MAX_ES_TIMEOUT_S", "MAX_PROBE_TIMEOUT_S", "MAX_SPEED", "MIN_INTERVAL_S",
     "MIN_REAL_INTERVAL_S", "OBSERVER_GEO_KEYS", "RECORD_TYPES", "SINK_TYPES", "TRANSPORTS",
-    "Clock", "Config", "ConfigError", "ElasticsearchSettings", "Limits", "Resolver", "Schedule",
+    "Allowlist", "Clock", "Config", "ConfigError", "ElasticsearchSettings", "Limits", "Resolver",
+    "Schedule",
     "Secret", "Target", "Timeouts", "ca_file_problem", "check_writable_dirs", "hostname_problem",
     "http_path_problem", "load_config", "parse_config", "parse_duration", "parse_host_port",
     "url_problem",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import sections
+from pipeline.config.allowlists import parse_allowlists
 from pipeline.config.checks import dir_problem
 from pipeline.config.cluster import parse_elasticsearch
 from pipeline.config.lists import parse_resolvers, parse_targets
@@ -40,6 +41,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("sinks", sections.parse_sinks),
     ("targets", parse_targets),
     ("resolvers", parse_resolvers),
+    ("allowlists", parse_allowlists),
 )
 
 

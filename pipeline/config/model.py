@@ -141,6 +141,14 @@ class ElasticsearchSettings:
 
 
 @dataclass(frozen=True)
+class Allowlist:
+    """A deployed allowlist: its name (in documents and metrics) and its file."""
+
+    name: str
+    file: Path
+
+
+@dataclass(frozen=True)
 class Config:
     observer_name: str
     observer_geo: dict[str, str]
@@ -159,6 +167,7 @@ class Config:
     sinks: tuple[str, ...] = ("ndjson",)
     elasticsearch: ElasticsearchSettings | None = None
     keep_raw_answers: bool = False
+    allowlists: tuple[Allowlist, ...] = ()
     source: Path | None = field(default=None, compare=False)
 
 

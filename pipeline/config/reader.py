@@ -143,7 +143,7 @@ def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, tuple[s
         except tomllib.TOMLDecodeError:
             value = raw
         current = data.get(section)
-        if section in ("targets", "resolvers"):
+        if section in ("targets", "resolvers", "allowlists"):
             entries = current if isinstance(current, list) else []
             for i, entry in enumerate(entries):
                 if isinstance(entry, dict):

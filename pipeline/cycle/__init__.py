@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pipeline.allowlists import DeployedLists
 from pipeline.clock import ScenarioClock
 from pipeline.config import Config
 from pipeline.cycle.budget import check_budget, cycle_budget
@@ -88,6 +89,8 @@ class CycleRunner:
         self.tracker = tracker
         self.sinks = list(sinks)
         self.netinfo = NetinfoTable.load(config.netinfo_table) if config.netinfo_table else None
+        # the lists in force; validated with the config, re-read before a cycle when changed
+        self.allowlists = DeployedLists((a.name, a.file) for a in config.allowlists)
         self.cycles = 0
         self._last_start: datetime | None = None
 
@@ -139,10 +142,14 @@ class CycleRunner:
                             "last recorded instant", iso(started), behind)
                 stats.clock_behind_s = behind
                 return stats
+            self.allowlists.refresh()
             obs = await observe(self.probes, self.config, self.clock, started)
-            recorded = record(obs, self.tracker, self.config, self._netinfo)
+            recorded = record(obs, self.tracker, self.config, self._netinfo, self.allowlists)
             stats.count(obs, recorded)
             stats.delivered = await deliver(self.tracker, self.sinks, recorded.records)
+            if stats.delivered:
+                for event in recorded.events:  # one warning per run, as its event
+                    log.warning("allowlist miss: %s", event.doc["message"])
             self._last_start = started
             self.cycles += 1
         log.info("cycle %s at %s: %d queries, %d addresses, %d connects, %d capped, "

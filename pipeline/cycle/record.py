@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pipeline.allowlists import DeployedLists
 from pipeline.config import Config
 from pipeline.cycle.observe import Observations, Query
 from pipeline.documents import (
@@ -20,6 +21,7 @@ from pipeline.documents import (
     AddressFacts,
     CheckContext,
     Record,
+    allowlist_miss_record,
     check_id,
     check_records,
     run_record,
@@ -38,6 +40,7 @@ class Recorded:
     checks: int = 0
     skipped: int = 0  # address documents whose connect check the address cap skipped
     failures: Counter[str] = field(default_factory=Counter)
+    events: list[Record] = field(default_factory=list)  # also in records, after the runs
 
 
 class _Recorder:
@@ -84,17 +87,23 @@ class _Recorder:
 
 
 def record(obs: Observations, tracker: RunTracker, config: Config,
-           netinfo: Callable[[str], NetInfo]) -> Recorded:
-    """Apply every query to the run state and build the cycle's documents (uncommitted)."""
+           netinfo: Callable[[str], NetInfo], lists: DeployedLists | None = None) -> Recorded:
+    """Apply every query to the run state and build the cycle's documents (uncommitted).
+
+    With ``lists``, every answered address gets the verdict of each list in force."""
     info = {a: netinfo(a) for a in obs.addresses()}
+    verdicts = {a: lists.verdict(a) for a in obs.addresses()} if lists else {}
     rec = _Recorder(obs, tracker, config, info)
     out = Recorded()
     for q in obs.queries:
         assignments = rec.poll(q)
         per_addr, skipped = rec.checked(q)
         out.skipped += len(skipped)
-        facts = AddressFacts(per_addr, obs.rdns, info, assignments, skipped)
-        out.records.extend(check_records(rec.context(q), q.at, q.result, facts))
+        facts = AddressFacts(per_addr, obs.rdns, info, assignments, skipped, verdicts)
+        checks = check_records(rec.context(q), q.at, q.result, facts)
+        out.records.extend(checks)
+        if lists:
+            out.events.extend(_misses(checks, assignments, lists))
         out.checks += 1
         if q.result.error_type:
             out.failures[q.result.error_type] += 1
@@ -106,4 +115,24 @@ def record(obs: Observations, tracker: RunTracker, config: Config,
         ptr = obs.rdns.get(address)
         out.records.append(run_record(run, info.get(address) or netinfo(address),
                                       ptr.hostname if ptr else None))
+    out.records.extend(out.events)
+    return out
+
+
+def _misses(checks: list[Record], assignments: dict[str, Assignment],
+            lists: DeployedLists) -> list[Record]:
+    """The allowlist-miss events of one query's check documents: once per run.
+
+    A run's first check (``seq`` 1, kept in the run state, so a restart does not repeat it)
+    whose address no list allows is the event; so is the first check after a list was replaced
+    that took the address out of every list. The event ``_id`` is the run's: in Elasticsearch
+    a run has one such event whatever happens."""
+    out = []
+    for c in checks:
+        addr = c.doc.get("destination.ip")
+        run = assignments.get(addr) if addr else None
+        if run is None or not lists.allowed_by_none(addr):
+            continue
+        if run.seq == 1 or lists.newly_denied(addr):
+            out.append(allowlist_miss_record(c))
     return out

@@ -1,10 +1,10 @@
 """Bulk actions for edgewatch records, and what each per-item answer means for delivery.
 
-Check documents are ``create``d into the data stream (``require_data_stream`` so that a missing
-template can never make a plain index with guessed mappings): a 409 means the same ``_id`` is
-already stored, i.e. a replay, and counts as delivered. Run summaries are ``index``ed into the
-runs index with ``version_type=external_gte`` and their update counter as version: a 409 means a
-newer snapshot is stored, which is exactly what we want to keep.
+Check (and event) documents are ``create``d into their data stream (``require_data_stream``
+so that a missing template can never make a plain index with guessed mappings): a 409 means
+the same ``_id`` is already stored, i.e. a replay, and counts as delivered. Run summaries are
+``index``ed into the runs index with ``version_type=external_gte`` and their update counter as
+version: a 409 means a newer snapshot is stored, which is exactly what we want to keep.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ class Verdict(enum.Enum):
 
 def action_header(kind: str, record_id: str, version: int | None,
                   namespace: str) -> dict[str, Any]:
-    if kind == "check":
-        return {"create": {"_index": names.check_data_stream(namespace), "_id": record_id,
-                           "require_data_stream": True}}
+    if kind in names.RECORD_KINDS and (stream := names.data_stream(kind, namespace)):
+        return {"create": {"_index": stream, "_id": record_id, "require_data_stream": True}}
     if kind == "run":
         if version is None:
             raise ValueError(f"run summary {record_id} has no version")

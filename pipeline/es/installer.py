@@ -246,15 +246,18 @@ def _runs_index(client: Elasticsearch, namespace: str, dry_run: bool,
 
 
 def _check_stream(client: Elasticsearch, namespace: str, caps: Capabilities,
-                  dry_run: bool, missing: frozenset[str] = frozenset()) -> list[Outcome]:
-    stream = names.check_data_stream(namespace)
+                  dry_run: bool, missing: frozenset[str] = frozenset(),
+                  template: str = names.CHECK_INDEX_TEMPLATE) -> list[Outcome]:
+    """An existing data stream of ``template`` (checks, events) brought to its mappings."""
+    stream = f"{template}-{namespace}"
     if not client.indices.exists(index=stream):
-        return [Outcome("data stream", stream, ABSENT, "appears with the first check document")]
-    desired = templates.effective_mappings(names.CHECK_INDEX_TEMPLATE, missing=missing)
+        kind = "check" if template == names.CHECK_INDEX_TEMPLATE else "event"
+        return [Outcome("data stream", stream, ABSENT, f"appears with the first {kind} document")]
+    desired = templates.effective_mappings(template, missing=missing)
     entry = _data_stream_entry(client, stream)
     write = _write_index(client, stream, entry)
     setting_diffs = settings_differences(
-        templates.fixed_settings(names.CHECK_INDEX_TEMPLATE),
+        templates.fixed_settings(template),
         _effective_settings(client, write)) if write else []
     outcomes = [_with_settings(_sync_mapping(client, "data stream", stream, desired, dry_run),
                                setting_diffs, f"roll it over (POST {stream}/_rollover)")]
@@ -284,5 +287,7 @@ def install(client: Elasticsearch, namespace: str, caps: Capabilities,
                                          missing=missing):
         outcomes.append(install_object(client, obj, dry_run))
     outcomes.append(_runs_index(client, namespace, dry_run, missing))
-    outcomes.extend(_check_stream(client, namespace, caps, dry_run, missing))
+    for template, _ in names.RECORD_KINDS.values():  # every data stream kind
+        if template is not None:
+            outcomes.extend(_check_stream(client, namespace, caps, dry_run, missing, template))
     return outcomes

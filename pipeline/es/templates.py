@@ -28,8 +28,10 @@ COMPONENT_TEMPLATES = (
     names.CHECK_SETTINGS,
     names.RUN_MAPPINGS,
     names.RUN_SETTINGS,
+    names.EVENT_MAPPINGS,
 )
-INDEX_TEMPLATES = (names.CHECK_INDEX_TEMPLATE, names.RUNS_INDEX_TEMPLATE)
+INDEX_TEMPLATES = (names.CHECK_INDEX_TEMPLATE, names.RUNS_INDEX_TEMPLATE,
+                   names.EVENT_INDEX_TEMPLATE)
 
 # ECS field types that live in optional modules (constant-keyword, mapper-extras), with the
 # nearest type every node has. Every Elasticsearch distribution ships them; a node assembled

@@ -12,9 +12,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pipeline.allowlists.deployed import ListVersion
 from pipeline.report import stats
 from pipeline.report.evidence import Addresses, Evidence, Extent, Outcomes, extent_of, read
 from pipeline.report.filters import Filters
+from pipeline.report.list_coverage import ListCoverage, list_coverage
 from pipeline.report.model import (
     ALL,
     GRANULARITIES,
@@ -50,6 +52,7 @@ class Options:
     threshold: float = 0.99  # a decaying allowlist is "stale" below this share
     coverage_targets: tuple[float, ...] = COVERAGE_TARGETS
     stable_top: int = STABLE_TOP
+    allowlists: tuple[ListVersion, ...] = ()  # deployed lists: a section each
 
 
 def _figures(name: str, ev: Evidence, interval_s: float | None, window_s: float,
@@ -123,7 +126,17 @@ def build_report(source: Source, filters: Filters | None = None,
         decay=decay,
         verdict=make_verdict(window, overall, coverage, decay, options.threshold),
         data=data,
+        allowlists=_allowlists(source, filters, span, ev, options.allowlists),
     )
+
+
+def _allowlists(source: Source, filters: Filters, span: Extent, ev: Evidence,
+                lists: tuple[ListVersion, ...]) -> list[ListCoverage]:
+    """Each deployed list against the window, from one read of the rows they share."""
+    if not lists or not span.days:
+        return []
+    rows = list(source.target_address_rows(filters, span.origin))
+    return [list_coverage(lst, rows, span.origin, ev.attr) for lst in lists]
 
 
 def _iso(ts: datetime | None) -> str | None:

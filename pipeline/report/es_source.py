@@ -24,6 +24,7 @@ from pipeline.report.rows import (
     OutcomeRow,
     RunRow,
     Span,
+    TargetAddressRow,
     TimingRow,
 )
 
@@ -195,6 +196,27 @@ class ElasticsearchSource:
             k = b["key"]
             yield AddressRow(day=(int(k["day"]) - origin_ms) // DAY_MS, resolver=k["resolver"],
                              ip=k["ip"], documents=b["doc_count"], ok=b["ok"]["doc_count"])
+
+    def target_address_rows(self, filters: Filters, origin: datetime
+                            ) -> Iterator[TargetAddressRow]:
+        origin_ms = round(origin.timestamp() * 1000)
+        sources = [
+            {"day": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d",
+                                        "offset": f"+{origin_ms % DAY_MS}ms"}}},
+            {"target": _terms("dns.question.name")},
+            {"resolver": _terms("edgewatch.resolver.name")},
+            {"ip": _terms("destination.ip")},
+        ]
+        query = self._checks_query(filters, {"exists": {"field": "destination.ip"}},
+                                   {"term": {"event.outcome": "success"}})
+        first = {"first": {"min": {"field": "@timestamp"}}}
+        for b in self._composite(self.checks_index, query, sources, "addresses by target",
+                                 first):
+            k = b["key"]
+            yield TargetAddressRow(
+                day=(int(k["day"]) - origin_ms) // DAY_MS, target=k["target"],
+                resolver=k["resolver"], ip=k["ip"], ok=b["doc_count"],
+                first=datetime.fromtimestamp(b["first"]["value"] / 1000, UTC))
 
     def network_rows(self, filters: Filters) -> Iterator[NetworkRow]:
         sources = [

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from html import escape
 
+from pipeline.report.list_sections import html_sections
 from pipeline.report.model import ALL, Figures, Report
 from pipeline.report.svg import (
     Bar,
@@ -271,5 +272,6 @@ def _address_tables(report: Report) -> list[str]:
 def render_html(report: Report) -> str:
     """The whole report as one HTML page, section by section in reading order."""
     parts = [*_head(report), *_charts(report), *_resolver_tables(report),
-             *_list_tables(report), *_address_tables(report), "</body></html>"]
+             *_list_tables(report), *html_sections(report, _table), *_address_tables(report),
+             "</body></html>"]
     return "\n".join(parts)

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.report.list_coverage import ListCoverage
+
 SCHEMA = "edgewatch.report/1"
 ALL = "(all)"
 GRANULARITIES = ("ip", "prefix24", "prefix")
@@ -190,6 +192,8 @@ class Report:
     decay: list[Decay]
     verdict: Verdict
     data: DataQuality = field(default_factory=DataQuality)
+    # one per deployed allowlist (``[[allowlists]]`` of the config, ``--list``): its coverage
+    allowlists: list[ListCoverage] = field(default_factory=list)
     schema: str = SCHEMA
 
     def coverage_by(self, by: str) -> Coverage:

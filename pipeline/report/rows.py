@@ -84,6 +84,23 @@ class TimingRow:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetAddressRow:
+    """Successful check documents about one address, by day, target and resolver.
+
+    What allowlist coverage needs (``edgewatch allowlist verify``, the report's list sections):
+    whether a list lets each of them through, per target and resolver, and since when it
+    misses an address (``first``: the earliest of the group's checks).
+    """
+
+    day: int
+    target: str
+    resolver: str
+    ip: str
+    ok: int
+    first: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class RunRow:
     """The latest summary of one IP run (only what run statistics need)."""
 
@@ -116,6 +133,9 @@ class Source(Protocol):
     def timing_rows(self, filters: Filters, bucket_us: int) -> Iterator[TimingRow]: ...
 
     def run_rows(self, filters: Filters) -> Iterator[RunRow]: ...
+
+    def target_address_rows(self, filters: Filters, origin: datetime
+                            ) -> Iterator[TargetAddressRow]: ...
 
     def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
         """(checks, runs) the selection holds that ``filters``' plausible window left out."""

@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 
 from pipeline import schema1
-from pipeline.es.names import CHECK_DATASET, RUN_DATASET
+from pipeline.es.names import CHECK_DATASET, EVENT_DATASET, RUN_DATASET
 
-DATASETS = {"checks": CHECK_DATASET, "runs": RUN_DATASET}
+DATASETS = {"checks": CHECK_DATASET, "runs": RUN_DATASET, "events": EVENT_DATASET}
 FIRST_SHOWN = 3  # bad lines named in a file's warning
 
 
@@ -140,6 +140,12 @@ FIELDS: dict[str, list[tuple[str, Check, bool]]] = {
         ("edgewatch.run.open", _bool, True),
         ("edgewatch.run.duration.s", _number, True),
         ("edgewatch.run.observed.s", _number, True),
+        ("destination.ip", _ip, True),
+    ],
+    "events": [
+        *_COMMON,
+        ("event.action", _str, True),
+        ("edgewatch.run.id", _str, True),
         ("destination.ip", _ip, True),
     ],
 }

@@ -31,6 +31,7 @@ from pipeline.report.rows import (
     OutcomeRow,
     RunRow,
     Span,
+    TargetAddressRow,
     TimingRow,
 )
 from pipeline.report.store_lines import Distinct, StoreLines, field_value, parse_ts
@@ -196,6 +197,28 @@ class StoreSource:
             day, resolver, ip = key
             yield AddressRow(day=day, resolver=resolver, ip=ip, documents=n,
                              ok=scan.ok.get(key, 0))
+
+    def target_address_rows(self, filters: Filters, origin: datetime
+                            ) -> Iterator[TargetAddressRow]:
+        """A pass of its own (the allowlist views only): successful checks by day, target,
+        resolver and address, with the earliest."""
+        ok: Counter = Counter()
+        first: dict[tuple, datetime] = {}
+        origin_s = origin.timestamp()
+        for ts, doc in self._checks(self._files("checks", filters), filters, Distinct()):
+            ip = field_value(doc, "destination.ip")
+            if ip is None or field_value(doc, "event.outcome") != "success":
+                continue
+            key = (int((ts.timestamp() - origin_s) // DAY_S), field_value(doc, "dns.question.name"),
+                   field_value(doc, "edgewatch.resolver.name"), ip)
+            ok[key] += 1
+            if key not in first or ts < first[key]:
+                first[key] = ts
+        self.progress.done()
+        for key, n in ok.items():
+            day, target, resolver, ip = key
+            yield TargetAddressRow(day=day, target=target, resolver=resolver, ip=ip, ok=n,
+                                   first=first[key])
 
     def network_rows(self, filters: Filters) -> Iterator[NetworkRow]:
         scan = self._scanned(filters, None, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
+from pipeline.report.list_sections import text_sections
 from pipeline.report.model import Figures, Report
 from pipeline.report.verdict import duration, pct
 
@@ -161,5 +162,5 @@ def _addresses(report: Report, width: int) -> list[str]:
 def render_text(report: Report, width: int = 100) -> str:
     """The whole report as plain text, section by section in reading order."""
     out = [*_header(report, width), *_resolvers(report), *_lists(report),
-           *_addresses(report, width)]
+           *text_sections(report, table, _section), *_addresses(report, width)]
     return "\n".join(out) + "\n"

@@ -223,7 +223,7 @@ class ElasticsearchSink:
 
     def _entry(self, record: Record) -> SpoolEntry | None:
         ns = self.settings.namespace
-        if record.kind == "check" and record.doc.get("data_stream.namespace", ns) != ns:
+        if record.kind != "run" and record.doc.get("data_stream.namespace", ns) != ns:
             # a store loaded into another namespace: the constant_keyword must match the stream
             record = replace(record, doc={**record.doc, "data_stream.namespace": ns})
         entry = SpoolEntry(kind=record.kind, id=record.id, version=record.version,

@@ -59,7 +59,7 @@ class Ledger:
                     summary: tuple[str, str]) -> None:
         """Keep ``entry`` for good; ``summary`` is the (error type, reason) pair."""
         ns = self.settings.namespace
-        index = names.check_data_stream(ns) if entry.kind == "check" else names.runs_index(ns)
+        index = names.data_stream(entry.kind, ns) or names.runs_index(ns)
         self.dead_letters.add(DeadLetter(kind=entry.kind, id=entry.id, index=index, op=op,
                                          status=status, error_type=summary[0],
                                          reason=summary[1], source=entry.source))

@@ -16,6 +16,7 @@ from typing import IO
 import orjson
 
 from pipeline.documents import Record, dumps
+from pipeline.es.names import store_stem
 
 
 class NdjsonSink:
@@ -30,9 +31,9 @@ class NdjsonSink:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def _file(self, record: Record) -> IO[bytes]:
-        day = record.doc.get("@timestamp", "")[:10] if record.kind == "check" else \
+        day = record.doc.get("@timestamp", "")[:10] if record.kind != "run" else \
             record.timestamp.strftime("%Y-%m-%d")
-        stem = f"{'checks' if record.kind == 'check' else 'runs'}-{day}"
+        stem = f"{store_stem(record.kind)}-{day}"
         fh = self._files.get(stem)
         if fh is None:
             fh = open(self.directory / f"{stem}.ndjson", "ab")  # noqa: SIM115 - kept open

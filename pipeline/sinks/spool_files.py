@@ -59,7 +59,7 @@ class SpoolWriteError(SpoolError, DeliveryError):
 class SpoolEntry:
     """One record as the spool keeps it: enough to rebuild its bulk action without parsing."""
 
-    kind: str  # "check" | "run"
+    kind: str  # a key of pipeline.es.names.RECORD_KINDS: "check" | "run" | "event"
     id: str
     version: int | None
     source: bytes  # the document, serialised JSON

@@ -21,7 +21,7 @@ DOCUMENTS_MD = Path(__file__).resolve().parents[2] / "docs" / "DOCUMENTS.md"
 
 def documented_fields() -> dict[str, dict[str, str]]:
     """{"check": {field: type}, "run": {...}} read from the tables of docs/DOCUMENTS.md."""
-    sections: dict[str, dict[str, str]] = {"check": {}, "run": {}}
+    sections: dict[str, dict[str, str]] = {"check": {}, "run": {}, "event": {}}
     current = None
     in_fields = False  # inside a `| field | type | meaning |` table, not another table
     for line in DOCUMENTS_MD.read_text().splitlines():
@@ -33,6 +33,8 @@ def documented_fields() -> dict[str, dict[str, str]]:
             current = "check"
         elif line.startswith("## Run summary"):
             current = "run"
+        elif line.startswith("## Event document"):
+            current = "event"
         elif line.startswith(("## ", "### ")):
             current = None
         if current is None or not in_fields or not line.startswith("| `"):
@@ -53,8 +55,10 @@ def documented_fields() -> dict[str, dict[str, str]]:
 def test_every_documented_field_is_mapped_with_its_type() -> None:
     documented = documented_fields()
     assert len(documented["check"]) > 50 and len(documented["run"]) > 20
+    assert len(documented["event"]) > 20
     for kind, template in (("check", names.CHECK_INDEX_TEMPLATE),
-                           ("run", names.RUNS_INDEX_TEMPLATE)):
+                           ("run", names.RUNS_INDEX_TEMPLATE),
+                           ("event", names.EVENT_INDEX_TEMPLATE)):
         mapping = templates.effective_mappings(template)
         assert mapping["dynamic"] == "strict"
         mapped = templates.leaf_fields(mapping["properties"])

@@ -89,7 +89,8 @@ def sample_documents() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     ptr = {"127.60.0.10": RdnsResult("127.60.0.10", "a127-60-0-10.deploy.edge.lab.test", 3600)}
     runs = {a: Assignment(f"run-{a}", 3, T - timedelta(hours=1)) for a in addrs}
     facts = AddressFacts({addrs[0]: good, addrs[1]: bad}, ptr, nets, runs,
-                         skipped={addrs[2]: CAP_SKIPPED})
+                         skipped={addrs[2]: CAP_SKIPPED},
+                         allowlist={a: (["firewall"], ["stale"]) for a in addrs})
     checks = check_records(ctx, T, ok, facts)
     checks += check_records(ctx, T, failed, AddressFacts())
     key = RunKey("lab-observer", QNAME, "A", "lab-ecs", "127.60.0.10")
@@ -156,6 +157,9 @@ def test_documents_carry_ecs_values_not_just_names() -> None:
         *({"name": "e1.a.edge.lab.test", "type": "A", "class": "IN", "ttl": 20, "data": a}
           for a in ("127.60.0.10", "127.60.0.11", "127.60.0.12"))]
     assert "dns.answers" not in failed and "edgewatch.connect.skipped" in capped
+    assert (good["edgewatch.allowlist.allowed"], good["edgewatch.allowlist.denied"]) == (
+        ["firewall"], ["stale"])
+    assert not any(k.startswith("edgewatch.allowlist.") for k in failed)  # no address, no verdict
     assert all(d["event.category"] == ["network"] for d in checks)
 
 

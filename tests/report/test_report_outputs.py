@@ -55,7 +55,7 @@ def test_json_report_has_the_documented_schema(store_dir: Path) -> None:
     assert list(doc)[:3] == ["schema", "generated_at", "source"]
     assert doc["schema"] == "edgewatch.report/1"
     assert set(doc) == {"schema", "generated_at", "source", "filters", "window", "overall",
-                        "resolvers", "coverage", "decay", "verdict", "data"}
+                        "resolvers", "coverage", "decay", "verdict", "data", "allowlists"}
     assert doc["data"] == {"plausible_from": "2020-01-01T00:00:00Z",
                            "plausible_to": doc["data"]["plausible_to"], "ignored_checks": 0,
                            "ignored_runs": 0, "skipped_lines": 0, "duplicate_lines": 0}
