@@ -6,6 +6,11 @@ answered. That list is loaded into the lab's namespace with ``nft -f`` (or ``ips
 under an output chain that drops every other connection to the edge port, and a TCP connect
 from inside to every healthy edge of the scenario, IPv4 and IPv6, must go through exactly when
 the truth says the edge was seen answering, and time out otherwise.
+
+Predicted vs enforced: with the same list as the config's deployed list (`[[allowlists]]`),
+``edgewatch run`` inside the enforcing namespace predicts per check whether the list lets it
+through (``edgewatch.allowlist.allowed`` / ``denied``), and the firewall's real outcome agrees
+with every prediction.
 """
 
 from __future__ import annotations
@@ -153,3 +158,48 @@ def test_a_set_name_that_is_not_an_identifier_is_refused(observed) -> None:
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "--set-name" in lines[0], proc.stderr
         assert proc.stdout == ""
+
+
+def test_predicted_verdicts_agree_with_the_enforcing_firewall(fw_lab: LabStack, observed,
+                                                              tmp_path: Path,
+                                                              clean_firewall: None) -> None:
+    """Predicted vs enforced: the list the firewall enforces is also the config's deployed
+    list; `edgewatch run` inside the namespace then says, check by check, whether the list lets
+    it through, and the real firewall did exactly that — every check predicted denied timed out
+    at TCP, every one predicted allowed completed its TLS handshake. Both families, both
+    outcomes."""
+    store, allowed = observed
+    listfile = tmp_path / "deployed.nft"
+    allowlist(store, "nft", listfile)
+    port = fw_lab.edge_port
+    chain = tmp_path / "chain.nft"
+    chain.write_text(
+        "table inet edgewatch {\n\tchain out {\n"
+        "\t\ttype filter hook output priority 0; policy accept;\n"
+        f"\t\ttcp dport {port} ip daddr != @ew_allow4 drop\n"
+        f"\t\ttcp dport {port} ip6 daddr != @ew_allow6 drop\n\t}}\n}}\n")
+    for f in (listfile, chain):
+        run([*fw_lab.exec_prefix, "nft", "-f", str(f)])
+    config = tmp_path / "edgewatch.toml"
+    config.write_text(fw_lab.config_path.read_text()
+                      + f'\n[[allowlists]]\nname = "deployed"\nfile = "{listfile}"\n')
+    env = {**os.environ, "EDGEWATCH_STORE__DIR": f'"{tmp_path / "data"}"',
+           "EDGEWATCH_STATE__DIR": f'"{tmp_path / "state"}"'}
+    env.pop("ES_URL", None)
+    run([*fw_lab.exec_prefix, *EDGEWATCH, "run", "--config", str(config), "--cycles",
+         str(CYCLES), "--quiet"], env=env)
+    seen: dict[tuple[int, bool], int] = {}
+    for doc in read_store(tmp_path / "data", "checks"):
+        ip = doc.get("destination.ip")
+        if ip is None:
+            continue
+        predicted = "deployed" in doc["edgewatch.allowlist.allowed"]
+        assert predicted == (ip in allowed), doc  # the list holds exactly the answered edges
+        assert predicted != ("deployed" in doc["edgewatch.allowlist.denied"])
+        if predicted:
+            assert doc.get("error.type") is None and doc["tls.established"] is True, doc
+        else:
+            assert doc.get("error.type") == "tcp.timeout", doc
+        key = (ipaddress.ip_address(ip).version, predicted)
+        seen[key] = seen.get(key, 0) + 1
+    assert set(seen) == {(4, True), (4, False), (6, True), (6, False)}, seen
