@@ -3,6 +3,8 @@
     edgewatch-lab up --scenario quick --speed 3600 --run-dir var/lab   # start, print config
     edgewatch-lab up ... --foreground                                  # stay in front (Docker)
     edgewatch-lab status --run-dir var/lab
+    edgewatch-lab up --scenario dualstack --run-dir var/lab6   # IPv4+IPv6, own network namespace
+    edgewatch-lab exec --run-dir var/lab6 -- edgewatch run --config var/lab6/edgewatch.toml
     edgewatch-lab down --run-dir var/lab                               # stop every process
     edgewatch-lab truth --scenario study-14d --interval 15m --format json
     edgewatch-lab netinfo --scenario study-14d --out ip2asn.tsv
@@ -10,18 +12,22 @@
 The lab is an authoritative DNS server following a scenario on an (accelerated) scenario clock,
 real recursive resolvers (unbound, knot-resolver, PowerDNS Recursor) in front of it, and TLS edges
 on loopback addresses. `up` writes an edgewatch config pointing at all of it (printed, and saved
-as <run-dir>/edgewatch.toml). Nothing it starts talks to anything outside 127.0.0.0/8.
+as <run-dir>/edgewatch.toml). Nothing it starts talks to anything outside 127.0.0.0/8. A
+dual-stack scenario (IPv6 edges in fd00::/8) runs in a network namespace of its own, removed by
+`down`; run the observer in it with `exec`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
+from lab import netns
 from lab.netinfo import iptoasn_lines
 from lab.scenario import ScenarioError, load_scenario
 from lab.stack import LabError, LabStack, stop_run_dir
@@ -51,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--foreground", action="store_true",
                     help="stay in the foreground; SIGTERM/SIGINT stop the whole lab")
     up.add_argument("--quiet", action="store_true", help="print only the config path")
+    up.add_argument("--namespace", action="store_true", default=None,
+                    help="run in a network namespace of its own even without IPv6 edges "
+                    "(dual-stack scenarios always do)")
     up.add_argument("--config-out", type=Path, default=None,
                     help="also write the config here, with copies of ca.pem and ip2asn.tsv beside"
                          " it (for a pipeline container that shares only that folder)")
@@ -60,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show whether the lab in --run-dir runs")
     status.add_argument("--run-dir", type=Path, default=Path("var/lab"))
+
+    ex = sub.add_parser("exec", help="run a command where the lab's addresses are (inside a "
+                        "dual-stack lab's namespace)",
+                        epilog="example: edgewatch-lab exec --run-dir var/lab6 -- "
+                        "edgewatch run --config var/lab6/edgewatch.toml --cycles 8")
+    ex.add_argument("--run-dir", type=Path, default=Path("var/lab"))
+    ex.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
 
     truth = sub.add_parser("truth", help="print what a perfect observer would record")
     truth.add_argument("--scenario", default="study-14d")
@@ -71,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     truth.add_argument("--resolver", action="append", help="only these resolvers")
     truth.add_argument("--format", choices=["text", "json"], default="text")
     truth.add_argument("--runs", action="store_true", help="text format: list every run")
+    truth.add_argument("--record-type", choices=["A", "AAAA"], default="A",
+                       help="which family's answers (AAAA: a dual-stack scenario's IPv6 side)")
 
     net = sub.add_parser("netinfo", help="write the scenario's iptoasn-format TSV")
     net.add_argument("--scenario", default="study-14d")
@@ -81,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
 def _up(args: argparse.Namespace) -> int:
     lab = LabStack(args.scenario, speed=args.speed, run_dir=args.run_dir,
                    start_at=args.start_at, octet=args.octet, edge_port=args.edge_port,
-                   detach=not args.foreground)
+                   detach=not args.foreground, namespace=args.namespace)
     stop = threading.Event()
     if args.foreground:
         # Before anything starts or is announced: a SIGTERM that arrives while the lab comes up,
@@ -96,6 +114,10 @@ def _up(args: argparse.Namespace) -> int:
     else:
         print(lab.config_path.read_text())
         print(f"# lab ready in {lab.started_in:.2f}s; config: {lab.config_path}", flush=True)
+        if lab.netns:
+            print(f"# network namespace {lab.netns} (set up in {lab.netns_setup_s:.3f}s); "
+                  f"observe from inside: edgewatch-lab exec --run-dir {args.run_dir} -- "
+                  f"edgewatch run --config {lab.config_path}", flush=True)
         print(f"# stop with: edgewatch-lab down --run-dir {args.run_dir}", flush=True)
     sys.stdout.flush()
     if not args.foreground:
@@ -123,15 +145,37 @@ def _status(args: argparse.Namespace) -> int:
     alive = sum(p.alive() for p in procs)
     print(f"lab in {run_dir}: {alive}/{len(procs)} processes alive; "
           f"scenario now {iso(state.clock.now())} (speed {state.clock.speed:g})")
+    if state.netns:
+        print(f"  network namespace {state.netns} "
+              f"({'present' if netns.exists(state.netns) else 'MISSING'})")
     for p in procs:
         print(f"  {'up  ' if p.alive() else 'DOWN'} {p.pid:>7} {p.name}")
     return 0 if procs and alive == len(procs) else 1
 
 
+def _exec(args: argparse.Namespace) -> int:
+    """Replace this process with the command, inside the lab's namespace if it has one."""
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        raise LabError("exec: no command given (edgewatch-lab exec --run-dir D -- COMMAND)")
+    run_dir = args.run_dir.resolve()
+    if not (run_dir / STATE_FILE).exists():
+        raise LabError(f"exec: no lab in {run_dir}")
+    name = LabState.load(run_dir).netns
+    if name and not netns.exists(name):
+        raise LabError(f"exec: the lab's network namespace {name} is gone (edgewatch-lab up)")
+    full = [*netns.exec_prefix(name), *argv] if name else argv
+    try:
+        os.execvp(full[0], full)
+    except OSError as exc:
+        raise LabError(f"exec: {full[0]}: {exc.strerror}") from None
+    return 127  # not reached
+
+
 def _truth(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     truth = GroundTruth(scenario, speed=args.speed)
-    summary = truth.summary(args.start, args.end, args.interval)
+    summary = truth.summary(args.start, args.end, args.interval, args.record_type)
     if args.resolver:
         summary = {k: v for k, v in summary.items() if k in set(args.resolver)}
     edges = {a: truth.edge_outcome(a) for a in scenario.edge_addresses()}
@@ -160,7 +204,7 @@ def _truth(args: argparse.Namespace) -> int:
             if args.runs:
                 for r in s.runs:
                     end = iso(r.end) if r.end else "open"
-                    print(f"    {r.address:<15} #{r.seq} {iso(r.start)} .. {end} "
+                    print(f"    {r.address:<16} #{r.seq} {iso(r.start)} .. {end} "
                           f"checks={r.checks} gaps={r.gaps}")
     print("\nedges:")
     for address, outcome in edges.items():
@@ -188,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "status":
             return _status(args)
+        if args.command == "exec":
+            return _exec(args)
         if args.command == "truth":
             return _truth(args)
         return _netinfo(args)

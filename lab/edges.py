@@ -109,7 +109,8 @@ class EdgeServer:
         writer.transport.abort()
 
     def _blackhole(self, address: str) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        fam = socket.AF_INET6 if ":" in address else socket.AF_INET
+        listener = socket.socket(fam, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((address, self.port))
         listener.listen(0)

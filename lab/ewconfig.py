@@ -80,7 +80,7 @@ def render(scenario: Scenario, plan: AddressPlan, clock: ScenarioClock, ca_file:
             "",
             "[[targets]]",
             f"name = {_q(target.name)}",
-            'record_types = ["A"]',
+            f"record_types = [{', '.join(_q(t) for t in scenario.record_types(target))}]",
             f"port = {plan.edge_port}",
             'http_path = "/directory"',
         ]

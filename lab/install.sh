@@ -7,7 +7,8 @@
 set -euo pipefail
 
 binaries=(/usr/sbin/unbound /usr/sbin/kresd /usr/sbin/pdns_recursor /usr/bin/dig /usr/bin/openssl
-          /usr/bin/prometheus /usr/bin/promtool /usr/sbin/nft /usr/sbin/ipset /usr/sbin/ip)
+          /usr/bin/prometheus /usr/bin/promtool /usr/sbin/nft /usr/sbin/ipset /usr/sbin/ip
+          /usr/sbin/iptables /usr/sbin/ip6tables)
 missing=0
 for b in "${binaries[@]}"; do
     [ -x "$b" ] || missing=1
@@ -24,9 +25,10 @@ if [ "$missing" = 1 ]; then
     fi
     apt-get update
     apt-get install -y unbound knot-resolver pdns-recursor dnsutils openssl
-    # Prometheus scrapes the daemon in the metrics tests; nftables/ipset/iproute2 enforce
-    # allowlists inside network namespaces the tests create. Recommends would pull exporters.
-    apt-get install -y --no-install-recommends prometheus nftables ipset iproute2
+    # Prometheus scrapes the daemon in the metrics tests; nftables/ipset/iproute2 (and
+    # iptables/ip6tables for the ipset match) enforce allowlists inside network namespaces the
+    # tests create. Recommends would pull exporters.
+    apt-get install -y --no-install-recommends prometheus nftables ipset iproute2 iptables
     if [ "$created_policy" = 1 ]; then
         rm -f /usr/sbin/policy-rc.d
     fi
@@ -48,4 +50,4 @@ done
 for b in "${binaries[@]}"; do
     [ -x "$b" ] || { echo "lab/install.sh: $b still missing" >&2; exit 1; }
 done
-echo "lab/install.sh: unbound, kresd, pdns_recursor, dig, openssl, prometheus, nft, ipset and ip are installed"
+echo "lab/install.sh: unbound, kresd, pdns_recursor, dig, openssl, prometheus, nft, ipset, iptables and ip are installed"

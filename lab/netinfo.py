@@ -15,13 +15,15 @@ from lab.scenario import Network, Scenario
 
 
 def ptr_name(network: Network, address: str) -> str:
-    """The edge hostname for an address, e.g. a127-60-0-5.deploy.edge.lab.test."""
-    return network.ptr.format(dashed=address.replace(".", "-"), ip=address).strip(".").lower()
+    """The edge hostname for an address, e.g. a127-60-0-5.deploy.edge.lab.test (IPv6:
+    afd00-60--10.deploy.edge.lab.test, the compressed form with ':' as '-')."""
+    dashed = address.replace(".", "-").replace(":", "-")
+    return network.ptr.format(dashed=dashed, ip=address).strip(".").lower()
 
 
 def reverse_name(address: str) -> str:
-    """5.0.60.127.in-addr.arpa for 127.60.0.5 (no trailing dot)."""
-    return ipaddress.IPv4Address(address).reverse_pointer
+    """5.0.60.127.in-addr.arpa for 127.60.0.5, nibbles under ip6.arpa for IPv6 (no final dot)."""
+    return ipaddress.ip_address(address).reverse_pointer
 
 
 def ptr_map(scenario: Scenario) -> dict[str, str]:
@@ -37,7 +39,8 @@ def ptr_map(scenario: Scenario) -> dict[str, str]:
 def iptoasn_lines(scenario: Scenario) -> list[str]:
     """One TSV line per network prefix, sorted by start address."""
     lines = []
-    for net in sorted(scenario.networks, key=lambda n: int(n.prefix.network_address)):
+    for net in sorted(scenario.networks,
+                      key=lambda n: (n.prefix.version, int(n.prefix.network_address))):
         desc = net.as_name.replace("\t", " ")
         lines.append(
             f"{net.prefix.network_address}\t{net.prefix.broadcast_address}\t{net.asn}\t"

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +49,31 @@ class Managed:
         return is_ours(self.pid, self.argv)
 
 
-def spawn(name: str, argv: list[str], log: Path, cwd: Path, die_with_parent: bool) -> Managed:
-    """Start argv in a new session with stdout+stderr appended to `log`."""
+def _child_setup(die_with_parent: bool, netns: str | None) -> Callable[[], None] | None:
+    """What the child runs between fork and exec: the death signal, the lab's namespace."""
+    if not die_with_parent and netns is None:
+        return None
+
+    def setup() -> None:
+        if die_with_parent:
+            _die_with_parent()
+        if netns is not None:
+            from lab.netns import enter
+
+            enter(netns)
+
+    return setup
+
+
+def spawn(name: str, argv: list[str], log: Path, cwd: Path, die_with_parent: bool,
+          netns: str | None = None) -> Managed:
+    """Start argv in a new session with stdout+stderr appended to `log` (inside the network
+    namespace `netns` when given: the dual-stack lab)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         popen = subprocess.Popen(
             argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent if die_with_parent else None,
+            start_new_session=True, preexec_fn=_child_setup(die_with_parent, netns),
             close_fds=True)
     return Managed(name=name, argv=argv, pid=popen.pid, log=log, popen=popen)
 

@@ -37,6 +37,27 @@ EDGE_OUTCOMES: dict[str, str | None] = {
     "tls_abort": "tls.handshake",
 }
 RULE_KINDS = ("stable", "rotate", "migrate")
+#: where a dual-stack scenario's IPv6 edges live: unique-local space, only ever inside the
+#: lab's own network namespace
+IPV6_LAB_SPACE = ipaddress.IPv6Network("fd00::/8")
+RECORD_TYPES = {4: "A", 6: "AAAA"}
+
+
+def address_key(address: str) -> tuple[int, int]:
+    """Sort key: IPv4 before IPv6, then numerically."""
+    ip = ipaddress.ip_address(address)
+    return (ip.version, int(ip))
+
+
+def family(address: str) -> int:
+    """4 or 6."""
+    return ipaddress.ip_address(address).version
+
+
+def of_type(addresses: frozenset[str] | set[str], rdtype: str) -> frozenset[str]:
+    """The addresses an A (IPv4) or AAAA (IPv6) RRset carries."""
+    want = 6 if rdtype.upper() == "AAAA" else 4
+    return frozenset(a for a in addresses if ipaddress.ip_address(a).version == want)
 
 
 class ScenarioError(ValueError):
@@ -47,11 +68,11 @@ class ScenarioError(ValueError):
 class Network:
     """One edge network (stands for an ASN's announced prefix)."""
 
-    prefix: ipaddress.IPv4Network
+    prefix: ipaddress.IPv4Network | ipaddress.IPv6Network
     asn: int
     as_name: str
     country: str
-    ptr: str  # template, "{dashed}" -> 127-60-0-5, "{ip}" -> 127.60.0.5
+    ptr: str  # template, "{dashed}" -> 127-60-0-5 (fd00-60--10), "{ip}" -> 127.60.0.5
 
 
 @dataclass(frozen=True)
@@ -196,7 +217,18 @@ class Scenario:
         for target in self.targets:
             for rule in target.rules:
                 seen.update(rule.addresses, rule.pool, rule.to_pool)
-        return tuple(sorted(seen, key=lambda a: int(ipaddress.IPv4Address(a))))
+        return tuple(sorted(seen, key=address_key))
+
+    @property
+    def has_ipv6(self) -> bool:
+        """A dual-stack scenario: it hands out IPv6 edges (so the lab needs a namespace)."""
+        return any(family(a) == 6 for a in self.edge_addresses())
+
+    def record_types(self, target: Target | str) -> tuple[str, ...]:
+        """What an observer asks for a target: A, plus AAAA when any rule hands out IPv6."""
+        tg = target if isinstance(target, Target) else self.target(target)
+        fams = {family(a) for r in tg.rules for a in (*r.addresses, *r.pool, *r.to_pool)}
+        return tuple(RECORD_TYPES[f] for f in sorted(fams))
 
     def behaviour_at(self, address: str, t: float) -> str:
         """The edge behaviour of ``address`` at scenario time ``t`` (changes included)."""
@@ -207,9 +239,9 @@ class Scenario:
         return behaviour
 
     def network_of(self, address: str) -> Network | None:
-        ip = ipaddress.IPv4Address(address)
+        ip = ipaddress.ip_address(address)
         for net in self.networks:
-            if ip in net.prefix:
+            if ip.version == net.prefix.version and ip in net.prefix:
                 return net
         return None
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lab.scenario import ScenarioError
+from lab.scenario import IPV6_LAB_SPACE, ScenarioError
 from lab.timeparse import parse_duration, to_epoch
 
 
@@ -92,13 +92,18 @@ class FieldReader:
             raise ScenarioError(f"{key}: must be a positive multiple of {unit_name} ({unit:g}s)")
 
     def _address(self, key: str, text: Any) -> str:
+        """An edge address: IPv4 loopback, or IPv6 unique-local (dual-stack lab, namespaced)."""
         if not isinstance(text, str):
-            raise ScenarioError(f"{key}: must be an IPv4 address string")
+            raise ScenarioError(f"{key}: must be an IP address string")
         try:
-            ip = ipaddress.IPv4Address(text)
+            ip = ipaddress.ip_address(text)
         except ValueError as exc:
             raise ScenarioError(f"{key}: {exc}") from exc
-        if not ip.is_loopback:
+        if ip.version == 6:
+            if ip not in IPV6_LAB_SPACE:
+                raise ScenarioError(f"{key}: {text} is not in {IPV6_LAB_SPACE} (IPv6 edges are"
+                                    " unique-local, inside the lab's namespace)")
+        elif not ip.is_loopback:
             raise ScenarioError(f"{key}: {text} is not in 127.0.0.0/8 (the lab stays on loopback)")
         return str(ip)
 
@@ -111,11 +116,12 @@ class FieldReader:
             k = f"{key}[{i}]"
             if isinstance(item, str) and "-" in item:
                 lo_s, hi_s = item.split("-", 1)
-                lo = ipaddress.IPv4Address(self._address(k, lo_s.strip()))
-                hi = ipaddress.IPv4Address(self._address(k, hi_s.strip()))
-                if hi < lo or int(hi) - int(lo) > 4096:
+                lo = ipaddress.ip_address(self._address(k, lo_s.strip()))
+                hi = ipaddress.ip_address(self._address(k, hi_s.strip()))
+                if lo.version != hi.version or hi < lo or int(hi) - int(lo) > 4096:
                     raise ScenarioError(f"{k}: bad range {item!r}")
-                out.extend(str(ipaddress.IPv4Address(n)) for n in range(int(lo), int(hi) + 1))
+                out.extend(str(ipaddress.ip_address(n) if lo.version == 4
+                               else ipaddress.IPv6Address(n)) for n in range(int(lo), int(hi) + 1))
             else:
                 out.append(self._address(k, item))
         if len(set(out)) != len(out):

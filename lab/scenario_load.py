@@ -13,6 +13,8 @@ from typing import Any
 from lab.scenario import (
     CACHE_MODES,
     EDGE_BEHAVIOURS,
+    IPV6_LAB_SPACE,
+    RECORD_TYPES,
     RULE_KINDS,
     SOFTWARE,
     EdgeChange,
@@ -25,6 +27,7 @@ from lab.scenario import (
     Target,
     View,
     Withdrawal,
+    of_type,
 )
 from lab.scenario_fields import FieldReader
 from lab.timeparse import to_epoch
@@ -95,16 +98,9 @@ class ScenarioLoader(FieldReader):
             key = f"networks[{i}]"
             item = self._table(item, key)
             self._unknown(item, key, {"prefix", "asn", "as_name", "country", "ptr"})
-            try:
-                prefix = ipaddress.IPv4Network(self._get(item, key, "prefix", str))
-            except ValueError as exc:
-                raise ScenarioError(f"{key}.prefix: {exc}") from exc
-            if not prefix.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
-                raise ScenarioError(f"{key}.prefix: must lie in 127.0.0.0/8")
-            if prefix.subnet_of(ipaddress.IPv4Network("127.53.0.0/16")):
-                raise ScenarioError(f"{key}.prefix: 127.53.0.0/16 is the lab's DNS address plan")
+            prefix = _network_prefix(self._get(item, key, "prefix", str), key)
             for other in out:
-                if prefix.overlaps(other.prefix):
+                if prefix.version == other.prefix.version and prefix.overlaps(other.prefix):
                     raise ScenarioError(f"{key}.prefix: overlaps {other.prefix}")
             out.append(Network(
                 prefix=prefix,
@@ -121,7 +117,8 @@ class ScenarioLoader(FieldReader):
         for name, items in raw.items():
             addrs = self._addresses(f"pools.{name}", items)
             for a in addrs:
-                if not any(ipaddress.IPv4Address(a) in n.prefix for n in networks):
+                ip = ipaddress.ip_address(a)
+                if not any(ip.version == n.prefix.version and ip in n.prefix for n in networks):
                     raise ScenarioError(f"pools.{name}: {a} is in no [[networks]] prefix")
             pools[name] = addrs
         return pools
@@ -367,17 +364,38 @@ class ScenarioLoader(FieldReader):
         return out
 
 
+def _network_prefix(text: str, key: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An edge network: inside 127.0.0.0/8 (not the DNS plan) or, dual-stack, inside fd00::/8."""
+    try:
+        prefix = ipaddress.ip_network(text)
+    except ValueError as exc:
+        raise ScenarioError(f"{key}.prefix: {exc}") from exc
+    if prefix.version == 6:
+        if not prefix.subnet_of(IPV6_LAB_SPACE):
+            raise ScenarioError(f"{key}.prefix: IPv6 edge networks must lie in {IPV6_LAB_SPACE}")
+        return prefix
+    if not prefix.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+        raise ScenarioError(f"{key}.prefix: must lie in 127.0.0.0/8")
+    if prefix.subnet_of(ipaddress.IPv4Network("127.53.0.0/16")):
+        raise ScenarioError(f"{key}.prefix: 127.53.0.0/16 is the lab's DNS address plan")
+    return prefix
+
+
 def _check_nonempty_answers(scenario: Scenario) -> None:
-    """Every target must answer every view with at least one address at every grid point."""
+    """Every target must answer every view with at least one address at every grid point, in
+    each family it has (A always; AAAA when it hands out IPv6 at all)."""
     from lab.rotation import addresses_at
 
+    types = {t.name: scenario.record_types(t) for t in scenario.targets}
     t = scenario.start
     while t < scenario.end:
         for target in scenario.targets:
             for view in scenario.views:
-                if not addresses_at(target, view.name, t):
-                    raise ScenarioError(
-                        f"targets.{target.name}: view {view.name!r} gets an empty answer at"
-                        f" scenario offset {t - scenario.start:g}s; add a rule covering it"
-                    )
+                answer = addresses_at(target, view.name, t)
+                for rdtype in types[target.name] or (RECORD_TYPES[4],):
+                    if not of_type(answer, rdtype):
+                        raise ScenarioError(
+                            f"targets.{target.name}: view {view.name!r} gets an empty answer"
+                            f" ({rdtype}) at scenario offset {t - scenario.start:g}s; add a rule"
+                            " covering it")
         t += scenario.grid

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import errno
 import shutil
+import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import dns.message
 import dns.query
 import dns.rcode
 
-from lab import ewconfig, netinfo, pki, procs
+from lab import ewconfig, netinfo, netns, pki, procs
 from lab.clock import ScenarioClock
 from lab.daemons import kresd, pdns, unbound
 from lab.daemons.common import DaemonSpec
@@ -33,6 +37,7 @@ from lab.truth import GroundTruth
 
 DAEMONS = {"unbound": unbound, "kresd": kresd, "pdns-recursor": pdns}
 CONFIG_FILE = "edgewatch.toml"
+T = TypeVar("T")
 NETINFO_FILE = "ip2asn.tsv"
 
 
@@ -51,8 +56,14 @@ def _bindable(host: str, port: int, kind: int) -> bool:
     return True
 
 
-def choose_plan(scenario: Scenario, octet: int | None, edge_port: int | None) -> AddressPlan:
-    """First free address octet (53, 54, ...) and edge port (443, 4443, ...) unless given."""
+def choose_plan(scenario: Scenario, octet: int | None, edge_port: int | None,
+                namespaced: bool = False) -> AddressPlan:
+    """First free address octet (53, 54, ...) and edge port (443, 4443, ...) unless given.
+
+    In a namespace of its own the lab has the whole plan to itself: 53 and 443."""
+    if namespaced:
+        return AddressPlan(octet=53 if octet is None else octet,
+                           edge_port=443 if edge_port is None else edge_port)
     probe_edge = scenario.edge_addresses()[0]
     octets = [octet] if octet is not None else list(range(53, 60))
     ports = [edge_port] if edge_port is not None else [443, 4443, 5443, 6443, 7443, 8443]
@@ -72,7 +83,8 @@ class LabStack:
     def __init__(self, scenario: Scenario | str | Path, speed: float = 3600.0,
                  run_dir: str | Path = "var/lab", start_at: datetime | float | None = None,
                  octet: int | None = None, edge_port: int | None = None,
-                 detach: bool = False, ready_timeout: float = 20.0) -> None:
+                 detach: bool = False, ready_timeout: float = 20.0,
+                 namespace: bool | None = None) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.speed = float(speed)
         self.run_dir = Path(run_dir).resolve()
@@ -87,6 +99,10 @@ class LabStack:
         self.state: LabState | None = None
         self.processes: list[procs.Managed] = []
         self.started_in: float | None = None  # seconds from start() to ready
+        # dual-stack scenarios need a network namespace (their fd00::/8 edges); others may ask
+        self.namespaced = self.scenario.has_ipv6 if namespace is None else bool(namespace)
+        self.netns: str | None = None  # its name while it exists
+        self.netns_setup_s: float | None = None  # seconds creating it took
 
     # -- public surface --------------------------------------------------------------------
     @property
@@ -132,6 +148,16 @@ class LabStack:
         return self.plan.edge_port
 
     @property
+    def exec_prefix(self) -> list[str]:
+        """Put this in front of a command to run it where the lab's addresses are (the
+        namespace of a dual-stack lab; nothing for the plain loopback lab)."""
+        return netns.exec_prefix(self.netns) if self.netns else []
+
+    def call_inside(self, fn: Callable[[], T]) -> T:
+        """Run fn where the lab's addresses are (a thread inside the namespace, if any)."""
+        return netns.call_in(self.netns, fn) if self.netns else fn()
+
+    @property
     def truth(self) -> GroundTruth:
         return GroundTruth(self.scenario, self.speed)
 
@@ -166,7 +192,7 @@ class LabStack:
                 raise LabError(f"a lab is already running in {self.run_dir} (edgewatch-lab down)")
         for stale in self.run_dir.glob("*.ready"):
             stale.unlink()
-        self.plan = choose_plan(self.scenario, self._octet, self._edge_port)
+        self.plan = choose_plan(self.scenario, self._octet, self._edge_port, self.namespaced)
         hostnames = [t.name for t in self.scenario.targets]
         pki.generate(self.run_dir / "pki", hostnames, self.scenario.wrong_name)
         netinfo.write_iptoasn(self.scenario, self.netinfo_path)
@@ -174,11 +200,14 @@ class LabStack:
         self.state = LabState(self.run_dir, self.scenario.path, self.clock, self.plan)
         self.state.save()
         try:
+            if self.namespaced:
+                self._trap_sigterm()
+                self._create_netns()
             self._start_python("dns")
             self._start_python("edges")
             self._wait_files(["dns.ready", "edges.ready"])
             self._start_daemons()
-            self._wait_resolvers()
+            self.call_inside(self._wait_resolvers)
         except BaseException:
             self.stop()
             raise
@@ -205,8 +234,40 @@ class LabStack:
             self.state.save()
         for ready in self.run_dir.glob("*.ready"):
             ready.unlink()
+        self._delete_netns()
 
     # -- parts -------------------------------------------------------------------------------
+    def _trap_sigterm(self) -> None:
+        """A namespace outlives a process killed by SIGTERM's default action (its children die
+        by PR_SET_PDEATHSIG, the namespace does not): unless someone else handles SIGTERM, turn
+        it into SystemExit so that `with LabStack(...)` and fixtures unwind through stop()."""
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+            def _exit(signum: int, _frame: object) -> None:
+                raise SystemExit(128 + signum)
+
+            signal.signal(signal.SIGTERM, _exit)
+
+    def _create_netns(self) -> None:
+        assert self.state is not None
+        t0 = time.monotonic()
+        netns.reap_orphans()
+        name = netns.new_name()
+        self.state.netns = name  # recorded first: `down` removes it even if creating fails
+        self.state.save()
+        netns.create(name, self.scenario.edge_addresses())
+        self.netns = name
+        self.netns_setup_s = time.monotonic() - t0
+
+    def _delete_netns(self) -> None:
+        name = self.netns or (self.state.netns if self.state is not None else None)
+        if name:
+            netns.delete(name)
+        self.netns = None
+        if self.state is not None and self.state.netns:
+            self.state.netns = None
+            self.state.save()
+
     def _record(self, proc: procs.Managed) -> None:
         self.processes.append(proc)
         assert self.state is not None
@@ -217,7 +278,7 @@ class LabStack:
         argv = [sys.executable, "-m", "lab.serve", role, "--run-dir", str(self.run_dir) + "/"]
         cwd = Path(__file__).resolve().parent.parent
         self._record(procs.spawn(role, argv, self.run_dir / "logs" / f"{role}.log", cwd,
-                                 die_with_parent=not self.detach))
+                                 die_with_parent=not self.detach, netns=self.netns))
 
     def _start_daemons(self) -> None:
         assert self.plan is not None
@@ -231,7 +292,7 @@ class LabStack:
             cmd = DAEMONS[resolver.software].command(spec)
             self._record(procs.spawn(resolver.name, cmd.argv,
                                      self.run_dir / "logs" / f"{resolver.name}.log", workdir,
-                                     die_with_parent=not self.detach))
+                                     die_with_parent=not self.detach, netns=self.netns))
 
     def _check_alive(self) -> None:
         for proc in self.processes:
@@ -282,7 +343,11 @@ def stop_run_dir(run_dir: str | Path) -> int:
     left = procs.stragglers(str(run_dir) + "/")
     procs.kill_pids(left)
     state.processes = []
+    if state.netns:
+        netns.delete(state.netns)
+        state.netns = None
     state.save()
+    netns.reap_orphans()
     for ready in run_dir.glob("*.ready"):
         ready.unlink()
     return len(alive) + len(left)

@@ -26,6 +26,7 @@ class LabState:
     clock: ScenarioClock
     plan: AddressPlan
     processes: list[dict[str, Any]] = field(default_factory=list)  # name, pid, pgid, argv
+    netns: str | None = None  # the dual-stack lab's network namespace (lab.netns)
 
     def save(self) -> Path:
         path = self.run_dir / STATE_FILE
@@ -36,6 +37,7 @@ class LabState:
             "clock": self.clock.to_dict(),
             "plan": self.plan.to_dict(),
             "processes": self.processes,
+            "netns": self.netns,
         }, indent=2))
         tmp.replace(path)
         return path
@@ -49,4 +51,5 @@ class LabState:
             clock=ScenarioClock.from_dict(raw["clock"]),
             plan=AddressPlan.from_dict(raw["plan"]),
             processes=list(raw.get("processes", [])),
+            netns=raw.get("netns"),
         )

@@ -32,7 +32,7 @@ from itertools import pairwise
 
 from lab.faults import DROP, SERVFAIL, fault_at
 from lab.rotation import addresses_at
-from lab.scenario import EDGE_OUTCOMES, Resolver, Scenario, Target
+from lab.scenario import EDGE_OUTCOMES, Resolver, Scenario, Target, address_key, of_type
 from lab.timeparse import from_epoch, iso, parse_duration, to_epoch
 
 DNS_TIMEOUT = "dns.timeout"
@@ -151,9 +151,11 @@ class GroundTruth:
                     return view.name
         return r.view
 
-    def authoritative(self, resolver: str, target: str, t: datetime | float) -> frozenset[str]:
-        """The A RRset the authoritative server gives this resolver at scenario time t."""
-        return addresses_at(self._target(target), self.view_of(resolver), _epoch(t))
+    def authoritative(self, resolver: str, target: str, t: datetime | float,
+                      rdtype: str = "A") -> frozenset[str]:
+        """The A (or AAAA) RRset the authoritative server gives this resolver at scenario t."""
+        return of_type(addresses_at(self._target(target), self.view_of(resolver), _epoch(t)),
+                       rdtype)
 
     def fault(self, resolver: str, t: datetime | float) -> str | None:
         r = self._resolver(resolver)
@@ -166,17 +168,21 @@ class GroundTruth:
         return min(int(x // self.speed) for x in ttls)
 
     # -- the API -------------------------------------------------------------------------
-    def answer(self, resolver: str, target: str, t: datetime | float) -> TruthAnswer:
-        """One poll at t with nothing usable in the resolver's cache (see observe for caching)."""
+    def answer(self, resolver: str, target: str, t: datetime | float,
+               rdtype: str = "A") -> TruthAnswer:
+        """One poll at t with nothing usable in the resolver's cache (see observe for caching).
+
+        A fault slot hits every query in it, so an A and an AAAA poll at one instant fail
+        alike."""
         fault = self.fault(resolver, t)
         if fault == DROP:
             return TruthAnswer(frozenset(), None, DNS_TIMEOUT)
         if fault == SERVFAIL:
             return TruthAnswer(frozenset(), "SERVFAIL", DNS_SERVFAIL)
-        return TruthAnswer(self.authoritative(resolver, target, t), "NOERROR", None)
+        return TruthAnswer(self.authoritative(resolver, target, t, rdtype), "NOERROR", None)
 
-    def observe(self, resolver: str, target: str,
-                times: Iterable[datetime | float]) -> list[TruthAnswer]:
+    def observe(self, resolver: str, target: str, times: Iterable[datetime | float],
+                rdtype: str = "A") -> list[TruthAnswer]:
         """What polls at `times` (ascending) through one resolver return, caching included."""
         r = self._resolver(resolver)
         ts = [_epoch(t) for t in times]
@@ -188,9 +194,9 @@ class GroundTruth:
         for i, t in enumerate(ts):
             fault = self.fault(r.name, t)
             if fault is not None:
-                out.append(self.answer(r.name, target, t))
+                out.append(self.answer(r.name, target, t, rdtype))
                 continue
-            fresh = self.authoritative(r.name, target, t)
+            fresh = self.authoritative(r.name, target, t, rdtype)
             if ttl > 0 and i > 0 and (t - ts[i - 1]) / self.speed <= ttl + 1:
                 raise TruthUndetermined(
                     f"polls {(t - ts[i - 1]):g}s apart at speed {self.speed:g} are within the "
@@ -205,10 +211,11 @@ class GroundTruth:
             last_fetch = (t, fresh)
         return out
 
-    def runs(self, resolver: str, target: str, times: Sequence[datetime | float]) -> list[Run]:
-        """The IP runs a perfect observer polling at `times` records."""
+    def runs(self, resolver: str, target: str, times: Sequence[datetime | float],
+             rdtype: str = "A") -> list[Run]:
+        """The IP runs a perfect observer polling at `times` records (runs are per type)."""
         ts = [_epoch(t) for t in times]
-        answers = self.observe(resolver, target, ts)
+        answers = self.observe(resolver, target, ts, rdtype)
         open_runs: dict[str, Run] = {}
         done: list[Run] = []
         seqs: Counter[str] = Counter()
@@ -235,8 +242,10 @@ class GroundTruth:
         return done
 
     def summary(self, start: datetime | float | None = None, end: datetime | float | None = None,
-                interval: str | float | None = None) -> dict[str, dict[str, TargetSummary]]:
-        """Per resolver, per target: unique addresses, runs, reuse and failures by kind."""
+                interval: str | float | None = None, rdtype: str = "A"
+                ) -> dict[str, dict[str, TargetSummary]]:
+        """Per resolver, per target: unique addresses, runs, reuse and failures by kind, for
+        one record type (A by default; AAAA for a dual-stack scenario's IPv6 side)."""
         start = self.scenario.start if start is None else start
         end = self.scenario.end if end is None else end
         times = poll_times(start, end, self.scenario.grid if interval is None else interval)
@@ -244,13 +253,13 @@ class GroundTruth:
         for r in self.scenario.resolvers:
             per_target = {}
             for tg in self.scenario.targets:
-                answers = self.observe(r.name, tg.name, times)
+                answers = self.observe(r.name, tg.name, times, rdtype)
                 failures = Counter(a.error_type for a in answers if a.error_type)
-                addrs = sorted({a for ans in answers for a in ans.addresses},
-                               key=lambda a: tuple(int(x) for x in a.split(".")))
+                addrs = sorted({a for ans in answers for a in ans.addresses}, key=address_key)
                 per_target[tg.name] = TargetSummary(
                     polls=len(times), unique_addresses=addrs,
-                    runs=self.runs(r.name, tg.name, times), failures=dict(sorted(failures.items())))
+                    runs=self.runs(r.name, tg.name, times, rdtype),
+                    failures=dict(sorted(failures.items())))
             out[r.name] = per_target
         return out
 

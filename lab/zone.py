@@ -1,4 +1,5 @@
-"""The lab's authoritative data: zone `lab.test` and reverse zone `127.in-addr.arpa`.
+"""The lab's authoritative data: zone `lab.test` and the reverse zones `127.in-addr.arpa` and
+`d.f.ip6.arpa` (fd00::/8, the dual-stack lab's IPv6 edges).
 
 `LabZone.respond` turns one query into one response for a given asker and scenario instant. It is
 a pure function (no sockets, no clock) so the server stays a thin transport and the answers can be
@@ -27,9 +28,9 @@ import dns.rrset
 from lab.netinfo import ptr_map
 from lab.plan import AddressPlan
 from lab.rotation import addresses_at
-from lab.scenario import Scenario, Target
+from lab.scenario import Scenario, Target, address_key, of_type
 
-REVERSE_ZONE = "127.in-addr.arpa"
+REVERSE_ZONES = ("127.in-addr.arpa", "d.f.ip6.arpa")
 UDP_CAP = 4096  # never send UDP answers larger than this, whatever the requester offers
 SERVER_PAYLOAD = 1232
 
@@ -60,7 +61,7 @@ class LabZone:
             self.a_owners[target.chain[-1]] = target
         self.ptrs = ptr_map(scenario)
         self.static: dict[tuple[str, int], tuple[int, list[str]]] = {}
-        for apex in (self.origin, REVERSE_ZONE):
+        for apex in (self.origin, *REVERSE_ZONES):
             self.static[(apex, dns.rdatatype.SOA)] = (3600, [self._soa_text()])
             self.static[(apex, dns.rdatatype.NS)] = (3600, [f"ns1.{self.origin}."])
         self.static[(f"ns1.{self.origin}", dns.rdatatype.A)] = (3600, [plan.auth])
@@ -79,7 +80,7 @@ class LabZone:
         return f"ns1.{self.origin}. hostmaster.{self.origin}. 1 3600 600 86400 {neg}"
 
     def _zone_of(self, name: str) -> str | None:
-        for apex in (self.origin, REVERSE_ZONE):
+        for apex in (self.origin, *REVERSE_ZONES):
             if name == apex or name.endswith("." + apex):
                 return apex
         return None
@@ -157,9 +158,10 @@ class LabZone:
         if name in self.cnames and qtype == dns.rdatatype.CNAME:
             there, ttl = self.cnames[name]
             return self._rrset(name, qtype, ttl, [there + "."])
-        if name in self.a_owners and qtype == dns.rdatatype.A:
+        if name in self.a_owners and qtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             target = self.a_owners[name]
-            addrs = sorted(addresses_at(target, view, t), key=lambda a: ipaddress.IPv4Address(a))
+            answer = of_type(addresses_at(target, view, t), dns.rdatatype.to_text(qtype))
+            addrs = sorted(answer, key=address_key)
             return self._rrset(name, qtype, target.ttl, addrs) if addrs else None
         hit = self.static.get((name, qtype))
         if hit is None:

@@ -7,11 +7,30 @@
 # ES_URL set they are indexed into that cluster (after `edgewatch setup`) and the report reads it.
 #
 #   DEMO_SCENARIO=study-14d  DEMO_DAYS=14  DEMO_SPEED=1800  bash scripts/demo.sh   (defaults: 7 days)
+#
+# --dualstack: the dual-stack lab instead (scenario `dualstack`, 2 days by default): IPv4 and
+# IPv6 edges inside a network namespace the lab creates and removes; edgewatch runs inside it
+# (`edgewatch-lab exec`), writes the ndjson store (loaded into ES_URL afterwards, if set: the
+# cluster is outside the namespace), and the report is shown together and per family. Needs root.
+#
+#   bash scripts/demo.sh --dualstack
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCENARIO="${DEMO_SCENARIO:-study-14d}"
-DAYS="${DEMO_DAYS:-7}"
+DUALSTACK=0
+if [ "${1:-}" = "--dualstack" ]; then
+    DUALSTACK=1
+elif [ -n "${1:-}" ]; then
+    echo "scripts/demo.sh: unknown argument $1 (usage: bash scripts/demo.sh [--dualstack])" >&2
+    exit 2
+fi
+if [ "$DUALSTACK" = 1 ]; then
+    SCENARIO="${DEMO_SCENARIO:-dualstack}"
+    DAYS="${DEMO_DAYS:-2}"
+else
+    SCENARIO="${DEMO_SCENARIO:-study-14d}"
+    DAYS="${DEMO_DAYS:-7}"
+fi
 SPEED="${DEMO_SPEED:-1800}"
 OUT="${DEMO_DIR:-var/demo}"
 
@@ -42,7 +61,16 @@ fi
 
 CYCLES=$((DAYS * 96))
 echo "== edgewatch run: $CYCLES cycles (every 15 scenario minutes for $DAYS days)"
-"$EW" run --config "$CONFIG" --cycles "$CYCLES"
+if [ "$DUALSTACK" = 1 ]; then
+    echo "== inside the lab's network namespace: $LAB exec --run-dir $OUT/lab -- edgewatch run ..."
+    "$LAB" exec --run-dir "$OUT/lab" -- env -u ES_URL "$EW" run --config "$CONFIG" --cycles "$CYCLES"
+    if [ -n "${ES_URL:-}" ]; then
+        echo "== edgewatch load: the store into $ES_URL"
+        "$EW" load --config "$CONFIG" --store "$OUT/data"
+    fi
+else
+    "$EW" run --config "$CONFIG" --cycles "$CYCLES"
+fi
 
 echo
 echo "== ground truth of the lab for comparison: edgewatch-lab truth --scenario $SCENARIO"
@@ -50,5 +78,13 @@ echo "== edgewatch report"
 "$EW" report --config "$CONFIG" --format html -o "$OUT/report.html" --no-progress
 "$EW" allowlist --config "$CONFIG" --coverage 0.99 --by prefix24 --format cidr -o "$OUT/allowlist.txt" --no-progress
 "$EW" report --config "$CONFIG" --no-progress
+if [ "$DUALSTACK" = 1 ]; then
+    for fam in 4 6; do
+        "$EW" report --config "$CONFIG" --family "$fam" --no-progress > "$OUT/report-ipv$fam.txt"
+        echo
+        echo "== edgewatch report --family $fam (full text: $OUT/report-ipv$fam.txt)"
+        awk '/^Failures by kind/ { exit } { print }' "$OUT/report-ipv$fam.txt"
+    done
+fi
 echo
 echo "HTML report: $OUT/report.html   allowlist (99%, by /24): $OUT/allowlist.txt"

@@ -8,8 +8,9 @@ from pathlib import Path
 from lab.plan import ResolverPlan
 from lab.scenario import Resolver
 
-#: zones the lab serves; resolvers send queries for these (and only these) to the lab server
-LAB_ZONES = ("lab.test", "127.in-addr.arpa")
+#: zones the lab serves; resolvers send queries for these (and only these) to the lab server.
+#: d.f.ip6.arpa is the reverse zone of fd00::/8, where dual-stack scenarios put IPv6 edges.
+LAB_ZONES = ("lab.test", "127.in-addr.arpa", "d.f.ip6.arpa")
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ class Allowlist:
     notes: list[str] = field(default_factory=list)  # what the reading left out (DataQuality)
 
     def header(self) -> list[str]:
-        f = [f"{k}={','.join(v)}" for k in ("targets", "observers", "resolvers")
+        f = [f"{k}={','.join(v)}" for k in ("targets", "observers", "resolvers", "record_types")
              if (v := self.filters.get(k))]
         return [
             f"edgewatch allowlist by {self.by}: {len(self.entries)} "

@@ -115,7 +115,8 @@ class ElasticsearchSource:
         out = []
         for field, values in (("dns.question.name", filters.targets),
                               ("observer.name", filters.observers),
-                              ("edgewatch.resolver.name", filters.resolvers)):
+                              ("edgewatch.resolver.name", filters.resolvers),
+                              ("dns.question.type", filters.record_types)):
             if values:
                 out.append({"terms": {field: list(values)}})
         return out

@@ -39,13 +39,22 @@ class Filters:
     resolvers: tuple[str, ...] = field(default_factory=tuple)
     not_before: datetime | None = None
     not_after: datetime | None = None
+    #: one address family: ("A",) = IPv4, ("AAAA",) = IPv6 (``--family``); empty = both
+    record_types: tuple[str, ...] = field(default_factory=tuple)
 
-    def names_match(self, target: str | None, observer: str | None, resolver: str | None) -> bool:
+    @property
+    def by_keyword(self) -> bool:
+        """Whether any keyword part is set (sources skip the per-document test otherwise)."""
+        return bool(self.targets or self.observers or self.resolvers or self.record_types)
+
+    def names_match(self, target: str | None, observer: str | None, resolver: str | None,
+                    record_type: str | None = None) -> bool:
         """The keyword part of the selection, for sources that filter in Python."""
         return (
             (not self.targets or target in self.targets)
             and (not self.observers or observer in self.observers)
             and (not self.resolvers or resolver in self.resolvers)
+            and (not self.record_types or record_type in self.record_types)
         )
 
     def time_match(self, ts: datetime) -> bool:
@@ -80,13 +89,16 @@ class Filters:
 
     def describe(self) -> dict[str, object]:
         """The selection as plain values, for report headers and the JSON output."""
-        return {
+        out: dict[str, object] = {
             "start": _iso(self.start),
             "end": _iso(self.end),
             "targets": list(self.targets),
             "observers": list(self.observers),
             "resolvers": list(self.resolvers),
         }
+        if self.record_types:  # only when asked: older readers of the JSON see no new key
+            out["record_types"] = list(self.record_types)
+        return out
 
 
 def _iso(ts: datetime | None) -> str | None:

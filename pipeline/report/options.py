@@ -56,6 +56,9 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
                      help="only this observer (repeatable)")
     sel.add_argument("--resolver", action="append", default=[], metavar="NAME",
                      help="only this resolver (repeatable)")
+    sel.add_argument("--family", choices=("4", "6"), default=None,
+                     help="only IPv4 (A) or only IPv6 (AAAA) answers, e.g. --family 6; "
+                     "default both")
 
 
 def usage_error(command: str, message: str) -> SystemExit:
@@ -69,8 +72,13 @@ def filters_from(args: argparse.Namespace, command: str = "report") -> Filters:
     if args.start is not None and args.end is not None and args.start >= args.end:
         raise usage_error(command, f"--from {args.start.isoformat()} is not before --to "
                           f"{args.end.isoformat()}")
+    family = getattr(args, "family", None)
     return Filters(start=args.start, end=args.end, targets=tuple(args.target),
-                   observers=tuple(args.observer), resolvers=tuple(args.resolver))
+                   observers=tuple(args.observer), resolvers=tuple(args.resolver),
+                   record_types=(FAMILY_RECORD_TYPES[family],) if family else ())
+
+
+FAMILY_RECORD_TYPES = {"4": "A", "6": "AAAA"}
 
 
 def time_arg(value: str) -> datetime:

@@ -127,12 +127,13 @@ class StoreSource:
     def _checks(self, paths: Iterable[Path], filters: Filters,
                 distinct: Distinct | None = None) -> Iterator[tuple[datetime, dict]]:
         lower, upper = filters.lower, filters.upper  # once, not per line
-        by_name = bool(filters.targets or filters.observers or filters.resolvers)
+        by_name = filters.by_keyword
         for doc in self._docs(paths, "checks", distinct):
             if by_name and not filters.names_match(
                 field_value(doc, "dns.question.name"),
                 field_value(doc, "observer.name"),
                 field_value(doc, "edgewatch.resolver.name"),
+                field_value(doc, "dns.question.type"),
             ):
                 continue
             ts = parse_ts(doc["@timestamp"])
@@ -262,7 +263,8 @@ class StoreSource:
         for run_id, (_, doc) in latest.items():
             if not filters.names_match(field_value(doc, "dns.question.name"),
                                        field_value(doc, "observer.name"),
-                                       field_value(doc, "edgewatch.resolver.name")):
+                                       field_value(doc, "edgewatch.resolver.name"),
+                                       field_value(doc, "dns.question.type")):
                 continue
             start = parse_ts(field_value(doc, "edgewatch.run.start"))
             last_seen = parse_ts(field_value(doc, "edgewatch.run.last_seen"))

@@ -66,6 +66,8 @@ def _header(report: Report, width: int) -> list[str]:
     f = report.filters
     chosen = [f"{k} {', '.join(v)}" for k in ("targets", "observers", "resolvers")
               if (v := f.get(k))]
+    if f.get("record_types"):  # --family: say which, in the reader's words
+        chosen += ["IPv6 (AAAA) only" if f["record_types"] == ["AAAA"] else "IPv4 (A) only"]
     if chosen:
         out.append("Selected " + "; ".join(chosen))
     out += [f"Data: {note}" for note in report.data.notes()]
@@ -81,7 +83,7 @@ def _resolvers(report: Report) -> list[str]:
     """Per resolver: volumes and run lengths, then the failures by kind."""
     everyone = [*report.resolvers, report.overall]
     out = [_section("Resolvers"), table(
-        ["resolver", "checks", "ok", "queries", "addrs", "/24s", "prefixes", "ASNs", "runs",
+        ["resolver", "checks", "ok", "queries", "addrs", "/24s|/48s", "prefixes", "ASNs", "runs",
          "open", "median run [bounds]", "p90 run [bounds]", "DNS fail", "conn fail"],
         [[x.name, f"{x.documents:,}", pct(x.successful / x.documents if x.documents else None),
           f"{x.queries:,}", x.networks.addresses, x.networks.prefix24s, x.networks.prefixes,

@@ -45,26 +45,28 @@ def latest_runs(runs: Iterable[dict]) -> dict[str, dict]:
     return latest
 
 
-def compare_with_truth(lab: LabStack, checks: Iterable[dict], runs: Iterable[dict]
-                       ) -> dict[str, int]:
-    """Assert every poll and every run equals the ground truth; return what was compared."""
+def compare_with_truth(lab: LabStack, checks: Iterable[dict], runs: Iterable[dict],
+                       rdtype: str = "A") -> dict[str, int]:
+    """Assert every poll and every run of one record type (A, or a dual-stack lab's AAAA)
+    equals the ground truth; return what was compared."""
     truth = lab.truth
-    polls = polls_of(checks)
-    runs = latest_runs(runs)
+    polls = polls_of(d for d in checks if d["dns.question.type"] == rdtype)
+    runs = latest_runs(d for d in runs if d["dns.question.type"] == rdtype)
     assert {r for r, _ in polls} == {r.name for r in lab.scenario.resolvers}
     figures = {"polls": 0, "runs": 0, "reused": 0, "failures": 0}
     for (resolver, target), seq in polls.items():
         times = [t for t, _, _ in seq]
-        expected = truth.observe(resolver, target, times)
+        expected = truth.observe(resolver, target, times, rdtype)
         for (t, err, addrs), want in zip(seq, expected, strict=True):
             assert (err, addrs) == (want.error_type, want.addresses if want.ok else frozenset()), (
-                resolver, target, datetime.fromtimestamp(t))
+                resolver, target, rdtype, datetime.fromtimestamp(t), err, sorted(addrs),
+                want.error_type, sorted(want.addresses))
         figures["polls"] += len(seq)
         figures["failures"] += sum(1 for _, err, _ in seq if err)
         want_runs = sorted(
             (r.address, round(r.start.timestamp(), 3),
              None if r.end is None else round(r.end.timestamp(), 3), r.checks, r.gaps)
-            for r in truth.runs(resolver, target, times))
+            for r in truth.runs(resolver, target, times, rdtype))
         got_runs = sorted(
             (d["destination.ip"], round(timestamp(d["edgewatch.run.start"]), 3),
              round(timestamp(d["edgewatch.run.end"]), 3) if "edgewatch.run.end" in d else None,

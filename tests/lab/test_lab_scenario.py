@@ -18,7 +18,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["quick", "study-14d", "afterlife"])
+@pytest.mark.parametrize("name", ["quick", "study-14d", "afterlife", "dualstack"])
 def test_shipped_scenarios_load(name: str) -> None:
     s = load_scenario(name)
     assert s.targets and s.resolvers and s.networks
@@ -39,7 +39,7 @@ def test_study_has_fourteen_resolvers_and_the_study_chain() -> None:
 
 def test_answers_never_change_near_the_poll_grid() -> None:
     """Around every grid point (±guard) every view's answer is constant."""
-    for name in ("quick", "study-14d"):
+    for name in ("quick", "study-14d", "dualstack"):
         s = load_scenario(name)
         t = s.start
         while t < s.end:

@@ -24,7 +24,7 @@ class Scripted(GroundTruth):
         super().__init__(QUICK)
         self.scripted = answers
 
-    def observe(self, resolver, target, times):  # type: ignore[override]
+    def observe(self, resolver, target, times, rdtype="A"):  # type: ignore[override]
         return self.scripted[: len(list(times))]
 
 
