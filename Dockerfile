@@ -7,7 +7,7 @@ COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY pipeline ./pipeline
 COPY mappings ./mappings
 COPY kibana/edgewatch.ndjson ./kibana/
-COPY config/edgewatch.example.toml ./config/
+COPY config/edgewatch.example.toml config/edgewatch.alerts.yml ./config/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 FROM python:3.11-slim-bookworm

@@ -25,6 +25,7 @@ SHIPPED = (
     ("mappings", "mappings"),
     ("kibana/edgewatch.ndjson", "kibana/edgewatch.ndjson"),
     ("config/edgewatch.example.toml", "edgewatch.example.toml"),
+    ("config/edgewatch.alerts.yml", "edgewatch.alerts.yml"),
 )
 
 

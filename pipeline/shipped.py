@@ -21,11 +21,13 @@ _LOCATIONS = {
     "mappings": ("mappings", "mappings"),
     "kibana": ("kibana/edgewatch.ndjson", "kibana/edgewatch.ndjson"),
     "example-config": ("edgewatch.example.toml", "config/edgewatch.example.toml"),
+    "alert-rules": ("edgewatch.alerts.yml", "config/edgewatch.alerts.yml"),
 }
 
 
 def shipped_path(name: str) -> Path:
-    """The file or folder ``name`` ("mappings", "kibana", "example-config") on this install.
+    """The file or folder ``name`` ("mappings", "kibana", "example-config", "alert-rules") on
+    this install.
 
     The wheel's packaged copy when there is one, else the checkout's; the checkout's path is also
     what is returned when neither exists, so an error names a real place to look.

@@ -42,7 +42,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 # What building the wheel needs, relative to the repository (also COPYed by the Dockerfile).
 BUILD_INPUTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "pipeline", "mappings",
-                "kibana/edgewatch.ndjson", "config/edgewatch.example.toml")
+                "kibana/edgewatch.ndjson", "config/edgewatch.example.toml",
+                "config/edgewatch.alerts.yml")
 GENERIC_NAMES = ("lab", "devstack", "mappings", "kibana", "tests", "bench", "config")
 
 lab = lab_fixture("quick", speed=900.0, scope="module")
@@ -134,7 +135,8 @@ def test_wheel_has_one_top_level_package_and_all_its_data(wheel: Path) -> None:
     assert "pipeline/removed_long_ago.py" not in names
     data = {f"pipeline/_data/{p.relative_to(ROOT).as_posix()}"
             for p in (ROOT / "mappings").rglob("*.json")}
-    data |= {"pipeline/_data/kibana/edgewatch.ndjson", "pipeline/_data/edgewatch.example.toml"}
+    data |= {"pipeline/_data/kibana/edgewatch.ndjson", "pipeline/_data/edgewatch.example.toml",
+             "pipeline/_data/edgewatch.alerts.yml"}
     assert data <= set(names), data - set(names)
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read("pipeline/_data/kibana/edgewatch.ndjson") == \
@@ -188,6 +190,10 @@ def test_first_steps_in_an_empty_folder(venv: Path, outside: Path) -> None:
     assert Path(state) == (outside / "var" / "state").resolve()
     assert Path(store) == (outside / "var" / "data").resolve()
     assert int(resolvers) >= 1
+    # the Prometheus alert rules come from the wheel too, on request
+    _ok(_run(venv, outside, "edgewatch", "init", "elsewhere.toml", "--alert-rules"))
+    assert (outside / "edgewatch.alerts.yml").read_bytes() == (
+        ROOT / "config" / "edgewatch.alerts.yml").read_bytes()
 
 
 # -- the whole job from the installed wheel -------------------------------------------------

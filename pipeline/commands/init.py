@@ -34,6 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("path", nargs="?", type=Path, default=Path("edgewatch.toml"),
                    help="where to write it (default: ./edgewatch.toml)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--alert-rules", action="store_true",
+                   help="also write edgewatch.alerts.yml beside it: the example Prometheus "
+                   "alert rules for [metrics] (docs/METRICS.md)")
     p.set_defaults(func=run)
 
 
@@ -41,6 +44,24 @@ def example_text() -> str:
     """The shipped example, with its state and store folders made relative to the config."""
     return shipped_path("example-config").read_text(encoding="utf-8").replace(
         SYSTEM_DIR, LOCAL_DIR)
+
+
+ALERTS = "edgewatch.alerts.yml"
+
+
+def _write_alert_rules(path: Path, force: bool) -> int:
+    """The shipped alert rules beside the config; 0, or the exit status of a one-line error."""
+    if path.exists() and not force:
+        print(f"edgewatch init: {path} already exists (use --force to overwrite it)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        path.write_bytes(shipped_path("alert-rules").read_bytes())
+    except OSError as exc:
+        print(f"edgewatch init: cannot write {path}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {path}: Prometheus alert rules (rule_files: in prometheus.yml)")
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"edgewatch init: cannot write {path}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
+    if args.alert_rules and (code := _write_alert_rules(path.parent / ALERTS, args.force)):
+        return code
     config = "" if path == Path("edgewatch.toml") else f" --config {path}"
     print(f"wrote {path}: 14 public resolvers, the Let's Encrypt ACME endpoint, state and data "
           f"in var/ beside it; edit it, then:\n"
