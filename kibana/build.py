@@ -176,10 +176,11 @@ BREAK_AT_NULL = "break-paths-show-domains"
 COUNT_AXIS = {"tickMinStep": 1}
 
 # Vega cuts axis labels at 180 px by default, with an ellipsis at the end. An IPv6 address is up
-# to 39 characters (about 240 px at the default 10 px font), and an IPv6 PTR name spells the
+# to 39 characters (about 220 px at the default 10 px font in a browser; 312 px by Vega's own
+# estimate of 0.8 em a character where it cannot measure), and an IPv6 PTR name spells the
 # address out before the common suffix (``g2a02-26f0-…-1234.deploy.static.example``), so the
 # default cut would keep the shared front and drop exactly the part that tells two apart.
-ADDRESS_AXIS = {"labelLimit": 280}
+ADDRESS_AXIS = {"labelLimit": 320}
 HOSTNAME_AXIS = {"labelLimit": 480}
 
 # The address family of a check or run: its question type (A answers are IPv4, AAAA IPv6).

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
-from kibana_vega import KibanaContext, dashboard_query
+from kibana_vega import KibanaContext, dashboard_query, vega_specs
 from panel_documents import (
     ALL_PANELS,
     PTR_A,
@@ -180,3 +180,22 @@ def test_ipv6_handshakes_per_resolver(es: Elasticsearch, objects: list[dict[str,
     assert got["google"] == {50.0: 62_000.0, 95.0: 62_000.0, 99.0: 62_000.0}  # one handshake
     assert got["cloudflare"] == {50.0: 16_000.0, 95.0: 16_000.0, 99.0: 16_000.0}
     assert 25_000 <= got["quad9"][50.0] <= got["quad9"][99.0] <= 28_000  # 25, 26, 28 ms
+
+
+# The longest IPv6 address, and Vega's width estimate where it cannot measure text (0.8 em a
+# character at the axis' default 10 px font): a label limit below this cuts an address.
+LONGEST_IPV6 = "2001:db8:aaaa:bbbb:cccc:dddd:eeee:1234"
+LABEL_PX_PER_CHAR = 0.8 * 10
+
+
+@pytest.mark.parametrize(("vis_id", "label"), [
+    ("edgewatch-most-stable-ips", LONGEST_IPV6),
+    # a CDN's IPv6 PTR name up to the end of the spelled-out address
+    ("edgewatch-edge-hostnames", "g2001-0db8-aaaa-bbbb-cccc-dddd-eeee-1234.deploy.static"),
+])
+def test_address_labels_are_not_cut(objects: list[dict[str, Any]], vis_id: str,
+                                    label: str) -> None:
+    spec = vega_specs(objects)[vis_id]
+    assert spec["encoding"]["y"]["field"] == "key"
+    limit = spec["encoding"]["y"]["axis"]["labelLimit"]
+    assert limit >= len(label) * LABEL_PX_PER_CHAR
