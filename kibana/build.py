@@ -175,6 +175,19 @@ BREAK_AT_NULL = "break-paths-show-domains"
 # Counts are whole numbers: no 0.5 ticks on a chart of three addresses.
 COUNT_AXIS = {"tickMinStep": 1}
 
+# Vega cuts axis labels at 180 px by default, with an ellipsis at the end. An IPv6 address is up
+# to 39 characters (about 220 px at the default 10 px font in a browser; 312 px by Vega's own
+# estimate of 0.8 em a character where it cannot measure), and an IPv6 PTR name spells the
+# address out before the common suffix (``g2a02-26f0-…-1234.deploy.static.example``), so the
+# default cut would keep the shared front and drop exactly the part that tells two apart.
+ADDRESS_AXIS = {"labelLimit": 320}
+HOSTNAME_AXIS = {"labelLimit": 480}
+
+# The address family of a check or run: its question type (A answers are IPv4, AAAA IPv6).
+QUESTION_TYPE = "dns.question.type"
+FAMILY_LABEL = ("datum.family.key == 'AAAA' ? 'AAAA (IPv6, /48)' : "
+                "datum.family.key == 'A' ? 'A (IPv4, /24)' : datum.family.key")
+
 
 def data(url: dict[str, Any], prop: str) -> dict[str, Any]:
     return {"url": url, "format": {"property": prop}}
@@ -200,13 +213,18 @@ class VegaPanel:
 
 
 def unique_ips_per_resolver() -> VegaPanel:
+    distinct = {
+        "unique_ips": {"cardinality": {"field": "destination.ip"}},
+        "unique_prefix24": {"cardinality": {"field": PREFIX24}},
+    }
     aggs = {
         "resolvers": {
             "terms": {"field": RESOLVER_NAME, "size": 50, "order": {"unique_ips": "desc"}},
-            "aggs": {
-                "unique_ips": {"cardinality": {"field": "destination.ip"}},
-                "unique_prefix24": {"cardinality": {"field": PREFIX24}},
-            },
+            # Per family as well: an allowlist is one IPv4 set and one IPv6 set, and a /24 and
+            # a /48 are different units, so the networks are counted within one family only.
+            "aggs": {**distinct,
+                     "families": {"terms": {"field": QUESTION_TYPE, "size": 5},
+                                  "aggs": distinct}},
         }
     }
     spec = {
@@ -215,25 +233,34 @@ def unique_ips_per_resolver() -> VegaPanel:
                      "aggregations.resolvers.buckets"),
         "transform": [
             {"calculate": "datum.unique_ips.value", "as": "ips"},
-            {"calculate": "datum.unique_prefix24.value", "as": "prefixes"},
+            {"flatten": ["families.buckets"], "as": ["family"]},
+            {"calculate": FAMILY_LABEL, "as": "family_label"},
+            {"calculate": "datum.family.unique_ips.value", "as": "family_ips"},
+            {"calculate": "datum.family.unique_prefix24.value", "as": "family_prefixes"},
+            {"calculate": "datum.family.doc_count", "as": "family_checks"},
         ],
         "mark": {"type": "bar", "tooltip": True},
         "encoding": {
             "y": {"field": "key", "type": "nominal", "title": "resolver",
-                  "sort": {"field": "ips", "order": "descending"}},
-            "x": {"field": "ips", "type": "quantitative", "title": "distinct answer addresses",
-                  "axis": COUNT_AXIS},
+                  "sort": {"field": "ips", "op": "max", "order": "descending"}},
+            # The families' address sets are disjoint: the stacked bar is the resolver's total.
+            "x": {"field": "family_ips", "type": "quantitative", "stack": "zero",
+                  "title": "distinct answer addresses", "axis": COUNT_AXIS},
+            "color": {"field": "family_label", "type": "nominal", "title": None},
             "tooltip": tooltip(("key", "nominal", "resolver"),
-                               ("ips", "quantitative", "distinct addresses"),
-                               ("prefixes", "quantitative", "distinct /24 (/48)"),
-                               ("doc_count", "quantitative", "check documents")),
+                               ("family_label", "nominal", "family"),
+                               ("family_ips", "quantitative", "distinct addresses"),
+                               ("family_prefixes", "quantitative", "distinct /24 or /48"),
+                               ("family_checks", "quantitative", "check documents"),
+                               ("ips", "quantitative", "distinct addresses, both families")),
         },
     }
     return VegaPanel(
         "edgewatch-unique-ips-per-resolver", "edgewatch · distinct addresses per resolver",
-        "How many different addresses each resolver handed out in the time range (and in how "
-        "many /24 or /48 networks). Few addresses everywhere: an IP allowlist is plausible; "
-        "many, or different ones per resolver: it needs every resolver's set, or prefixes.", spec)
+        "How many different addresses each resolver handed out in the time range, IPv4 (A) and "
+        "IPv6 (AAAA) stacked, and in how many /24 or /48 networks (tooltip). Few addresses "
+        "everywhere: an IP allowlist is plausible; many, or different ones per resolver: it "
+        "needs every resolver's set, or prefixes.", spec)
 
 
 def unique_ips_over_time() -> VegaPanel:
@@ -425,7 +452,8 @@ def most_stable_ips() -> VegaPanel:
         "mark": {"type": "bar", "tooltip": True},
         "encoding": {
             "y": {"field": "key", "type": "nominal", "title": "address",
-                  "sort": {"field": "total_hours", "order": "descending"}},
+                  "sort": {"field": "total_hours", "order": "descending"},
+                  "axis": ADDRESS_AXIS},
             "x": {"field": "total_hours", "type": "quantitative",
                   "title": "hours in answers (sum of run lengths over resolvers)"},
             "color": {"field": "state", "type": "nominal", "title": None},
@@ -460,7 +488,8 @@ def edge_hostnames() -> VegaPanel:
         "mark": {"type": "bar", "tooltip": True},
         "encoding": {
             "y": {"field": "key", "type": "nominal", "title": "edge hostname (PTR)",
-                  "sort": {"field": "doc_count", "order": "descending"}},
+                  "sort": {"field": "doc_count", "order": "descending"},
+                  "axis": HOSTNAME_AXIS},
             "x": {"field": "doc_count", "type": "quantitative", "title": "check documents",
                   "axis": COUNT_AXIS},
             "tooltip": tooltip(("key", "nominal", "edge hostname"),
@@ -570,8 +599,10 @@ HELP_MARKDOWN = f"""\
 cycle; failures without an address are one document per resolver. A *run* is one resolver \
 handing out one address without interruption (a failed query is a gap, not an end); an address \
 that comes back starts a new run. Filter by `dns.question.name` to look at one hostname, by \
-`{RESOLVER_NAME}` for one resolver. `edgewatch report` gives the same answers with survival \
-statistics and a coverage-based allowlist; this dashboard is for looking around."""
+`{RESOLVER_NAME}` for one resolver, by `{QUESTION_TYPE}` (`A` or `AAAA`) for one address \
+family: every panel, runs included, then shows IPv4 or IPv6 alone. `edgewatch report` gives \
+the same answers with survival statistics and a coverage-based allowlist; this dashboard is for \
+looking around."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -661,8 +692,8 @@ def help_visualization() -> dict[str, Any]:
     })
 
 
-FAILURE_COLUMNS = [RESOLVER_NAME, "dns.question.name", "error.type", "error.message",
-                   "destination.ip", "destination.domain", "dns.response_code"]
+FAILURE_COLUMNS = [RESOLVER_NAME, "dns.question.name", QUESTION_TYPE, "error.type",
+                   "error.message", "destination.ip", "destination.domain", "dns.response_code"]
 
 
 def failures_search() -> dict[str, Any]:
@@ -729,7 +760,7 @@ def dashboard(panels: list[Panel]) -> dict[str, Any]:
 
 
 GRID_COLUMNS = 48
-HELP_HEIGHT = 5
+HELP_HEIGHT = 6
 PANEL_HEIGHT = 15
 
 

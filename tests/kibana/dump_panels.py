@@ -1,7 +1,7 @@
 """Every Vega panel's spec and the rows its query returns on the test documents, as JSON.
 
 The first half of the manual rendering check (``kibana/render_check.py`` draws the result): it
-starts a devstack node, loads the documents of ``test_kibana_vega_queries.py`` through
+starts a devstack node, loads the documents of ``panel_documents.py`` (IPv4 and IPv6) through
 edgewatch's templates and runs each panel's query as Kibana would. It lives with the tests
 because those documents and the Kibana-style search are the tests'; kibana/ never imports tests/.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # devstack/ runs from the checkout, as under pytest's pythonpath
 
-import test_kibana_vega_queries as q  # noqa: E402  (this folder is sys.path[0] for a script)
+import panel_documents as q  # noqa: E402  (this folder is sys.path[0] for a script)
 from elasticsearch import Elasticsearch  # noqa: E402
 from kibana_vega import vega_specs  # noqa: E402
 
