@@ -20,12 +20,12 @@ from pipeline.report.options import (
     add_source_arguments,
     check_output,
     duration_arg,
+    emit,
     filters_from,
     open_source,
     print_warnings,
     time_arg,
     usage_error,
-    write_output,
 )
 
 EPILOG = """\
@@ -136,10 +136,4 @@ def run(args: argparse.Namespace) -> int:
               "selection: nothing to replay", file=sys.stderr)
         return 1
     text = (render_replay_json if args.format == "json" else render_replay_text)(replay)
-    if args.output:
-        if write_output(args.output, text, "replay"):
-            return 1
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return emit(text, args.output, "replay")

@@ -23,12 +23,12 @@ from pipeline.report.options import (
     add_source_arguments,
     check_output,
     duration_arg,
+    emit,
     filters_from,
     open_source,
     print_warnings,
     share_arg,
     usage_error,
-    write_output,
 )
 from pipeline.report.render import render_json
 from pipeline.report.text import render_text
@@ -115,10 +115,4 @@ def run(args: argparse.Namespace) -> int:
               f"selection{why}: nothing to report", file=sys.stderr)
         return 1
     text = RENDERERS[args.format](report)
-    if args.output:
-        if write_output(args.output, text, "report"):
-            return 1
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return emit(text, args.output, "report")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pipeline.report.store_lines import field_value
+
 # The fields the fold reads (Elasticsearch fetches only these from _source).
 ANSWER_FIELDS = (
     "@timestamp", "edgewatch.cycle.id", "edgewatch.check.id", "dns.question.name",
@@ -59,17 +61,6 @@ class AnswerRow:
         return bool(self.addresses)
 
 
-def _get(doc: dict[str, Any], key: str) -> Any:
-    if key in doc:
-        return doc[key]
-    node: Any = doc
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def fold_answers(docs: Iterable[tuple[datetime, dict[str, Any]]]) -> list[AnswerRow]:
     """(timestamp, check document) pairs → one row per query, in time order.
 
@@ -78,18 +69,18 @@ def fold_answers(docs: Iterable[tuple[datetime, dict[str, Any]]]) -> list[Answer
     """
     acc: dict[tuple[str, str], dict[str, Any]] = {}
     for ts, doc in docs:
-        key = (_get(doc, "edgewatch.check.id"), _get(doc, "edgewatch.resolver.name"))
+        key = (field_value(doc, "edgewatch.check.id"), field_value(doc, "edgewatch.resolver.name"))
         entry = acc.get(key)
-        ttl = _get(doc, "edgewatch.dns.ttl")
-        good = (_get(doc, "destination.ip") if _get(doc, "event.outcome") == "success"
-                and _get(doc, "edgewatch.tls.verified") is True else None)
+        ttl = field_value(doc, "edgewatch.dns.ttl")
+        good = (field_value(doc, "destination.ip") if field_value(doc, "event.outcome") == "success"
+                and field_value(doc, "edgewatch.tls.verified") is True else None)
         if entry is None:
-            ips = _get(doc, "dns.resolved_ip") or []
+            ips = field_value(doc, "dns.resolved_ip") or []
             if isinstance(ips, str):
                 ips = [ips]
-            if not ips and _get(doc, "destination.ip"):
-                ips = [_get(doc, "destination.ip")]
-            kept = {k: _get(doc, k) for k in _KEPT}  # not the whole document: memory
+            if not ips and field_value(doc, "destination.ip"):
+                ips = [field_value(doc, "destination.ip")]
+            kept = {k: field_value(doc, k) for k in _KEPT}  # not the whole document: memory
             acc[key] = entry = {"ts": ts, "doc": kept, "ips": tuple(ips), "ttl": ttl,
                                 "verified": set()}
             if good:
@@ -107,15 +98,16 @@ def fold_answers(docs: Iterable[tuple[datetime, dict[str, Any]]]) -> list[Answer
 
 def _row(key: tuple[str, str], e: dict[str, Any]) -> AnswerRow:
     doc = e["doc"]
-    scope = _get(doc, "edgewatch.dns.ecs.scope_prefix")
+    scope = field_value(doc, "edgewatch.dns.ecs.scope_prefix")
     return AnswerRow(
-        cycle=str(_get(doc, "edgewatch.cycle.id") or key[0]), time=e["ts"],
-        target=_get(doc, "dns.question.name") or "", qtype=_get(doc, "dns.question.type") or "A",
-        resolver=key[1], provider=_get(doc, "edgewatch.resolver.provider"),
-        ecs_subnet=_get(doc, "edgewatch.resolver.ecs_subnet"),
+        cycle=str(field_value(doc, "edgewatch.cycle.id") or key[0]), time=e["ts"],
+        target=field_value(doc, "dns.question.name") or "",
+        qtype=field_value(doc, "dns.question.type") or "A",
+        resolver=key[1], provider=field_value(doc, "edgewatch.resolver.provider"),
+        ecs_subnet=field_value(doc, "edgewatch.resolver.ecs_subnet"),
         ecs_scope=None if scope is None else int(scope),
         addresses=e["ips"], ttl=None if e["ttl"] is None else int(e["ttl"]),
-        error=None if e["ips"] else (_get(doc, "error.type") or "dns.unknown"),
+        error=None if e["ips"] else (field_value(doc, "error.type") or "dns.unknown"),
         verified=frozenset(e["verified"]),
     )
 

@@ -140,6 +140,17 @@ def write_output(path: Path, text: str, command: str) -> int:
     return 0
 
 
+def emit(text: str, output: Path | None, command: str) -> int:
+    """The result to ``output`` (then ``wrote PATH`` on stderr) or to stdout; the exit status."""
+    if output is None:
+        sys.stdout.write(text)
+        return 0
+    if write_output(output, text, command):
+        return 1
+    print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
 def print_warnings(source: Source, command: str) -> None:
     """One stderr line per store file whose bad lines were skipped."""
     for line in getattr(source, "warnings", list)():

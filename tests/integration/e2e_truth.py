@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 
 from lab.stack import LabStack
 
@@ -81,3 +82,25 @@ def compare_with_truth(lab: LabStack, checks: Iterable[dict], runs: Iterable[dic
             per_addr[r[0]] += 1
         figures["reused"] += sum(1 for n in per_addr.values() if n > 1)
     return figures
+
+
+def both_sinks(work: Path, es_url: str, namespace: str) -> str:
+    """The config sections that make ``edgewatch run`` write one folder's store and state and a
+    cluster namespace at once (appended to the lab's config by the end-to-end tests)."""
+    return f"""
+[store]
+dir = "{work / 'data'}"
+
+[state]
+dir = "{work / 'state'}"
+
+[elasticsearch]
+url = "{es_url}"
+namespace = "{namespace}"
+spool_dir = "{work / 'spool'}"
+dead_letter_dir = "{work / 'dead-letter'}"
+flush_interval = "200ms"
+
+[sinks]
+enabled = ["elasticsearch", "ndjson"]
+"""

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from e2e_truth import both_sinks
 from elasticsearch import Elasticsearch, helpers
 
 from lab.stack import LabStack
@@ -49,25 +50,10 @@ def _edgewatch(*args: str) -> subprocess.CompletedProcess:
 
 def _config(lab: LabStack, work: Path, es_url: str, namespace: str) -> Path:
     config = work / "edgewatch.toml"
-    config.write_text(lab.config_path.read_text() + f"""
-[store]
-dir = "{work / 'data'}"
-
-[state]
-dir = "{work / 'state'}"
-
+    config.write_text(lab.config_path.read_text() + both_sinks(work, es_url, namespace) + f"""
 [afterlife]
 duration = "{DURATION}"
 
-[elasticsearch]
-url = "{es_url}"
-namespace = "{namespace}"
-spool_dir = "{work / 'spool'}"
-dead_letter_dir = "{work / 'dead-letter'}"
-flush_interval = "200ms"
-
-[sinks]
-enabled = ["elasticsearch", "ndjson"]
 """)
     return config
 

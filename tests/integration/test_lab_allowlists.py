@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from e2e_truth import compare_with_truth, polls_of, timestamp
+from e2e_truth import both_sinks, compare_with_truth, polls_of, timestamp
 from elasticsearch import Elasticsearch, helpers
 
 from lab.stack import LabStack
@@ -130,23 +130,7 @@ def measured(lab: LabStack, es_url: str, tmp_path_factory: pytest.TempPathFactor
     (work / "all.txt").write_text(COVERS_ALL)
     (work / "broken.txt").write_text("127.60.0.0/24\n# fine so far\n127.61.0/24x\n")
     config = work / "edgewatch.toml"
-    config.write_text(lab.config_path.read_text() + f"""
-[store]
-dir = "{work / 'data'}"
-
-[state]
-dir = "{work / 'state'}"
-
-[elasticsearch]
-url = "{es_url}"
-namespace = "{namespace}"
-spool_dir = "{work / 'spool'}"
-dead_letter_dir = "{work / 'dead-letter'}"
-flush_interval = "200ms"
-
-[sinks]
-enabled = ["elasticsearch", "ndjson"]
-
+    config.write_text(lab.config_path.read_text() + both_sinks(work, es_url, namespace) + """
 [[allowlists]]
 name = "stale"
 file = "stale.nft"

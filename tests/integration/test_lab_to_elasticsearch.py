@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from e2e_truth import compare_with_truth, latest_runs, polls_of
+from e2e_truth import both_sinks, compare_with_truth, latest_runs, polls_of
 from elasticsearch import Elasticsearch, helpers
 
 from lab.stack import LabStack
@@ -56,23 +56,7 @@ def measured(lab: LabStack, es_url: str, tmp_path_factory: pytest.TempPathFactor
     work = tmp_path_factory.mktemp("e2e-es")
     namespace = f"e2e{os.getpid()}"
     config = work / "edgewatch.toml"
-    config.write_text(lab.config_path.read_text() + f"""
-[store]
-dir = "{work / 'data'}"
-
-[state]
-dir = "{work / 'state'}"
-
-[elasticsearch]
-url = "{es_url}"
-namespace = "{namespace}"
-spool_dir = "{work / 'spool'}"
-dead_letter_dir = "{work / 'dead-letter'}"
-flush_interval = "200ms"
-
-[sinks]
-enabled = ["elasticsearch", "ndjson"]
-""")
+    config.write_text(lab.config_path.read_text() + both_sinks(work, es_url, namespace))
     first = _edgewatch("setup", "--config", str(config)).stdout
     again = _edgewatch("setup", "--config", str(config)).stdout
     _edgewatch("run", "--config", str(config), "--cycles", str(CYCLES), "--quiet")

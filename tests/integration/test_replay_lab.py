@@ -18,6 +18,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from e2e_truth import both_sinks
 
 from lab.stack import LabStack
 from lab.testing import lab_fixture
@@ -81,23 +82,7 @@ def measured(lab: LabStack, es_url: str, tmp_path_factory: pytest.TempPathFactor
     work = tmp_path_factory.mktemp("replay")
     namespace = f"replay{os.getpid()}"
     config = work / "edgewatch.toml"
-    config.write_text(lab.config_path.read_text() + f"""
-[store]
-dir = "{work / 'data'}"
-
-[state]
-dir = "{work / 'state'}"
-
-[elasticsearch]
-url = "{es_url}"
-namespace = "{namespace}"
-spool_dir = "{work / 'spool'}"
-dead_letter_dir = "{work / 'dead-letter'}"
-flush_interval = "200ms"
-
-[sinks]
-enabled = ["elasticsearch", "ndjson"]
-""" + MODELS)
+    config.write_text(lab.config_path.read_text() + both_sinks(work, es_url, namespace) + MODELS)
     _edgewatch("setup", "--config", str(config))
     _edgewatch("run", "--config", str(config), "--cycles", str(CYCLES), "--quiet")
     return {"config": config, "store": work / "data", "namespace": namespace}

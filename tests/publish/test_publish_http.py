@@ -8,7 +8,9 @@ authentication, TLS, the files and the state across a restart are the real ones.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
+import socket
 import ssl
 import threading
 import time
@@ -48,19 +50,27 @@ class Evidence:
         return [r for r in self.rows if r.last >= filters.start]
 
 
+@contextlib.contextmanager
+def serving(pub: Publish, tmp_path: Path, ev: Evidence) -> Iterator[tuple[Publisher, int]]:
+    """A refreshed publisher and its server on a free loopback port, always shut down."""
+    publisher = Publisher(pub, [TARGET], tmp_path / "state", ev.read, lambda: ev.now)
+    publisher.refresh()
+    server = make_server(publisher, pub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield publisher, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Publisher, Evidence, int, Publish]]:
     ev = Evidence()
     pub = Publish(listen=("127.0.0.1", 0), hold_s=3600, window_s=6 * 3600, floor=0.0,
                   stale_after_s=1800, directory=tmp_path / "lists")
-    publisher = Publisher(pub, [TARGET], tmp_path / "state", ev.read, lambda: ev.now)
-    server = make_server(publisher, pub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield publisher, ev, server.server_address[1], pub
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(pub, tmp_path, ev) as (publisher, port):
+        yield publisher, ev, port, pub
 
 
 def get(port: int, path: str, headers: dict[str, str] | None = None,
@@ -162,20 +172,12 @@ def test_every_path_needs_the_configured_credential(tmp_path: Path, kind: str) -
         pub = replace(pub, basic_user="fw", basic_password_file=_secret(tmp_path, "pw", "pa:ss"))
         good = {"Authorization": "Basic " + base64.b64encode(b"fw:pa:ss").decode()}
         bad = {"Authorization": "Basic " + base64.b64encode(b"fw:pass").decode()}
-    publisher = Publisher(pub, [TARGET], tmp_path / "state", ev.read, lambda: ev.now)
-    publisher.refresh()
-    server = make_server(publisher, pub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
-    try:
+    with serving(pub, tmp_path, ev) as (_, port):
         for path in (f"/lists/{TARGET}.txt", "/healthz", "/lists.json"):
             for headers in ({}, bad):
                 resp = get(port, path, headers)
                 assert resp.status == 401 and resp.getheader("WWW-Authenticate"), (path, headers)
             assert get(port, path, good).status == 200, path
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_tls_with_the_configured_certificate(tmp_path: Path) -> None:
@@ -184,19 +186,11 @@ def test_tls_with_the_configured_certificate(tmp_path: Path) -> None:
     ev = Evidence()
     ev.see("198.51.100.1", 0)
     pub = Publish(listen=("127.0.0.1", 0), floor=0.0, tls_cert_file=cert, tls_key_file=key)
-    publisher = Publisher(pub, [TARGET], tmp_path / "state", ev.read, lambda: ev.now)
-    publisher.refresh()
-    server = make_server(publisher, pub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
-    try:
-        silent = __import__("socket").create_connection(("127.0.0.1", port))  # never speaks TLS
+    with serving(pub, tmp_path, ev) as (_, port):
+        silent = socket.create_connection(("127.0.0.1", port))  # never speaks TLS
         ctx = ssl.create_default_context(cafile=str(certs.ca))
         resp = get(port, f"/lists/{TARGET}.txt", context=ctx)  # not held up by the silent one
         assert resp.status == 200 and resp.body == b"198.51.100.1/32\n"
         with pytest.raises(ssl.SSLCertVerificationError):
             get(port, "/healthz", context=ssl.create_default_context())  # system store: unknown
         silent.close()
-    finally:
-        server.shutdown()
-        server.server_close()
