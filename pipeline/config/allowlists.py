@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.allowlists.parse import ListError, read_list
+from pipeline.config.lists import list_entries
 from pipeline.config.model import Allowlist
 from pipeline.config.reader import Reader
 
@@ -22,16 +23,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 def parse_allowlists(r: Reader, parsed: Mapping[str, Any]) -> dict[str, Any]:
     """``allowlists``: optional; names unique, every file readable and valid."""
-    raw = r.data.get("allowlists", [])
-    if not isinstance(raw, list):
-        r.fail("allowlists", "must be a list of tables: [[allowlists]] name = ..., file = ...")
-        return {"allowlists": ()}
-    out: list[Allowlist] = []
-    for i, entry in enumerate(raw):
-        if not isinstance(entry, Mapping):
-            r.fail(f"allowlists[{i}]", "must be a table")
-        elif (item := _entry(r, entry, i)) is not None:
-            out.append(item)
+    out = list_entries(r, "allowlists", _entry, required=False,
+                       example=" name = ..., file = ...")
     names = [a.name for a in out]
     if len(set(names)) != len(names):
         r.fail("allowlists", "allowlist names must be unique")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.lists import list_entries
 from pipeline.config.reader import Reader
 
 FQDN = "fqdn"
@@ -72,19 +73,10 @@ class FirewallModel:
 
 def parse_firewall_models(r: Reader, parsed: Mapping[str, Any]) -> dict[str, Any]:
     """Optional list; each entry's ``resolver`` must name a configured resolver."""
-    raw = r.data.get("firewall_models", [])
-    if not isinstance(raw, list):
-        r.fail("firewall_models", "must be a list of tables ([[firewall_models]])")
-        return {"firewall_models": ()}
     resolvers = {x.name for x in parsed.get("resolvers", ())}
-    out: list[FirewallModel] = []
-    for i, entry in enumerate(raw):
-        if not isinstance(entry, Mapping):
-            r.fail(f"firewall_models[{i}]", "must be a table")
-            continue
-        model = _model(r, entry, f"firewall_models[{i}].", resolvers)
-        if model is not None:
-            out.append(model)
+    out = list_entries(r, "firewall_models",
+                       lambda r, t, i: _model(r, t, f"firewall_models[{i}].", resolvers),
+                       required=False)
     names = [m.name for m in out]
     if len(set(names)) != len(names):
         r.fail("firewall_models", "model names must be unique")
@@ -137,7 +129,7 @@ def _living(r: Reader, t: Mapping[str, Any], p: str, name: str | None) -> Firewa
     hold = r.duration(t, "hold", p, d.hold_s)
     window = r.duration(t, "window", p, d.window_s)
     by = r.get(t, "by", p, str, d.by)
-    floor = r.get(t, "floor", p, float, d.floor)
+    floor = r.share(t, "floor", p, d.floor)
     if refresh <= 0:
         r.fail(f"{p}refresh", "must be a positive interval: how often the firewall fetches")
     if hold <= 0:
@@ -146,8 +138,6 @@ def _living(r: Reader, t: Mapping[str, Any], p: str, name: str | None) -> Firewa
         r.fail(f"{p}window", f"must be at least hold ({hold:g}s)")
     if by not in LIVING_BY:
         r.fail(f"{p}by", f"must be one of {', '.join(LIVING_BY)} in a replay, got {by!r}")
-    if not 0.0 <= floor <= 1.0:
-        r.fail(f"{p}floor", f"must be a share in 0..1, got {floor:g}")
     if not name:
         return None
     return FirewallModel(name=name, resolver="", kind=LIVING, refresh_s=refresh, hold_s=hold,

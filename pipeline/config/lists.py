@@ -27,12 +27,19 @@ _RESOLVER_KEYS = {"name", "address", "port", "transport", "provider", "client_su
                   "server_name", "url"}
 
 
-def _entries(r: Reader, section: str, parse: Callable[[Reader, Mapping[str, Any], int], T | None]
-             ) -> list[T]:
-    """Each table of the list ``section`` through ``parse``; an empty list is a problem."""
+def list_entries(r: Reader, section: str,
+                 parse: Callable[[Reader, Mapping[str, Any], int], T | None],
+                 required: bool = True, example: str = "") -> list[T]:
+    """Each table of the list ``section`` (``[[section]]``) through ``parse``.
+
+    ``required``: an absent or empty list is a problem; otherwise only a value that is not a
+    list of tables is (``example`` shows the form in that message)."""
     raw = r.data.get(section, [])
-    if not isinstance(raw, list) or not raw:
+    if required and (not isinstance(raw, list) or not raw):
         r.fail(section, f"at least one [[{section}]] entry is required")
+        return []
+    if not isinstance(raw, list):
+        r.fail(section, f"must be a list of tables: [[{section}]]{example}")
         return []
     out = []
     for i, entry in enumerate(raw):
@@ -45,7 +52,7 @@ def _entries(r: Reader, section: str, parse: Callable[[Reader, Mapping[str, Any]
 
 def parse_targets(r: Reader, parsed: Mapping[str, Any]) -> dict[str, Any]:
     """``targets``: the hostnames to resolve and check; names unique whatever their case."""
-    out = _entries(r, "targets", _target)
+    out = list_entries(r, "targets", _target)
     names = [t.name.lower() for t in out]  # DNS names compare case-insensitively
     if len(set(names)) != len(names):
         r.fail("targets", "target names must be unique")
@@ -81,7 +88,7 @@ def _target(r: Reader, t: Mapping[str, Any], i: int) -> Target | None:
 
 def parse_resolvers(r: Reader, parsed: Mapping[str, Any]) -> dict[str, Any]:
     """``resolvers``: who is asked; names unique (they name the runs and the documents)."""
-    out = _entries(r, "resolvers", _resolver)
+    out = list_entries(r, "resolvers", _resolver)
     names = [x.name for x in out]
     if len(set(names)) != len(names):
         r.fail("resolvers", "resolver names must be unique")

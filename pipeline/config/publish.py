@@ -55,7 +55,7 @@ def parse_publish(r: Reader, parsed: dict[str, Any]) -> dict[str, Any]:
         hold_s=r.duration(t, "hold", p, default(Publish, "hold_s")),
         window_s=r.duration(t, "window", p, default(Publish, "window_s")),
         max_entries=r.integer(t, "max_entries", p, default(Publish, "max_entries"), 1),
-        floor=_share(r, t, "floor"),
+        floor=r.share(t, "floor", p, default(Publish, "floor")),
         stale_after_s=r.duration(t, "stale_after", p, default(Publish, "stale_after_s")),
         refresh_s=r.duration(t, "refresh", p, default(Publish, "refresh_s")),
         targets=_targets(r, t, parsed),
@@ -111,14 +111,6 @@ def _choice(r: Reader, t: Any, key: str, choices: tuple[str, ...]) -> str:
     value = r.get(t, key, "publish.", str, default(Publish, key))
     if value not in choices:
         r.fail(f"publish.{key}", f"must be one of {', '.join(choices)}, got {value!r}")
-        return default(Publish, key)
-    return value
-
-
-def _share(r: Reader, t: Any, key: str) -> float:
-    value = r.get(t, key, "publish.", float, default(Publish, key))
-    if not 0.0 <= value <= 1.0:
-        r.fail(f"publish.{key}", f"must be a share in 0..1, got {value:g}")
         return default(Publish, key)
     return value
 

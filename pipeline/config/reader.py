@@ -90,6 +90,14 @@ class Reader:
             self.fail(f"{prefix}{key}", f"must be at most {high:g}s, got {value:g}s")
         return value
 
+    def share(self, table: Mapping[str, Any], key: str, prefix: str, default: float) -> float:
+        """A share in [0, 1]; out of range is a problem and gives the default."""
+        value = self.get(table, key, prefix, float, default)
+        if not 0.0 <= value <= 1.0:
+            self.fail(f"{prefix}{key}", f"must be a share in 0..1, got {value:g}")
+            return default
+        return value
+
     def directory(self, table: Mapping[str, Any], key: str, prefix: str,
                   default: Path | str) -> Path:
         """A folder edgewatch creates as needed: refused when something else is in the way."""
