@@ -16,11 +16,9 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.clock import ScenarioClock
-from pipeline.commands._common import add_config_argument, load_or_exit
+from pipeline.commands._common import add_config_argument, load_or_exit, make_clock
 from pipeline.config import Config
 from pipeline.config.checks import dir_problem
 from pipeline.publish.evidence import sightings
@@ -74,13 +72,6 @@ def _reader(config: Config) -> Callable[[Filters], Iterable[Sighting]]:
     return lambda f: sightings(StoreSource(config.store_dir), f)
 
 
-def _clock(config: Config) -> Callable[[], datetime]:
-    if config.clock is None:
-        return lambda: datetime.now(UTC)
-    c = config.clock
-    return ScenarioClock(c.start, c.anchor, c.speed).now
-
-
 def run_serve(args: argparse.Namespace) -> int:
     from pipeline.publish.publisher import Publisher
 
@@ -95,7 +86,7 @@ def run_serve(args: argparse.Namespace) -> int:
             print(f"edgewatch allowlist serve: {key}: {why}", file=sys.stderr)
             return 2
     publisher = Publisher(pub, [t.name for t in config.targets], config.state_dir,
-                          _reader(config), _clock(config))
+                          _reader(config), make_clock(config).now)
     if args.once:
         publisher.refresh()
         ok, lines = publisher.health()

@@ -7,10 +7,18 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline.clock import ScenarioClock, real_clock
 from pipeline.config import Config, ConfigError, check_writable_dirs, load_config
 from pipeline.probe.netinfo import NetinfoError, NetinfoTable
 
 DEFAULT_CONFIG_NAMES = ("edgewatch.toml",)
+
+
+def make_clock(config: Config) -> ScenarioClock:
+    """The config's scenario clock (the lab's speed-up), or real time."""
+    if config.clock is None:
+        return real_clock()
+    return ScenarioClock(config.clock.start, config.clock.anchor, config.clock.speed)
 
 
 def add_config_argument(parser: argparse.ArgumentParser, required: bool = False) -> None:

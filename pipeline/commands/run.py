@@ -14,8 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.clock import ScenarioClock, real_clock
-from pipeline.commands._common import add_config_argument, load_or_exit
+from pipeline.commands._common import add_config_argument, load_or_exit, make_clock
 from pipeline.config import Config, ConfigError
 from pipeline.cycle import CycleRunner, CycleStats
 from pipeline.documents import iso
@@ -61,12 +60,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="start the first cycle now instead of on the cadence grid")
     p.add_argument("--quiet", action="store_true", help="no progress line, no summary")
     p.set_defaults(func=run)
-
-
-def make_clock(config: Config) -> ScenarioClock:
-    if config.clock is None:
-        return real_clock()
-    return ScenarioClock(config.clock.start, config.clock.anchor, config.clock.speed)
 
 
 ABANDONED_EXIT = 3

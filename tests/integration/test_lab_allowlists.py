@@ -30,7 +30,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from lab.stack import LabStack
 from lab.testing import lab_fixture
-from pipeline.commands.run import make_clock
+from pipeline.commands._common import make_clock
 from pipeline.config import load_config
 from pipeline.cycle import CycleRunner
 from pipeline.runs import RunTracker
