@@ -69,6 +69,23 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20.0) ->
     raise AssertionError("allowlist serve never listened")
 
 
+def _newest_verified(store, target: str) -> str:
+    """The newest successful, verified check of ``target`` in the store, as the header reads."""
+    newest = max(d["@timestamp"] for d in read_store(store, "checks")
+                 if d.get("dns.question.name") == target and d.get("event.outcome") == "success"
+                 and d.get("edgewatch.tls.verified") is True)
+    return newest
+
+
+def _wait_evidence(port: int, path: str, evidence: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _get(port, path)[2].get("x-edgewatch-evidence-time") == evidence:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the served list never reached the store's last check {evidence}")
+
+
 def _expected(lab: LabStack, polls: dict, target: str, at: datetime) -> set[str]:
     """The rule applied to the ground truth: answered within hold of ``at``, edge verifies."""
     out: set[str] = set()
@@ -125,7 +142,8 @@ dir = "{work / 'lists'}"
             time.sleep(0.25)
         run.send_signal(signal.SIGTERM)  # the probe stops: a simulated outage
         assert run.wait(timeout=60) == 0, run.stderr.read() if run.stderr else ""
-        time.sleep(1.0)  # the cycle in flight was finished and stored; one refresh reads it
+        # the cycle in flight at SIGTERM was finished and stored: wait until the list follows it
+        _wait_evidence(port, path, _newest_verified(store, target))
         stop = time.monotonic()
         while time.monotonic() < stop + 8:  # two scenario hours: past hold and stale_after
             after_stop.append(_get(port, path))
