@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,8 +224,15 @@ def start_node(
     heap: str = "1g",
     timeout: float = START_TIMEOUT_S,
     die_with_parent: bool = False,
+    settings: Mapping[str, str] | None = None,
+    ready: Callable[[str], bool] | None = None,
 ) -> Node:
     """Start a fresh node and return once ``GET /`` answers; raise DevstackError otherwise.
+
+    ``settings`` override the single-node defaults below (a cluster member sets its own
+    ``node.name``, transport port and discovery; a secured node turns security on).
+    ``ready(url)`` replaces the ``GET /`` readiness check where that needs credentials or a
+    formed cluster.
 
     ``die_with_parent`` (tests) has the kernel stop the node when the starting process dies,
     however it dies, so a killed test run cannot leave a node behind. The Elasticsearch server
@@ -252,7 +260,8 @@ def start_node(
                 os.chown(Path(dirpath) / f, user.pw_uid, user.pw_gid)
         run_dir.chmod(0o755)
     url = f"http://127.0.0.1:{port}"
-    settings = {
+    overrides = settings
+    defaults = {
         "cluster.name": "edgewatch-devstack",
         "node.name": "devstack",
         "discovery.type": "single-node",
@@ -265,6 +274,7 @@ def start_node(
         "cluster.routing.allocation.disk.threshold_enabled": "false",
         "action.destructive_requires_name": "false",
     }
+    settings = {**defaults, **(overrides or {})}
     argv = [str(es_home / "bin" / "elasticsearch"), "-p", str(run_dir / "node.pid")]
     for key, value in settings.items():
         argv += ["-E", f"{key}={value}"]
@@ -300,7 +310,7 @@ def start_node(
         if proc.poll() is not None:
             tail = (run_dir / "console.log").read_text(errors="replace")[-4000:]
             raise DevstackError(f"Elasticsearch exited with code {proc.returncode}:\n{tail}")
-        if _get_root(url) is not None:
+        if (ready(url) if ready is not None else _get_root(url) is not None):
             return Node(url=url, pid=proc.pid, run_dir=run_dir, started_in_s=time.monotonic() - t0)
         time.sleep(0.25)
     stop_node(run_dir)
