@@ -77,8 +77,10 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 def _text(x: float, y: float, s: str, anchor: str = "middle", size: int = 11,
           extra: str = "") -> str:
+    """One label, grey unless ``extra`` brings its own fill (an attribute twice is not XML)."""
+    fill = "" if "fill=" in extra else "fill='#333' "
     return (f"<text x='{x:.1f}' y='{y:.1f}' text-anchor='{anchor}' font-size='{size}' "
-            f"fill='#333' {FONT} {extra}>{escape(s)}</text>")
+            f"{fill}{FONT} {extra}>{escape(s)}</text>")
 
 
 

@@ -41,3 +41,14 @@ def test_steps_draw_horizontal_then_vertical() -> None:
                                y_range=(0.0, 1.0)))
     (d,) = re.findall(r"<path d='([^']*)'", svg)
     assert re.fullmatch(r"M[\d.]+,[\d.]+H[\d.]+V[\d.]+", d)
+
+
+def test_every_chart_is_well_formed_xml() -> None:
+    """A browser shows nothing of an SVG with an attribute written twice (the guide's label did)."""
+    from xml.etree import ElementTree
+
+    svg = line_chart([Series("a", [(1, 0.5), (2, 0.7)], markers=True)],
+                     replace(SPEC, hline=(0.6, "60%")))
+    root = ElementTree.fromstring(svg)
+    labels = [t for t in root.iter("{http://www.w3.org/2000/svg}text") if t.text == "60%"]
+    assert [t.get("fill") for t in labels] == ["#D55E00"]
