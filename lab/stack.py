@@ -161,6 +161,15 @@ class LabStack:
     def truth(self) -> GroundTruth:
         return GroundTruth(self.scenario, self.speed)
 
+    def observer_config(self, observer: str) -> Path:
+        """The config of the scenario's observer ``observer`` (its name, geo and source
+        address), written once into the run folder as ``edgewatch-<observer>.toml``."""
+        assert self.plan is not None and self.clock is not None, "lab not started"
+        path = self.run_dir / f"edgewatch-{observer}.toml"
+        return ewconfig.write(path, ewconfig.render(
+            self.scenario, self.plan, self.clock, self.ca_path, self.netinfo_path,
+            observer=self.scenario.observer(observer)))
+
     def export_config(self, path: str | Path) -> Path:
         """Write the config to `path` with the CA and netinfo table copied beside it."""
         assert self.plan is not None and self.clock is not None, "lab not started"
