@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     truth.add_argument("--speed", type=float, default=1.0,
                        help="clock speed the lab would run at (affects caching only)")
     truth.add_argument("--resolver", action="append", help="only these resolvers")
+    truth.add_argument("--observer", default=None,
+                       help="as this [[observers]] entry sees it (its source address), e.g. "
+                       "--scenario observers --observer lab-fra")
     truth.add_argument("--format", choices=["text", "json"], default="text")
     truth.add_argument("--runs", action="store_true", help="text format: list every run")
     truth.add_argument("--record-type", choices=["A", "AAAA"], default="A",
@@ -114,6 +117,9 @@ def _up(args: argparse.Namespace) -> int:
     else:
         print(lab.config_path.read_text())
         print(f"# lab ready in {lab.started_in:.2f}s; config: {lab.config_path}", flush=True)
+        for o in lab.scenario.observers:
+            print(f"# observer {o.name} (sends from {o.source}): "
+                  f"{lab.run_dir / f'edgewatch-{o.name}.toml'}", flush=True)
         if lab.netns:
             print(f"# network namespace {lab.netns} (set up in {lab.netns_setup_s:.3f}s); "
                   f"observe from inside: edgewatch-lab exec --run-dir {args.run_dir} -- "
@@ -175,6 +181,14 @@ def _exec(args: argparse.Namespace) -> int:
 def _truth(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     truth = GroundTruth(scenario, speed=args.speed)
+    if args.observer is not None:
+        try:
+            truth = truth.for_observer(args.observer)
+        except KeyError:
+            known = ", ".join(o.name for o in scenario.observers) or "none"
+            print(f"edgewatch-lab truth: --observer {args.observer!r}: not an observer of "
+                  f"scenario {scenario.name!r} (it has: {known})", file=sys.stderr)
+            return 2
     summary = truth.summary(args.start, args.end, args.interval, args.record_type)
     if args.resolver:
         summary = {k: v for k, v in summary.items() if k in set(args.resolver)}

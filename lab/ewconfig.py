@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lab.clock import ScenarioClock
 from lab.plan import AddressPlan
-from lab.scenario import Scenario
+from lab.scenario import Observer, Scenario
 from lab.timeparse import format_duration, iso
 
 
@@ -41,16 +41,24 @@ def rdns_resolver(scenario: Scenario, plan: AddressPlan) -> str:
     return f"{p.listen}:{p.port}"
 
 
+def _observer(observer: Observer | None) -> list[str]:
+    """The [observer] table, and for a scenario's observer the address it sends from."""
+    if observer is None:
+        return ["[observer]", 'name = "lab-observer"', ""]
+    return ["[observer]", f"name = {_q(observer.name)}", f"geo = {{ name = {_q(observer.geo)} }}",
+            "", "[probe]", f"source_address = {_q(str(observer.source))}", ""]
+
+
 def render(scenario: Scenario, plan: AddressPlan, clock: ScenarioClock, ca_file: Path,
-           netinfo: Path, timeouts: Timeouts = Timeouts()) -> str:
+           netinfo: Path, timeouts: Timeouts = Timeouts(), observer: Observer | None = None
+           ) -> str:
+    """The config of the lab's default observer, or of one of the scenario's observers."""
     lines = [
         f"# edgewatch config for the lab (scenario {scenario.name!r}, speed {clock.speed:g})",
         "# written by edgewatch-lab; ground truth: edgewatch-lab truth --scenario "
         f"{scenario.path}",
         "",
-        "[observer]",
-        'name = "lab-observer"',
-        "",
+        *_observer(observer),
         "[schedule]",
         f"interval = {_q(format_duration(scenario.grid))}          # scenario time",
         'jitter = "0s"',

@@ -163,6 +163,19 @@ class Resolver:
     # The observer sends this client subnet, but the daemon does not forward it (ECS ignored):
     # the answers follow the resolver's own view.
     ignored_subnet: ipaddress.IPv4Network | None = None
+    # pdns-recursor sends the asking client's own address (its /24, ``ecs-ipv4-bits``) as ECS:
+    # the view then depends on where the observer is, as a resolver's views by source do.
+    client_address_ecs: bool = False
+
+
+@dataclass(frozen=True)
+class Observer:
+    """One probe of a many-observer scenario: its name, the loopback address it sends from
+    (``[probe] source_address``) and the ``observer.geo.name`` its config carries."""
+
+    name: str
+    source: ipaddress.IPv4Address
+    geo: str
 
 
 @dataclass(frozen=True)
@@ -188,6 +201,13 @@ class Scenario:
     edge_behaviour: dict[str, str] = field(default_factory=dict)
     wrong_name: str = "wrong-name.lab.test"
     edge_changes: tuple[EdgeChange, ...] = ()  # ordered by time
+    observers: tuple[Observer, ...] = ()  # [[observers]]: probes in different places
+
+    def observer(self, name: str) -> Observer:
+        for o in self.observers:
+            if o.name == name:
+                return o
+        raise KeyError(name)
 
     @property
     def end(self) -> float:

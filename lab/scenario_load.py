@@ -14,7 +14,6 @@ from lab.scenario import (
     CACHE_MODES,
     EDGE_BEHAVIOURS,
     IPV6_LAB_SPACE,
-    RECORD_TYPES,
     RULE_KINDS,
     SOFTWARE,
     EdgeChange,
@@ -27,8 +26,8 @@ from lab.scenario import (
     Target,
     View,
     Withdrawal,
-    of_type,
 )
+from lab.scenario_clients import check_nonempty_answers, client_address_ecs, read_observers
 from lab.scenario_fields import FieldReader
 from lab.timeparse import to_epoch
 
@@ -38,7 +37,7 @@ class ScenarioLoader(FieldReader):
 
     def scenario(self, raw: dict[str, Any]) -> Scenario:
         self._unknown(raw, "", {"scenario", "zone", "networks", "pools", "views", "targets",
-                                "resolvers", "edges"})
+                                "resolvers", "edges", "observers"})
         head = self._table(raw.get("scenario"), "scenario")
         self._unknown(head, "scenario", {"name", "description", "start", "duration", "grid",
                                          "guard", "seed", "default_view"})
@@ -85,9 +84,10 @@ class ScenarioLoader(FieldReader):
             resolvers=resolvers,
             edge_behaviour=edges,
             edge_changes=changes,
+            observers=read_observers(self, raw.get("observers", [])),
             wrong_name=self._get(zone, "zone", "wrong_name", str, f"wrong-name.{origin}"),
         )
-        _check_nonempty_answers(scenario)
+        check_nonempty_answers(scenario)
         return scenario
 
     def _networks(self, raw: Any) -> tuple[Network, ...]:
@@ -258,7 +258,8 @@ class ScenarioLoader(FieldReader):
             key = f"resolvers[{i}]"
             item = self._table(item, key)
             self._unknown(item, key, {"name", "software", "view", "client_subnet", "cache",
-                                      "stale_ttl", "faults", "provider", "ignored_subnet"})
+                                      "stale_ttl", "faults", "provider", "ignored_subnet",
+                                      "client_address_ecs"})
             name = self._get(item, key, "name", str)
             if any(r.name == name for r in out):
                 raise ScenarioError(f"{key}.name: duplicate resolver {name!r}")
@@ -297,7 +298,8 @@ class ScenarioLoader(FieldReader):
             out.append(Resolver(name=name, software=software, view=view, client_subnet=subnet,
                                 cache=cache, stale_ttl=stale_ttl, faults=faults,
                                 provider=self._get(item, key, "provider", str, "lab"),
-                                ignored_subnet=ignored))
+                                ignored_subnet=ignored,
+                                client_address_ecs=client_address_ecs(self, item, key, software)))
         return tuple(out)
 
     def _faults(self, raw: Any, key: str) -> Faults:
@@ -379,23 +381,3 @@ def _network_prefix(text: str, key: str) -> ipaddress.IPv4Network | ipaddress.IP
     if prefix.subnet_of(ipaddress.IPv4Network("127.53.0.0/16")):
         raise ScenarioError(f"{key}.prefix: 127.53.0.0/16 is the lab's DNS address plan")
     return prefix
-
-
-def _check_nonempty_answers(scenario: Scenario) -> None:
-    """Every target must answer every view with at least one address at every grid point, in
-    each family it has (A always; AAAA when it hands out IPv6 at all)."""
-    from lab.rotation import addresses_at
-
-    types = {t.name: scenario.record_types(t) for t in scenario.targets}
-    t = scenario.start
-    while t < scenario.end:
-        for target in scenario.targets:
-            for view in scenario.views:
-                answer = addresses_at(target, view.name, t)
-                for rdtype in types[target.name] or (RECORD_TYPES[4],):
-                    if not of_type(answer, rdtype):
-                        raise ScenarioError(
-                            f"targets.{target.name}: view {view.name!r} gets an empty answer"
-                            f" ({rdtype}) at scenario offset {t - scenario.start:g}s; add a rule"
-                            " covering it")
-        t += scenario.grid

@@ -161,6 +161,16 @@ class LabStack:
     def truth(self) -> GroundTruth:
         return GroundTruth(self.scenario, self.speed)
 
+    def observer_config(self, observer: str) -> Path:
+        """The config of the scenario's observer ``observer`` (its name, geo and source
+        address), in the run folder as ``edgewatch-<observer>.toml`` (``start`` writes one
+        for every observer)."""
+        assert self.plan is not None and self.clock is not None, "lab not started"
+        path = self.run_dir / f"edgewatch-{observer}.toml"
+        return ewconfig.write(path, ewconfig.render(
+            self.scenario, self.plan, self.clock, self.ca_path, self.netinfo_path,
+            observer=self.scenario.observer(observer)))
+
     def export_config(self, path: str | Path) -> Path:
         """Write the config to `path` with the CA and netinfo table copied beside it."""
         assert self.plan is not None and self.clock is not None, "lab not started"
@@ -213,6 +223,8 @@ class LabStack:
             raise
         ewconfig.write(self.config_path, ewconfig.render(
             self.scenario, self.plan, self.clock, self.ca_path, self.netinfo_path))
+        for o in self.scenario.observers:  # one config per observer, beside the default one
+            self.observer_config(o.name)
         self.started_in = time.monotonic() - t0
         return self
 

@@ -23,6 +23,7 @@ the end are open (right-censored).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,7 @@ from itertools import pairwise
 from lab.faults import DROP, SERVFAIL, fault_at
 from lab.rotation import addresses_at
 from lab.scenario import EDGE_OUTCOMES, Resolver, Scenario, Target, address_key, of_type
+from lab.scenario_clients import client_ecs
 from lab.timeparse import from_epoch, iso, parse_duration, to_epoch
 
 DNS_TIMEOUT = "dns.timeout"
@@ -136,17 +138,28 @@ def poll_times(start: datetime | float, end: datetime | float,
 class GroundTruth:
     """Truth for one scenario at one clock speed (speed changes only what caches can keep)."""
 
-    def __init__(self, scenario: Scenario, speed: float = 1.0) -> None:
+    def __init__(self, scenario: Scenario, speed: float = 1.0,
+                 source: str | ipaddress.IPv4Address | None = None) -> None:
         self.scenario = scenario
         self.speed = float(speed)
+        # the observer's source address (None: the lab's default observer, 127.0.0.1)
+        self.source = None if source is None else ipaddress.IPv4Address(str(source))
+
+    def for_observer(self, observer: str) -> GroundTruth:
+        """The truth as the scenario's observer ``observer`` sees it (from its source address):
+        truth for (observer, resolver, target, t)."""
+        return GroundTruth(self.scenario, self.speed, self.scenario.observer(observer).source)
 
     # -- building blocks -----------------------------------------------------------------
     def view_of(self, resolver: Resolver | str) -> str:
         """The view the authoritative server uses for this resolver's queries."""
         r = self._resolver(resolver)
-        if r.client_subnet is not None:
+        subnet = r.client_subnet
+        if r.client_address_ecs:  # pdns-recursor forwards the asker's /24 (docs/LAB.md)
+            subnet = client_ecs(self.source or ipaddress.IPv4Address("127.0.0.1"))
+        if subnet is not None:
             for view in self.scenario.views:
-                if any(r.client_subnet.subnet_of(s) or r.client_subnet.network_address in s
+                if any(subnet.subnet_of(s) or subnet.network_address in s
                        for s in view.client_subnets):
                     return view.name
         return r.view

@@ -55,16 +55,22 @@ def config_text(spec: DaemonSpec) -> str:
 
 
 def _ecs_lines(spec: DaemonSpec) -> list[str]:
-    """Forward the client's ECS subnet to the lab server; never cache per-subnet answers.
+    """Forward the client's ECS subnet (or, with ``client_address_ecs``, the client's own /24)
+    to the lab server; never cache per-subnet answers.
 
     pdns (like unbound's subnetcache) would keep a TTL-0 per-subnet answer for the rest of the
     current real second, which under acceleration is a long stretch of scenario time.
     """
-    if spec.resolver.client_subnet is None:
+    r = spec.resolver
+    if r.client_subnet is None and not r.client_address_ecs:
         return []
+    # client_address_ecs: a query without ECS gets the asker's own address (its /24) as ECS;
+    # pdns's default ecs-add-for leaves out 127.0.0.0/8, the lab's observers' space.
+    add_for = ["ecs-add-for=127.0.0.0/8"] if r.client_address_ecs else []
     return [
         f"edns-subnet-allow-list={spec.auth}",
         "use-incoming-edns-subnet=yes",
+        *add_for,
         "ecs-ipv4-bits=24",
         "ecs-ipv4-never-cache=yes" if spec.speed > 1 else "ecs-ipv4-never-cache=no",
         "disable-packetcache=yes" if spec.speed > 1 else "disable-packetcache=no",

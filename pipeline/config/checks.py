@@ -180,3 +180,22 @@ def parse_host_port(value: str, default_port: int = 53) -> tuple[str, int]:
     if not 1 <= port <= 65535:
         raise ValueError(f"port {port} is out of range 1..65535")
     return host, port
+
+
+def source_address_problem(value: str) -> str | None:
+    """Why ``value`` cannot be the address probes send from: not an IP address, or not one of
+    this host's (binding it fails). Checked at start, so a typo is one line, not a cycle of
+    ``dns.network`` failures."""
+    import socket
+
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return f"{shown(value)} is not an IP address (e.g. 127.0.0.21 or 2001:db8::5)"
+    family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.bind((str(ip), 0))
+    except OSError as exc:
+        return f"{value} is not an address of this host ({exc.strerror or exc})"
+    return None

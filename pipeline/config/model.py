@@ -193,6 +193,7 @@ class Config:
     allowlists: tuple[Allowlist, ...] = ()
     metrics_listen: tuple[str, int] | None = None  # [metrics] listen: where /metrics is served
     afterlife: Afterlife = Afterlife()
+    source_address: str | None = None  # [probe] source_address: where probes send from
     source: Path | None = field(default=None, compare=False)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.config.checks import ca_file_problem, parse_host_port
+from pipeline.config.checks import ca_file_problem, parse_host_port, source_address_problem
 from pipeline.config.model import (
     MAX_PROBE_TIMEOUT_S,
     MAX_SPEED,
@@ -187,6 +187,17 @@ def parse_store(r: Reader, parsed: Parsed) -> dict[str, Any]:
     store = r.table("store")
     r.unknown(store, {"dir"}, "store.")
     return {"store_dir": r.directory(store, "dir", "store.", default(Config, "store_dir"))}
+
+
+def parse_probe(r: Reader, parsed: Parsed) -> dict[str, Any]:
+    """``source_address``: the local address DNS queries and edge checks leave from, for
+    probes whose resolvers answer by who asks (one host standing for several places)."""
+    probe = r.table("probe")
+    r.unknown(probe, {"source_address"}, "probe.")
+    source = r.get(probe, "source_address", "probe.", str)
+    if source is not None and (why := source_address_problem(source)):
+        r.fail("probe.source_address", why)
+    return {"source_address": source}
 
 
 def parse_dns(r: Reader, parsed: Parsed) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.probe.certificate import Certificate, describe_certificate
+from pipeline.probe.source import local_addr
 
 __all__ = ["Certificate", "ConnectResult", "ConnectSpec", "describe_certificate",
            "probe_connect", "tls_contexts"]
@@ -132,6 +133,7 @@ class ConnectSpec:
     tls_timeout: float
     http_path: str | None = None
     http_timeout: float = 5.0
+    source: str | None = None  # [probe] source_address: the address connections leave from
 
     @property
     def budget(self) -> float:
@@ -172,7 +174,7 @@ async def _run(check: _Check, spec: ConnectSpec) -> ConnectResult:
     server_name = check.fields["server_name"]
     started = time.perf_counter()
     try:
-        reader, writer = await _connect(check, connect_timeout)
+        reader, writer = await _connect(check, connect_timeout, spec.source)
     except (TimeoutError, OSError) as exc:
         return check.result(*_classify_connect_error(exc))
     check.fields.update(tcp_established=True, tcp_connect_us=_us(started))
@@ -219,10 +221,12 @@ async def _run(check: _Check, spec: ConnectSpec) -> ConnectResult:
     return check.result(*check.outcome)
 
 
-async def _connect(check: _Check, timeout: float
+async def _connect(check: _Check, timeout: float, source: str | None = None
                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    address = check.fields["address"]
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(check.fields["address"], check.fields["port"]),
+        asyncio.open_connection(address, check.fields["port"],
+                                local_addr=local_addr(source, address)),
         check.left(timeout))
     check.writers.append(writer)
     return reader, writer
@@ -288,7 +292,7 @@ async def _describe_unverified(
 ) -> ConnectResult:
     """A second, non-verifying handshake within what is left: record what was presented."""
     try:
-        _reader, writer = await _connect(check, spec.connect_timeout)
+        _reader, writer = await _connect(check, spec.connect_timeout, spec.source)
         started = time.perf_counter()
         await _handshake(writer, lenient, check.fields["server_name"],
                          check.left(spec.tls_timeout))

@@ -32,8 +32,9 @@ import dns.rdatatype
 from pipeline.config import Resolver
 from pipeline.probe.dns_answer import AnswerAddress, AnswerRecord, classify_message
 from pipeline.probe.dns_exchange import ExchangeError, exchange
+from pipeline.probe.source import local_addr
 
-__all__ = ["AnswerAddress", "DnsOptions", "DnsResult", "probe_dns"]
+__all__ = ["AnswerAddress", "DnsOptions", "DnsResult", "ask_dns", "probe_dns"]
 
 # DoT/DoH bound their own steps by the timeout; this margin only catches a library that does not.
 _ENCRYPTED_GRACE = 0.25
@@ -93,21 +94,22 @@ def make_query(qname: str, rtype: str, resolver: Resolver) -> dns.message.QueryM
 
 async def _send_encrypted(
     query: dns.message.QueryMessage, resolver: Resolver, timeout: float,
-    ssl_context: ssl.SSLContext | None,
+    ssl_context: ssl.SSLContext | None, source: str | None = None,
 ) -> tuple[dns.message.Message, bool]:
     where, port = resolver.address, resolver.port
+    bind = local_addr(source, where)
     if resolver.transport == "dot":
         ctx = ssl_context or ssl.create_default_context()
         return await dns.asyncquery.tls(
             query, where, timeout=timeout, port=port, ssl_context=ctx,
-            server_hostname=resolver.server_name,
+            server_hostname=resolver.server_name, source=bind[0] if bind else None,
         ), False
     if resolver.transport == "doh":
         # The URL names the server (SNI, certificate, Host); the configured address is where
         # to connect, so no system resolver is involved in reaching a DoH resolver.
         return await dns.asyncquery.https(
             query, resolver.url or where, timeout=timeout, port=port, bootstrap_address=where,
-            verify=ssl_context or True,
+            verify=ssl_context or True, source=bind[0] if bind else None,
         ), False
     raise ValueError(f"unknown transport {resolver.transport!r}")
 
@@ -118,14 +120,15 @@ def _elapsed_us(started: float) -> int:
     return int((time.perf_counter() - started) * 1e6)
 
 
-async def _ask(resolver: Resolver, query: dns.message.QueryMessage, timeout: float,
-               ssl_context: ssl.SSLContext | None, base: dict[str, Any], started: float
+async def _ask(resolver: Resolver, query: dns.message.QueryMessage, options: DnsOptions,
+               base: dict[str, Any], started: float
                ) -> tuple[dns.message.Message, bool] | DnsResult:
     """The response and whether TCP carried it, or the classified failure."""
+    timeout, ssl_context = options.timeout, options.ssl_context
     if resolver.transport in ("udp", "tcp"):
         try:
             ex = await exchange(query, resolver.address, resolver.port, timeout,
-                                tcp_only=resolver.transport == "tcp")
+                                tcp_only=resolver.transport == "tcp", source=options.source)
         except ExchangeError as exc:
             return DnsResult(**base, error_type=exc.error_type, error_message=exc.message,
                              rtt_us=_elapsed_us(started) if exc.error_type == "dns.timeout"
@@ -138,7 +141,7 @@ async def _ask(resolver: Resolver, query: dns.message.QueryMessage, timeout: flo
         return ex.response, ex.tcp
     try:
         async with asyncio.timeout(timeout + _ENCRYPTED_GRACE):
-            return await _send_encrypted(query, resolver, timeout, ssl_context)
+            return await _send_encrypted(query, resolver, timeout, ssl_context, options.source)
     except (dns.exception.Timeout, TimeoutError):
         return DnsResult(**base, error_type="dns.timeout",
                          error_message=f"no answer within {timeout:g}s",
@@ -167,6 +170,7 @@ class DnsOptions:
     timeout: float
     keep_raw: bool = False
     ssl_context: ssl.SSLContext | None = None
+    source: str | None = None  # [probe] source_address: the address queries leave from
 
 
 async def _probe(resolver: Resolver, qname: str, rtype: str, options: DnsOptions,
@@ -175,7 +179,7 @@ async def _probe(resolver: Resolver, qname: str, rtype: str, options: DnsOptions
         query = make_query(qname, rtype, resolver)
     except BadName as exc:
         return DnsResult(**base, error_type="dns.bad_name", error_message=str(exc))
-    asked = await _ask(resolver, query, options.timeout, options.ssl_context, base, started)
+    asked = await _ask(resolver, query, options, base, started)
     if isinstance(asked, DnsResult):
         return asked
     response, used_tcp = asked
@@ -208,11 +212,17 @@ async def probe_dns(
     ``ssl_context`` verifies a DNS-over-TLS or -HTTPS resolver (default: the system trust
     store). DNS over HTTPS needs the ``doh`` extra (dnspython[doh]).
     """
+    return await ask_dns(resolver, qname, rtype, DnsOptions(timeout, keep_raw, ssl_context))
+
+
+async def ask_dns(resolver: Resolver, qname: str, rtype: str, options: DnsOptions
+                  ) -> DnsResult:
+    """``probe_dns`` with every option at once (``options.source``: the address the query
+    leaves from, ``[probe] source_address``)."""
     base: dict[str, Any] = {"resolver": resolver, "qname": qname, "rtype": rtype}
     started = time.perf_counter()
     try:
-        return await _probe(resolver, qname, rtype, DnsOptions(timeout, keep_raw, ssl_context),
-                            base, started)
+        return await _probe(resolver, qname, rtype, options, base, started)
     except Exception as exc:  # the boundary: a measurement never escapes as an exception
         return DnsResult(**base, error_type="dns.unexpected",
                          error_message=f"{type(exc).__name__}: {exc}",

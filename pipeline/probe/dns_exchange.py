@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import dns.flags
 import dns.message
 
+from pipeline.probe.source import local_addr
+
 _HEADER = 12
 
 
@@ -93,10 +95,11 @@ def _udp_verdict(query: dns.message.Message, data: bytes
 
 
 async def _udp(query: dns.message.Message, wire: bytes, host: str, port: int,
-               ignored: _SetAside) -> Exchange | None:
+               ignored: _SetAside, source: str | None = None) -> Exchange | None:
     """The UDP answer, or None when it was truncated (the caller retries over TCP)."""
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(_Datagrams, remote_addr=(host, port))
+    transport, proto = await loop.create_datagram_endpoint(
+        _Datagrams, remote_addr=(host, port), local_addr=local_addr(source, host))
     try:
         transport.sendto(wire)
         while True:
@@ -117,8 +120,10 @@ async def _udp(query: dns.message.Message, wire: bytes, host: str, port: int,
         transport.close()
 
 
-async def _tcp(query: dns.message.Message, wire: bytes, host: str, port: int) -> Exchange:
-    reader, writer = await asyncio.open_connection(host, port)
+async def _tcp(query: dns.message.Message, wire: bytes, host: str, port: int,
+               source: str | None = None) -> Exchange:
+    reader, writer = await asyncio.open_connection(host, port,
+                                                   local_addr=local_addr(source, host))
     try:
         writer.write(struct.pack("!H", len(wire)) + wire)
         await writer.drain()
@@ -141,8 +146,9 @@ async def _tcp(query: dns.message.Message, wire: bytes, host: str, port: int) ->
 
 
 async def exchange(query: dns.message.Message, host: str, port: int, timeout: float,
-                   tcp_only: bool = False) -> Exchange:
-    """Ask ``host:port``; everything (UDP wait, TCP connect, TCP read) ends by one deadline."""
+                   tcp_only: bool = False, source: str | None = None) -> Exchange:
+    """Ask ``host:port`` (from ``source`` when given); everything (UDP wait, TCP connect, TCP
+    read) ends by one deadline."""
     wire = query.to_wire()
     ignored = _SetAside()
     truncated = False
@@ -151,11 +157,11 @@ async def exchange(query: dns.message.Message, host: str, port: int, timeout: fl
     try:
         async with asyncio.timeout_at(deadline):
             if not tcp_only:
-                answer = await _udp(query, wire, host, port, ignored)
+                answer = await _udp(query, wire, host, port, ignored, source)
                 if answer is not None:
                     return answer
                 truncated = True
-            return await _tcp(query, wire, host, port)
+            return await _tcp(query, wire, host, port, source)
     except TimeoutError as exc:
         if ignored.count and not truncated:  # a TCP retry that ran out is a timeout
             n = ignored.count

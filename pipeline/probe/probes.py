@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline.config import Config, Resolver, Target, Timeouts
 from pipeline.probe.connect import ConnectResult, ConnectSpec, probe_connect, tls_contexts
-from pipeline.probe.dns import DnsOptions, DnsResult, make_query, probe_dns
+from pipeline.probe.dns import DnsOptions, DnsResult, ask_dns, make_query, probe_dns
 from pipeline.probe.dns_answer import classify_message
 from pipeline.probe.rdns import RdnsResult, ReverseLookup
 
@@ -46,8 +46,9 @@ class ProbeSettings:
         reverse = None
         if config.rdns_enabled and config.rdns_resolver:
             reverse = ReverseLookup(config.rdns_resolver, t.dns, now=now)
-        return cls(DnsOptions(t.dns, config.keep_raw_answers, contexts[0]),
-                   ConnectSpec(contexts, t.connect, t.tls, None, t.http), reverse)
+        source = config.source_address
+        return cls(DnsOptions(t.dns, config.keep_raw_answers, contexts[0], source),
+                   ConnectSpec(contexts, t.connect, t.tls, None, t.http, source), reverse)
 
     @classmethod
     def adhoc(cls, timeouts: Timeouts, ca_file: Path | None,
@@ -104,6 +105,8 @@ class Probes:
 
     async def dns(self, resolver: Resolver, name: str, rtype: str) -> DnsResult:
         o = self._bound().dns
+        if self._dns is probe_dns:  # the real probe takes every option, the source included
+            return await ask_dns(resolver, name, rtype, o)
         return await self._dns(resolver, name, rtype, o.timeout, keep_raw=o.keep_raw,
                                ssl_context=o.ssl_context)
 

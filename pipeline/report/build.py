@@ -37,6 +37,7 @@ from pipeline.report.model import (
     Window,
 )
 from pipeline.report.networks import Attribution
+from pipeline.report.observers import observer_section
 from pipeline.report.plausible import plausible
 from pipeline.report.rows import TIMING_FIELDS, RunRow, Source
 from pipeline.report.verdict import make_verdict
@@ -134,6 +135,7 @@ def build_report(source: Source, filters: Filters | None = None,
         allowlists=_allowlists(source, filters, span, ev, options.allowlists),
         afterlife=afterlife_section(source.afterlife_rows(filters))
         if hasattr(source, "afterlife_rows") else [],
+        observers=observer_section(source, filters) if span.days else [],
     )
 
 

@@ -23,6 +23,8 @@ from pipeline.report.rows import (
     AddressRow,
     AfterlifeRow,
     NetworkRow,
+    ObserverRow,
+    ObserverRunRow,
     OutcomeRow,
     RunRow,
     Span,
@@ -292,6 +294,26 @@ class ElasticsearchSource:
             yield RunRow(run_id=k["run"], resolver=k["resolver"], ip=k["ip"],
                          open=bool(k["open"]), duration_s=float(k["duration"] or 0),
                          observed_s=float(k["observed"] or 0))
+
+    def observer_rows(self, filters: Filters) -> Iterator[ObserverRow]:
+        sources = [{"observer": _terms("observer.name")}, {"ip": _terms("destination.ip", True)},
+                   {"outcome": _terms("event.outcome", True)},
+                   {"error": _terms("error.type", True)},
+                   {"answers": _terms("edgewatch.dns.answer_count", True)}]
+        for b in self._composite(self.checks_index, self._checks_query(filters), sources,
+                                 "observers"):
+            k = b["key"]
+            yield ObserverRow(observer=k["observer"], ip=k["ip"], outcome=k["outcome"],
+                              error_type=k["error"], documents=b["doc_count"],
+                              answer_count=None if k["answers"] is None else int(k["answers"]))
+
+    def observer_run_rows(self, filters: Filters) -> Iterator[ObserverRunRow]:
+        sources = [{"observer": _terms("observer.name")},
+                   {"open": _terms("edgewatch.run.open", True)}]
+        for b in self._composite(self.runs_index, self._runs_query(filters), sources,
+                                 "observer runs"):
+            yield ObserverRunRow(observer=b["key"]["observer"], open=bool(_flag(b["key"]["open"])),
+                                 runs=b["doc_count"])
 
     def answer_rows(self, filters: Filters) -> list[AnswerRow]:
         """One row per query (``pipeline.report.answers``), in time order, for the replay.

@@ -13,6 +13,7 @@ from html import escape
 from pipeline.report.afterlife_render import afterlife_html
 from pipeline.report.list_sections import html_sections
 from pipeline.report.model import ALL, Figures, Report
+from pipeline.report.observers_render import observers_html
 from pipeline.report.svg import (
     Bar,
     BarGroup,
@@ -293,5 +294,5 @@ def render_html(report: Report) -> str:
     parts = [*_head(report), *_per_target(report), *_charts(report),
              *_resolver_tables(report), *_list_tables(report), *html_sections(report, _table),
              *_address_tables(report), *afterlife_html(report),
-             "</body></html>"]
+             *observers_html(report), "</body></html>"]
     return "\n".join(parts)

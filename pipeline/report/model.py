@@ -221,6 +221,22 @@ class Afterlife:
 
 
 @dataclass
+class ObserverFigures:
+    """One observer (probe) of the "by observer" section: what it saw, how often it failed,
+    and the addresses no other observer saw (``only_here``)."""
+
+    name: str
+    addresses: int
+    runs: int
+    open_runs: int
+    queries: int
+    dns_failures: int
+    address_checks: int
+    address_failures: int
+    only_here: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     generated_at: str
     source: str
@@ -238,6 +254,8 @@ class Report:
     # one per deployed allowlist (``[[allowlists]]`` of the config, ``--list``): its coverage
     allowlists: list[ListCoverage] = field(default_factory=list)
     afterlife: list[Afterlife] = field(default_factory=list)  # per target, [afterlife] on
+    # "by observer": one entry per observer, only when the selection holds more than one
+    observers: list[ObserverFigures] = field(default_factory=list)
     schema: str = SCHEMA
 
     def coverage_by(self, by: str) -> Coverage:

@@ -127,6 +127,28 @@ class AfterlifeRow:
     documents: int
 
 
+@dataclass(frozen=True, slots=True)
+class ObserverRow:
+    """Check documents of one observer grouped by answer address (None: a failed query) and
+    outcome: the "by observer" section's addresses and failures (``report.observers``)."""
+
+    observer: str
+    ip: str | None
+    outcome: str | None
+    error_type: str | None
+    answer_count: int | None
+    documents: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObserverRunRow:
+    """How many selected runs (latest summaries) of one observer are open or closed."""
+
+    observer: str
+    open: bool
+    runs: int
+
+
 class Source(Protocol):
     """Where stored evidence comes from: Elasticsearch or the local ndjson store.
 
@@ -155,6 +177,10 @@ class Source(Protocol):
         ...
     def target_address_rows(self, filters: Filters, origin: datetime
                             ) -> Iterator[TargetAddressRow]: ...
+
+    def observer_rows(self, filters: Filters) -> Iterator[ObserverRow]: ...
+
+    def observer_run_rows(self, filters: Filters) -> Iterator[ObserverRunRow]: ...
 
     def ignored(self, filters: Filters, runs: bool = True) -> tuple[int, int]:
         """(checks, runs) the selection holds that ``filters``' plausible window left out."""

@@ -30,6 +30,8 @@ from pipeline.report.rows import (
     AddressRow,
     AfterlifeRow,
     NetworkRow,
+    ObserverRow,
+    ObserverRunRow,
     OutcomeRow,
     RunRow,
     Span,
@@ -54,6 +56,8 @@ class _Scan:
     networks: Counter = field(default_factory=Counter)
     outcomes: Counter = field(default_factory=Counter)
     timings: Counter = field(default_factory=Counter)
+    # (observer, ip, outcome, error type, answer count): the "by observer" section
+    observers: Counter = field(default_factory=Counter)
 
 
 class StoreSource:
@@ -177,8 +181,10 @@ class StoreSource:
             resolver = field_value(doc, "edgewatch.resolver.name")
             outcome = field_value(doc, "event.outcome")
             ip = field_value(doc, "destination.ip")
-            scan.outcomes[(resolver, outcome, field_value(doc, "error.type"),
-                           field_value(doc, "edgewatch.dns.answer_count"))] += 1
+            error = field_value(doc, "error.type")
+            count = field_value(doc, "edgewatch.dns.answer_count")
+            scan.outcomes[(resolver, outcome, error, count)] += 1
+            scan.observers[(field_value(doc, "observer.name"), ip, outcome, error, count)] += 1
             if ip is not None:
                 key = (int((ts.timestamp() - origin_s) // DAY_S), resolver, ip)
                 scan.addresses[key] += 1
@@ -244,7 +250,23 @@ class StoreSource:
         for (resolver, name, bucket), n in scan.timings.items():
             yield TimingRow(resolver=resolver, field=name, bucket_us=bucket, documents=n)
 
+    def observer_rows(self, filters: Filters) -> Iterator[ObserverRow]:
+        scan = self._scanned(filters, None, None)
+        for (observer, ip, outcome, error_type, count), n in scan.observers.items():
+            yield ObserverRow(observer=observer, ip=ip, outcome=outcome, error_type=error_type,
+                              answer_count=None if count is None else int(count), documents=n)
+
+    def observer_run_rows(self, filters: Filters) -> Iterator[ObserverRunRow]:
+        groups: Counter = Counter(
+            (field_value(doc, "observer.name"), row.open) for doc, row in self._runs(filters))
+        for (observer, is_open), n in groups.items():
+            yield ObserverRunRow(observer=observer, open=is_open, runs=n)
+
     def run_rows(self, filters: Filters) -> Iterator[RunRow]:
+        for _, row in self._runs(filters):
+            yield row
+
+    def _runs(self, filters: Filters) -> list[tuple[dict[str, Any], RunRow]]:
         """The latest snapshot of each run; of equal versions the last read wins, as with
         ``version_type: external_gte`` when ``edgewatch load`` sends the lines in this order."""
         latest: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -273,16 +295,16 @@ class StoreSource:
             if not filters.run_plausible(start, last_seen):
                 ignored += 1
                 continue
-            rows.append(RunRow(
+            rows.append((doc, RunRow(
                 run_id=run_id,
                 resolver=field_value(doc, "edgewatch.resolver.name"),
                 ip=field_value(doc, "destination.ip"),
                 open=bool(field_value(doc, "edgewatch.run.open")),
                 duration_s=float(field_value(doc, "edgewatch.run.duration.s") or 0),
                 observed_s=float(field_value(doc, "edgewatch.run.observed.s") or 0),
-            ))
+            )))
         self._ignored_runs[filters] = ignored
-        yield from rows
+        return rows
 
     def answer_rows(self, filters: Filters) -> list[AnswerRow]:
         """One row per query (``pipeline.report.answers``), in time order, for the replay."""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pipeline.report.afterlife_render import afterlife_text
 from pipeline.report.list_sections import text_sections
 from pipeline.report.model import Figures, Report
+from pipeline.report.observers_render import observers_text
 from pipeline.report.verdict import duration, pct
 
 
@@ -182,5 +183,5 @@ def render_text(report: Report, width: int = 100) -> str:
         out.append("#### all targets (summary)")
     out += [*_header(report, width), *_resolvers(report), *_lists(report),
             *text_sections(report, table, _section), *_addresses(report, width),
-            *afterlife_text(report), *_replay(report)]
+            *afterlife_text(report), *observers_text(report), *_replay(report)]
     return "\n".join(out) + "\n"

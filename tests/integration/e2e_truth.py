@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from lab.stack import LabStack
+from lab.truth import GroundTruth
 
 
 def timestamp(value: str) -> float:
@@ -47,10 +48,11 @@ def latest_runs(runs: Iterable[dict]) -> dict[str, dict]:
 
 
 def compare_with_truth(lab: LabStack, checks: Iterable[dict], runs: Iterable[dict],
-                       rdtype: str = "A") -> dict[str, int]:
+                       rdtype: str = "A", truth: GroundTruth | None = None) -> dict[str, int]:
     """Assert every poll and every run of one record type (A, or a dual-stack lab's AAAA)
-    equals the ground truth; return what was compared."""
-    truth = lab.truth
+    equals the ground truth (``truth``: one observer's, default the lab's); return what was
+    compared."""
+    truth = truth or lab.truth
     polls = polls_of(d for d in checks if d["dns.question.type"] == rdtype)
     runs = latest_runs(d for d in runs if d["dns.question.type"] == rdtype)
     assert {r for r, _ in polls} == {r.name for r in lab.scenario.resolvers}

@@ -56,7 +56,7 @@ def test_json_report_has_the_documented_schema(store_dir: Path) -> None:
     assert doc["schema"] == "edgewatch.report/1"
     assert set(doc) == {"schema", "generated_at", "source", "filters", "window", "overall",
                         "resolvers", "coverage", "decay", "verdict", "data", "blocks",
-                        "targets", "replay", "allowlists", "afterlife"}
+                        "targets", "replay", "allowlists", "afterlife", "observers"}
     assert doc["targets"] == [] and doc["replay"] is None  # build_by_target fills them
     assert doc["afterlife"] == []  # a store without afterlife documents
     assert doc["data"] == {"plausible_from": "2020-01-01T00:00:00Z",

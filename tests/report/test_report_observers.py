@@ -1,0 +1,44 @@
+"""The "by observer" fold on its own: what each observer saw, and what only it saw.
+
+The figures against a real lab and cluster are tests/integration/test_observers_lab.py; here
+the fold's rules, each with rows that would break it: an address counts once per observer
+however many documents name it, a failed query is one query and no address, an address two
+observers saw is nobody's own, and one observer alone gets no section.
+"""
+
+from __future__ import annotations
+
+from pipeline.report.observers import fold
+from pipeline.report.rows import ObserverRow, ObserverRunRow
+
+
+def _ok(observer: str, ip: str, n: int = 2, answers: int = 2) -> ObserverRow:
+    return ObserverRow(observer, ip, "success", None, answers, n)
+
+
+def test_each_observer_its_addresses_runs_failures_and_own_addresses() -> None:
+    rows = [
+        _ok("fra", "127.60.0.30"), _ok("fra", "127.61.0.10"), _ok("fra", "127.61.0.10"),
+        ObserverRow("fra", None, "failure", "dns.timeout", None, 3),
+        _ok("nyc", "127.60.0.30"), _ok("nyc", "127.60.0.10", n=4),
+        ObserverRow("nyc", "127.60.0.10", "failure", "tcp.refused", 2, 2),
+        _ok("syd", "127.63.0.10"), _ok("syd", "127.63.0.2"),
+    ]
+    runs = [ObserverRunRow("fra", True, 2), ObserverRunRow("fra", False, 1),
+            ObserverRunRow("nyc", True, 2), ObserverRunRow("syd", False, 3)]
+    figures = {f.name: f for f in fold(rows, runs)}
+    assert list(figures) == ["fra", "nyc", "syd"]
+    fra, nyc, syd = figures["fra"], figures["nyc"], figures["syd"]
+    assert (fra.addresses, fra.runs, fra.open_runs) == (2, 3, 2)
+    # 6 documents of 2-address answers = 3 queries, plus 3 timed-out queries
+    assert (fra.queries, fra.dns_failures, fra.address_checks, fra.address_failures) == (
+        6, 3, 6, 0)
+    assert (nyc.queries, nyc.address_checks, nyc.address_failures) == (4, 8, 2)
+    assert fra.only_here == ["127.61.0.10"] and nyc.only_here == ["127.60.0.10"]
+    assert syd.only_here == ["127.63.0.2", "127.63.0.10"]  # numeric order, not text order
+    assert "127.60.0.30" not in fra.only_here + nyc.only_here
+
+
+def test_one_observer_gets_no_section() -> None:
+    assert fold([_ok("fra", "127.60.0.30")], [ObserverRunRow("fra", True, 1)]) == []
+    assert fold([], []) == []
