@@ -37,7 +37,9 @@ LISTS_PER_INTERVAL = 20
 # check count, stays exact).
 ADDRESSES_PER_INTERVAL = 500
 FIRST_DAY = "built from the first day"
-FIRST_DAY_MS = 86_400_000
+# The Vega param (a slider under the chart) that says how many hours "the first day" is.
+FIRST_HOURS = "first_hours"
+FIRST_HOURS_DEFAULT = 24
 
 
 def coverage_aggs() -> dict[str, Any]:
@@ -67,9 +69,9 @@ def deployed_lists_layer() -> dict[str, Any]:
 def first_day_layer() -> dict[str, Any]:
     """The list built from the first day, from the per-interval address breakdown.
 
-    An address belongs to it when its first interval with a check starts within 24 h of the
-    first interval with any check; its share per interval is the checks of those addresses
-    over all checks with an address.
+    An address belongs to it when its first interval with a check starts within the first
+    ``first_hours`` (24 unless the slider says otherwise) of the first interval with any check;
+    its share per interval is the checks of those addresses over all checks with an address.
     """
     return {
         "transform": [
@@ -79,7 +81,7 @@ def first_day_layer() -> dict[str, Any]:
             {"joinaggregate": [{"op": "min", "field": "key", "as": "address_first"}],
              "groupby": ["address"]},
             {"joinaggregate": [{"op": "min", "field": "key", "as": "range_first"}]},
-            {"calculate": f"datum.address_first < datum.range_first + {FIRST_DAY_MS} "
+            {"calculate": f"datum.address_first < datum.range_first + {FIRST_HOURS} * 3600000 "
                           "? datum.n : 0", "as": "n_first_day"},
             {"aggregate": [{"op": "sum", "field": "n_first_day", "as": "allowed"},
                            {"op": "max", "field": "doc_count", "as": "checks"}],
@@ -97,6 +99,9 @@ def allowlist_coverage() -> VegaPanel:
         "$schema": VEGA_LITE_SCHEMA,
         "data": data(query_url(CHECKS_INDEX, conditions, coverage_aggs()),
                      "aggregations.over_time.buckets"),
+        "params": [{"name": FIRST_HOURS, "value": FIRST_HOURS_DEFAULT,
+                    "bind": {"input": "range", "min": 1, "max": 168, "step": 1,
+                             "name": "first-day list: hours "}}],
         "encoding": {
             "x": {"field": "key", "type": "temporal", "title": None},
             "y": {"field": "share", "type": "quantitative", "title": "checks allowed",
@@ -115,7 +120,8 @@ def allowlist_coverage() -> VegaPanel:
         "Per interval, the share of checks (resolver × answered address × cycle) each deployed "
         "allowlist would have let through (edgewatch.allowlist.allowed), the share no list "
         "allows, and, dashed, an allowlist built from the addresses of the first 24 hours of "
-        "the range and never updated: how fast a static list decays.", spec)
+        "the range (a slider changes the hours) and never updated: how fast a static list "
+        "decays.", spec)
 
 
 ALLOWLIST_PANELS: list[Callable[[], VegaPanel]] = [allowlist_coverage]

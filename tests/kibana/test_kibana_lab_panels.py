@@ -1,0 +1,426 @@
+"""The run timeline, status now, certificates and allowlist coverage panels on a real lab run.
+
+``edgewatch run`` polls the ``quick`` lab (real unbound/kresd/pdns-recursor resolvers on
+loopback, real TLS edges with the lab CA's certificates) for nine scenario hours with two
+deployed allowlists, writes the ndjson store, and ``edgewatch load`` moves it into a fresh
+namespace of the test Elasticsearch node. Each panel's query then runs as Kibana would send it
+over the store's time span, and its rows must equal, exactly, what the lab says happened: the
+timeline's bars are the scenario's runs (``lab.truth``, from the polls' own times), the status
+board is the last cycle in the store and what the scenario answered then, the certificates'
+dates and fingerprints are the lab CA's leaves (``lab/pki.py``), the coverage counts are the
+allowlist fields of the stored checks, and those fields are the lists' networks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import os
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from elasticsearch import Elasticsearch
+from kibana_vega import KibanaContext, check_vega_lite_fields, vega_specs
+from panel_documents import Indices, run_panel
+
+from lab.stack import LabStack
+from lab.testing import lab_fixture
+from pipeline.es import names
+from pipeline.sinks.ndjson import read_store
+
+pytestmark = pytest.mark.integration
+CYCLES = 36  # nine scenario hours on the 15-minute grid: hourly rotation and address reuse
+EDGEWATCH = [sys.executable, "-m", "pipeline"]
+LISTS = {"na": "127.60.0.0/24", "eu": "127.61.0.0/24"}  # deployed allowlists, one network each
+CERT_KINDS = ("ok", "wrong_name", "expired")  # the edge behaviours that present a certificate
+
+lab = lab_fixture("quick", speed=900.0, scope="module")
+
+Doc = dict[str, Any]
+
+
+def edgewatch(*args: str, prefix: list[str] | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "EDGEWATCH_"))}
+    proc = subprocess.run([*(prefix or []), *EDGEWATCH, *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def loaded(lab: LabStack, es: Elasticsearch, es_url: str,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Indices, Path]]:
+    work = tmp_path_factory.mktemp("kibana-lab-panels")
+    ns = f"kibp{os.getpid()}"
+    store = work / "data"
+    lists = ""
+    for name, cidr in LISTS.items():
+        (work / f"{name}.txt").write_text(f"{cidr}\n")
+        lists += f'\n[[allowlists]]\nname = "{name}"\nfile = "{work / name}.txt"\n'
+    run_config = work / "run.toml"
+    run_config.write_text(lab.config_path.read_text() + f"""
+[store]
+dir = "{store}"
+
+[state]
+dir = "{work / 'state'}"
+{lists}""")
+    edgewatch("run", "--config", str(run_config), "--cycles", str(CYCLES), "--quiet",
+              prefix=lab.exec_prefix)
+    load_config = work / "load.toml"
+    load_config.write_text(run_config.read_text() + f"""
+[elasticsearch]
+url = "{es_url}"
+namespace = "{ns}"
+spool_dir = "{work / 'spool'}"
+dead_letter_dir = "{work / 'dead-letter'}"
+""")
+    edgewatch("setup", "--config", str(load_config))
+    out = edgewatch("load", "--config", str(load_config), "--quiet")
+    assert "0 refused" in out, out
+    made = Indices(names.check_data_stream(ns), names.runs_index(ns))
+    es.indices.refresh(index=[made.checks, made.runs])
+    try:
+        yield made, store
+    finally:
+        es.options(ignore_status=404).indices.delete(index=made.runs)
+        es.options(ignore_status=(400, 404, 405)).indices.delete_data_stream(name=made.checks)
+
+
+def ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def ms(value: str | datetime) -> int:
+    return int((ts(value) if isinstance(value, str) else value).timestamp() * 1000)
+
+
+def checks_of(store: Path) -> list[Doc]:
+    return list(read_store(store, "checks"))
+
+
+def span(store: Path) -> KibanaContext:
+    """The time picker over the store's checks, a minute either side."""
+    times = [ts(d["@timestamp"]) for d in checks_of(store)]
+    return KibanaContext(min(times) - timedelta(minutes=1), max(times) + timedelta(minutes=1))
+
+
+def poll_times(checks: list[Doc]) -> dict[tuple[str, str, str], list[datetime]]:
+    """Per (resolver, target, record type) the time of every poll, ascending."""
+    out: dict[tuple[str, str, str], set[datetime]] = defaultdict(set)
+    for d in checks:
+        key = (d["edgewatch.resolver.name"], d["dns.question.name"], d["dns.question.type"])
+        out[key].add(ts(d["@timestamp"]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def rows_of(es: Elasticsearch, objects: list[Doc], loaded: tuple[Indices, Path],
+            vis_id: str) -> list[Doc]:
+    made, store = loaded
+    rows, _ = run_panel(es, objects, made, vis_id, span(store))
+    assert check_vega_lite_fields(vega_specs(objects)[vis_id], rows) == []
+    return rows
+
+
+def calculations(objects: list[Doc], vis_id: str, layer: int | None = None) -> dict[str, str]:
+    """``{as: expression}`` of a panel's calculate transforms (of one layer, if given)."""
+    spec = vega_specs(objects)[vis_id]
+    steps = spec["transform"] if layer is None else spec["layer"][layer]["transform"]
+    return {t["as"]: t["calculate"] for t in steps if "calculate" in t}
+
+
+# --------------------------------------------------------------------------------------------
+# Run timeline
+# --------------------------------------------------------------------------------------------
+
+def bar(row: Doc) -> tuple[Any, ...]:
+    """What the timeline draws for one row, as its transforms compute it (asserted below)."""
+    f = row["run"]["hits"]["hits"][0]["fields"]
+    until = row["end"]["value"] if row["end"]["value"] is not None else row["last_seen"]["value"]
+    return (f["edgewatch.resolver.name"][0], f["dns.question.name"][0], f["destination.ip"][0],
+            int(row["start"]["value"]), int(until), f["edgewatch.run.open"][0])
+
+
+def stored_runs(store: Path) -> dict[str, Doc]:
+    """The latest version of every run summary in the store."""
+    latest: dict[str, Doc] = {}
+    for d in read_store(store, "runs"):
+        cur = latest.get(d["edgewatch.run.id"])
+        if cur is None or d["edgewatch.run.version"] >= cur["edgewatch.run.version"]:
+            latest[d["edgewatch.run.id"]] = d
+    return latest
+
+
+def stalls(lab: LabStack, checks: list[Doc]) -> set[tuple[str, str, str, datetime]]:
+    """Polls whose DNS query timed out where the scenario put no fault: the shared test machine
+    stalled past the lab's real-time DNS timeout. The scenario cannot say what such a poll
+    returns; the pipeline (rightly) records a gap, so the ground truth does too."""
+    return {(d["edgewatch.resolver.name"], d["dns.question.name"], d["dns.question.type"],
+             ts(d["@timestamp"])) for d in checks
+            if d.get("error.type") == "dns.timeout"
+            and lab.truth.fault(d["edgewatch.resolver.name"], ts(d["@timestamp"])) is None}
+
+
+def truth_runs(lab: LabStack, checks: list[Doc]) -> list[tuple[Any, ...]]:
+    """The scenario's runs at the store's poll times (``lab.truth``), stalled polls as gaps:
+    the run rule of docs/DOCUMENTS.md applied to the scenario's answers."""
+    stalled = stalls(lab, checks)
+    out = []
+    for (resolver, target, rdtype), times in poll_times(checks).items():
+        answers = lab.truth.observe(resolver, target, times, rdtype)
+        open_runs: dict[str, list[Any]] = {}
+        for t, answer in zip(times, answers, strict=True):
+            if not answer.ok or (resolver, target, rdtype, t) in stalled:
+                continue  # a failed query is a gap, not an end
+            for address in [a for a in open_runs if a not in answer.addresses]:
+                run = open_runs.pop(address)
+                out.append((resolver, target, address, ms(run[0]), ms(t), False))
+            for address in answer.addresses:
+                open_runs.setdefault(address, [t, t])[1] = t
+        out += [(resolver, target, a, ms(r[0]), ms(r[1]), True) for a, r in open_runs.items()]
+    return out
+
+
+def test_run_timeline_bars_are_the_scenarios_runs(
+        es: Elasticsearch, objects: list[Doc], build: Any, lab: LabStack,
+        loaded: tuple[Indices, Path]) -> None:
+    rows = rows_of(es, objects, loaded, "edgewatch-run-timeline")
+    calc = calculations(objects, "edgewatch-run-timeline")
+    assert calc["run_until"] == ("isValid(datum.end.value) ? datum.end.value : "
+                                 "datum.last_seen.value")
+    assert calc["run_start"] == "datum.start.value"
+    assert calc["f"] == "datum.run.hits.hits[0].fields"
+    checks = checks_of(loaded[1])
+    assert len(stalls(lab, checks)) < len(checks) / 20, "the machine stalled too often"
+    got = [bar(r) for r in rows]
+    assert len(got) == len(set(got))  # one bar per run
+    want = truth_runs(lab, checks)
+    assert sorted(got) == sorted(want)
+    # the scenario reuses addresses: a second run of one address is a second bar on its row
+    per_row = Counter((resolver, target, ip) for resolver, target, ip, *_ in want)
+    assert any(n > 1 for n in per_row.values())
+    assert any(open_ for *_, open_ in want) and not all(open_ for *_, open_ in want)
+    # nothing was cut by the row cap, and the most recently seen come first
+    importlib.import_module("panels_runs")  # kibana/ is on sys.path once build.py is loaded
+    assert len(rows) < sys.modules["panels_runs"].RUN_ROWS
+    last_seen = [r["last_seen"]["value"] for r in rows]
+    assert last_seen == sorted(last_seen, reverse=True)
+
+
+def test_run_timeline_is_the_stores_run_summaries(
+        es: Elasticsearch, objects: list[Doc], loaded: tuple[Indices, Path]) -> None:
+    """Bar for bar the store's run summaries, and the network facts the bars are coloured by."""
+    rows = rows_of(es, objects, loaded, "edgewatch-run-timeline")
+    latest = stored_runs(loaded[1])
+    assert {r["key"]: bar(r) for r in rows} == {
+        k: (d["edgewatch.resolver.name"], d["dns.question.name"], d["destination.ip"],
+            ms(d["edgewatch.run.start"]),
+            ms(d.get("edgewatch.run.end", d["edgewatch.run.last_seen"])),
+            d["edgewatch.run.open"]) for k, d in latest.items()}
+    facts = {r["key"]: (r["run"]["hits"]["hits"][0]["fields"]["edgewatch.destination.prefix24"][0],
+                        r["run"]["hits"]["hits"][0]["fields"]["destination.as.number"][0])
+             for r in rows}
+    assert facts == {k: (d["edgewatch.destination.prefix24"], d["destination.as.number"])
+                     for k, d in latest.items()}
+    assert len({asn for _, asn in facts.values()}) > 1  # colour by ASN tells networks apart
+
+
+# --------------------------------------------------------------------------------------------
+# Status now
+# --------------------------------------------------------------------------------------------
+
+def status_cells(rows: list[Doc]) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+    out = {}
+    for target in rows:
+        for r in target["resolvers"]["buckets"]:
+            (cycle,) = r["latest"]["buckets"]
+            for t in cycle["types"]["buckets"]:
+                out[(target["key"], r["key"], t["key"])] = (
+                    cycle["key"], int(cycle["at"]["value"]), t["addresses"]["value"],
+                    int(t["answer"]["value"] or 0), t["failed"]["doc_count"],
+                    t["dns_failed"]["doc_count"] > 0)
+    return out
+
+
+def test_status_now_is_the_last_cycle_in_the_store(
+        es: Elasticsearch, objects: list[Doc], loaded: tuple[Indices, Path]) -> None:
+    rows = rows_of(es, objects, loaded, "edgewatch-status-now")
+    last: dict[tuple[str, str], tuple[datetime, str]] = {}
+    checks = checks_of(loaded[1])
+    for d in checks:
+        key = (d["dns.question.name"], d["edgewatch.resolver.name"])
+        last[key] = max(last.get(key, (ts(d["@timestamp"]), "")),
+                        (ts(d["@timestamp"]), d["edgewatch.cycle.id"]))
+    want: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+    for (target, resolver), (at, cycle) in last.items():
+        for rdtype in {d["dns.question.type"] for d in checks}:
+            docs = [d for d in checks if (d["dns.question.name"], d["edgewatch.resolver.name"],
+                                          d["edgewatch.cycle.id"], d["dns.question.type"])
+                    == (target, resolver, cycle, rdtype)]
+            if not docs:
+                continue
+            answered = [d for d in docs if "destination.ip" in d]
+            want[(target, resolver, rdtype)] = (
+                cycle, ms(at), len({d["destination.ip"] for d in answered}),
+                max((d.get("edgewatch.dns.answer_count", 0) for d in docs), default=0),
+                sum(1 for d in answered if d["event.outcome"] == "failure"),
+                len(answered) < len(docs))
+    assert status_cells(rows) == want
+    assert len({c[0] for c in want.values()}) == 1  # every pair's latest is the last cycle
+
+
+def test_status_now_is_what_the_scenario_answered(
+        es: Elasticsearch, objects: list[Doc], lab: LabStack,
+        loaded: tuple[Indices, Path]) -> None:
+    """Answer size and passing addresses of the last poll, from the ground truth alone."""
+    rows = rows_of(es, objects, loaded, "edgewatch-status-now")
+    cells = status_cells(rows)
+    polls = poll_times(checks_of(loaded[1]))
+    stalled = stalls(lab, checks_of(loaded[1]))
+    states: Counter[str] = Counter()
+    for (target, resolver, rdtype), (_, at, addresses, size, failed, dns_failed) in cells.items():
+        times = polls[(resolver, target, rdtype)]
+        assert ms(times[-1]) == at
+        if (resolver, target, rdtype, times[-1]) in stalled:
+            states["stalled"] += 1
+            continue
+        answer = lab.truth.observe(resolver, target, times, rdtype)[-1]
+        assert dns_failed == (not answer.ok)
+        if answer.ok:
+            assert (addresses, size) == (len(answer.addresses), len(answer.addresses))
+            assert failed == sum(1 for a in answer.addresses
+                                 if lab.truth.edge_outcome(a, times[-1]) is not None)
+        states["dns failed" if dns_failed else "failed" if failed else "passed"] += 1
+    assert states["passed"] and states["failed"]  # the board shows both colours
+
+
+# --------------------------------------------------------------------------------------------
+# Certificates
+# --------------------------------------------------------------------------------------------
+
+def lab_leaves(lab: LabStack) -> dict[str, x509.Certificate]:
+    pki = lab.run_dir / "pki"
+    return {k: x509.load_pem_x509_certificate((pki / f"edge-{k}.pem").read_bytes())
+            for k in CERT_KINDS}
+
+
+def cn(name: x509.Name) -> str:
+    return str(name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
+
+
+def test_certificates_are_the_lab_cas(es: Elasticsearch, objects: list[Doc], lab: LabStack,
+                                      loaded: tuple[Indices, Path]) -> None:
+    rows = rows_of(es, objects, loaded, "edgewatch-certificates")
+    leaves = lab_leaves(lab)
+    checks = [d for d in checks_of(loaded[1]) if "tls.server.hash.sha256" in d]
+    want = {}
+    for address in {d["destination.ip"] for d in checks}:
+        seen = [ts(d["@timestamp"]) for d in checks if d["destination.ip"] == address]
+        kind = lab.scenario.behaviour_at(address, min(seen).timestamp())
+        assert kind == lab.scenario.behaviour_at(address, max(seen).timestamp())
+        leaf = leaves[kind]
+        want[address] = [(leaf.fingerprint(hashes.SHA256()).hex().upper(), cn(leaf.subject),
+                          cn(leaf.issuer), ms(leaf.not_valid_after_utc),
+                          ms(leaf.not_valid_before_utc), ms(min(seen)), ms(max(seen)),
+                          kind != "ok")]
+    got = {r["key"]: [(c["key"], c["subject"]["buckets"][0]["key"],
+                       c["issuer"]["buckets"][0]["key"], int(c["not_after"]["value"]),
+                       int(c["not_before"]["value"]), int(c["first_seen"]["value"]),
+                       int(c["last_seen"]["value"]), c["verified"]["doc_count"] == 0)
+                      for c in r["certs"]["buckets"]] for r in rows}
+    assert got == want
+    assert {lab.scenario.behaviour_at(a, 0) for a in got} >= {"expired", "wrong_name", "ok"}
+    # soonest expiry first: the expired certificate's address on top
+    expires = [r["expires"]["value"] for r in rows]
+    assert expires == sorted(expires)
+    assert rows[0]["expires"]["value"] == ms(leaves["expired"].not_valid_after_utc)
+    assert ms(leaves["expired"].not_valid_after_utc) < ms(datetime.now(UTC))
+    calc = calculations(objects, "edgewatch-certificates")
+    assert calc["days_left"] == "floor((datum.not_after - now()) / 86400000)"
+
+
+# --------------------------------------------------------------------------------------------
+# Allowlist coverage
+# --------------------------------------------------------------------------------------------
+
+def intervals(rows: list[Doc], docs: list[Doc]) -> dict[int, list[Doc]]:
+    """The stored checks with an address, by the histogram interval their @timestamp falls in."""
+    keys = [r["key"] for r in rows]
+    width = keys[1] - keys[0]
+    out: dict[int, list[Doc]] = defaultdict(list)
+    for d in docs:
+        t = ms(d["@timestamp"])
+        out[keys[0] + (t - keys[0]) // width * width].append(d)
+    return out
+
+
+def test_allowlist_coverage_is_the_allowlist_fields(
+        es: Elasticsearch, objects: list[Doc], loaded: tuple[Indices, Path]) -> None:
+    rows = rows_of(es, objects, loaded, "edgewatch-allowlist-coverage")
+    docs = [d for d in checks_of(loaded[1]) if "destination.ip" in d]
+    # the fields themselves are the lists' networks
+    for d in docs:
+        ip = ipaddress.ip_address(d["destination.ip"])
+        inside = {n for n, cidr in LISTS.items() if ip in ipaddress.ip_network(cidr)}
+        assert (set(d["edgewatch.allowlist.allowed"]), set(d["edgewatch.allowlist.denied"])) \
+            == (inside, set(LISTS) - inside)
+    by_interval = intervals(rows, docs)
+    got = {r["key"]: (r["doc_count"], {b["key"]: b["doc_count"] for b in r["lists"]["buckets"]})
+           for r in rows if r["doc_count"]}
+    want = {}
+    for key, ds in by_interval.items():
+        allowed = Counter(n for d in ds for n in d["edgewatch.allowlist.allowed"])
+        allowed["(no list)"] = sum(1 for d in ds if not d["edgewatch.allowlist.allowed"])
+        want[key] = (len(ds), {n: c for n, c in allowed.items() if c})
+    assert got == want
+    assert {n for _, lists in got.values() for n in lists} == {*LISTS, "(no list)"}
+    calc = calculations(objects, "edgewatch-allowlist-coverage", layer=0)
+    assert calc["share"] == "datum.l.doc_count / datum.doc_count"
+
+
+def first_day_shares(rows: list[Doc], hours: int) -> dict[int, float]:
+    """The first-day layer's transforms, step by step, on the panel's rows."""
+    flat = [(r["key"], a["key"], a["doc_count"], r["doc_count"]) for r in rows
+            for a in r["ips"]["buckets"]]
+    address_first: dict[str, int] = {}
+    for key, ip, _, _ in flat:
+        address_first[ip] = min(key, address_first.get(ip, key))
+    range_first = min(key for key, *_ in flat)
+    allowed: Counter[int] = Counter()
+    checks = {}
+    for key, ip, n, total in flat:
+        allowed[key] += n if address_first[ip] < range_first + hours * 3_600_000 else 0
+        checks[key] = total
+    return {k: allowed[k] / checks[k] for k in checks}
+
+
+@pytest.mark.parametrize("hours", [2, 24])
+def test_first_day_list_from_the_address_breakdown(
+        es: Elasticsearch, objects: list[Doc], loaded: tuple[Indices, Path], hours: int) -> None:
+    """The per-interval address breakdown is the store's, and what the first-day layer makes of
+    it is the share of checks whose address was seen in the first ``hours``."""
+    rows = rows_of(es, objects, loaded, "edgewatch-allowlist-coverage")
+    docs = [d for d in checks_of(loaded[1]) if "destination.ip" in d]
+    by_interval = intervals(rows, docs)
+    assert {r["key"]: {a["key"]: a["doc_count"] for a in r["ips"]["buckets"]}
+            for r in rows if r["doc_count"]} == {
+        k: dict(Counter(d["destination.ip"] for d in ds)) for k, ds in by_interval.items()}
+    start = min(by_interval)
+    early = {d["destination.ip"] for k, ds in by_interval.items() for d in ds
+             if k < start + hours * 3_600_000}
+    want = {k: sum(1 for d in ds if d["destination.ip"] in early) / len(ds)
+            for k, ds in by_interval.items()}
+    assert first_day_shares(rows, hours) == pytest.approx(want)
+    if hours == 2:  # the rotation brings new addresses: a list from the first hours decays
+        assert min(want.values()) < 1.0
+    calc = calculations(objects, "edgewatch-allowlist-coverage", layer=1)
+    assert calc["n_first_day"] == ("datum.address_first < datum.range_first + first_hours * "
+                                   "3600000 ? datum.n : 0")
