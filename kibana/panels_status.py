@@ -126,7 +126,8 @@ def status_now() -> VegaPanel:
         "layer": [
             {"mark": {"type": "rect", "tooltip": True},
              "encoding": {"color": {"field": "state", "type": "nominal", "title": None,
-                                    "scale": {"domain": STATES, "range": STATE_COLOURS}}}},
+                                    "scale": {"domain": STATES, "range": STATE_COLOURS},
+                                    "legend": {"labelLimit": 240}}}},
             {"mark": {"type": "text", "tooltip": True},
              "encoding": {"text": {"field": "label", "type": "nominal"}}},
         ],
@@ -197,12 +198,18 @@ def certificates() -> VegaPanel:
             {"calculate": f"floor((datum.not_after - now()) / {DAY_MS})", "as": "days_left"},
             {"calculate": "substring(datum.sha256, 0, 16) + '… ' + datum.subject",
              "as": "certificate"},
-            {"calculate": "datum.days_left < 0 ? 'expired ' + (-datum.days_left) + ' d ago' : "
-                          "datum.days_left + ' d left'", "as": "expiry"},
+            {"calculate": f"floor((datum.soonest - now()) / {DAY_MS})", "as": "soonest_days"},
+            # the row names the address and its soonest expiry: the text stays legible however
+            # many certificates the row has and wherever their bars end
+            {"calculate": "datum.address + (datum.soonest_days < 0 ? '  expired ' + "
+                          "(-datum.soonest_days) + ' d ago' : '  ' + datum.soonest_days + "
+                          "' d left')", "as": "row"},
         ],
         "encoding": {
-            "y": {"field": "address", "type": "nominal", "title": None, "axis": ADDRESS_AXIS,
+            "y": {"field": "row", "type": "nominal", "title": None, "axis": ADDRESS_AXIS,
                   "sort": {"field": "soonest", "op": "min", "order": "ascending"}},
+            "color": {"field": "certificate", "type": "nominal", "title": "certificate",
+                      "legend": {"labelLimit": 320}},
             "tooltip": tooltip(("address", "nominal", "address"),
                                ("network", "nominal", "/24 or /48"),
                                ("subject", "nominal", "subject CN"),
@@ -220,12 +227,10 @@ def certificates() -> VegaPanel:
             # certificate on an address is a new colour further along the same row
             {"mark": {"type": "bar", "tooltip": True},
              "encoding": {"x": {"field": "first_seen", "type": "temporal", "title": None},
-                          "x2": {"field": "last_seen"},
-                          "color": {"field": "certificate", "type": "nominal",
-                                    "title": "certificate (SHA-256 … subject)"}}},
-            {"mark": {"type": "text", "align": "left", "dx": 4, "tooltip": True},
-             "encoding": {"x": {"field": "last_seen", "type": "temporal"},
-                          "text": {"field": "expiry", "type": "nominal"}}},
+                          "x2": {"field": "last_seen"}}},
+            # a certificate seen in one check only has a bar of no width: the mark shows it
+            {"mark": {"type": "point", "shape": "square", "filled": True, "tooltip": True},
+             "encoding": {"x": {"field": "first_seen", "type": "temporal"}}},
         ],
     }
     return VegaPanel(
