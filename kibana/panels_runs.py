@@ -57,6 +57,10 @@ def run_timeline_aggs() -> dict[str, Any]:
                 "start": {"min": {"field": RUN_START}},
                 "last_seen": {"max": {"field": RUN_LAST_SEEN}},
                 "end": {"max": {"field": RUN_END}},
+                # echoes the picked range back (a range bucket reports its bounds), so that the
+                # chart can clip a run that began long before it to the range's left edge
+                "picked": {"range": {"field": RUN_LAST_SEEN, "ranges": [
+                    {"from": {"%timefilter%": "min"}, "to": {"%timefilter%": "max"}}]}},
                 "run": {"top_hits": {"size": 1, "_source": False,
                                      "docvalue_fields": RUN_FACTS}},
             },
@@ -76,11 +80,16 @@ def run_timeline_transform() -> list[dict[str, Any]]:
          "as": "asn"},
         {"calculate": _fact(RUN_OPEN, "false"), "as": "open"},
         {"calculate": "datum.start.value", "as": "run_start"},
+        {"calculate": "datum.picked.buckets[0].from", "as": "range_from"},
+        {"calculate": "datum.picked.buckets[0].to", "as": "range_to"},
         # an ended run's bar reaches its end (the first answer without the address); an open
         # run's, its last sighting: nothing is known past it
         {"calculate": "isValid(datum.end.value) ? datum.end.value : datum.last_seen.value",
          "as": "run_until"},
         {"calculate": "(datum.run_until - datum.run_start) / 3600000", "as": "hours"},
+        # what is drawn: the run within the picked range (the tooltip keeps the true times)
+        {"calculate": "max(datum.run_start, datum.range_from)", "as": "bar_from"},
+        {"calculate": "min(datum.run_until, datum.range_to)", "as": "bar_until"},
         {"calculate": "datum.open ? 'open (still answered)' : 'ended'", "as": "state"},
         {"calculate": "lanes == 'address' ? datum.address : datum.resolver", "as": "lane"},
         # within a lane, one row per address (or resolver): two addresses a resolver hands out
@@ -117,8 +126,8 @@ def run_timeline() -> VegaPanel:
         "layer": [
             {"mark": {"type": "bar", "tooltip": True, "height": {"band": 1}},
              "encoding": {
-                 "x": {"field": "run_start", "type": "temporal", "title": None},
-                 "x2": {"field": "run_until"},
+                 "x": {"field": "bar_from", "type": "temporal", "title": None},
+                 "x2": {"field": "bar_until"},
                  "color": {"field": "network", "type": "nominal", "title": None},
                  "opacity": {"condition": {"test": "datum.open", "value": 1}, "value": 0.55},
              }},
@@ -126,15 +135,16 @@ def run_timeline() -> VegaPanel:
             {"transform": [{"filter": "datum.open"}],
              "mark": {"type": "point", "shape": "triangle-right", "filled": True, "size": 40,
                       "color": "black", "tooltip": True},
-             "encoding": {"x": {"field": "run_until", "type": "temporal"}}},
+             "encoding": {"x": {"field": "bar_until", "type": "temporal"}}},
         ],
     }
     return VegaPanel(
         "edgewatch-run-timeline", "edgewatch · run timeline",
         "Every IP run overlapping the time range as a bar from its start to its end (ended) or "
         "last sighting (open, marked ▶ and drawn solid), one lane per resolver or per address "
-        "(switch below the chart), coloured by /24-/48 prefix or ASN. An address that comes "
-        f"back is a second bar on the same row. At most {RUN_ROWS} runs, the most recently "
+        "(switch below the chart), coloured by /24-/48 prefix or ASN, clipped to the time "
+        "range (the tooltip has the true start). An address that comes back is a second bar on "
+        f"the same row. At most {RUN_ROWS} runs, the most recently "
         "seen first.", spec)
 
 
