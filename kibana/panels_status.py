@@ -198,16 +198,27 @@ def certificates() -> VegaPanel:
             {"calculate": f"floor((datum.not_after - now()) / {DAY_MS})", "as": "days_left"},
             {"calculate": "substring(datum.sha256, 0, 16) + '… ' + datum.subject",
              "as": "certificate"},
-            {"calculate": f"floor((datum.soonest - now()) / {DAY_MS})", "as": "soonest_days"},
-            # the row names the address and its soonest expiry: the text stays legible however
-            # many certificates the row has and wherever their bars end
-            {"calculate": "datum.address + (datum.soonest_days < 0 ? '  expired ' + "
-                          "(-datum.soonest_days) + ' d ago' : '  ' + datum.soonest_days + "
-                          "' d left')", "as": "row"},
+            # one lane per address or per network (the switch): its label names the soonest
+            # expiry in it, so the text stays legible however many certificates a lane has and
+            # wherever their bars end
+            {"joinaggregate": [{"op": "min", "field": "soonest", "as": "network_soonest"}],
+             "groupby": ["network"]},
+            {"calculate": "lanes == 'network' ? datum.network : datum.address", "as": "lane_key"},
+            {"calculate": "lanes == 'network' ? datum.network_soonest : datum.soonest",
+             "as": "lane_soonest"},
+            {"calculate": "lanes == 'network' ? datum.address : ''", "as": "sub"},
+            {"calculate": f"floor((datum.lane_soonest - now()) / {DAY_MS})", "as": "lane_days"},
+            {"calculate": "datum.lane_key + (datum.lane_days < 0 ? '  expired ' + "
+                          "(-datum.lane_days) + ' d ago' : '  ' + datum.lane_days + ' d left')",
+             "as": "row"},
         ],
+        "params": [{"name": "lanes", "value": "address",
+                    "bind": {"input": "radio", "options": ["address", "network"],
+                             "name": "one lane per "}}],
         "encoding": {
             "y": {"field": "row", "type": "nominal", "title": None, "axis": ADDRESS_AXIS,
-                  "sort": {"field": "soonest", "op": "min", "order": "ascending"}},
+                  "sort": {"field": "lane_soonest", "op": "min", "order": "ascending"}},
+            "yOffset": {"field": "sub", "type": "nominal"},
             "color": {"field": "certificate", "type": "nominal", "title": "certificate",
                       "legend": {"labelLimit": 320}},
             "tooltip": tooltip(("address", "nominal", "address"),
@@ -235,7 +246,7 @@ def certificates() -> VegaPanel:
     }
     return VegaPanel(
         "edgewatch-certificates", "edgewatch · certificates presented (soonest expiry first)",
-        "Per edge address (and its /24-/48 network, in the tooltip) every certificate it "
+        "Per edge address or /24-/48 network (switch below the chart) every certificate "
         "presented in the range — subject, issuer, SHA-256, validity, whether it verified — as "
         "a bar from its first to its last check, with the days to expiry; the address whose "
         "certificate runs out first is on top, and a change of certificate is a new bar.", spec)
