@@ -172,46 +172,50 @@ def _first_key(agg: str) -> str:
     return f"length(datum.c.{agg}.buckets) > 0 ? datum.c.{agg}.buckets[0].key : ''"
 
 
+def certificate_transform() -> list[dict[str, Any]]:
+    return [
+        {"flatten": ["certs.buckets"], "as": ["c"]},
+        {"calculate": "datum.key", "as": "address"},
+        {"calculate": "datum.expires.value", "as": "soonest"},
+        {"calculate": "length(datum.network.buckets) > 0 ? datum.network.buckets[0].key "
+                      ": ''", "as": "network"},
+        {"calculate": "datum.c.key", "as": "sha256"},
+        {"calculate": _first_key("subject"), "as": "subject"},
+        {"calculate": _first_key("issuer"), "as": "issuer"},
+        {"calculate": "datum.c.not_after.value", "as": "not_after"},
+        {"calculate": "datum.c.not_before.value", "as": "not_before"},
+        {"calculate": "datum.c.first_seen.value", "as": "first_seen"},
+        {"calculate": "datum.c.last_seen.value", "as": "last_seen"},
+        {"calculate": "datum.c.verified.doc_count == datum.c.doc_count ? 'verified' : "
+                      "datum.c.verified.doc_count == 0 ? 'not verified' : 'partly verified'",
+         "as": "verification"},
+        # days to expiry from the moment the panel is drawn, not from the end of the range
+        {"calculate": f"floor((datum.not_after - now()) / {DAY_MS})", "as": "days_left"},
+        {"calculate": "substring(datum.sha256, 0, 16) + '… ' + datum.subject",
+         "as": "certificate"},
+        # one lane per address or per network (the switch): its label names the soonest
+        # expiry in it, so the text stays legible however many certificates a lane has and
+        # wherever their bars end
+        {"joinaggregate": [{"op": "min", "field": "soonest", "as": "network_soonest"}],
+         "groupby": ["network"]},
+        {"calculate": "lanes == 'network' ? datum.network : datum.address", "as": "lane_key"},
+        {"calculate": "lanes == 'network' ? datum.network_soonest : datum.soonest",
+         "as": "lane_soonest"},
+        {"calculate": "lanes == 'network' ? datum.address : ''", "as": "sub"},
+        {"calculate": f"floor((datum.lane_soonest - now()) / {DAY_MS})", "as": "lane_days"},
+        {"calculate": "datum.lane_key + (datum.lane_days < 0 ? '  expired ' + "
+                      "(-datum.lane_days) + ' d ago' : '  ' + datum.lane_days + ' d left')",
+         "as": "row"},
+    ]
+
+
 def certificates() -> VegaPanel:
     conditions = [in_time_range(CHECKS_TIME_FIELD), {"exists": {"field": SHA256}}]
     spec = {
         "$schema": VEGA_LITE_SCHEMA,
         "data": data(query_url(CHECKS_INDEX, conditions, certificate_aggs()),
                      "aggregations.addresses.buckets"),
-        "transform": [
-            {"flatten": ["certs.buckets"], "as": ["c"]},
-            {"calculate": "datum.key", "as": "address"},
-            {"calculate": "datum.expires.value", "as": "soonest"},
-            {"calculate": "length(datum.network.buckets) > 0 ? datum.network.buckets[0].key "
-                          ": ''", "as": "network"},
-            {"calculate": "datum.c.key", "as": "sha256"},
-            {"calculate": _first_key("subject"), "as": "subject"},
-            {"calculate": _first_key("issuer"), "as": "issuer"},
-            {"calculate": "datum.c.not_after.value", "as": "not_after"},
-            {"calculate": "datum.c.not_before.value", "as": "not_before"},
-            {"calculate": "datum.c.first_seen.value", "as": "first_seen"},
-            {"calculate": "datum.c.last_seen.value", "as": "last_seen"},
-            {"calculate": "datum.c.verified.doc_count == datum.c.doc_count ? 'verified' : "
-                          "datum.c.verified.doc_count == 0 ? 'not verified' : 'partly verified'",
-             "as": "verification"},
-            # days to expiry from the moment the panel is drawn, not from the end of the range
-            {"calculate": f"floor((datum.not_after - now()) / {DAY_MS})", "as": "days_left"},
-            {"calculate": "substring(datum.sha256, 0, 16) + '… ' + datum.subject",
-             "as": "certificate"},
-            # one lane per address or per network (the switch): its label names the soonest
-            # expiry in it, so the text stays legible however many certificates a lane has and
-            # wherever their bars end
-            {"joinaggregate": [{"op": "min", "field": "soonest", "as": "network_soonest"}],
-             "groupby": ["network"]},
-            {"calculate": "lanes == 'network' ? datum.network : datum.address", "as": "lane_key"},
-            {"calculate": "lanes == 'network' ? datum.network_soonest : datum.soonest",
-             "as": "lane_soonest"},
-            {"calculate": "lanes == 'network' ? datum.address : ''", "as": "sub"},
-            {"calculate": f"floor((datum.lane_soonest - now()) / {DAY_MS})", "as": "lane_days"},
-            {"calculate": "datum.lane_key + (datum.lane_days < 0 ? '  expired ' + "
-                          "(-datum.lane_days) + ' d ago' : '  ' + datum.lane_days + ' d left')",
-             "as": "row"},
-        ],
+        "transform": certificate_transform(),
         "params": [{"name": "lanes", "value": "address",
                     "bind": {"input": "radio", "options": ["address", "network"],
                              "name": "one lane per "}}],

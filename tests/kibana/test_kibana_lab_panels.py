@@ -21,21 +21,37 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from elasticsearch import Elasticsearch
-from kibana_vega import KibanaContext, check_vega_lite_fields, vega_specs
+from kibana_vega import check_vega_lite_fields, vega_specs
+from lab_panel_truth import (
+    CERT_KINDS,
+    Doc,
+    bar,
+    checks_of,
+    cn,
+    first_day_shares,
+    intervals,
+    lab_leaves,
+    ms,
+    poll_times,
+    span,
+    stalls,
+    status_cells,
+    stored_runs,
+    truth_runs,
+    ts,
+)
 from panel_documents import Indices, run_panel
 
 from lab.scenario import resolve_path
 from lab.stack import LabStack
 from pipeline.es import names
-from pipeline.sinks.ndjson import read_store
 
 pytestmark = pytest.mark.integration
 CYCLES = 36  # nine scenario hours on the 15-minute grid: hourly rotation and address reuse
@@ -47,7 +63,6 @@ SPEED = 450.0
 SLOW_MACHINE = {"EDGEWATCH_TIMEOUTS__DNS": "0.9", "EDGEWATCH_TIMEOUTS__CONNECT": "0.5",
                 "EDGEWATCH_TIMEOUTS__TLS": "0.8", "EDGEWATCH_TIMEOUTS__HTTP": "0.8"}
 LISTS = {"na": "127.60.0.0/24", "eu": "127.61.0.0/24"}  # deployed allowlists, one network each
-CERT_KINDS = ("ok", "wrong_name", "expired")  # the edge behaviours that present a certificate
 
 # The quick scenario, and one edge that starts presenting the expired certificate halfway: a
 # change of certificate on one address that the certificates panel must show as two.
@@ -72,8 +87,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabStack]:
         yield stack
     finally:
         stack.stop()
-
-Doc = dict[str, Any]
 
 
 def edgewatch(*args: str, prefix: list[str] | None = None,
@@ -126,33 +139,6 @@ dead_letter_dir = "{work / 'dead-letter'}"
         es.options(ignore_status=(400, 404, 405)).indices.delete_data_stream(name=made.checks)
 
 
-def ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def ms(value: str | datetime) -> int:
-    return int((ts(value) if isinstance(value, str) else value).timestamp() * 1000)
-
-
-def checks_of(store: Path) -> list[Doc]:
-    return list(read_store(store, "checks"))
-
-
-def span(store: Path) -> KibanaContext:
-    """The time picker over the store's checks, a minute either side."""
-    times = [ts(d["@timestamp"]) for d in checks_of(store)]
-    return KibanaContext(min(times) - timedelta(minutes=1), max(times) + timedelta(minutes=1))
-
-
-def poll_times(checks: list[Doc]) -> dict[tuple[str, str, str], list[datetime]]:
-    """Per (resolver, target, record type) the time of every poll, ascending."""
-    out: dict[tuple[str, str, str], set[datetime]] = defaultdict(set)
-    for d in checks:
-        key = (d["edgewatch.resolver.name"], d["dns.question.name"], d["dns.question.type"])
-        out[key].add(ts(d["@timestamp"]))
-    return {k: sorted(v) for k, v in out.items()}
-
-
 def rows_of(es: Elasticsearch, objects: list[Doc], loaded: tuple[Indices, Path],
             vis_id: str) -> list[Doc]:
     made, store = loaded
@@ -171,54 +157,6 @@ def calculations(objects: list[Doc], vis_id: str, layer: int | None = None) -> d
 # --------------------------------------------------------------------------------------------
 # Run timeline
 # --------------------------------------------------------------------------------------------
-
-def bar(row: Doc) -> tuple[Any, ...]:
-    """What the timeline draws for one row, as its transforms compute it (asserted below)."""
-    f = row["run"]["hits"]["hits"][0]["fields"]
-    until = row["end"]["value"] if row["end"]["value"] is not None else row["last_seen"]["value"]
-    return (f["edgewatch.resolver.name"][0], f["dns.question.name"][0], f["destination.ip"][0],
-            int(row["start"]["value"]), int(until), f["edgewatch.run.open"][0])
-
-
-def stored_runs(store: Path) -> dict[str, Doc]:
-    """The latest version of every run summary in the store."""
-    latest: dict[str, Doc] = {}
-    for d in read_store(store, "runs"):
-        cur = latest.get(d["edgewatch.run.id"])
-        if cur is None or d["edgewatch.run.version"] >= cur["edgewatch.run.version"]:
-            latest[d["edgewatch.run.id"]] = d
-    return latest
-
-
-def stalls(lab: LabStack, checks: list[Doc]) -> set[tuple[str, str, str, datetime]]:
-    """Polls whose DNS query timed out where the scenario put no fault: the shared test machine
-    stalled past the lab's real-time DNS timeout. The scenario cannot say what such a poll
-    returns; the pipeline (rightly) records a gap, so the ground truth does too."""
-    return {(d["edgewatch.resolver.name"], d["dns.question.name"], d["dns.question.type"],
-             ts(d["@timestamp"])) for d in checks
-            if d.get("error.type") == "dns.timeout"
-            and lab.truth.fault(d["edgewatch.resolver.name"], ts(d["@timestamp"])) is None}
-
-
-def truth_runs(lab: LabStack, checks: list[Doc]) -> list[tuple[Any, ...]]:
-    """The scenario's runs at the store's poll times (``lab.truth``), stalled polls as gaps:
-    the run rule of docs/DOCUMENTS.md applied to the scenario's answers."""
-    stalled = stalls(lab, checks)
-    out = []
-    for (resolver, target, rdtype), times in poll_times(checks).items():
-        answers = lab.truth.observe(resolver, target, times, rdtype)
-        open_runs: dict[str, list[Any]] = {}
-        for t, answer in zip(times, answers, strict=True):
-            if not answer.ok or (resolver, target, rdtype, t) in stalled:
-                continue  # a failed query is a gap, not an end
-            for address in [a for a in open_runs if a not in answer.addresses]:
-                run = open_runs.pop(address)
-                out.append((resolver, target, address, ms(run[0]), ms(t), False))
-            for address in answer.addresses:
-                open_runs.setdefault(address, [t, t])[1] = t
-        out += [(resolver, target, a, ms(r[0]), ms(r[1]), True) for a, r in open_runs.items()]
-    return out
-
 
 def test_run_timeline_bars_are_the_scenarios_runs(
         es: Elasticsearch, objects: list[Doc], build: Any, lab: LabStack,
@@ -271,19 +209,6 @@ def test_run_timeline_is_the_stores_run_summaries(
 # --------------------------------------------------------------------------------------------
 # Status now
 # --------------------------------------------------------------------------------------------
-
-def status_cells(rows: list[Doc]) -> dict[tuple[str, str, str], tuple[Any, ...]]:
-    out = {}
-    for target in rows:
-        for r in target["resolvers"]["buckets"]:
-            (cycle,) = r["latest"]["buckets"]
-            for t in cycle["types"]["buckets"]:
-                out[(target["key"], r["key"], t["key"])] = (
-                    cycle["key"], int(cycle["at"]["value"]), t["addresses"]["value"],
-                    int(t["answer"]["value"] or 0), t["failed"]["doc_count"],
-                    t["dns_failed"]["doc_count"] > 0)
-    return out
-
 
 def test_status_now_is_the_last_cycle_in_the_store(
         es: Elasticsearch, objects: list[Doc], loaded: tuple[Indices, Path]) -> None:
@@ -351,16 +276,6 @@ def test_status_now_is_what_the_scenario_answered(
 # Certificates
 # --------------------------------------------------------------------------------------------
 
-def lab_leaves(lab: LabStack) -> dict[str, x509.Certificate]:
-    pki = lab.run_dir / "pki"
-    return {k: x509.load_pem_x509_certificate((pki / f"edge-{k}.pem").read_bytes())
-            for k in CERT_KINDS}
-
-
-def cn(name: x509.Name) -> str:
-    return str(name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
-
-
 def test_certificates_are_the_lab_cas(es: Elasticsearch, objects: list[Doc], lab: LabStack,
                                       loaded: tuple[Indices, Path]) -> None:
     """Per address, every leaf the lab's edge presented, in the order it presented them, with
@@ -408,17 +323,6 @@ def test_certificates_are_the_lab_cas(es: Elasticsearch, objects: list[Doc], lab
 # Allowlist coverage
 # --------------------------------------------------------------------------------------------
 
-def intervals(rows: list[Doc], docs: list[Doc]) -> dict[int, list[Doc]]:
-    """The stored checks with an address, by the histogram interval their @timestamp falls in."""
-    keys = [r["key"] for r in rows]
-    width = keys[1] - keys[0]
-    out: dict[int, list[Doc]] = defaultdict(list)
-    for d in docs:
-        t = ms(d["@timestamp"])
-        out[keys[0] + (t - keys[0]) // width * width].append(d)
-    return out
-
-
 def test_allowlist_coverage_is_the_allowlist_fields(
         es: Elasticsearch, objects: list[Doc], loaded: tuple[Indices, Path]) -> None:
     rows = rows_of(es, objects, loaded, "edgewatch-allowlist-coverage")
@@ -441,22 +345,6 @@ def test_allowlist_coverage_is_the_allowlist_fields(
     assert {n for _, lists in got.values() for n in lists} == {*LISTS, "(no list)"}
     calc = calculations(objects, "edgewatch-allowlist-coverage", layer=0)
     assert calc["share"] == "datum.l.doc_count / datum.doc_count"
-
-
-def first_day_shares(rows: list[Doc], hours: int) -> dict[int, float]:
-    """The first-day layer's transforms, step by step, on the panel's rows."""
-    flat = [(r["key"], a["key"], a["doc_count"], r["doc_count"]) for r in rows
-            for a in r["ips"]["buckets"]]
-    address_first: dict[str, int] = {}
-    for key, ip, _, _ in flat:
-        address_first[ip] = min(key, address_first.get(ip, key))
-    range_first = min(key for key, *_ in flat)
-    allowed: Counter[int] = Counter()
-    checks = {}
-    for key, ip, n, total in flat:
-        allowed[key] += n if address_first[ip] < range_first + hours * 3_600_000 else 0
-        checks[key] = total
-    return {k: allowed[k] / checks[k] for k in checks}
 
 
 @pytest.mark.parametrize("hours", [2, 24])
