@@ -38,7 +38,10 @@ HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "edgewatch.ndjson"
 sys.path.insert(0, str(HERE))  # the panel modules sit beside this script, which is not a package
 
+from panels_allowlist import ALLOWLIST_PANELS  # noqa: E402
 from panels_core import VEGA_PANELS  # noqa: E402
+from panels_runs import RUN_PANELS  # noqa: E402
+from panels_status import STATUS_PANELS  # noqa: E402
 from vega_common import (  # noqa: E402
     CHECKS_DATA_VIEW_ID,
     CHECKS_INDEX,
@@ -243,7 +246,7 @@ def layout(count: int) -> list[tuple[int, int, int, int]]:
 
 def build_objects() -> list[dict[str, Any]]:
     """Every saved object, dependencies first (data views, then what uses them, then the board)."""
-    vega = [make() for make in VEGA_PANELS]
+    vega = [make() for make in VEGA_PANELS + RUN_PANELS + STATUS_PANELS + ALLOWLIST_PANELS]
     objects = data_views()
     objects += [vega_visualization(p) for p in vega]
     objects.append(help_visualization())

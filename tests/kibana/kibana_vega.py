@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from vega_fields import check_vega_lite_fields  # noqa: F401  (re-exported for the tests)
+
 TIMEFILTER = "%timefilter%"
 AUTOINTERVAL = "%autointerval%"
 CONTEXT = "%context%"
@@ -303,105 +305,3 @@ def fields_used(url: dict[str, Any]) -> list[tuple[str, str]]:
 
     walk(url.get("body", {}), None)
     return found
-
-
-# -----------------------------------------------------------------------------------------
-# What the chart reads from the rows
-# -----------------------------------------------------------------------------------------
-
-_DATUM_PATH = re.compile(r"datum\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
-
-
-def has_path(row: Any, path: str) -> bool:
-    node = row
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def get_path(row: Any, path: str) -> Any:
-    node = row
-    for part in path.split("."):
-        node = node[part]
-    return node
-
-
-def check_vega_lite_fields(spec: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
-    """Problems with the fields a Vega-Lite spec reads from ``rows`` (the format.property list).
-
-    Not a Vega-Lite implementation: ``flatten`` is applied (it changes the row shape), every
-    other transform only declares its ``as`` names. Every ``datum.a.b`` in an expression and
-    every ``field`` of a transform or an encoding must then be a declared name or a path that
-    exists in every row — which catches the typical broken panel: a path that does not match
-    the shape of the aggregation reply. Needs at least one row to say anything.
-    """
-    problems: list[str] = []
-    if not rows:
-        return ["no rows to check the spec's fields against"]
-    declared: set[str] = set()
-    current = [dict(r) for r in rows]
-
-    def check_path(path: str, where: str) -> None:
-        head = path.split(".")[0]
-        if path in declared or head in declared:
-            return
-        missing = [i for i, r in enumerate(current) if not has_path(r, path)]
-        if missing:
-            problems.append(f"{where}: {path!r} is missing in {len(missing)} of "
-                            f"{len(current)} rows")
-
-    def check_expr(expr: str, where: str) -> None:
-        for path in _DATUM_PATH.findall(expr):
-            check_path(path, where)
-
-    for i, step in enumerate(spec.get("transform", [])):
-        where = f"transform[{i}]"
-        if "flatten" in step:
-            fields = step["flatten"]
-            names = step.get("as", fields)
-            for f in fields:
-                check_path(f, where)
-            flat = []
-            for row in current:
-                arrays = [get_path(row, f) if has_path(row, f) else [] for f in fields]
-                for k in range(max((len(a) for a in arrays), default=0)):
-                    new = dict(row)
-                    for name, arr in zip(names, arrays, strict=True):
-                        new[name] = arr[k] if k < len(arr) else None
-                    flat.append(new)
-            current = flat
-            if not current:
-                problems.append(f"{where}: flatten left no rows")
-                return problems
-        elif "calculate" in step:
-            check_expr(step["calculate"], where)
-            declared.add(step["as"])
-        elif "filter" in step:
-            if isinstance(step["filter"], str):
-                check_expr(step["filter"], where)
-        elif "fold" in step:
-            for f in step["fold"]:
-                check_path(f, where)
-            declared.update(step.get("as", ["key", "value"]))
-        elif "window" in step:
-            for s in step.get("sort", []):
-                check_path(s["field"], where)
-            declared.update(w["as"] for w in step["window"])
-        else:
-            problems.append(f"{where}: transform {sorted(step)} not understood by this check")
-
-    def check_encoding(enc: dict[str, Any], where: str) -> None:
-        for channel, defn in enc.items():
-            for d in defn if isinstance(defn, list) else [defn]:
-                if isinstance(d, dict) and isinstance(d.get("field"), str):
-                    check_path(d["field"], f"{where}.{channel}")
-                sort = d.get("sort") if isinstance(d, dict) else None
-                if isinstance(sort, dict) and isinstance(sort.get("field"), str):
-                    check_path(sort["field"], f"{where}.{channel}.sort")
-
-    check_encoding(spec.get("encoding", {}), "encoding")
-    for j, layer in enumerate(spec.get("layer", [])):
-        check_encoding(layer.get("encoding", {}), f"layer[{j}].encoding")
-    return problems

@@ -170,6 +170,20 @@ def prefix24(ip: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
 
 
+CERT_NOT_AFTER = T0 + 30 * D  # every hand-made certificate: 30 days past T0
+
+
+def certificate_fields(edge: str) -> dict[str, Any]:
+    """The leaf certificate an edge presents: one per edge name, all from one issuer."""
+    return {
+        "tls.server.x509.subject.common_name": [HOST],
+        "tls.server.x509.issuer.common_name": ["Example Edge CA"],
+        "tls.server.x509.not_before": iso(T0 - 60 * D),
+        "tls.server.x509.not_after": iso(CERT_NOT_AFTER),
+        "tls.server.hash.sha256": hashlib.sha256(edge.encode()).hexdigest().upper(),
+    }
+
+
 def _answer_fields(c: Check) -> dict[str, Any]:
     assert c.ip is not None
     doc: dict[str, Any] = {
@@ -193,6 +207,7 @@ def _answer_fields(c: Check) -> dict[str, Any]:
         doc.update({"tls.established": True, "edgewatch.tls.verified": True,
                     "tls.rtt.handshake.us": c.tls_us, "tls.version": "1.3",
                     "tls.version_protocol": "tls"})
+        doc.update(certificate_fields(c.domain or c.ip))
     return doc
 
 
@@ -326,3 +341,10 @@ ALL_PANELS = [
     "edgewatch-edge-hostnames", "edgewatch-timings-over-time",
     "edgewatch-handshake-per-resolver",
 ]
+# Checked figure by figure against a lab store (test_kibana_lab_panels.py); here they only go
+# through the generic checks (filters, time picker, the fields the chart reads).
+LAB_CHECKED_PANELS = [
+    "edgewatch-run-timeline", "edgewatch-status-now", "edgewatch-certificates",
+    "edgewatch-allowlist-coverage",
+]
+ALL_PANELS += LAB_CHECKED_PANELS

@@ -221,6 +221,22 @@ def test_handshake_per_resolver(es: Elasticsearch, objects: list[dict[str, Any]]
     assert 16_000 <= got["cloudflare"][50.0] <= got["cloudflare"][99.0] <= 19_000
 
 
+def test_run_timeline_clips_runs_to_the_range(es: Elasticsearch, objects: list[dict[str, Any]],
+                                              indices: Indices) -> None:
+    """The picked range comes back with every run, so a 35-day run is drawn from T0 on."""
+    rows, _ = run_panel(es, objects, indices, "edgewatch-run-timeline")
+    assert len(rows) == 12  # the runs that overlap the range (see test_run_length_distribution)
+    assert {(r["picked"]["buckets"][0]["from"], r["picked"]["buckets"][0]["to"])
+            for r in rows} == {(ms(T0), ms(T0 + 2 * D))}
+    (old,) = [r for r in rows if r["start"]["value"] == ms(T0 - 35 * D)]
+    assert old["run"]["hits"]["hits"][0]["fields"]["destination.ip"] == [V6_A]
+    calc = {t["as"]: t["calculate"] for t in vega_specs(objects)["edgewatch-run-timeline"]
+            ["transform"] if "calculate" in t}
+    assert calc["range_from"] == "datum.picked.buckets[0].from"
+    assert calc["bar_from"] == "max(datum.run_start, datum.range_from)"
+    assert calc["bar_until"] == "min(datum.run_until, datum.range_to)"
+
+
 def test_every_vega_panel_is_covered(objects: list[dict[str, Any]]) -> None:
     assert sorted(vega_specs(objects)) == sorted(ALL_PANELS)
 
