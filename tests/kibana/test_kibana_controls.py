@@ -13,7 +13,13 @@ run panels included, so its field must be one that check documents and run summa
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+from kibana_vega import KibanaContext, dashboard_query, vega_specs
+from panel_documents import WINDOW, Indices, installed_indices, load_documents, run_panel
 
 # Kibana 9.2, dashboard saved-object schema v1 (unknowns: forbid) and v2's controlGroupInput.
 DASHBOARD_ATTRIBUTES = {"title", "description", "kibanaSavedObjectMeta", "timeRestore",
@@ -89,3 +95,68 @@ def test_controls_filter_only_on_fields_checks_and_runs_share(
         assert check_type == mapped_fields["run"][name]["type"] == "keyword", name
     # and the check-only fields that empty run panels are not among them
     assert not fields & {"event.outcome", "error.type", "tls.version"}
+
+
+# --- on the test node: what a selection in each control does to the panels -------------------
+
+RUN_PANELS = ["edgewatch-run-length-distribution", "edgewatch-most-stable-ips"]
+
+
+def selection_filter(field: str, values: list[str]) -> dict[str, Any]:
+    """The filter an options-list control adds for its selection (Kibana's phrase filter for
+    one value, a bool should of phrases for several)."""
+    if len(values) == 1:
+        return {"match_phrase": {field: values[0]}}
+    return {"bool": {"should": [{"match_phrase": {field: v}} for v in values],
+                     "minimum_should_match": 1}}
+
+
+@pytest.fixture(scope="module")
+def indices(es: Elasticsearch, es_url: str) -> Iterator[Indices]:
+    with installed_indices(es, es_url, prefix="ctl") as made:
+        load_documents(es, made)
+        yield made
+
+
+def picked(ctx_filter: dict[str, Any]) -> KibanaContext:
+    return KibanaContext(WINDOW.time_min, WINDOW.time_max, dashboard_query([ctx_filter]))
+
+
+def run_count(rows: list[dict[str, Any]]) -> int:
+    return sum(r["doc_count"] for r in rows)
+
+
+def test_a_selection_in_any_control_keeps_the_run_panels(
+        es: Elasticsearch, objects: list[dict[str, Any]], indices: Indices) -> None:
+    """Pick the first value of each control (as its list offers it, from the checks): the run
+    panels keep exactly the runs with that value, and the check panels the checks."""
+    for panel in controls(dashboard(objects)).values():
+        field_name = panel["explicitInput"]["fieldName"]
+        offered = es.search(index=indices.checks, size=0, aggs={
+            "v": {"terms": {"field": field_name, "size": 1}}}).body
+        value = offered["aggregations"]["v"]["buckets"][0]["key"]
+        runs_with = es.count(index=indices.runs, query={"bool": {"filter": [
+            {"term": {field_name: value}},
+            {"range": {"edgewatch.run.start": {"lte": WINDOW.time_max.isoformat()}}},
+            {"range": {"edgewatch.run.last_seen": {"gte": WINDOW.time_min.isoformat()}}}]}})
+        assert runs_with["count"] > 0, (field_name, value)
+        ctx = picked(selection_filter(field_name, [value]))
+        rows, _ = run_panel(es, objects, indices, "edgewatch-run-length-distribution", ctx)
+        assert run_count(rows) == runs_with["count"], field_name
+        rows, _ = run_panel(es, objects, indices, "edgewatch-most-stable-ips", ctx)
+        assert rows, field_name
+        rows, _ = run_panel(es, objects, indices, "edgewatch-unique-ips-per-resolver", ctx)
+        assert rows, field_name
+
+
+def test_a_check_only_filter_empties_the_run_panels_as_their_subtitle_says(
+        es: Elasticsearch, objects: list[dict[str, Any]], indices: Indices) -> None:
+    """Why the controls stop at shared fields: event.outcome is on checks only."""
+    ctx = picked(selection_filter("event.outcome", ["success"]))
+    for vis_id in RUN_PANELS:
+        rows, _ = run_panel(es, objects, indices, vis_id, ctx)
+        assert run_count(rows) == 0, vis_id
+        spec = vega_specs(objects)[vis_id]
+        assert "event.outcome" in " ".join(spec["title"]["subtitle"])
+    rows, _ = run_panel(es, objects, indices, "edgewatch-unique-ips-per-resolver", ctx)
+    assert rows  # the check panels still answer
