@@ -45,6 +45,12 @@ def _inline_svg(path: Path, x: int, y: int) -> str:
     return svg.replace("<svg ", f'<svg x="{x}" y="{y}" ', 1)
 
 
+def _vis_type(obj: dict[str, Any]) -> str:
+    if obj["type"] != "visualization":
+        return ""
+    return str(json.loads(obj["attributes"]["visState"]).get("type", ""))
+
+
 def _markdown(obj: dict[str, Any], x: int, y: int, width: int) -> str:
     """A Markdown panel's text, markup stripped, wrapped to the panel (≈ 6.5 px a character)."""
     text = json.loads(obj["attributes"]["visState"])["params"]["markdown"]
@@ -88,12 +94,13 @@ def draw_board(objects: list[dict[str, Any]], panels_dir: Path, png: Path) -> Pa
         svg = panels_dir / f"{obj['id']}.svg"
         if svg.exists():
             body.append(_inline_svg(svg, x + 12, y + TITLE_PX))
-        elif obj["type"] == "visualization":
+        elif _vis_type(obj) == "markdown":
             body.append(_markdown(obj, x + 16, y + 50, w - 32))
         else:
+            what = ("a Discover table of the documents" if obj["type"] == "search"
+                    else f"a {_vis_type(obj) or obj['type']} panel, not drawn here")
             body.append(f'<text x="{x + 16}" y="{y + 52}" font-size="12" fill="{MUTED}">'
-                        f"saved search {escape(obj['id'])}: a Discover table of the documents"
-                        "</text>")
+                        f"{escape(obj['type'])} {escape(obj['id'])}: {escape(what)}</text>")
     svg_path = png.with_suffix(".svg")
     svg_path.write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
                         f'height="{height}" font-family="sans-serif">{"".join(body)}</svg>',

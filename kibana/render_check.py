@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -136,8 +137,10 @@ def render(node_modules: Path, dump: dict[str, Any], out_dir: Path,
     (out_dir / "panels.in.json").write_text(json.dumps(work, ensure_ascii=False), "utf-8")
     script = out_dir / "render.js"
     script.write_text(RENDER_JS, encoding="utf-8")
-    proc = subprocess.run(["node", str(script), str(out_dir / "panels.in.json"), str(out_dir)],
-                          env={"NODE_PATH": str(node_modules.resolve())},
+    node = shutil.which("node") or "/usr/bin/node"
+    proc = subprocess.run([node, str(script), str(out_dir / "panels.in.json"), str(out_dir)],
+                          env={"NODE_PATH": str(node_modules.resolve()),
+                               "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                           capture_output=True, text=True)
     sys.stderr.write(proc.stderr)
     marks = {d["id"]: d["marks"]
