@@ -105,3 +105,25 @@ def test_a_broken_spec_fails(render_check: ModuleType, node_modules: Path, dumpe
     status, drawn = render_check.render(node_modules, broken, tmp_path, objects)
     assert status == 1
     assert vis_id not in {p["id"] for p in drawn}
+
+
+def test_a_new_panel_module_is_picked_up_unchanged(build: ModuleType, render_check: ModuleType,
+                                                   tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``kibana/panels_<name>.py`` with VEGA_PANELS lands on the board after the core panels
+    and is among what render_check draws, without editing build.py or the renderer."""
+    (tmp_path / "panels_core.py").symlink_to(ROOT / "kibana" / "panels_core.py")
+    (tmp_path / "panels_extra.py").write_text(
+        "from vega_common import VegaPanel, FULL_WIDTH\n"
+        "SPEC = {'$schema': 'https://vega.github.io/schema/vega-lite/v5.json',\n"
+        "        'data': {'values': []}, 'mark': 'bar'}\n"
+        "VEGA_PANELS = [lambda: VegaPanel('edgewatch-extra', 'extra', 'why', SPEC,\n"
+        "                                 (FULL_WIDTH, 15))]\n")
+    monkeypatch.setattr(build, "HERE", tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "panels_extra", raising=False)
+    names = [make().id for make in build.panel_factories()]
+    assert names[-1] == "edgewatch-extra" and len(names) == 10
+    objects = json.loads("[" + ",".join(build.render().splitlines()) + "]")
+    drawn = {p["id"]: p for p in render_check.dashboard_panels(objects)}
+    assert drawn["edgewatch-extra"]["width"] == render_check.container_size(48, 15)[0]
