@@ -218,3 +218,20 @@ def test_index_patterns_match_the_names_the_pipeline_writes(build: Any) -> None:
     from pipeline.es import names
     assert names.check_data_stream("*") == build.CHECKS_INDEX
     assert names.runs_index("*") == build.RUNS_INDEX
+
+
+def test_time_series_break_at_empty_intervals(objects: list[dict[str, Any]]) -> None:
+    """Every line over a date histogram (which keeps empty intervals, min_doc_count 0) breaks at
+    the nulls of an empty interval instead of dropping them and joining its neighbours."""
+    series = 0
+    for vis_id, spec in vega_specs(objects).items():
+        (source,) = data_sources(spec)
+        aggs = source["url"]["body"]["aggs"]
+        histogram = any("date_histogram" in a for a in aggs.values())
+        if not histogram or spec["mark"]["type"] != "line":
+            continue
+        series += 1
+        assert spec["mark"]["invalid"] == "break-paths-show-domains", vis_id
+        dropped = [t for t in spec.get("transform", []) if "isValid" in str(t.get("filter", ""))]
+        assert not dropped, vis_id
+    assert series >= 2  # distinct addresses over time, timings over time
