@@ -28,8 +28,10 @@ Two ways a panel sees the dashboard (both are Kibana's, see docs/KIBANA.md):
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +40,7 @@ HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "edgewatch.ndjson"
 sys.path.insert(0, str(HERE))  # the panel modules sit beside this script, which is not a package
 
-from panels_allowlist import ALLOWLIST_PANELS  # noqa: E402
-from panels_core import VEGA_PANELS  # noqa: E402
-from panels_runs import RUN_PANELS  # noqa: E402
-from panels_status import STATUS_PANELS  # noqa: E402
+from controls import control_group_input, control_references  # noqa: E402
 from vega_common import (  # noqa: E402
     CHECKS_DATA_VIEW_ID,
     CHECKS_INDEX,
@@ -49,7 +48,9 @@ from vega_common import (  # noqa: E402
     CORE_MIGRATION_VERSION,
     DASHBOARD_ID,
     DASHBOARD_TITLE,
+    DEFAULT_PANEL_SIZE,
     EMPTY_SEARCH_SOURCE,
+    GRID_COLUMNS,
     HTTP_RESPONSE_HEADER_US,
     PANEL_VERSION,
     QUESTION_TYPE,
@@ -67,15 +68,40 @@ from vega_common import (  # noqa: E402
 FAILURES_SEARCH_ID = "edgewatch-failures"
 HELP_ID = "edgewatch-help"
 
+# "Status now" is the first thing a person looks at, then the nine original charts.
+PANEL_MODULES_FIRST = ("panels_status", "panels_core")
+
+
+def panel_factories() -> list[Callable[[], VegaPanel]]:
+    """Every Vega panel of every ``kibana/panels_*.py`` module, in dashboard order.
+
+    Each such module exports ``VEGA_PANELS`` (functions returning a ``VegaPanel``); status now
+    and the nine original charts (panels_status, panels_core) come first, the other modules
+    follow in name order. A new group of panels is a new module: neither this file nor the
+    image renderer lists panels.
+    """
+    names = sorted(p.stem for p in HERE.glob("panels_*.py"))
+    names.sort(key=lambda n: (PANEL_MODULES_FIRST.index(n) if n in PANEL_MODULES_FIRST
+                              else len(PANEL_MODULES_FIRST)))
+    factories: list[Callable[[], VegaPanel]] = []
+    for name in names:
+        factories += importlib.import_module(name).VEGA_PANELS
+    return factories
+
+
 HELP_MARKDOWN = f"""\
-**Reading this dashboard.** Each check document is one resolver × one answered address × one \
+**Reading this dashboard.** Use the controls above the panels (target, resolver, observer, \
+family): they filter on fields that check documents and runs share, so every panel follows \
+them. Each check document is one resolver × one answered address × one \
 cycle; failures without an address are one document per resolver. A *run* is one resolver \
 handing out one address without interruption (a failed query is a gap, not an end); an address \
 that comes back starts a new run. Filter by `dns.question.name` to look at one hostname, by \
 `{RESOLVER_NAME}` for one resolver, by `{QUESTION_TYPE}` (`A` or `AAAA`) for one address \
 family: every panel, runs included, then shows IPv4 or IPv6 alone. `edgewatch report` gives \
 the same answers with survival statistics and a coverage-based allowlist; this dashboard is for \
-looking around."""
+looking around. Run panels read the runs index: a filter on a check-only field \
+(`event.outcome`, `error.type`, `tls.*`) matches no run and empties them, as their subtitle \
+says."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,7 +226,8 @@ class Panel:
 
 
 def dashboard(panels: list[Panel]) -> dict[str, Any]:
-    """By-reference panels: ``panelRefName: panel_<i>`` and a reference of that name each."""
+    """By-reference panels: ``panelRefName: panel_<i>`` and a reference of that name each;
+    the controls (kibana/controls.py) with their data-view references after them."""
     panels_json = []
     references = []
     for i, p in enumerate(panels):
@@ -227,34 +254,50 @@ def dashboard(panels: list[Panel]) -> dict[str, Any]:
         "timeFrom": "now-14d",
         "timeTo": "now",
         "refreshInterval": {"pause": True, "value": 60000},
+        "controlGroupInput": control_group_input(),
         "version": 1,
         "kibanaSavedObjectMeta": {"searchSourceJSON": compact(EMPTY_SEARCH_SOURCE)},
-    }, references)
+    }, references + control_references())
 
 
-GRID_COLUMNS = 48
-HELP_HEIGHT = 6
-PANEL_HEIGHT = 15
+HELP_HEIGHT = 7
 
 
-def layout(count: int) -> list[tuple[int, int, int, int]]:
-    """Two panels a row under the help text, on Kibana's 48-column grid: (x, y, w, h)."""
+def layout(sizes: list[tuple[int, int]], top: int = HELP_HEIGHT) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) on Kibana's 48-column grid for panels of the given (w, h), in order.
+
+    Two columns: a half-width panel goes into the column that ends higher (left on a tie), so a
+    tall panel beside two short ones leaves no hole; a wider panel spans both, below everything
+    placed before it. The board reads in the order given, top to bottom.
+    """
     half = GRID_COLUMNS // 2
-    return [((i % 2) * half, HELP_HEIGHT + (i // 2) * PANEL_HEIGHT, half, PANEL_HEIGHT)
-            for i in range(count)]
+    ends = [top, top]  # where the left and the right column end so far
+    out: list[tuple[int, int, int, int]] = []
+    for w, h in sizes:
+        if w > half:
+            y = max(ends)
+            out.append((0, y, GRID_COLUMNS, h))
+            ends = [y + h, y + h]
+        else:
+            col = 0 if ends[0] <= ends[1] else 1
+            out.append((col * half, ends[col], w, h))
+            ends[col] += h
+    return out
 
 
 def build_objects() -> list[dict[str, Any]]:
     """Every saved object, dependencies first (data views, then what uses them, then the board)."""
-    vega = [make() for make in VEGA_PANELS + RUN_PANELS + STATUS_PANELS + ALLOWLIST_PANELS]
+    vega = [make() for make in panel_factories()]
     objects = data_views()
     objects += [vega_visualization(p) for p in vega]
     objects.append(help_visualization())
     objects.append(failures_search())
-    charts = [(p.id, "visualization") for p in vega] + [(FAILURES_SEARCH_ID, "search")]
+    charts = [(p.id, "visualization", p.size) for p in vega]
+    charts.append((FAILURES_SEARCH_ID, "search", DEFAULT_PANEL_SIZE))
     board = [Panel(HELP_ID, "visualization", (0, 0, GRID_COLUMNS, HELP_HEIGHT))]
+    grids = layout([size for _, _, size in charts])
     board += [Panel(ref_id, ref_type, grid)
-              for (ref_id, ref_type), grid in zip(charts, layout(len(charts)), strict=True)]
+              for (ref_id, ref_type, _), grid in zip(charts, grids, strict=True)]
     objects.append(dashboard(board))
     return objects
 

@@ -5,7 +5,7 @@ through? Per interval that is the share of check documents (one per resolver × 
 × cycle) whose ``edgewatch.allowlist.allowed`` names the list (docs/ALLOWLISTS.md). Beside the
 deployed lists the panel draws "the list built from the first day": the addresses seen in the
 first 24 hours of the picked range, as an allowlist built then and never updated would hold —
-the decay a person wants to see before trusting a static list. ``ALLOWLIST_PANELS`` is this
+the decay a person wants to see before trusting a static list. ``VEGA_PANELS`` is this
 module's contribution to the dashboard.
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vega_common import (
+    BREAK_AT_NULL,
     CHECKS_INDEX,
     CHECKS_TIME_FIELD,
     VEGA_LITE_SCHEMA,
@@ -37,6 +38,10 @@ LISTS_PER_INTERVAL = 20
 # check count, stays exact).
 ADDRESSES_PER_INTERVAL = 500
 FIRST_DAY = "built from the first day"
+# An interval without checks has no list or address buckets; flattening would drop it and the
+# lines would join its neighbours, as if coverage held through the gap. It gets one stand-in
+# row instead, so every line has a null there and breaks (BREAK_AT_NULL), then the row goes.
+GAP = "(no checks)"
 # The Vega param (a slider under the chart) that says how many hours "the first day" is.
 FIRST_HOURS = "first_hours"
 FIRST_HOURS_DEFAULT = 24
@@ -53,7 +58,9 @@ def deployed_lists_layer() -> dict[str, Any]:
     """One line per list named in ``allowed``: allowed checks / checks with an address."""
     return {
         "transform": [
-            {"flatten": ["lists.buckets"], "as": ["l"]},
+            {"calculate": f"datum.doc_count > 0 ? datum.lists.buckets : "
+                          f"[{{key: '{GAP}', doc_count: 0}}]", "as": "lb"},
+            {"flatten": ["lb"], "as": ["l"]},
             {"calculate": f"datum.l.key == '{NO_LIST}' ? 'allowed by no list' : datum.l.key",
              "as": "list"},
             {"calculate": "datum.l.doc_count / datum.doc_count", "as": "share"},
@@ -61,8 +68,12 @@ def deployed_lists_layer() -> dict[str, Any]:
             {"calculate": "datum.doc_count", "as": "checks"},
             # an interval with checks but none that a list allows: 0 for that list, not a gap
             {"impute": "share", "key": "key", "groupby": ["list"], "value": 0},
+            {"joinaggregate": [{"op": "max", "field": "checks", "as": "interval_checks"}],
+             "groupby": ["key"]},
+            {"calculate": "datum.interval_checks > 0 ? datum.share : null", "as": "share"},
+            {"filter": f"datum.list != '{GAP}'"},
         ],
-        "mark": {"type": "line", "point": True, "tooltip": True},
+        "mark": {"type": "line", "point": True, "tooltip": True, "invalid": BREAK_AT_NULL},
     }
 
 
@@ -75,21 +86,26 @@ def first_day_layer() -> dict[str, Any]:
     """
     return {
         "transform": [
-            {"flatten": ["ips.buckets"], "as": ["a"]},
+            {"calculate": f"datum.doc_count > 0 ? datum.ips.buckets : "
+                          f"[{{key: '{GAP}', doc_count: 0}}]", "as": "ib"},
+            {"flatten": ["ib"], "as": ["a"]},
             {"calculate": "datum.a.key", "as": "address"},
             {"calculate": "datum.a.doc_count", "as": "n"},
+            {"calculate": "datum.doc_count > 0 ? datum.key : null", "as": "checked_key"},
             {"joinaggregate": [{"op": "min", "field": "key", "as": "address_first"}],
              "groupby": ["address"]},
-            {"joinaggregate": [{"op": "min", "field": "key", "as": "range_first"}]},
+            {"joinaggregate": [{"op": "min", "field": "checked_key", "as": "range_first"}]},
             {"calculate": f"datum.address_first < datum.range_first + {FIRST_HOURS} * 3600000 "
                           "? datum.n : 0", "as": "n_first_day"},
             {"aggregate": [{"op": "sum", "field": "n_first_day", "as": "allowed"},
                            {"op": "max", "field": "doc_count", "as": "checks"}],
              "groupby": ["key"]},
-            {"calculate": "datum.allowed / datum.checks", "as": "share"},
+            {"calculate": "datum.checks > 0 ? datum.allowed / datum.checks : null",
+             "as": "share"},
             {"calculate": f"'{FIRST_DAY}'", "as": "list"},
         ],
-        "mark": {"type": "line", "point": True, "strokeDash": [4, 3], "tooltip": True},
+        "mark": {"type": "line", "point": True, "strokeDash": [4, 3], "tooltip": True,
+                 "invalid": BREAK_AT_NULL},
     }
 
 
@@ -125,4 +141,4 @@ def allowlist_coverage() -> VegaPanel:
         "decays.", spec)
 
 
-ALLOWLIST_PANELS: list[Callable[[], VegaPanel]] = [allowlist_coverage]
+VEGA_PANELS: list[Callable[[], VegaPanel]] = [allowlist_coverage]

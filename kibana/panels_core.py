@@ -1,6 +1,7 @@
 """The dashboard's first nine charts: addresses, runs, failures, hostnames and timings.
 
-Each function returns one ``VegaPanel``; ``VEGA_PANELS`` is their order on the dashboard.
+Each function returns one ``VegaPanel``; ``VEGA_PANELS`` is their order on the dashboard. The
+two run charts live in charts_runs.py.
 """
 
 from __future__ import annotations
@@ -8,32 +9,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from charts_runs import most_stable_ips, run_length_distribution
 from vega_common import (
-    ADDRESS_AXIS,
     BREAK_AT_NULL,
     CHECKS_INDEX,
     CHECKS_TIME_FIELD,
     COUNT_AXIS,
-    DAY_S,
     FAMILY_LABEL,
+    FULL_WIDTH,
+    HALF_WIDTH,
     HOSTNAME_AXIS,
-    HOUR_S,
     PREFIX24,
     QUESTION_TYPE,
     RESOLVER_NAME,
-    RUN_DURATION_S,
-    RUN_OPEN,
-    RUNS_INDEX,
     VEGA_LITE_SCHEMA,
     VegaPanel,
+    bar_rows,
     context_url,
     data,
     in_time_range,
     over_time,
     query_url,
-    run_overlaps_time_range,
     tooltip,
 )
+
+# The most bars a panel draws (its terms size); the panel's height is chosen for that many.
+RESOLVER_ROWS = 50
+HOSTNAME_ROWS = 30
 
 
 def unique_ips_per_resolver() -> VegaPanel:
@@ -43,7 +45,8 @@ def unique_ips_per_resolver() -> VegaPanel:
     }
     aggs = {
         "resolvers": {
-            "terms": {"field": RESOLVER_NAME, "size": 50, "order": {"unique_ips": "desc"}},
+            "terms": {"field": RESOLVER_NAME, "size": RESOLVER_ROWS,
+                      "order": {"unique_ips": "desc"}},
             # Per family as well: an allowlist is one IPv4 set and one IPv6 set, and a /24 and
             # a /48 are different units, so the networks are counted within one family only.
             "aggs": {**distinct,
@@ -84,7 +87,7 @@ def unique_ips_per_resolver() -> VegaPanel:
         "How many different addresses each resolver handed out in the time range, IPv4 (A) and "
         "IPv6 (AAAA) stacked, and in how many /24 or /48 networks (tooltip). Few addresses "
         "everywhere: an IP allowlist is plausible; many, or different ones per resolver: it "
-        "needs every resolver's set, or prefixes.", spec)
+        "needs every resolver's set, or prefixes.", spec, (HALF_WIDTH, bar_rows(RESOLVER_ROWS)))
 
 
 def unique_ips_over_time() -> VegaPanel:
@@ -150,69 +153,10 @@ def new_ips_over_time() -> VegaPanel:
         "end of the range means new addresses keep appearing.", spec)
 
 
-RUN_LENGTH_BINS: list[tuple[str, int, int | None]] = [
-    ("< 15 min", 0, 15 * 60),
-    ("15 min – 1 h", 15 * 60, HOUR_S),
-    ("1 – 6 h", HOUR_S, 6 * HOUR_S),
-    ("6 – 24 h", 6 * HOUR_S, DAY_S),
-    ("1 – 3 d", DAY_S, 3 * DAY_S),
-    ("3 – 7 d", 3 * DAY_S, 7 * DAY_S),
-    ("7 – 14 d", 7 * DAY_S, 14 * DAY_S),
-    ("14 – 30 d", 14 * DAY_S, 30 * DAY_S),
-    ("≥ 30 d", 30 * DAY_S, None),
-]
-
-
-def run_length_distribution() -> VegaPanel:
-    ranges = []
-    for label, lo, hi in RUN_LENGTH_BINS:
-        r: dict[str, Any] = {"key": label, "from": lo}
-        if hi is not None:
-            r["to"] = hi
-        ranges.append(r)
-    aggs = {
-        "state": {
-            "terms": {"field": RUN_OPEN, "size": 2},
-            "aggs": {"lengths": {"range": {"field": RUN_DURATION_S, "ranges": ranges}}},
-        }
-    }
-    spec = {
-        "$schema": VEGA_LITE_SCHEMA,
-        "data": data(query_url(RUNS_INDEX, run_overlaps_time_range(), aggs),
-                     "aggregations.state.buckets"),
-        "transform": [
-            {"flatten": ["lengths.buckets"], "as": ["bin"]},
-            {"calculate": "datum.key_as_string == 'true' ? 'open (still running)' : 'ended'",
-             "as": "run_state"},
-            {"calculate": "datum.bin.key", "as": "length"},
-            {"calculate": "datum.bin.from", "as": "length_from"},
-            {"calculate": "datum.bin.doc_count", "as": "runs"},
-        ],
-        "mark": {"type": "bar", "tooltip": True},
-        "encoding": {
-            "x": {"field": "length", "type": "ordinal", "title": "run length",
-                  "sort": {"field": "length_from", "order": "ascending"},
-                  "axis": {"labelAngle": 0}},
-            "y": {"field": "runs", "type": "quantitative", "stack": "zero", "title": "runs",
-                  "axis": COUNT_AXIS},
-            "color": {"field": "run_state", "type": "nominal", "title": None},
-            "tooltip": tooltip(("length", "ordinal", "run length"),
-                               ("run_state", "nominal", "state"),
-                               ("runs", "quantitative", "runs")),
-        },
-    }
-    return VegaPanel(
-        "edgewatch-run-length-distribution", "edgewatch · how long an address stays (run length)",
-        "IP runs overlapping the time range by length (log-spaced bins). A run is one "
-        "resolver handing out one address without interruption; an address that comes back "
-        "starts a new run. Open runs are still going: their length is a lower bound "
-        "(right-censored), so they are stacked apart.", spec)
-
-
 def failures_by_resolver_and_kind() -> VegaPanel:
     aggs = {
         "resolvers": {
-            "terms": {"field": RESOLVER_NAME, "size": 50},
+            "terms": {"field": RESOLVER_NAME, "size": RESOLVER_ROWS},
             "aggs": {"kinds": {"terms": {"field": "error.type", "size": 20,
                                          "missing": "(unclassified)"}}},
         }
@@ -242,64 +186,15 @@ def failures_by_resolver_and_kind() -> VegaPanel:
     return VegaPanel(
         "edgewatch-failures-by-resolver-kind", "edgewatch · failures by resolver and kind",
         "Failed checks (event.outcome: failure) per resolver, split by error.type: dns.* is the "
-        "resolver failing, tcp.*/tls.* is an answered address not serving the name.", spec)
-
-
-def most_stable_ips() -> VegaPanel:
-    aggs = {
-        "ips": {
-            "terms": {"field": "destination.ip", "size": 25, "order": {"total_s": "desc"}},
-            "aggs": {
-                "total_s": {"sum": {"field": RUN_DURATION_S}},
-                "longest_s": {"max": {"field": RUN_DURATION_S}},
-                "resolvers": {"cardinality": {"field": RESOLVER_NAME}},
-                "open_runs": {"filter": {"term": {RUN_OPEN: True}}},
-                "domain": {"terms": {"field": "destination.domain", "size": 1}},
-            },
-        }
-    }
-    spec = {
-        "$schema": VEGA_LITE_SCHEMA,
-        "data": data(query_url(RUNS_INDEX, run_overlaps_time_range(), aggs),
-                     "aggregations.ips.buckets"),
-        "transform": [
-            {"calculate": "datum.total_s.value / 3600", "as": "total_hours"},
-            {"calculate": "datum.longest_s.value / 3600", "as": "longest_hours"},
-            {"calculate": "datum.doc_count", "as": "runs"},
-            {"calculate": "datum.resolvers.value", "as": "resolver_count"},
-            {"calculate": "datum.open_runs.doc_count", "as": "open"},
-            {"calculate": "datum.open > 0 ? 'still in answers' : 'no longer in answers'",
-             "as": "state"},
-            {"calculate": "length(datum.domain.buckets) > 0 ? datum.domain.buckets[0].key : ''",
-             "as": "edge"},
-        ],
-        "mark": {"type": "bar", "tooltip": True},
-        "encoding": {
-            "y": {"field": "key", "type": "nominal", "title": "address",
-                  "sort": {"field": "total_hours", "order": "descending"},
-                  "axis": ADDRESS_AXIS},
-            "x": {"field": "total_hours", "type": "quantitative",
-                  "title": "hours in answers (sum of run lengths over resolvers)"},
-            "color": {"field": "state", "type": "nominal", "title": None},
-            "tooltip": tooltip(("key", "nominal", "address"),
-                               ("edge", "nominal", "edge hostname"),
-                               ("total_hours", "quantitative", "hours (sum)"),
-                               ("longest_hours", "quantitative", "longest run (h)"),
-                               ("runs", "quantitative", "runs"),
-                               ("resolver_count", "quantitative", "resolvers"),
-                               ("open", "quantitative", "open runs")),
-        },
-    }
-    return VegaPanel(
-        "edgewatch-most-stable-ips", "edgewatch · most stable addresses",
-        "Addresses ranked by the summed length of their runs over all resolvers, with the run "
-        "count and the longest single run: the candidates for a short allowlist.", spec)
+        "resolver failing, tcp.*/tls.* is an answered address not serving the name.", spec,
+        (HALF_WIDTH, bar_rows(RESOLVER_ROWS)))
 
 
 def edge_hostnames() -> VegaPanel:
     aggs = {
         "domains": {
-            "terms": {"field": "destination.domain", "size": 30, "missing": "(no PTR)"},
+            "terms": {"field": "destination.domain", "size": HOSTNAME_ROWS,
+                        "missing": "(no PTR)"},
             "aggs": {"unique_ips": {"cardinality": {"field": "destination.ip"}}},
         }
     }
@@ -324,7 +219,7 @@ def edge_hostnames() -> VegaPanel:
     return VegaPanel(
         "edgewatch-edge-hostnames", "edgewatch · edge hostnames",
         "Reverse-DNS names of the answered addresses: which CDN edges (and how many addresses "
-        "behind each name) serve the API.", spec)
+        "behind each name) serve the API.", spec, (FULL_WIDTH, bar_rows(HOSTNAME_ROWS)))
 
 
 def timings_over_time() -> VegaPanel:
@@ -338,7 +233,8 @@ def timings_over_time() -> VegaPanel:
     series = [("tcp_connect", 0, "TCP connect p50"), ("tcp_connect", 1, "TCP connect p95"),
               ("tls_handshake", 0, "TLS handshake p50"), ("tls_handshake", 1, "TLS handshake p95")]
     # An interval without timings has null percentiles; null / 1000 is 0 in JavaScript, which
-    # would draw a fake 0 ms point, so null stays null and the filter below drops it.
+    # would draw a fake 0 ms point, so null stays null, and the line breaks there (a line joined
+    # across the empty interval would claim timings nobody measured).
     transform: list[dict[str, Any]] = [
         {"calculate": f"isValid(datum.{agg}.values[{i}].value) ? "
                       f"datum.{agg}.values[{i}].value / 1000 : null", "as": label}
@@ -346,14 +242,13 @@ def timings_over_time() -> VegaPanel:
     ]
     transform += [
         {"fold": [label for _, _, label in series], "as": ["series", "ms"]},
-        {"filter": "isValid(datum.ms)"},
     ]
     spec = {
         "$schema": VEGA_LITE_SCHEMA,
         "data": data(context_url(CHECKS_INDEX, CHECKS_TIME_FIELD, aggs),
                      "aggregations.over_time.buckets"),
         "transform": transform,
-        "mark": {"type": "line", "point": True, "tooltip": True},
+        "mark": {"type": "line", "point": True, "tooltip": True, "invalid": BREAK_AT_NULL},
         "encoding": {
             "x": {"field": "key", "type": "temporal", "title": None},
             "y": {"field": "ms", "type": "quantitative", "title": "ms"},
@@ -372,7 +267,7 @@ def timings_over_time() -> VegaPanel:
 def handshake_per_resolver() -> VegaPanel:
     aggs = {
         "resolvers": {
-            "terms": {"field": RESOLVER_NAME, "size": 50},
+            "terms": {"field": RESOLVER_NAME, "size": RESOLVER_ROWS},
             "aggs": {"tls_handshake": {"percentiles": {
                 "field": "tls.rtt.handshake.us", "percents": [50, 95, 99], "keyed": False}}},
         }
@@ -400,17 +295,20 @@ def handshake_per_resolver() -> VegaPanel:
     return VegaPanel(
         "edgewatch-handshake-per-resolver", "edgewatch · TLS handshake by resolver",
         "TLS handshake percentiles to the addresses each resolver handed out: a resolver whose "
-        "answers (e.g. through EDNS Client Subnet) point at far edges shows up here.", spec)
+        "answers (e.g. through EDNS Client Subnet) point at far edges shows up here.", spec,
+        (HALF_WIDTH, bar_rows(RESOLVER_ROWS)))
 
 
+# Dashboard order; build.py's layout puts half-width panels side by side, so neighbours here
+# are chosen to be of one height.
 VEGA_PANELS: list[Callable[[], VegaPanel]] = [
-    unique_ips_per_resolver,
     unique_ips_over_time,
     new_ips_over_time,
-    run_length_distribution,
+    unique_ips_per_resolver,
     failures_by_resolver_and_kind,
+    run_length_distribution,
     most_stable_ips,
     edge_hostnames,
-    timings_over_time,
     handshake_per_resolver,
+    timings_over_time,
 ]

@@ -2,7 +2,7 @@
 
 The other run panels (panels_core.py) summarise runs into lengths and totals; a person looking at
 a rotation wants to *see* it: which address each resolver handed out when, for how long, which
-ones are still answered, and that an address coming back is a new run. ``RUN_PANELS`` is this
+ones are still answered, and that an address coming back is a new run. ``VEGA_PANELS`` is this
 module's contribution to the dashboard.
 """
 
@@ -148,4 +148,4 @@ def run_timeline() -> VegaPanel:
         "seen first.", spec)
 
 
-RUN_PANELS: list[Callable[[], VegaPanel]] = [run_timeline]
+VEGA_PANELS: list[Callable[[], VegaPanel]] = [run_timeline]

@@ -2,7 +2,7 @@
 
 The other panels look back over the range; these two answer what a person on call asks first —
 is every resolver answering, does every address it hands out pass, and which edge certificate
-runs out soonest. ``STATUS_PANELS`` is this module's contribution to the dashboard.
+runs out soonest. ``VEGA_PANELS`` is this module's contribution to the dashboard.
 """
 
 from __future__ import annotations
@@ -256,4 +256,4 @@ def certificates() -> VegaPanel:
         "certificate runs out first is on top, and a change of certificate is a new bar.", spec)
 
 
-STATUS_PANELS: list[Callable[[], VegaPanel]] = [status_now, certificates]
+VEGA_PANELS: list[Callable[[], VegaPanel]] = [status_now, certificates]

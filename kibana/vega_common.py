@@ -176,12 +176,63 @@ def tooltip(*fields: tuple[str, str, str]) -> list[dict[str, Any]]:
 
 
 
+# Kibana's dashboard grid: 48 columns, rows of 20 px with 8 px margins. A panel of w × h grid
+# units gives its Vega view about 33·w − 2 by 28·h − 50 px once the panel header and padding are
+# taken off (≈ 790 × 370 px for 24 × 15 on a 1,600 px wide window), and Kibana draws Vega with
+# autosize "fit" at exactly that size: a bar chart's rows are that height divided by its
+# categories, not what the spec asks for.
+GRID_COLUMNS = 48
+HALF_WIDTH = GRID_COLUMNS // 2
+FULL_WIDTH = GRID_COLUMNS
+DEFAULT_PANEL_SIZE = (HALF_WIDTH, 15)
+# The fewest pixels a bar row (a 10 px label plus air) needs to stay readable.
+MIN_ROW_PX = 14
+
+
+def container_size(width: int, height: int) -> tuple[int, int]:
+    """The pixels Kibana gives a Vega view in a panel of ``width`` × ``height`` grid units."""
+    return 33 * width - 2, 28 * height - 50
+
+
+def bar_rows(rows: int, extra_px: int = 60) -> int:
+    """Grid rows a panel needs so that ``rows`` bars get MIN_ROW_PX each (plus axes, legend).
+
+    A terms aggregation's ``size`` is the most bars a panel can get, so panels are sized for
+    that many: a chart of 50 resolvers in a 370 px view would have 7 px rows.
+    """
+    px = rows * MIN_ROW_PX + extra_px
+    return max(DEFAULT_PANEL_SIZE[1], -(-(px + 50) // 28))
+
+
+# Run panels read the runs index, whose documents carry only the fields a run shares with its
+# checks (docs/DOCUMENTS.md, "Run summary"): target, resolver, observer, address and network,
+# family. Kibana hands a Vega query the dashboard's filters whole, so a filter on a check-only
+# field (event.outcome, error.type, tls.*, …) matches no run and empties these panels; the
+# dashboard's controls use shared fields only, and run panels say so under their title.
+RUN_FILTERS_NOTE = ("runs: filters on target, resolver, observer, address, family apply; "
+                    "a filter on a check-only field (event.outcome, error.type, tls.*) "
+                    "empties this panel")
+
+
+def run_panel_title(text: str) -> dict[str, Any]:
+    """A small in-chart title whose subtitle says which dashboard filters a run panel obeys."""
+    first, _, second = RUN_FILTERS_NOTE.partition("; ")
+    return {"text": text, "subtitle": [first + ";", second], "anchor": "start",
+            "fontSize": 11, "fontWeight": "normal", "subtitleFontSize": 10,
+            "subtitleColor": "#69707d"}
+
+
 @dataclass(frozen=True)
 class VegaPanel:
-    """One Vega-Lite visualization, its place on the dashboard and what it answers."""
+    """One Vega-Lite visualization, its place on the dashboard and what it answers.
+
+    ``size`` is (width, height) in Kibana grid units; build.py places panels in their order,
+    two half-width ones to a row.
+    """
 
     id: str
     title: str
     description: str
     spec: dict[str, Any]
+    size: tuple[int, int] = DEFAULT_PANEL_SIZE
 

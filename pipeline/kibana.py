@@ -7,6 +7,16 @@ re-import after an upgrade replaces the previous version of each object instead 
 conflicts — and Kibana's per-object answer is kept, because an import can "succeed" as an HTTP
 request while objects in it fail (missing references, unknown types).
 
+Objects keep their ids in every space. Since Kibana 8.0 the id of a dashboard, visualization,
+data view or saved search is unique across *all* spaces, and an import into a second space of
+ids that already live in another one gets new random ids from Kibana (the answer's
+``destinationId``) — different on every run, so a re-import there adds copies instead of
+replacing them. So outside the default space the ids are derived from the space with Kibana's
+own rule for objects of a non-default space (``SavedObjectsUtils.getConvertedObjectId``:
+uuid v5 of ``<space>:<type>:<id>``), references included, before the file is sent: the same
+file gives the same ids in that space on every import, and the default space keeps the
+readable ones. ``createNewCopies=false`` is sent explicitly.
+
 Credentials come from the environment (``KIBANA_API_KEY``, or ``KIBANA_USERNAME`` +
 ``KIBANA_PASSWORD``) and only ever reach the ``Authorization`` header: never a log line, an
 error message or ``repr``.
@@ -123,6 +133,10 @@ class ImportResult:
     warnings: list[dict[str, Any]]
     results: list[dict[str, Any]]
 
+    def renamed(self) -> list[dict[str, Any]]:
+        """Objects Kibana stored under another id than the one sent (``destinationId``)."""
+        return [r for r in self.results if r.get("destinationId") not in (None, r.get("id"))]
+
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ImportResult:
         return cls(
@@ -134,8 +148,38 @@ class ImportResult:
         )
 
 
+DEFAULT_SPACE = "default"
+
+
+def space_object_id(space: str | None, obj_type: str, obj_id: str) -> str:
+    """The id an object of edgewatch's file has in ``space`` (Kibana's getConvertedObjectId)."""
+    if not space or space == DEFAULT_SPACE:
+        return obj_id
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{space}:{obj_type}:{obj_id}"))
+
+
+def objects_for_space(content: bytes, space: str | None) -> bytes:
+    """The ndjson with every object id, and every reference to one, derived from ``space``.
+
+    Unchanged for the default space. References to objects outside the file are left alone
+    (they already have their ids in that Kibana).
+    """
+    if not space or space == DEFAULT_SPACE:
+        return content
+    objects = [json.loads(line) for line in content.decode("utf-8").splitlines()
+               if line.strip()]
+    ours = {(o.get("type"), o.get("id")) for o in objects}
+    for obj in objects:
+        obj["id"] = space_object_id(space, obj["type"], obj["id"])
+        for ref in obj.get("references") or []:
+            if (ref.get("type"), ref.get("id")) in ours:
+                ref["id"] = space_object_id(space, ref["type"], ref["id"])
+    lines = [json.dumps(o, ensure_ascii=False, separators=(",", ":")) for o in objects]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
 def import_url(kibana_url: str, space: str | None = None, overwrite: bool = True) -> str:
-    """``<kibana>[/s/<space>]/api/saved_objects/_import?overwrite=true``."""
+    """``<kibana>[/s/<space>]/api/saved_objects/_import?overwrite=true&createNewCopies=false``."""
     shape = ("--kibana-url must be http(s)://host[:port][/base-path], "
              f"got {redact_url(kibana_url)!r}")
     try:
@@ -148,12 +192,12 @@ def import_url(kibana_url: str, space: str | None = None, overwrite: bool = True
     if port == 0:
         raise KibanaError(f"{shape}: port 0")
     base = kibana_url.rstrip("/")
-    if space and space != "default":
+    if space and space != DEFAULT_SPACE:
         if not _SPACE_ID.match(space):
             raise KibanaError(f"space id {space!r} is not a Kibana space id "
                               "(lowercase letters, digits, '_' and '-')")
         base += f"/s/{space}"
-    query = "?overwrite=true" if overwrite else ""
+    query = "?overwrite=true&createNewCopies=false" if overwrite else "?createNewCopies=false"
     return f"{base}{IMPORT_PATH}{query}"
 
 
@@ -269,12 +313,17 @@ def _post(url: str, body: bytes, headers: dict[str, str], options: ImportOptions
 
 def import_objects(kibana_url: str, content: bytes,
                    options: ImportOptions | None = None) -> ImportResult:
-    """POST ``content`` (ndjson saved objects) to Kibana's import API with overwrite.
+    """POST ``content`` (ndjson saved objects) to Kibana's import API with overwrite, its ids
+    derived from the space (``objects_for_space``).
 
     Raises ``KibanaError`` subclasses for everything that is not a JSON import answer.
     """
     options = options or ImportOptions()
     url = import_url(kibana_url, options.space)
+    try:
+        content = objects_for_space(content, options.space)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise KibanaError(f"{options.filename} is not ndjson saved objects: {exc}") from None
     where = redact_url(url)
     if not options.filename.endswith(".ndjson"):
         raise KibanaError(f"Kibana only imports files named *.ndjson, not {options.filename!r}")

@@ -2,10 +2,11 @@
 
 ``edgewatch kibana import --kibana-url URL`` posts ``kibana/edgewatch.ndjson`` (data views,
 Vega visualizations, a saved search of failures, the dashboard) to Kibana's saved-objects import
-API, replacing earlier versions of the same objects; it prints how many objects Kibana accepted
-and every object it rejected, and exits non-zero when any was rejected. ``edgewatch kibana
-export-path`` prints where that file is, for importing it by hand (Stack Management → Saved
-objects → Import).
+API, replacing earlier versions of the same objects (outside the default space under ids
+derived from the space, so that they stay the same there too); it prints how many objects
+Kibana accepted and every object it rejected, and exits non-zero when any was rejected.
+``edgewatch kibana export-path`` prints where that file is, for importing it by hand (Stack
+Management → Saved objects → Import).
 
 Credentials: KIBANA_API_KEY, or KIBANA_USERNAME and KIBANA_PASSWORD (never printed).
 """
@@ -53,7 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="Kibana base URL incl. any base path, e.g. http://127.0.0.1:5601 "
                      "(default: $KIBANA_URL)")
     imp.add_argument("--space", default=os.environ.get("KIBANA_SPACE"),
-                     help="Kibana space id (default: $KIBANA_SPACE, else the default space)")
+                     help="Kibana space id (default: $KIBANA_SPACE, else the default space); "
+                     "outside the default space the objects get ids derived from the space, "
+                     "the same on every import, e.g. --space ops")
     imp.add_argument("--file", type=Path, default=None,
                      help=f"ndjson to import (default: {export_path()})")
     imp.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
@@ -121,6 +124,15 @@ def run_import(args: argparse.Namespace) -> int:
           f"{redact_url(args.kibana_url)}{space}")
     for warning in result.warnings:
         print(f"  warning: {warning.get('message') or warning}")
+    for obj in result.renamed():
+        print(f"  warning: Kibana stored {obj.get('type')} {obj.get('id')} as "
+              f"{obj.get('destinationId')} (that id exists in another space)")
+    base = redact_url(args.kibana_url).rstrip("/")
+    prefix = f"/s/{args.space}" if args.space and args.space != "default" else ""
+    for obj in result.results:
+        if obj.get("type") == "dashboard":
+            board = obj.get("destinationId") or obj.get("id")
+            print(f"dashboard: {base}{prefix}/app/dashboards#/view/{board}")
     if result.errors or not result.success:
         print(f"edgewatch kibana import: Kibana rejected {len(result.errors)} object(s):",
               file=sys.stderr)

@@ -5,8 +5,12 @@ There is no Kibana here (and none may be installed), so these tests start a smal
 — ``kbn-xsrf`` header present, a ``multipart/form-data`` body with a ``file`` field whose name
 ends in ``.ndjson``, ndjson objects with ``id`` and ``type``, references that resolve within the
 file (or to objects already there), credentials when configured — and answers in Kibana's shape
-(``success``, ``successCount``, ``successResults``, ``errors``). It is a stand-in, not Kibana:
-it cannot tell whether Kibana would accept the attributes of each object (see docs/KIBANA.md).
+(``success``, ``successCount``, ``successResults``, ``errors``). It keeps objects per space the
+way Kibana 8+ does for dashboards, visualizations, data views and searches — an id is unique
+across all spaces, so importing an id that lives in another space stores the object under a new
+random id and answers it as ``destinationId`` — which is what the second-space tests need. It
+is a stand-in, not Kibana: it cannot tell whether Kibana would accept the attributes of each
+object (see docs/KIBANA.md).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import logging
 import threading
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.parser import BytesParser
@@ -35,6 +40,8 @@ from pipeline.kibana import (
     import_objects,
     import_url,
     multipart,
+    objects_for_space,
+    space_object_id,
 )
 
 SECRET = "s3cr3t-do-not-print"
@@ -55,6 +62,8 @@ class StandIn:
 
     authorization: str | None = None  # expected Authorization header, None = no auth
     existing: set[tuple[str, str]] = field(default_factory=set)
+    # (type, id) → the spaces holding it; an id lives in one space only (Kibana 8+)
+    spaces: dict[tuple[str, str], str] = field(default_factory=dict)
     unavailable: int = 0  # answer 503 to this many requests first (Kibana starting up)
     requests: list[Received] = field(default_factory=list)
     url: str = ""
@@ -67,7 +76,7 @@ class StandIn:
         if self.unavailable > 0:
             self.unavailable -= 1
             return 503, _kbn_error(503, "Service Unavailable", "Kibana server is not ready yet")
-        path = parsed.path
+        path, space = parsed.path, "default"
         if path.startswith("/s/"):
             space, _, rest = path[3:].partition("/")
             if not space:
@@ -97,9 +106,26 @@ class StandIn:
         if not (got.filename or "").endswith(".ndjson"):
             ext = Path(got.filename or "").suffix
             return 400, _kbn_error(400, "Bad Request", f"Invalid file extension {ext}")
-        return 200, self.import_result(got.content, got.query.get("overwrite") == ["true"])
+        overwrite = got.query.get("overwrite") == ["true"]
+        new_copies = got.query.get("createNewCopies") == ["true"]
+        if overwrite and new_copies:
+            return 400, _kbn_error(400, "Bad Request",
+                                   "cannot use [overwrite] with [createNewCopies]")
+        return 200, self.import_result(got.content, overwrite, space, new_copies)
 
-    def import_result(self, content: bytes, overwrite: bool) -> dict[str, Any]:
+    def place(self, obj: dict[str, Any], space: str, new_copies: bool) -> str | None:
+        """Store one object in ``space``; the new id Kibana would give it, if any."""
+        key = (obj["type"], obj["id"])
+        holder = self.spaces.get(key)
+        if new_copies or (holder is not None and holder != space):
+            new_id = str(uuid.uuid4())
+            self.spaces[(obj["type"], new_id)] = space
+            return new_id
+        self.spaces[key] = space
+        return None
+
+    def import_result(self, content: bytes, overwrite: bool, space: str = "default",
+                      new_copies: bool = False) -> dict[str, Any]:
         objects = []
         for line in content.decode("utf-8").splitlines():
             if line.strip():
@@ -114,11 +140,16 @@ class StandIn:
                 errors.append({"id": obj["id"], "type": obj["type"], "title": title,
                                "meta": {"title": title},
                                "error": {"type": "missing_references", "references": missing}})
-            elif (obj["type"], obj["id"]) in self.existing and not overwrite:
+            elif (((obj["type"], obj["id"]) in self.existing
+                   or self.spaces.get((obj["type"], obj["id"])) == space) and not overwrite):
                 errors.append({"id": obj["id"], "type": obj["type"], "title": title,
                                "meta": {"title": title}, "error": {"type": "conflict"}})
             else:
-                results.append({"id": obj["id"], "type": obj["type"], "meta": {"title": title}})
+                result = {"id": obj["id"], "type": obj["type"], "meta": {"title": title}}
+                new_id = self.place(obj, space, new_copies)
+                if new_id:
+                    result["destinationId"] = new_id
+                results.append(result)
         for r in results:
             self.existing.add((r["type"], r["id"]))
         answer: dict[str, Any] = {"successCount": len(results), "success": not errors,
@@ -200,7 +231,7 @@ def test_import_of_the_shipped_file(kibana: StandIn, ndjson_text: str) -> None:
     assert result.success_count == shipped_objects(ndjson_text)
     (req,) = kibana.requests
     assert req.path == "/api/saved_objects/_import"
-    assert req.query == {"overwrite": ["true"]}
+    assert req.query == {"overwrite": ["true"], "createNewCopies": ["false"]}
     assert req.headers["kbn-xsrf"] == "true"
     assert "authorization" not in req.headers
     assert req.filename == "edgewatch.ndjson"
@@ -215,6 +246,64 @@ def test_cli_import_into_a_space(kibana: StandIn, capsys: pytest.CaptureFixture[
     count = shipped_objects(ndjson_text)
     assert f"imported {count} of {count} objects" in out.out
     assert kibana.requests[0].path == "/s/ops/api/saved_objects/_import"
+    board = space_object_id("ops", "dashboard", "edgewatch-overview")
+    assert f"dashboard: {kibana.url}/s/ops/app/dashboards#/view/{board}" in out.out
+    assert "warning" not in out.out
+
+
+def ids_in(kibana: StandIn, space: str) -> set[tuple[str, str]]:
+    return {key for key, where in kibana.spaces.items() if where == space}
+
+
+def test_the_stand_in_renames_ids_that_live_in_another_space(kibana: StandIn,
+                                                             ndjson_text: str) -> None:
+    """The problem, as Kibana has it: the plain ids sent to a second space get random new ids,
+    different on each import, so a re-import there adds copies instead of replacing them."""
+    body, ctype = multipart("file", "edgewatch.ndjson", ndjson_text.encode())
+    headers = {"kbn-xsrf": "true", "content-type": ctype}
+    kibana.answer("POST", "/api/saved_objects/_import?overwrite=true", headers, body)
+    new_ids = []
+    for _ in range(2):
+        status, answer = kibana.answer("POST", "/s/ops/api/saved_objects/_import?overwrite=true",
+                                       headers, body)
+        assert status == 200 and answer["success"]
+        assert all("destinationId" in r for r in answer["successResults"])
+        new_ids.append({r["destinationId"] for r in answer["successResults"]})
+    assert not new_ids[0] & new_ids[1]
+    assert len(ids_in(kibana, "ops")) == 2 * shipped_objects(ndjson_text)
+
+
+def test_ids_stay_stable_in_a_second_space(kibana: StandIn, ndjson_text: str) -> None:
+    """Default space first, then 'ops' twice: 'ops' holds one copy under its derived ids,
+    Kibana renames nothing, and the default space keeps the readable ids."""
+    count = shipped_objects(ndjson_text)
+    plain = {(o["type"], o["id"]) for o in map(json.loads, ndjson_text.splitlines())}
+    assert import_objects(kibana.url, ndjson_text.encode()).renamed() == []
+    for _ in range(2):
+        result = import_objects(kibana.url, ndjson_text.encode(), ImportOptions(space="ops"))
+        assert result.success and result.success_count == count
+        assert result.renamed() == []
+    derived = {(t, space_object_id("ops", t, i)) for t, i in plain}
+    assert ids_in(kibana, "ops") == derived
+    assert ids_in(kibana, "default") == plain
+    sent = [json.loads(line) for line in kibana.requests[-1].content.decode().splitlines()]
+    assert {(o["type"], o["id"]) for o in sent} == derived
+
+
+def test_space_ids_keep_every_reference(ndjson_text: str) -> None:
+    """Every reference inside the file follows its object to the derived id; the default space
+    and a space's ids are Kibana's getConvertedObjectId (uuid v5 of space:type:id)."""
+    assert objects_for_space(ndjson_text.encode(), "default") == ndjson_text.encode()
+    moved = [json.loads(line) for line in objects_for_space(ndjson_text.encode(), "team-a")
+             .decode().splitlines()]
+    ids = {(o["type"], o["id"]) for o in moved}
+    assert not any(i.startswith("edgewatch-") for _, i in ids)
+    refs = [(r["type"], r["id"]) for o in moved for r in o["references"]]
+    assert refs and set(refs) <= ids
+    assert space_object_id("team-a", "dashboard", "edgewatch-overview") == str(
+        uuid.uuid5(uuid.NAMESPACE_DNS, "team-a:dashboard:edgewatch-overview"))
+    assert space_object_id("team-a", "dashboard", "x") != space_object_id("team-b", "dashboard",
+                                                                           "x")
 
 
 def test_a_second_import_overwrites(kibana: StandIn, ndjson_text: str) -> None:
@@ -314,11 +403,12 @@ def test_bad_arguments(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
 
 
 def test_import_url() -> None:
-    assert import_url("http://k:5601") == "http://k:5601/api/saved_objects/_import?overwrite=true"
+    q = "overwrite=true&createNewCopies=false"
+    assert import_url("http://k:5601") == f"http://k:5601/api/saved_objects/_import?{q}"
     assert import_url("https://h/kibana/", "default") == (
-        "https://h/kibana/api/saved_objects/_import?overwrite=true")
+        f"https://h/kibana/api/saved_objects/_import?{q}")
     assert import_url("https://h/kibana", "team-a") == (
-        "https://h/kibana/s/team-a/api/saved_objects/_import?overwrite=true")
+        f"https://h/kibana/s/team-a/api/saved_objects/_import?{q}")
 
 
 def test_export_path(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,

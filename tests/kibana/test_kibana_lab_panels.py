@@ -344,7 +344,7 @@ def test_allowlist_coverage_is_the_allowlist_fields(
     assert got == want
     assert {n for _, lists in got.values() for n in lists} == {*LISTS, "(no list)"}
     calc = calculations(objects, "edgewatch-allowlist-coverage", layer=0)
-    assert calc["share"] == "datum.l.doc_count / datum.doc_count"
+    assert calc["share"] == "datum.interval_checks > 0 ? datum.share : null"
 
 
 @pytest.mark.parametrize("hours", [2, 24])

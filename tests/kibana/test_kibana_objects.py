@@ -196,12 +196,14 @@ def test_dashboard_panels(objects: list[dict[str, Any]]) -> None:
         assert (ref["type"], ref["id"]) in known
         used_refs.add(ref["name"])
     assert len({p["panelIndex"] for p in panels}) == len(panels)
+    # the controls' data-view references (test_kibana_controls.py checks them)
+    used_refs |= {r["name"] for r in board["references"] if r["name"].startswith("controlGroup_")}
     assert used_refs == {r["name"] for r in board["references"]}, "unused references"
     for a in range(len(panels)):
         for b in range(a + 1, len(panels)):
             assert not _overlap(panels[a]["gridData"], panels[b]["gridData"]), (a, b)
     # every visualization and the saved search is on the board
-    on_board = {r["id"] for r in board["references"]}
+    on_board = {r["id"] for r in board["references"] if r["type"] != "index-pattern"}
     assert {o["id"] for o in objects if o["type"] in ("visualization", "search")} == on_board
 
 
@@ -216,3 +218,24 @@ def test_index_patterns_match_the_names_the_pipeline_writes(build: Any) -> None:
     from pipeline.es import names
     assert names.check_data_stream("*") == build.CHECKS_INDEX
     assert names.runs_index("*") == build.RUNS_INDEX
+
+
+def test_time_series_break_at_empty_intervals(objects: list[dict[str, Any]]) -> None:
+    """Every line over a date histogram (which keeps empty intervals, min_doc_count 0) breaks at
+    the nulls of an empty interval instead of dropping them and joining its neighbours."""
+    series = 0
+    for vis_id, spec in vega_specs(objects).items():
+        (source,) = data_sources(spec)
+        aggs = source["url"]["body"]["aggs"]
+        histogram = any("date_histogram" in str(a) for a in aggs.values())
+        for view in [spec, *spec.get("layer", [])]:  # a layered chart: each layer's own mark
+            mark = view.get("mark")
+            if not histogram or not isinstance(mark, dict) or mark["type"] != "line":
+                continue
+            series += 1
+            assert mark["invalid"] == "break-paths-show-domains", vis_id
+            steps = spec.get("transform", []) + view.get("transform", [])
+            dropped = [t for t in steps if "isValid" in str(t.get("filter", ""))]
+            assert not dropped, vis_id
+    # distinct addresses over time, timings over time, the allowlist coverage's two layers
+    assert series >= 4

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _DATUM_PATH = re.compile(r"datum\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
+_PICKED_ARRAY = re.compile(r".+ \? datum\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*) : \[.*\]")
 
 
 def has_path(row: Any, path: str) -> bool:
@@ -96,6 +97,16 @@ class _FieldState:
             self.problems.append(f"{where}: flatten left no rows")
         return bool(self.rows)
 
+    def pick_array(self, step: dict[str, Any]) -> None:
+        """``cond ? datum.a.b : [stand-in]`` (a gap row for an empty bucket list) is taken as
+        ``datum.a.b``, so that a ``flatten`` of its name sees the reply's real arrays."""
+        picked = _PICKED_ARRAY.fullmatch(step["calculate"])
+        if picked is None:
+            return
+        for row in self.rows:
+            if has_path(row, picked.group(1)):
+                row[step["as"]] = get_path(row, picked.group(1))
+
     def apply(self, transforms: list[dict[str, Any]], prefix: str) -> bool:
         """Go through the transforms; False when a flatten left nothing to check."""
         for i, step in enumerate(transforms):
@@ -106,6 +117,7 @@ class _FieldState:
             elif "calculate" in step:
                 self.check_expr(step["calculate"], where)
                 self.declared.add(step["as"])
+                self.pick_array(step)
             elif "filter" in step:
                 if isinstance(step["filter"], str):
                     self.check_expr(step["filter"], where)
