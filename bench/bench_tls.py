@@ -16,6 +16,9 @@ version and cipher read, then close) through each candidate, ``--concurrency`` i
   (the ``ssl`` module releases the GIL while OpenSSL works and while the socket waits);
 * ``connect in loop + threads`` — the connect on the loop, the handshake in the pool.
 
+``--reference FILE`` adds another ``probe_connect`` (a connect.py of another commit, e.g.
+``git show e1baa03:pipeline/probe/connect.py > /tmp/connect_before.py``) as one more candidate.
+
 The candidates run in alternating order for ``--rounds`` rounds so that the load of other work
 on the machine falls on all of them alike; CPU per handshake is the process's CPU (all threads)
 divided by the handshakes done. Loopback only; every loop is bounded by a count and a deadline.
@@ -45,6 +48,28 @@ Op = Callable[[], Awaitable[tuple[bool, str | None]]]
 def _facts(tls: ssl.SSLSocket | ssl.SSLObject) -> bool:
     der = tls.getpeercert(binary_form=True)
     return bool(der) and tls.version() is not None and tls.cipher() is not None
+
+
+def reference_op(work: Work, path: Path) -> Op:
+    """``probe_connect`` of another connect.py, on the same workload (module loaded by path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("connect_reference", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    probes = probes_for(work)
+    assert probes.settings is not None
+    ctx = probes.settings.connect.contexts
+    connect_spec = module.ConnectSpec(module.tls_contexts(work.ca) if ctx else ctx,
+                                      work.connect_timeout, work.tls_timeout)
+
+    async def one() -> tuple[bool, str | None]:
+        r = await module.probe_connect(work.edge, work.port, work.server_name, connect_spec)
+        return r.ok and r.tls_verified, r.error_type
+
+    return one
 
 
 def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
@@ -128,8 +153,8 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
             "threads": threads, "connect in loop + threads": loop_connect_threads}
 
 
-def measure(work: Work, rounds: int, per_round: int, concurrency: int, deadline: float
-            ) -> dict[str, list[OpFigures]]:
+def measure(work: Work, rounds: int, per_round: int, concurrency: int, deadline: float,
+            reference: Path | None = None) -> dict[str, list[OpFigures]]:
     """Every candidate once per round, the order rotating by one each round."""
     results: dict[str, list[OpFigures]] = {}
 
@@ -137,6 +162,8 @@ def measure(work: Work, rounds: int, per_round: int, concurrency: int, deadline:
         with ThreadPoolExecutor(max_workers=concurrency,
                                 thread_name_prefix="bench-tls") as pool:
             ops = candidates(work, pool)
+            if reference is not None:
+                ops = {"probe_connect (reference)": reference_op(work, reference), **ops}
             names = list(ops)
             for name in names:  # warm-up: imports, contexts, the pool's threads
                 for _ in range(concurrency):
@@ -207,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-round", type=int, default=200)
     ap.add_argument("--concurrency", default="8,1", help="in flight; a list runs each")
     ap.add_argument("--budget", type=float, default=110.0, help="hard cap, seconds")
+    ap.add_argument("--reference", type=Path, help="another connect.py to compare")
     args = ap.parse_args(argv)
     from probe_report import loadavg
 
@@ -220,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
             work = lab_work(lab)
             log(f"edge {work.edge}:{work.port}, SNI {work.server_name}")
             for n in (int(x) for x in args.concurrency.split(",")):
-                results = measure(work, args.rounds, args.per_round, n, deadline)
+                results = measure(work, args.rounds, args.per_round, n, deadline,
+                                  args.reference)
                 print(f"\n{n} in flight, {args.rounds} rounds × {args.per_round} handshakes\n")
                 print(table(results))
         print(f"\nload average {load0} → {loadavg()}")

@@ -39,6 +39,8 @@ __all__ = ["Certificate", "ConnectResult", "ConnectSpec", "describe_certificate"
 
 CLOSE_GRACE = 0.25  # seconds a graceful (close_notify) close may take before the abort
 MAX_INTERIM = 5  # 1xx interim responses skipped before the final status line
+CERTIFICATE_CACHE = 1024  # certificate descriptions remembered (by DER), oldest dropped first
+_CERTIFICATES: dict[tuple[bytes, bool], tuple[Certificate, str | None]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,17 +237,30 @@ def _tls_facts(tls: ssl.SSLSocket) -> tuple[dict[str, Any], str | None]:
     not (a dNSName with byte 0xE9 raises UnicodeDecodeError where OpenSSL verified it): the
     check then records ``tls.certificate_unparsable`` with every fact of this handshake."""
     der = tls.getpeercert(binary_form=True)
-    decode_error = None
-    try:
-        decoded = tls.getpeercert() if der else None
-    except ValueError as exc:
-        decoded, decode_error = {}, f"{type(exc).__name__}: {exc}"
+    certificate, decode_error = _certificate(tls, der) if der else (None, None)
     cipher = tls.cipher()
-    return {
-        "tls_version": tls.version(),
-        "tls_cipher": cipher[0] if cipher else None,
-        "certificate": describe_certificate(der, decoded) if der else None,
-    }, decode_error
+    return {"tls_version": tls.version(), "tls_cipher": cipher[0] if cipher else None,
+            "certificate": certificate}, decode_error
+
+
+def _certificate(tls: ssl.SSLSocket, der: bytes) -> tuple[Certificate, str | None]:
+    """The description of ``der``, remembered: an edge presents the same certificate check
+    after check, and describing it (x509 parse, SAN, SHA-256) costs more than the rest of the
+    check's Python. The description depends only on the DER and on whether the handshake
+    verified (only a verifying handshake has OpenSSL's decoding to fall back on)."""
+    key = (der, tls.context.verify_mode != ssl.CERT_NONE)
+    known = _CERTIFICATES.get(key)
+    if known is None:
+        decode_error = None
+        try:
+            decoded = tls.getpeercert()
+        except ValueError as exc:
+            decoded, decode_error = {}, f"{type(exc).__name__}: {exc}"
+        known = describe_certificate(der, decoded), decode_error
+        if len(_CERTIFICATES) >= CERTIFICATE_CACHE:
+            _CERTIFICATES.pop(next(iter(_CERTIFICATES)))  # the oldest entry
+        _CERTIFICATES[key] = known
+    return known
 
 
 async def _describe_unverified(
