@@ -92,7 +92,8 @@ def es_workloads(args: argparse.Namespace, budget: Budget, tmp: Path,
 
     rows: list[Row] = []
     log("starting a devstack Elasticsearch node (heap 512m)")
-    node = start_node(run_dir=tmp / "es", heap="512m", die_with_parent=True)
+    node_dir = Path(tempfile.mkdtemp(prefix="edgewatch-bench-es-"))  # the node's user enters it
+    node = start_node(run_dir=node_dir, heap="512m", die_with_parent=True)
     try:
         if "ingest" in args.only:
             rows.append(run_es.ingest(node.url, args.ingest_docs, max(args.rounds, 3),
@@ -104,7 +105,18 @@ def es_workloads(args: argparse.Namespace, budget: Budget, tmp: Path,
             rows.append(run_es.soak(node.url, budget.deadline(budget.left())))
     finally:
         node.stop()
+        shutil.rmtree(node_dir, ignore_errors=True)
     return rows
+
+
+def guarded(name: str, run, *args) -> list[Row]:
+    """A workload that fails is a row saying why; the others still run and are written."""
+    try:
+        return run(*args)
+    except Exception as exc:  # the runner's boundary: one broken workload is not the run
+        log(f"{name} failed: {type(exc).__name__}: {exc}")
+        return [Row(f"{name} workloads", "not measured", "—",
+                    note=f"{type(exc).__name__}: {str(exc)[:200]}")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,9 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     details: list[str] = []
     try:
         if args.only & {"probe", "tls"}:
-            rows += probe_workloads(args, budget, tmp, details)
+            rows += guarded("probe", probe_workloads, args, budget, tmp, details)
         if args.only & {"ingest", "report"} or args.soak:
-            rows += es_workloads(args, budget, tmp, details)
+            rows += guarded("Elasticsearch", es_workloads, args, budget, tmp, details)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     facts = machine_facts()
