@@ -66,9 +66,24 @@ class ConnectResult:
         return self.error_type is None
 
 
+class _TolerantSSLObject(ssl.SSLObject):
+    """For asyncio's TLS streams on the verifying context (DoT resolvers, through dnspython):
+    once a handshake is done asyncio decodes the peer certificate (``getpeercert()``) and fails
+    the connection, logging a traceback, when Python cannot decode what OpenSSL has already
+    verified (a dNSName with byte 0xE9 raises UnicodeDecodeError). This keeps the connection.
+    ``probe_connect`` itself uses an ``SSLSocket`` and reads the decode error in ``_tls_facts``."""
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        try:
+            return super().getpeercert(binary_form)
+        except ValueError:
+            return {}
+
+
 def tls_contexts(ca_file: Path | None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A verifying context (system store, or the given CA) and a non-verifying one."""
     verifying = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    verifying.sslobject_class = _TolerantSSLObject
     lenient = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     lenient.check_hostname = False
     lenient.verify_mode = ssl.CERT_NONE
