@@ -9,7 +9,7 @@ version and cipher read, then close) through each candidate, ``--concurrency`` i
 * ``probe_connect`` — edgewatch's check as it stands (whatever path connect.py takes);
 * ``open_connection(ssl=)`` — asyncio's own TLS streams (memory-BIO ``sslproto``), one call;
 * ``start_tls`` — plain ``open_connection``, then ``StreamWriter.start_tls`` (the path
-  connect.py took before the thread pool);
+  connect.py took until it moved to the non-blocking SSLSocket);
 * ``SSLSocket + add_reader`` — a non-blocking ``SSLSocket`` whose ``do_handshake`` is retried
   from reader/writer callbacks;
 * ``threads`` — the whole check as blocking socket calls in a bounded pool of worker threads

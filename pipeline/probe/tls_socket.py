@@ -7,10 +7,10 @@ run; figures in docs/BENCHMARKS.md): asyncio's own TLS streams (``open_connectio
 protocol and stream-reader machinery; that machinery, not OpenSSL, is most of the difference to
 ``openssl s_time``. Here OpenSSL reads and writes the socket itself and the loop only wakes the
 coroutine when the socket is readable or writable (``SSLWantReadError`` / ``SSLWantWriteError``),
-one future per wait. A bounded pool of blocking handshakes in worker threads measured no cheaper
-on this machine (the GIL hand-offs and the executor's futures cost what the loop saved), and it
-brings what this path does not have: a thread blocked in ``connect`` or ``do_handshake`` cannot
-be cancelled, so a shutdown would have to wait for it or abandon it.
+one future per wait. A bounded pool of blocking handshakes in worker threads measured level with
+it one at a time and behind it with 8 in flight (the GIL hand-offs and the executor's futures cost
+what the loop saved), and it brings what this path does not have: a thread blocked in ``connect``
+or ``do_handshake`` cannot be cancelled, so a shutdown would have to wait for it or abandon it.
 
 Cancellation is the coroutine's: every wait is an ``await`` on a loop future, so a cancelled
 check (a timeout, a shutdown abandoning the cycle) unwinds at once; ``close``/``abort`` always
