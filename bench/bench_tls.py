@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shutil
 import socket
 import ssl
@@ -254,8 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(table(results))
         print(f"\nload average {load0} → {loadavg()}")
     finally:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

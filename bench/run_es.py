@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-from peer_tools import ToolRun, run_tool
+from peer_tools import ToolRun
 from probe_common import log
 from run_table import Row
 
@@ -24,11 +28,35 @@ BENCH = Path(__file__).resolve().parent
 
 
 def child(script: str, args: list[str], deadline: float) -> ToolRun:
+    """The script in a child; at the deadline SIGINT first, so that its ``finally`` blocks
+    remove its temporary folders, and SIGKILL only if it is still there 15 s later."""
     log(f"{script} {' '.join(args)}")
-    return run_tool([sys.executable, str(BENCH / script), *args], deadline)
+    argv = [sys.executable, str(BENCH / script), *args]
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            out.seek(0)
+            return ToolRun(argv, -9, 0.0, time.perf_counter() - started,
+                           out.read().decode(errors="replace"))
+        out.seek(0)
+        return ToolRun(argv, proc.returncode, 0.0, time.perf_counter() - started,
+                       out.read().decode(errors="replace"))
 
 
 def _tail(run: ToolRun) -> str:
+    if run.returncode == -9:  # child() stopped it at its deadline
+        return f"stopped at its deadline after {run.wall_s:.0f} s (raise --budget, or lower " \
+               "the size)"
     text = " ".join(run.output.strip().splitlines()[-2:])
     return f"exit {run.returncode}: {text[-240:]}"
 
