@@ -111,7 +111,7 @@ def breakdown(work: Work, n: int, deadline: float) -> list[tuple[str, float, int
 
         out = []
         for label, fn in (("tls: asyncio open_connection(ssl=…) + close", plain),
-                          ("tls: probe_connect (start_tls, facts, close)", probe)):
+                          ("tls: probe_connect (connect, handshake, facts, close)", probe)):
             done = 0
             t0 = time.process_time()
             while done < n // 4 and time.monotonic() < deadline:

@@ -12,14 +12,18 @@ Whatever the peer does, ``probe_connect`` returns one ``ConnectResult`` within o
 bounded by its own timeout and by what is left of that deadline; the second, non-verifying
 handshake shares what the first left; the close is graceful only while time is left (at most
 ``CLOSE_GRACE``) and is an abort otherwise, and always after a failed handshake (the stream of
-a failed ``start_tls`` never reports itself closed). A catch-all at the boundary turns anything
+a failed handshake is left in an unknown state). A catch-all at the boundary turns anything
 unforeseen into ``<phase>.error`` naming the exception type, so a peer can never cost a cycle.
+
+The connection is a non-blocking ``SSLSocket`` on the loop's reader/writer callbacks
+(``probe.tls_socket``, which says why that path): every wait is an ``await``, so the phase
+timeouts are plain ``asyncio.timeout`` scopes and a cancelled check (a shutdown abandoning the
+cycle) closes its socket at once; no thread is ever left blocked in a handshake.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import ssl
 import time
@@ -29,12 +33,15 @@ from typing import Any
 
 from pipeline.probe.certificate import Certificate, describe_certificate
 from pipeline.probe.source import local_addr
+from pipeline.probe.tls_socket import TlsSocket
 
 __all__ = ["Certificate", "ConnectResult", "ConnectSpec", "describe_certificate",
            "probe_connect", "tls_contexts"]
 
 CLOSE_GRACE = 0.25  # seconds a graceful (close_notify) close may take before the abort
 MAX_INTERIM = 5  # 1xx interim responses skipped before the final status line
+CERTIFICATE_CACHE = 1024  # certificate descriptions remembered (by DER), oldest dropped first
+_CERTIFICATES: dict[tuple[bytes, bool], tuple[Certificate, str | None]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +68,16 @@ class ConnectResult:
 
 
 class _TolerantSSLObject(ssl.SSLObject):
-    """Once a handshake is done asyncio decodes the peer certificate (``getpeercert()``) and
-    fails the connection, logging a traceback, when Python cannot decode what OpenSSL has
-    already verified (a dNSName with byte 0xE9 raises UnicodeDecodeError). This keeps the
-    connection and remembers why, so the check records it as ``tls.certificate_unparsable``
-    with every fact of that very handshake."""
-
-    decode_error: str | None = None
+    """For asyncio's TLS streams on the verifying context (DoT resolvers, through dnspython):
+    once a handshake is done asyncio decodes the peer certificate (``getpeercert()``) and fails
+    the connection, logging a traceback, when Python cannot decode what OpenSSL has already
+    verified (a dNSName with byte 0xE9 raises UnicodeDecodeError). This keeps the connection.
+    ``probe_connect`` itself uses an ``SSLSocket`` and reads the decode error in ``_tls_facts``."""
 
     def getpeercert(self, binary_form: bool = False) -> Any:
         try:
             return super().getpeercert(binary_form)
-        except ValueError as exc:
-            self.decode_error = f"{type(exc).__name__}: {exc}"
+        except ValueError:
             return {}
 
 
@@ -112,7 +116,7 @@ class _Check:
     deadline: float
     fields: dict[str, Any]
     phase: str = "tcp"
-    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    conns: list[TlsSocket] = field(default_factory=list)
     outcome: tuple[str | None, str | None] = (None, None)  # decided before the close
 
     def left(self, cap: float) -> float:
@@ -163,89 +167,68 @@ async def probe_connect(address: str, port: int, server_name: str, spec: Connect
             return check.result(*check.outcome)
         return check.result(f"{check.phase}.error", f"{type(exc).__name__}: {exc}")
     finally:
-        for writer in check.writers:
-            _abort(writer)
+        for conn in check.conns:
+            conn.abort()
 
 
 async def _run(check: _Check, spec: ConnectSpec) -> ConnectResult:
     verifying, lenient = spec.contexts
-    connect_timeout, tls_timeout = spec.connect_timeout, spec.tls_timeout
-    http_path, http_timeout = spec.http_path, spec.http_timeout
-    server_name = check.fields["server_name"]
+    tls_timeout = spec.tls_timeout
     started = time.perf_counter()
     try:
-        reader, writer = await _connect(check, connect_timeout, spec.source)
-    except (TimeoutError, OSError) as exc:
+        conn = await _connect(check, spec.connect_timeout, spec.source)
+    except OSError as exc:  # TimeoutError included
         return check.result(*_classify_connect_error(exc))
     check.fields.update(tcp_established=True, tcp_connect_us=_us(started))
 
     check.phase = "tls"
     hs_started = time.perf_counter()
     try:
-        await _handshake(writer, verifying, server_name, check.left(tls_timeout))
+        tls = await _handshake(conn, verifying, check.fields["server_name"],
+                               check.left(tls_timeout))
     except ssl.SSLCertVerificationError as exc:
-        _abort(writer)
+        conn.abort()
         check.fields.update(tls_established=True, tls_verified=False)
         reason = str(exc.verify_message or exc)
         return await _describe_unverified(check, lenient, "tls.verify", reason, spec)
-    except ValueError as exc:
-        # A verifying context not from tls_contexts(): asyncio's getpeercert() failed after
-        # a completed, verified handshake; describe the certificate from a second one.
-        _abort(writer)
-        check.fields.update(tls_established=True, tls_verified=True)
-        return await _describe_unverified(check, lenient, "tls.certificate_unparsable",
-                                          _undecodable(f"{type(exc).__name__}: {exc}"),
-                                          spec)
-    except (TimeoutError, ssl.SSLError, OSError, EOFError) as exc:
-        _abort(writer)
-        if _is_timeout(exc, hs_started, tls_timeout):
+    except (ssl.SSLError, OSError, EOFError) as exc:  # TimeoutError included
+        conn.abort()
+        if isinstance(exc, TimeoutError):
             return check.result("tls.timeout",
                                 f"no completed handshake within {tls_timeout:g} s")
         return check.result("tls.handshake", _handshake_why(exc))
     check.fields.update(tls_established=True, tls_verified=True,
-                        tls_handshake_us=_us(hs_started), **_tls_facts(writer))
+                        tls_handshake_us=_us(hs_started))
+    facts, decode_error = _tls_facts(tls)
+    check.fields.update(facts)
 
     error: tuple[str, str] | None = None
-    decode_error = getattr(writer.get_extra_info("ssl_object"), "decode_error", None)
     if decode_error:
         error = "tls.certificate_unparsable", _undecodable(decode_error)
-    if http_path:
+    if spec.http_path:
         check.phase = "http"
-        error = await _http_phase(check, reader, writer, server_name, http_path,
-                                  http_timeout) or error
+        error = await _http_phase(check, conn, spec.http_path, spec.http_timeout) or error
     check.phase, check.outcome = "close", error or (None, None)
     if error is None or error[0] in ("http.status", "tls.certificate_unparsable"):
-        await _close(check, writer)
+        await _close(check, conn)
     else:
-        _abort(writer)  # a stream in an unknown state: no close_notify exchange
+        conn.abort()  # a stream in an unknown state: no close_notify exchange
     return check.result(*check.outcome)
 
 
-async def _connect(check: _Check, timeout: float, source: str | None = None
-                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _connect(check: _Check, timeout: float, source: str | None = None) -> TlsSocket:
     address = check.fields["address"]
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(address, check.fields["port"],
-                                local_addr=local_addr(source, address)),
-        check.left(timeout))
-    check.writers.append(writer)
-    return reader, writer
+    async with asyncio.timeout(check.left(timeout)):
+        conn = await TlsSocket.connect(address, check.fields["port"],
+                                       local_addr(source, address))
+    check.conns.append(conn)
+    return conn
 
 
-async def _handshake(writer: asyncio.StreamWriter, ctx: ssl.SSLContext, server_name: str,
-                     timeout: float) -> None:
-    # Our own timeout, so that running out is a TimeoutError; asyncio's handshake timeout
-    # (which raises ConnectionAbortedError) only backs it up.
+async def _handshake(conn: TlsSocket, ctx: ssl.SSLContext, server_name: str,
+                     timeout: float) -> ssl.SSLSocket:
     async with asyncio.timeout(timeout):
-        await writer.start_tls(ctx, server_hostname=server_name,
-                               ssl_handshake_timeout=timeout + 1.0)
-
-
-def _is_timeout(exc: BaseException, started: float, timeout: float) -> bool:
-    if isinstance(exc, TimeoutError):
-        return True
-    return isinstance(exc, ConnectionAbortedError) and (
-        "taking longer" in str(exc) or time.perf_counter() - started >= timeout)
+        return await conn.handshake(ctx, server_name)
 
 
 def _undecodable(why: str) -> str:
@@ -253,38 +236,50 @@ def _undecodable(why: str) -> str:
 
 
 def _handshake_why(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionResetError | EOFError) and not str(exc):
+    if isinstance(exc, ConnectionResetError | EOFError | ssl.SSLEOFError) and (
+            not str(exc) or "EOF occurred" in str(exc)):
         return "the peer closed the connection during the handshake"
     return _why(exc)
 
 
-def _abort(writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(Exception):
-        writer.transport.abort()
-
-
-async def _close(check: _Check, writer: asyncio.StreamWriter) -> None:
-    """Graceful close (TLS close_notify) while the deadline allows, else an abort."""
-    grace = check.left(CLOSE_GRACE)
-    writer.close()
+async def _close(check: _Check, conn: TlsSocket) -> None:
+    """Graceful close (TLS close_notify both ways) while the deadline allows, else an abort."""
     try:
-        await asyncio.wait_for(writer.wait_closed(), grace)
+        async with asyncio.timeout(check.left(CLOSE_GRACE)):
+            await conn.close()
     except (TimeoutError, OSError, ssl.SSLError):
-        _abort(writer)
+        conn.abort()
 
 
-def _tls_facts(writer: asyncio.StreamWriter) -> dict[str, Any]:
-    sslobj = writer.get_extra_info("ssl_object")
-    if sslobj is None:
-        return {}
-    der = sslobj.getpeercert(binary_form=True)
-    cipher = sslobj.cipher()
-    return {
-        "tls_version": sslobj.version(),
-        "tls_cipher": cipher[0] if cipher else None,
-        "certificate": describe_certificate(der, writer.get_extra_info("peercert"))
-        if der else None,
-    }
+def _tls_facts(tls: ssl.SSLSocket) -> tuple[dict[str, Any], str | None]:
+    """Version, cipher and the certificate; and why Python could not decode it, if it could
+    not (a dNSName with byte 0xE9 raises UnicodeDecodeError where OpenSSL verified it): the
+    check then records ``tls.certificate_unparsable`` with every fact of this handshake."""
+    der = tls.getpeercert(binary_form=True)
+    certificate, decode_error = _certificate(tls, der) if der else (None, None)
+    cipher = tls.cipher()
+    return {"tls_version": tls.version(), "tls_cipher": cipher[0] if cipher else None,
+            "certificate": certificate}, decode_error
+
+
+def _certificate(tls: ssl.SSLSocket, der: bytes) -> tuple[Certificate, str | None]:
+    """The description of ``der``, remembered: an edge presents the same certificate check
+    after check, and describing it (x509 parse, SAN, SHA-256) costs more than the rest of the
+    check's Python. The description depends only on the DER and on whether the handshake
+    verified (only a verifying handshake has OpenSSL's decoding to fall back on)."""
+    key = (der, tls.context.verify_mode != ssl.CERT_NONE)
+    known = _CERTIFICATES.get(key)
+    if known is None:
+        decode_error = None
+        try:
+            decoded = tls.getpeercert()
+        except ValueError as exc:
+            decoded, decode_error = {}, f"{type(exc).__name__}: {exc}"
+        known = describe_certificate(der, decoded), decode_error
+        if len(_CERTIFICATES) >= CERTIFICATE_CACHE:
+            _CERTIFICATES.pop(next(iter(_CERTIFICATES)))  # the oldest entry
+        _CERTIFICATES[key] = known
+    return known
 
 
 async def _describe_unverified(
@@ -292,28 +287,26 @@ async def _describe_unverified(
 ) -> ConnectResult:
     """A second, non-verifying handshake within what is left: record what was presented."""
     try:
-        _reader, writer = await _connect(check, spec.connect_timeout, spec.source)
+        conn = await _connect(check, spec.connect_timeout, spec.source)
         started = time.perf_counter()
-        await _handshake(writer, lenient, check.fields["server_name"],
-                         check.left(spec.tls_timeout))
-        check.fields.update(tls_handshake_us=_us(started), **_tls_facts(writer))
-        await _close(check, writer)
-    except (TimeoutError, OSError, ssl.SSLError, EOFError, ValueError) as exc:
+        tls = await _handshake(conn, lenient, check.fields["server_name"],
+                               check.left(spec.tls_timeout))
+        check.fields.update(tls_handshake_us=_us(started), **_tls_facts(tls)[0])
+        await _close(check, conn)
+    except (OSError, ssl.SSLError, EOFError, ValueError) as exc:  # TimeoutError included
         kind = "timeout" if isinstance(exc, TimeoutError) else _why(exc)
         reason = f"{reason} (certificate not recorded: second handshake: {kind})"
     return check.result(error_type, reason)
 
 
-async def _http_phase(
-    check: _Check, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
-    path: str, timeout: float,
-) -> tuple[str, str] | None:
+async def _http_phase(check: _Check, conn: TlsSocket, path: str, timeout: float
+                      ) -> tuple[str, str] | None:
     """GET the configured path; a status of 400 or more fails the check (``http.status``)."""
     bound = check.left(timeout)
     started = time.perf_counter()
     try:
         async with asyncio.timeout(bound):
-            status, reason = await _http_get(reader, writer, host, path)
+            status, reason = await _http_get(conn, check.fields["server_name"], path)
     except TimeoutError:
         return "http.timeout", f"no complete HTTP status line within {bound:g} s"
     except (OSError, ValueError, ssl.SSLError, EOFError) as exc:
@@ -324,30 +317,18 @@ async def _http_phase(
     return None
 
 
-async def _http_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
-                    path: str) -> tuple[int, str]:
+async def _http_get(conn: TlsSocket, host: str, path: str) -> tuple[int, str]:
     """Send the request, read up to the final status line (1xx interim answers skipped)."""
     request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: edgewatch\r\n" \
               "Accept: */*\r\nConnection: close\r\n\r\n"
-    writer.write(request.encode())
-    await writer.drain()
+    await conn.send(request.encode())
     for _ in range(MAX_INTERIM + 1):
-        status, reason = _status(await _line(reader, "status line"))
+        status, reason = _status(await conn.readline("status line"))
         if not 100 <= status < 200 or status == 101:
             return status, reason
-        while (await _line(reader, "header line")).strip():
+        while (await conn.readline("header line")).strip():
             pass  # the headers of an interim answer
     raise ValueError(f"more than {MAX_INTERIM} interim (1xx) responses")
-
-
-async def _line(reader: asyncio.StreamReader, what: str) -> bytes:
-    try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as exc:
-        raise ValueError(f"connection closed in the {what}: {exc.partial[:60]!r}") from None
-    except asyncio.LimitOverrunError:
-        raise ValueError(f"{what} longer than the stream limit (64 KiB)") from None
-    return line
 
 
 def _status(line: bytes) -> tuple[int, str]:

@@ -1,0 +1,121 @@
+"""The runner's Elasticsearch workloads: ingest (sink vs raw ``_bulk``), the report over 1M
+checks, and the optional soak, each as its own bench script in a child process.
+
+A child process is the simplest honest boundary: the report has to be timed in a fresh process
+anyway, a child can be killed at the budget whatever it is doing, and the scripts stay the
+owners of their workloads (the runner only passes the shared node's URL and a size). Figures are
+read from what each script prints (bench_report's JSON line, bench_indexing's ratio line); a
+figure the runner cannot find becomes "not measured" with the script's last lines as the note,
+never a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from peer_tools import ToolRun
+from probe_common import log
+from run_table import Row
+
+BENCH = Path(__file__).resolve().parent
+
+
+def child(script: str, args: list[str], deadline: float) -> ToolRun:
+    """The script in a child; at the deadline SIGINT first, so that its ``finally`` blocks
+    remove its temporary folders, and SIGKILL only if it is still there 15 s later."""
+    log(f"{script} {' '.join(args)}")
+    argv = [sys.executable, str(BENCH / script), *args]
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            out.seek(0)
+            return ToolRun(argv, -9, 0.0, time.perf_counter() - started,
+                           out.read().decode(errors="replace"))
+        out.seek(0)
+        return ToolRun(argv, proc.returncode, 0.0, time.perf_counter() - started,
+                       out.read().decode(errors="replace"))
+
+
+def _tail(run: ToolRun) -> str:
+    if run.returncode == -9:  # child() stopped it at its deadline
+        return f"stopped at its deadline after {run.wall_s:.0f} s (raise --budget, or lower " \
+               "the size)"
+    text = " ".join(run.output.strip().splitlines()[-2:])
+    return f"exit {run.returncode}: {text[-240:]}"
+
+
+def ingest(url: str, docs: int, rounds: int, deadline: float, details: list[str]) -> Row:
+    label = f"ingest, docs/s ({docs:,} documents, {rounds} rounds)"
+    run = child("bench_indexing.py", ["--url", url, "--docs", str(docs), "--rounds",
+                                      str(rounds), "--warmup", str(min(docs, 5000))], deadline)
+    rates = {}
+    for side, pattern in (("raw", r"^\| raw[^|]*\| ([\d,.]+) \|"),
+                          ("sink", r"^\| edgewatch sink[^|]*\| ([\d,.]+) \|")):
+        m = re.search(pattern, run.output, re.M)
+        rates[side] = float(m.group(1).replace(",", "")) if m else None
+    m = re.search(r"ratio sink / raw = ([\d.]+)\*?\*? \(medians; per round, same-round pairs: "
+                  r"([^)]*)\)", run.output)
+    ratio = float(m.group(1)) if m else None
+    if m:
+        details.append(f"ingest: same-round pairs sink/raw {m.group(2)}")
+    return Row(label, f"{rates['sink']:,.0f} (sink)" if rates["sink"] else "—",
+               f"raw `_bulk` {rates['raw']:,.0f}" if rates["raw"] else "—", ratio, 0.95,
+               "higher", "≥ 0.95× raw `_bulk`", note="" if ratio else _tail(run))
+
+
+def report(url: str, docs: int, deadline: float, details: list[str]) -> Row:
+    label = f"report over {docs / 1e6:g}M checks, fresh process"
+    run = child("bench_report.py", ["--es-url", url, "--docs", str(docs)], deadline)
+    result = None
+    for line in reversed(run.output.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                result = json.loads(line)
+            except ValueError:
+                continue
+            break
+    if not result or "report_cli_es_s" not in result:
+        return Row(label, "not measured", "—", note=_tail(run))
+    details.append("report: " + ", ".join(f"{k} {v}" for k, v in result.items()
+                                          if k in ("documents", "runs", "load_s",
+                                                   "report_cli_peak_rss_mib",
+                                                   "report_es_uncached_s")))
+    seconds = float(result["report_cli_es_s"])
+    goal = 10.0 * docs / 10_000_000 if docs >= 10_000_000 else None
+    return Row(label, f"{seconds:.1f} s", "—", seconds if goal else None, goal,
+               target="10M in < 10 s" + ("" if goal else " (this row is smaller)"),
+               shown=f"{seconds:.1f} s" if goal else "")
+
+
+def soak(url: str, deadline: float) -> Row:
+    """bench/bench_soak.py where it exists (its last JSON line: rss growth in percent)."""
+    label = "soak: 14-day scenario, RSS growth day 1 → day 14"
+    if not (BENCH / "bench_soak.py").exists():
+        return Row(label, "not measured", "—", goal=5.0, target="< 5 %",
+                   note="bench/bench_soak.py is not in this tree")
+    run = child("bench_soak.py", ["--es-url", url], deadline)
+    for line in reversed(run.output.strip().splitlines()):
+        if line.startswith("{"):
+            with_growth = json.loads(line)
+            growth = with_growth.get("rss_growth_pct")
+            if growth is not None:
+                return Row(label, f"{growth:+.1f} %", "—", float(growth), 5.0,
+                           target="< 5 %", shown=f"{growth:+.1f} %")
+    return Row(label, "not measured", "—", goal=5.0, target="< 5 %", note=_tail(run))
