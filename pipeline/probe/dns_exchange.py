@@ -25,6 +25,9 @@ from dataclasses import dataclass
 import dns.flags
 import dns.message
 
+from pipeline.probe.dns_read import Unread, WireMessage, read_message
+from pipeline.probe.dns_wire import QueryWire
+
 _HEADER = 12
 
 
@@ -49,9 +52,13 @@ class _SetAside:
         self.last = reason
 
 
+# A parsed answer: the fast reader's, or dnspython's where the reference path read it.
+Response = WireMessage | dns.message.Message
+
+
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    response: dns.message.Message
+    response: Response
     wire: bytes
     tcp: bool
 
@@ -69,36 +76,84 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.queue.put_nowait(exc)
 
 
-def _udp_verdict(query: dns.message.Message, data: bytes
-                 ) -> tuple[str, dns.message.Message | None, str]:
+class _Reference:
+    """A ``dns.message`` query: answers read by ``from_wire`` and checked by ``is_response``."""
+
+    def __init__(self, query: dns.message.Message) -> None:
+        self.query = query
+        self.id = query.id
+        self.wire = query.to_wire()
+
+    def read(self, data: bytes) -> tuple[Response | None, str]:
+        """The response to this question, or None and why not (unparsable, another one)."""
+        try:
+            message = dns.message.from_wire(data)
+        except Exception as exc:  # any parse failure of hostile bytes
+            return None, f"an unparsable reply ({type(exc).__name__}: {exc})"
+        if not self.query.is_response(message):
+            got = "; ".join(q.to_text() for q in message.question) or "no question"
+            return None, f"a reply to another question ({got})"
+        return message, ""
+
+
+class _Fast:
+    """A prebuilt query (``dns_wire``) with its id: answers read by ``dns_read``. What the fast
+    reader does not vouch for, and an answer to another question, go to the reference path,
+    so every verdict and every reason is the one ``from_wire`` and ``is_response`` give."""
+
+    def __init__(self, query: QueryWire, qid: int) -> None:
+        self.query = query
+        self.id = qid
+        self.wire = query.with_id(qid)
+
+    def read(self, data: bytes) -> tuple[Response | None, str]:
+        q = self.query
+        try:
+            message = read_message(data)
+        except Unread:
+            return self._reference(data)
+        if not message.answers(q.qname, q.rdtype, q.rdclass):
+            return self._reference(data)
+        return message, ""
+
+    def _reference(self, data: bytes) -> tuple[Response | None, str]:
+        return _Reference(dns.message.from_wire(self.wire)).read(data)
+
+
+Question = _Reference | _Fast
+
+
+def _verdict(question: Question, data: bytes) -> tuple[str, Response | None, str]:
     """``("ok", message, "")``, ``("truncated", None, "")`` or ``("ignore", None, reason)``."""
     if len(data) < _HEADER:
         return "ignore", None, f"a {len(data)}-byte datagram, shorter than a DNS header"
     rid, flags = struct.unpack("!HH", data[:4])
-    if rid != query.id:
-        return "ignore", None, f"a reply with id {rid:#06x}, expected {query.id:#06x}"
+    if rid != question.id:
+        return "ignore", None, f"a reply with id {rid:#06x}, expected {question.id:#06x}"
     if not flags & dns.flags.QR:
         return "ignore", None, "a datagram with the QR bit clear (not a response)"
     if flags & dns.flags.TC:
         # A truncated answer may be cut anywhere; only TCP gives the whole of it.
         return "truncated", None, ""
-    try:
-        message = dns.message.from_wire(data)
-    except Exception as exc:  # any parse failure of hostile bytes: set it aside, keep waiting
-        return "ignore", None, f"an unparsable reply ({type(exc).__name__}: {exc})"
-    if not query.is_response(message):
-        got = "; ".join(q.to_text() for q in message.question) or "no question"
-        return "ignore", None, f"a reply to another question ({got})"
+    message, reason = question.read(data)
+    if message is None:
+        return "ignore", None, reason
     return "ok", message, ""
 
 
-async def _udp(query: dns.message.Message, wire: bytes, host: str, port: int,
-               ignored: _SetAside) -> Exchange | None:
+def _udp_verdict(query: dns.message.Message, data: bytes
+                 ) -> tuple[str, Response | None, str]:
+    """The datagram filter for a ``dns.message`` query (what the fuzz tests feed)."""
+    return _verdict(_Reference(query), data)
+
+
+async def _udp(question: Question, host: str, port: int, ignored: _SetAside
+               ) -> Exchange | None:
     """The UDP answer, or None when it was truncated (the caller retries over TCP)."""
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(_Datagrams, remote_addr=(host, port))
     try:
-        transport.sendto(wire)
+        transport.sendto(question.wire)
         while True:
             item = await proto.queue.get()
             if isinstance(item, ConnectionRefusedError):
@@ -106,7 +161,7 @@ async def _udp(query: dns.message.Message, wire: bytes, host: str, port: int,
                                     f"{host}:{port} refused the query (ICMP port unreachable)")
             if isinstance(item, Exception):
                 raise item
-            verdict, message, reason = _udp_verdict(query, item)
+            verdict, message, reason = _verdict(question, item)
             if verdict == "ok":
                 assert message is not None
                 return Exchange(message, item, tcp=False)
@@ -117,22 +172,22 @@ async def _udp(query: dns.message.Message, wire: bytes, host: str, port: int,
         transport.close()
 
 
-async def _tcp(query: dns.message.Message, wire: bytes, host: str, port: int) -> Exchange:
+async def _tcp(question: Question, host: str, port: int) -> Exchange:
     reader, writer = await asyncio.open_connection(host, port)
     try:
+        wire = question.wire
         writer.write(struct.pack("!H", len(wire)) + wire)
         await writer.drain()
         while True:
             (length,) = struct.unpack("!H", await reader.readexactly(2))
             data = await reader.readexactly(length)
-            if len(data) >= 2 and struct.unpack("!H", data[:2])[0] != query.id:
+            if len(data) >= 2 and struct.unpack("!H", data[:2])[0] != question.id:
                 continue  # not ours (a pipelining server's stray answer): read the next one
-            try:
-                message = dns.message.from_wire(data)
-            except Exception as exc:
-                raise ExchangeError("dns.malformed", f"unparsable TCP answer "
-                                    f"({type(exc).__name__}: {exc})") from exc
-            if not query.is_response(message):
+            message, reason = question.read(data)
+            if message is None and reason.startswith("an unparsable"):
+                raise ExchangeError("dns.malformed", "unparsable TCP answer "
+                                    + reason.removeprefix("an unparsable reply "))
+            if message is None:
                 raise ExchangeError("dns.malformed", "the TCP answer is not a response to "
                                     "the question")
             return Exchange(message, data, tcp=True)
@@ -143,7 +198,19 @@ async def _tcp(query: dns.message.Message, wire: bytes, host: str, port: int) ->
 async def exchange(query: dns.message.Message, host: str, port: int, timeout: float,
                    tcp_only: bool = False) -> Exchange:
     """Ask ``host:port``; everything (UDP wait, TCP connect, TCP read) ends by one deadline."""
-    wire = query.to_wire()
+    return await _exchange(_Reference(query), host, port, timeout, tcp_only)
+
+
+async def exchange_wire(query: QueryWire, qid: int, host: str, port: int, timeout: float,
+                        tcp_only: bool = False) -> Exchange:
+    """``exchange`` of a prebuilt query sent with id ``qid``, answers read by ``dns_read``
+    (``Exchange.response`` is then a ``WireMessage``, or a ``Message`` where the reader left
+    the answer to ``from_wire``)."""
+    return await _exchange(_Fast(query, qid), host, port, timeout, tcp_only)
+
+
+async def _exchange(question: Question, host: str, port: int, timeout: float,
+                    tcp_only: bool) -> Exchange:
     ignored = _SetAside()
     truncated = False
     loop = asyncio.get_running_loop()
@@ -151,11 +218,11 @@ async def exchange(query: dns.message.Message, host: str, port: int, timeout: fl
     try:
         async with asyncio.timeout_at(deadline):
             if not tcp_only:
-                answer = await _udp(query, wire, host, port, ignored)
+                answer = await _udp(question, host, port, ignored)
                 if answer is not None:
                     return answer
                 truncated = True
-            return await _tcp(query, wire, host, port)
+            return await _tcp(question, host, port)
     except TimeoutError as exc:
         if ignored.count and not truncated:  # a TCP retry that ran out is a timeout
             n = ignored.count
