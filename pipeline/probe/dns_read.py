@@ -48,9 +48,52 @@ _OPT, _TSIG = int(dns.rdatatype.OPT), int(dns.rdatatype.TSIG)
 _IN = 1
 _MAX_TTL = 0x7FFFFFFF
 _ROOT = dns.name.root
+_MAX_HOPS = dns.name.MAX_COMPRESSION_POINTER_CHAIN
 # The rcodes for which an answer may leave the question out (dnspython's ``is_response``).
 _BARE_RCODES = frozenset({dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP,
                           dns.rcode.REFUSED})
+
+
+class _Names:
+    """The name reader with one shortcut: a name that is only a compression pointer to the
+    start of a name already read is that name again. ``from_wire_parser`` would follow the
+    pointer and rebuild the same labels; the checks it makes on the way are made here (the
+    pointer points backwards, the chain of pointers stays within dnspython's limit), and every
+    other name is read by dnspython itself. Three A records under one CNAME target cost one
+    name read instead of three."""
+
+    __slots__ = ("at", "parser")
+
+    def __init__(self, parser: dns.wire.Parser) -> None:
+        self.parser = parser
+        self.at: dict[int, tuple[dns.name.Name, int]] = {}  # offset -> (name, pointers)
+
+    def read(self) -> dns.name.Name:
+        p = self.parser
+        wire, cur = p.wire, p.current
+        if cur + 2 <= p.end and wire[cur] >= 0xC0:
+            hit = self.at.get(((wire[cur] & 0x3F) << 8) | wire[cur + 1])
+            target = ((wire[cur] & 0x3F) << 8) | wire[cur + 1]
+            if hit is not None and target < cur and hit[1] < _MAX_HOPS:
+                p.furthest = max(p.furthest, cur + 2)
+                p.current = p.furthest
+                self.at[cur] = (hit[0], hit[1] + 1)
+                return hit[0]
+        name = p.get_name(None, True)
+        self.at[cur] = (name, _pointers(wire, cur))
+        return name
+
+
+def _pointers(wire: bytes, at: int) -> int:
+    """How many compression pointers the (already validated) name at ``at`` follows."""
+    hops = 0
+    while (n := wire[at]) != 0:
+        if n >= 0xC0:
+            hops += 1
+            at = ((n & 0x3F) << 8) | wire[at + 1]
+        else:
+            at += n + 1
+    return hops
 
 
 class Unread(Exception):
@@ -63,12 +106,14 @@ class Unread(Exception):
 
 
 class WireAddress:
-    """An A/AAAA rdata as far as a check reads it: the address text."""
+    """An A/AAAA rdata as far as a check reads it: the address text, and its IP version
+    (known from the 4 or 16 bytes it was read from, so the classifier need not parse it)."""
 
-    __slots__ = ("address",)
+    __slots__ = ("address", "version")
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, version: int) -> None:
         self.address = address
+        self.version = version
 
     def to_text(self) -> str:
         return self.address
@@ -150,15 +195,16 @@ def read_message(wire: bytes) -> WireMessage:
     if (flags >> 11) & 0xF:
         raise Unread("an opcode other than QUERY", malformed=False)
     parser = dns.wire.Parser(wire, _HEADER.size)
+    names = _Names(parser)
     try:
         question = []
         for _ in range(qdcount):
-            name = parser.get_name(None, True)
+            name = names.read()
             rdtype, rdclass = parser.get_struct("!HH")
             question.append((name, rdtype, rdclass))
-        message = WireMessage(qid, flags, question, _answer(parser, ancount), wire=wire)
-        _other(parser, nscount, None)
-        _other(parser, arcount, message)
+        message = WireMessage(qid, flags, question, _answer(names, ancount), wire=wire)
+        _other(names, nscount, None)
+        _other(names, arcount, message)
         if parser.remaining():
             raise Unread("trailing bytes after the last record")
     except Unread:
@@ -168,19 +214,20 @@ def read_message(wire: bytes) -> WireMessage:
     return message
 
 
-def _answer(parser: dns.wire.Parser, count: int) -> list[WireRRset | dns.rrset.RRset]:
+def _answer(names: _Names, count: int) -> list[WireRRset | dns.rrset.RRset]:
     """The answer section merged as ``from_wire`` merges it, in order of first appearance."""
+    parser = names.parser
     out: list[WireRRset | dns.rrset.RRset] = []
     index: dict[tuple, WireRRset | dns.rrset.RRset] = {}
     for _ in range(count):
-        name = parser.get_name(None, True)
+        name = names.read()
         rdtype, rdclass, ttl, rdlen = _RR.unpack(parser.get_bytes(_RR.size))
         if rdtype in (_OPT, _TSIG):
             raise Unread("an OPT or TSIG record in the answer section")
         if ttl > _MAX_TTL:
             ttl = 0
         if rdclass == _IN and rdtype in (_A, _AAAA, _CNAME):
-            key, item = _fast_rdata(parser, rdtype, rdlen)
+            key, item = _fast_rdata(names, rdtype, rdlen)
             rrset = index.get((name, rdclass, rdtype, 0))
             if rrset is None:
                 rrset = index[(name, rdclass, rdtype, 0)] = WireRRset(name, rdclass, rdtype)
@@ -201,26 +248,28 @@ def _answer(parser: dns.wire.Parser, count: int) -> list[WireRRset | dns.rrset.R
     return out
 
 
-def _fast_rdata(parser: dns.wire.Parser, rdtype: int, rdlen: int
+def _fast_rdata(names: _Names, rdtype: int, rdlen: int
                 ) -> tuple[object, WireAddress | WireTarget]:
     """A class-IN A/AAAA (its bytes are the duplicate key) or CNAME rdata."""
+    parser = names.parser
     if rdlen > parser.remaining():
         raise Unread("an rdata longer than the message")
     if rdtype == _CNAME:
         with parser.restrict_to(rdlen):
-            target = parser.get_name(None, True)
+            target = names.read()
         return None, WireTarget(target)
     data = parser.get_bytes(rdlen)
     if rdtype == _A:
-        return data, WireAddress(dns.ipv4.inet_ntoa(data))  # raises unless 4 bytes
-    return data, WireAddress(dns.ipv6.inet_ntoa(data))  # raises unless 16 bytes
+        return data, WireAddress(dns.ipv4.inet_ntoa(data), 4)  # raises unless 4 bytes
+    return data, WireAddress(dns.ipv6.inet_ntoa(data), 6)  # raises unless 16 bytes
 
 
-def _other(parser: dns.wire.Parser, count: int, message: WireMessage | None) -> None:
+def _other(names: _Names, count: int, message: WireMessage | None) -> None:
     """Authority (``message`` None) or additional records: read and checked as ``from_wire``
     reads them, kept only for the OPT record (EDNS flags, options)."""
+    parser = names.parser
     for _ in range(count):
-        name = parser.get_name(None, True)
+        name = names.read()
         rdtype, rdclass, ttl, rdlen = _RR.unpack(parser.get_bytes(_RR.size))
         if rdtype == _TSIG:
             raise Unread("a TSIG record (no key to check it)")
