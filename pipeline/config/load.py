@@ -40,6 +40,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("state", sections.parse_state),
     ("store", sections.parse_store),
     ("dns", sections.parse_dns),
+    ("runtime", sections.parse_runtime),
     ("elasticsearch", parse_elasticsearch),
     ("sinks", sections.parse_sinks),
     ("metrics", sections.parse_metrics),

@@ -96,3 +96,16 @@ def test_load_config_builds_the_config_with_its_source(tmp_path: Path) -> None:
                                base=tmp_path, env={})  # source does not take part in ==
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.source = None  # type: ignore[misc]
+
+
+def test_the_event_loop_is_validated_and_overridable(tmp_path: Path) -> None:
+    from pipeline import eventloop
+
+    assert parse_config(MINIMAL, tmp_path, env={}).event_loop == "auto"
+    cfg = parse_config({**MINIMAL, "runtime": {"event_loop": "uvloop"}}, tmp_path,
+                       env={"EDGEWATCH_RUNTIME__EVENT_LOOP": "asyncio"})
+    assert cfg.event_loop == "asyncio" and eventloop.loop_factory(cfg.event_loop) is None
+    with pytest.raises(ConfigError) as err:
+        parse_config({**MINIMAL, "runtime": {"event_loop": "trio"}}, tmp_path, env={})
+    assert [key for key, _ in err.value.problems] == ["runtime.event_loop"]
+    assert "auto, asyncio, uvloop" in str(err.value)
