@@ -5,10 +5,12 @@ a measurement like any other, and the cycle must not stop for it. The CNAME chai
 inside the answer section, from the question name to the final owner of the addresses, because
 that chain (``…edgekey.net`` → ``e1234.a.akamaiedge.net``) is what tells which CDN map served it.
 
-The work is split so each part can be tried alone against hostile peers: ``dns_exchange`` sends
-plain DNS under one deadline, ``dns_answer`` classifies a response without I/O, and this module
-builds the question, picks the transport and is the boundary: whatever escapes the parts (a bug,
-a library's surprise) is still returned as a classified ``dns.unexpected`` result.
+The work is split so each part can be tried alone against hostile peers: ``dns_wire`` holds each
+question's wire form (built once, a fresh id per send), ``dns_exchange`` sends plain DNS under
+one deadline, ``dns_read`` reads the answer through dnspython's wire parser for just what a
+check needs, ``dns_answer`` classifies a response without I/O, and this module picks the
+transport and is the boundary: whatever escapes the parts (a bug, a library's surprise) is still
+returned as a classified ``dns.unexpected`` result.
 """
 
 from __future__ import annotations

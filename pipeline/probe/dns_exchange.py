@@ -13,6 +13,11 @@ reply whose id is wrong. Here:
   cannot end the measurement before the real answer. If only such replies came by the
   deadline, the exchange fails as ``dns.malformed`` naming the last one, not as a silence.
 
+The question is either a ``dns.message`` query (PTR lookups; read with ``from_wire`` and
+checked with ``is_response``) or a prebuilt wire form (``dns_wire``) whose answers the fast
+reader (``dns_read``) reads; whatever that reader does not vouch for, and any answer to another
+question, is judged by the ``from_wire`` path, so both give the same verdicts and reasons.
+
 Failures are raised as :class:`ExchangeError` carrying the ``error.type`` to record.
 """
 
@@ -29,6 +34,7 @@ from pipeline.probe.dns_read import Unread, WireMessage, read_message
 from pipeline.probe.dns_wire import QueryWire
 
 _HEADER = 12
+UNPARSABLE = "an unparsable reply "  # how a set-aside reason starts when from_wire failed
 
 
 class ExchangeError(Exception):
@@ -85,11 +91,12 @@ class _Reference:
         self.wire = query.to_wire()
 
     def read(self, data: bytes) -> tuple[Response | None, str]:
-        """The response to this question, or None and why not (unparsable, another one)."""
+        """The response to this question, or None and why not: ``UNPARSABLE`` + the parser's
+        complaint, or a reply to another question."""
         try:
             message = dns.message.from_wire(data)
         except Exception as exc:  # any parse failure of hostile bytes
-            return None, f"an unparsable reply ({type(exc).__name__}: {exc})"
+            return None, f"{UNPARSABLE}({type(exc).__name__}: {exc})"
         if not self.query.is_response(message):
             got = "; ".join(q.to_text() for q in message.question) or "no question"
             return None, f"a reply to another question ({got})"
@@ -184,9 +191,9 @@ async def _tcp(question: Question, host: str, port: int) -> Exchange:
             if len(data) >= 2 and struct.unpack("!H", data[:2])[0] != question.id:
                 continue  # not ours (a pipelining server's stray answer): read the next one
             message, reason = question.read(data)
-            if message is None and reason.startswith("an unparsable"):
+            if message is None and reason.startswith(UNPARSABLE):
                 raise ExchangeError("dns.malformed", "unparsable TCP answer "
-                                    + reason.removeprefix("an unparsable reply "))
+                                    + reason.removeprefix(UNPARSABLE))
             if message is None:
                 raise ExchangeError("dns.malformed", "the TCP answer is not a response to "
                                     "the question")
