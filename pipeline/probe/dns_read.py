@@ -71,6 +71,10 @@ class _Names:
     def read(self) -> dns.name.Name:
         p = self.parser
         wire, cur = p.wire, p.current
+        if cur < p.end and wire[cur] == 0:  # the root (an OPT record's owner): one byte
+            p.furthest = max(p.furthest, cur + 1)
+            p.current = p.furthest
+            return _ROOT
         if cur + 2 <= p.end and wire[cur] >= 0xC0:
             hit = self.at.get(((wire[cur] & 0x3F) << 8) | wire[cur + 1])
             target = ((wire[cur] & 0x3F) << 8) | wire[cur + 1]
