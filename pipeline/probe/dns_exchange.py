@@ -24,6 +24,7 @@ Failures are raised as :class:`ExchangeError` carrying the ``error.type`` to rec
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from pipeline.probe.dns_read import Unread, WireMessage, read_message
 from pipeline.probe.dns_wire import QueryWire
 
 _HEADER = 12
+_MAX_DATAGRAM = 65535
 UNPARSABLE = "an unparsable reply "  # how a set-aside reason starts when from_wire failed
 
 
@@ -67,19 +69,6 @@ class Exchange:
     response: Response
     wire: bytes
     tcp: bool
-
-
-class _Datagrams(asyncio.DatagramProtocol):
-    """Queues what the connected socket receives; errors (ICMP refusals) arrive in order."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue()
-
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        self.queue.put_nowait(data)
-
-    def error_received(self, exc: Exception) -> None:
-        self.queue.put_nowait(exc)
 
 
 class _Reference:
@@ -156,18 +145,26 @@ def _udp_verdict(query: dns.message.Message, data: bytes
 
 async def _udp(question: Question, host: str, port: int, ignored: _SetAside
                ) -> Exchange | None:
-    """The UDP answer, or None when it was truncated (the caller retries over TCP)."""
+    """The UDP answer, or None when it was truncated (the caller retries over TCP).
+
+    A plain non-blocking socket read with ``sock_recv`` rather than a datagram transport and
+    protocol: one query needs one socket, one send and a few receives, and the transport's
+    machinery (waiter, protocol callbacks, a queue) was a good part of a query's CPU. Connected,
+    so the kernel drops datagrams from anyone else and a closed port's ICMP refusal comes back
+    from ``recv`` as ``ConnectionRefusedError`` at once.
+    """
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(_Datagrams, remote_addr=(host, port))
-    try:
-        transport.sendto(question.wire)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.connect((host, port))
+        await loop.sock_sendall(sock, question.wire)
         while True:
-            item = await proto.queue.get()
-            if isinstance(item, ConnectionRefusedError):
-                raise ExchangeError("dns.network",
-                                    f"{host}:{port} refused the query (ICMP port unreachable)")
-            if isinstance(item, Exception):
-                raise item
+            try:
+                item = await loop.sock_recv(sock, _MAX_DATAGRAM)
+            except ConnectionRefusedError as exc:
+                raise ExchangeError("dns.network", f"{host}:{port} refused the query "
+                                    "(ICMP port unreachable)") from exc
             verdict, message, reason = _verdict(question, item)
             if verdict == "ok":
                 assert message is not None
@@ -175,8 +172,6 @@ async def _udp(question: Question, host: str, port: int, ignored: _SetAside
             if verdict == "truncated":
                 return None
             ignored.add(reason)
-    finally:
-        transport.close()
 
 
 async def _tcp(question: Question, host: str, port: int) -> Exchange:
