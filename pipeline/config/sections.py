@@ -198,7 +198,8 @@ def parse_dns(r: Reader, parsed: Parsed) -> dict[str, Any]:
 
 
 def parse_runtime(r: Reader, parsed: Parsed) -> dict[str, Any]:
-    """``event_loop``: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop``."""
+    """``event_loop``: ``asyncio`` (the default), ``auto`` (uvloop when installed) or
+    ``uvloop``."""
     from pipeline.eventloop import EVENT_LOOPS, uvloop_installed
 
     rt = r.table("runtime")
