@@ -76,8 +76,8 @@ class _Names:
             p.current = p.furthest
             return _ROOT
         if cur + 2 <= p.end and wire[cur] >= 0xC0:
-            hit = self.at.get(((wire[cur] & 0x3F) << 8) | wire[cur + 1])
             target = ((wire[cur] & 0x3F) << 8) | wire[cur + 1]
+            hit = self.at.get(target)
             if hit is not None and target < cur and hit[1] < _MAX_HOPS:
                 p.furthest = max(p.furthest, cur + 2)
                 p.current = p.furthest

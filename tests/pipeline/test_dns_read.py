@@ -308,3 +308,24 @@ def test_each_send_patches_only_the_id() -> None:
         dns.edns.ECSOption("198.51.100.0", 24)])
     built.id = 0xBEEF
     assert two == built.to_wire() and parsed.id == 0xBEEF
+
+
+@pytest.mark.parametrize("links", [1, 15, 16, 17, 20])
+def test_a_chain_of_pointers_is_held_to_dnspythons_limit(links: int) -> None:
+    """Each owner points at the previous owner: the n-th name follows n pointers, and
+    dnspython refuses more than 16. The fast reader's shortcut for bare pointers counts them."""
+    out = bytearray(struct.pack("!HHHHHH", 7, 0x8180, 1, links, 0, 0))
+    out += b"\x03api\x07example\x04test\x00" + struct.pack("!HH", 1, 1)
+    previous = 12
+    for i in range(links):
+        here = len(out)
+        out += struct.pack("!HHHIH", 0xC000 | previous, 1, 1, 60, 4) + bytes([127, 0, 0, i])
+        previous = here
+    ref, fast, unread = _parse(bytes(out))
+    assert (ref is None) == (links > 16)
+    if ref is None:
+        assert fast is None and unread is not None and unread.malformed
+    else:
+        assert fast is not None
+        assert classify_message(fast, QNAME, "A") == classify_message(ref, QNAME, "A")
+        assert len(classify_message(fast, QNAME, "A").addresses) == links
