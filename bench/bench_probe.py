@@ -1,6 +1,7 @@
 """Probe cost: edgewatch cycles against the lab, and the same probes done by peer tools.
 
     .venv/bin/python bench/bench_probe.py [--cycles 60] [--probes 1000] [--budget 900] [--no-peers]
+    .venv/bin/python bench/bench_probe.py --dns-only --probes 500   # the DNS comparison alone
 
 Starts the study-14d lab (14 real resolvers, TLS edges, all on loopback) in a temporary folder
 and tears it down at the end, whatever happened. Then, in this order:
@@ -26,6 +27,10 @@ and tears it down at the end, whatever happened. Then, in this order:
 5. Sequential TLS handshakes: ``openssl s_time -new`` against the same edge for a few seconds,
    and the same number of sequential ``probe_connect`` calls.
 
+6. With ``--dns-only`` (or ``--dns-rounds N``): the DNS comparison of bench/probe_dns.py —
+   the previous ``probe_dns`` (``--baseline``, read from git), today's on asyncio and on uvloop,
+   blackbox_exporter, alternating round by round, then dnsdiag's ``dnseval``.
+
 Every loop is bounded by a count and by a deadline (``--budget`` caps the whole run). All
 traffic goes to the lab's loopback addresses; the script refuses a config that points elsewhere.
 Progress goes to stderr; a Markdown report goes to stdout (``--json`` also saves raw figures).
@@ -46,6 +51,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import probe_dns
 from peer_blackbox import Blackbox, SocketWatch
 from peer_tools import dnsperf, s_time
 from probe_common import Budget, Work, is_loopback, log, loopback_only, proc_cpu
@@ -94,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=900.0, help="hard cap on the run, seconds")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--json", type=Path, help="also write raw figures here")
+    ap.add_argument("--dns-only", action="store_true",
+                    help="only the DNS comparison (baseline, edgewatch, uvloop, peers)")
+    ap.add_argument("--dns-rounds", type=int, default=None,
+                    help="alternating DNS rounds (default: 4 with --dns-only, else none)")
+    ap.add_argument("--baseline", default="e1baa03",
+                    help="git revision whose probe_dns is the DNS baseline")
+    ap.add_argument("--dnseval-venv", type=Path, default=Path("/tmp/dnsdiag-venv"),
+                    help="virtualenv with dnsdiag installed (pip install dnsdiag)")
     args = ap.parse_args(argv)
 
     budget = Budget(args.budget)
@@ -125,6 +139,17 @@ def main(argv: list[str] | None = None) -> int:
                         cfg.timeouts.connect, cfg.timeouts.tls, cfg.timeouts.http)
             assert is_loopback(work.edge) and is_loopback(resolver.address)
             r["work"] = work
+            dns_rounds = args.dns_rounds if args.dns_rounds is not None else (
+                4 if args.dns_only else 0)
+            if dns_rounds:
+                log(f"DNS comparison, {dns_rounds} rounds")
+                r["dns_compare"] = probe_dns.compare(
+                    work, tmp, args.probes, args.concurrency, dns_rounds,
+                    budget.deadline(240), args.baseline, args.dnseval_venv,
+                    with_blackbox=not args.no_peers)
+            if args.dns_only:
+                print(probe_dns.report(r["dns_compare"], args.probes, args.concurrency))
+                return 0
 
             log(f"{args.cycles} cycles")
             lab0 = lab_cpu(lab)
@@ -195,8 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     r["load_after"] = loadavg()
     print(report(r))
+    if r.get("dns_compare"):
+        print("\n" + probe_dns.report(r["dns_compare"], args.probes, args.concurrency))
     if args.json:
-        raw = {k: v for k, v in r.items() if k not in ("profile", "cycles", "work")}
+        raw = {k: v for k, v in r.items()
+               if k not in ("profile", "cycles", "work", "dns_compare")}
         raw["ops"] = [asdict(f) for f in r["ops"]]
         raw["throughput"] = [[asdict(d), asdict(e)] for d, e in r["throughput"]]
         raw["handshakes"] = [[asdict(o), asdict(e)] for o, e in r["handshakes"]]

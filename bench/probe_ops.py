@@ -16,6 +16,8 @@ from probe_common import HTTP_PATH, OpFigures, Work, cpu_us, drive_async
 
 from pipeline.config import Target, Timeouts
 from pipeline.probe.connect import describe_certificate
+from pipeline.probe.dns_read import read_message
+from pipeline.probe.dns_wire import new_id, query_wire
 from pipeline.probe.probes import Probes, ProbeSettings
 
 
@@ -80,6 +82,14 @@ def breakdown(work: Work, n: int, deadline: float) -> list[tuple[str, float, int
                  *cpu_us(lambda: dns.message.from_wire(wire), n, deadline)))
     rows.append(("dns: classify the answer (chain, addresses)", *cpu_us(
         lambda: probes.classify(response, work.qname, "A"), n, deadline)))
+    rows.append(("dns: cached wire form + fresh id (query_wire, with_id)", *cpu_us(
+        lambda: query_wire(work.qname, "A", work.resolver.client_subnet).with_id(new_id()), n,
+        deadline)))
+    rows.append(("dns: fast reader of the same answer (dns_read.read_message)", *cpu_us(
+        lambda: read_message(wire), n, deadline)))
+    fast = read_message(wire)
+    rows.append(("dns: classify the fast reader's answer", *cpu_us(
+        lambda: probes.classify(fast, work.qname, "A"), n, deadline)))
     rows.append(("dns: blocking dns.query.udp (socket + send + recv + parse)", *cpu_us(
         lambda: dns.query.udp(query, work.resolver.address, port=work.resolver.port,
                               timeout=work.dns_timeout), n // 4, deadline)))

@@ -8,12 +8,12 @@ SIGINT) had to abandon the cycle in flight.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline import eventloop
 from pipeline.commands._common import add_config_argument, load_or_exit, make_clock
 from pipeline.config import Config, ConfigError
 from pipeline.cycle import CycleRunner, CycleStats
@@ -163,8 +163,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with early_signals() as early, locked(lock_dirs(config)):
-            outcome, summary = asyncio.run(
-                run_async(config, args.once, args.cycles, not args.no_align, args.quiet, early))
+            outcome, summary = eventloop.run(
+                run_async(config, args.once, args.cycles, not args.no_align, args.quiet, early),
+                config.event_loop)
     except (LockError, SpoolError, ConfigError, MetricsError) as exc:  # one line each: what and why
         print(f"edgewatch run: {exc}", file=sys.stderr)
         return 2

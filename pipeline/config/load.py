@@ -41,6 +41,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("store", sections.parse_store),
     ("dns", sections.parse_dns),
     ("probe", sections.parse_probe),
+    ("runtime", sections.parse_runtime),
     ("elasticsearch", parse_elasticsearch),
     ("sinks", sections.parse_sinks),
     ("metrics", sections.parse_metrics),

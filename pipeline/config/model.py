@@ -188,6 +188,7 @@ class Config:
     sinks: tuple[str, ...] = ("ndjson",)
     elasticsearch: ElasticsearchSettings | None = None
     keep_raw_answers: bool = False
+    event_loop: str = "asyncio"  # [runtime] event_loop: asyncio | auto | uvloop
     firewall_models: tuple[Any, ...] = ()  # pipeline.config.firewall.FirewallModel
     publish: Publish | None = None
     allowlists: tuple[Allowlist, ...] = ()

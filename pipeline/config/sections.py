@@ -208,6 +208,22 @@ def parse_dns(r: Reader, parsed: Parsed) -> dict[str, Any]:
                                       default(Config, "keep_raw_answers"))}
 
 
+def parse_runtime(r: Reader, parsed: Parsed) -> dict[str, Any]:
+    """``event_loop``: ``asyncio`` (the default), ``auto`` (uvloop when installed) or
+    ``uvloop``."""
+    from pipeline.eventloop import EVENT_LOOPS, uvloop_installed
+
+    rt = r.table("runtime")
+    r.unknown(rt, {"event_loop"}, "runtime.")
+    loop = r.get(rt, "event_loop", "runtime.", str, default(Config, "event_loop"))
+    if loop not in EVENT_LOOPS:
+        r.fail("runtime.event_loop", f"must be one of {', '.join(EVENT_LOOPS)}, got {loop!r}")
+    elif loop == "uvloop" and not uvloop_installed():
+        r.fail("runtime.event_loop", "uvloop is not installed "
+               "(pip install 'edgewatch[uvloop]', or choose auto or asyncio)")
+    return {"event_loop": loop}
+
+
 def parse_sinks(r: Reader, parsed: Parsed) -> dict[str, Any]:
     """``sinks``: at least one, each once; default elasticsearch with a cluster, else ndjson."""
     sinks_t = r.table("sinks")

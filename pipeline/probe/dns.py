@@ -5,16 +5,17 @@ a measurement like any other, and the cycle must not stop for it. The CNAME chai
 inside the answer section, from the question name to the final owner of the addresses, because
 that chain (``…edgekey.net`` → ``e1234.a.akamaiedge.net``) is what tells which CDN map served it.
 
-The work is split so each part can be tried alone against hostile peers: ``dns_exchange`` sends
-plain DNS under one deadline, ``dns_answer`` classifies a response without I/O, and this module
-builds the question, picks the transport and is the boundary: whatever escapes the parts (a bug,
-a library's surprise) is still returned as a classified ``dns.unexpected`` result.
+The work is split so each part can be tried alone against hostile peers: ``dns_wire`` holds each
+question's wire form (built once, a fresh id per send), ``dns_exchange`` sends plain DNS under
+one deadline, ``dns_read`` reads the answer through dnspython's wire parser for just what a
+check needs, ``dns_answer`` classifies a response without I/O, and this module picks the
+transport and is the boundary: whatever escapes the parts (a bug, a library's surprise) is still
+returned as a classified ``dns.unexpected`` result.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import ssl
 import time
@@ -22,19 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dns.asyncquery
-import dns.edns
 import dns.exception
 import dns.message
-import dns.name
 import dns.query
-import dns.rdatatype
 
 from pipeline.config import Resolver
 from pipeline.probe.dns_answer import AnswerAddress, AnswerRecord, classify_message
-from pipeline.probe.dns_exchange import ExchangeError, exchange
+from pipeline.probe.dns_exchange import ExchangeError, Response, exchange_wire
+from pipeline.probe.dns_wire import BadName, build_query, new_id, query_wire
 from pipeline.probe.source import local_addr
 
-__all__ = ["AnswerAddress", "DnsOptions", "DnsResult", "ask_dns", "probe_dns"]
+__all__ = ["AnswerAddress", "BadName", "DnsOptions", "DnsResult", "ask_dns", "make_query",
+           "probe_dns"]
 
 # DoT/DoH bound their own steps by the timeout; this margin only catches a library that does not.
 _ENCRYPTED_GRACE = 0.25
@@ -69,27 +69,10 @@ class DnsResult:
         return frozenset(a.address for a in self.addresses)
 
 
-class BadName(Exception):
-    """The question cannot be asked: the name breaks the DNS rules (label > 63, name > 255...)."""
-
-
 def make_query(qname: str, rtype: str, resolver: Resolver) -> dns.message.QueryMessage:
-    """The question as ``probe_dns`` sends it (EDNS, the resolver's client subnet); raises
-    ``BadName`` for a name that cannot be asked."""
-    options: list[dns.edns.Option] = []
-    if resolver.client_subnet:
-        net = ipaddress.ip_network(resolver.client_subnet, strict=False)
-        options.append(dns.edns.ECSOption(str(net.network_address), net.prefixlen))
-    if not qname.strip(".").strip():
-        raise BadName(f"{qname!r}: empty name")
-    try:
-        name = dns.name.from_text(qname)
-        rdtype = dns.rdatatype.from_text(rtype)
-    except dns.exception.DNSException as exc:
-        raise BadName(f"{qname!r} {rtype}: {type(exc).__name__}: {exc}") from exc
-    return dns.message.make_query(
-        name, rdtype, use_edns=0, payload=1232, options=options or None
-    )
+    """The question as ``probe_dns`` asks it (EDNS, the resolver's client subnet); raises
+    ``BadName`` for a name that cannot be asked. UDP and TCP send its cached wire form."""
+    return build_query(qname, rtype, resolver.client_subnet)
 
 
 async def _send_encrypted(
@@ -120,15 +103,16 @@ def _elapsed_us(started: float) -> int:
     return int((time.perf_counter() - started) * 1e6)
 
 
-async def _ask(resolver: Resolver, query: dns.message.QueryMessage, options: DnsOptions,
-               base: dict[str, Any], started: float
-               ) -> tuple[dns.message.Message, bool] | DnsResult:
-    """The response and whether TCP carried it, or the classified failure."""
-    timeout, ssl_context = options.timeout, options.ssl_context
+async def _ask(resolver: Resolver, qname: str, rtype: str, options: DnsOptions,
+               base: dict[str, Any], started: float) -> tuple[Response, bool] | DnsResult:
+    """The response and whether TCP carried it, or the classified failure (``BadName`` is
+    raised for a question that cannot be asked)."""
+    timeout = options.timeout
     if resolver.transport in ("udp", "tcp"):
+        query = query_wire(qname, rtype, resolver.client_subnet)
         try:
-            ex = await exchange(query, resolver.address, resolver.port, timeout,
-                                tcp_only=resolver.transport == "tcp", source=options.source)
+            ex = await exchange_wire(query, new_id(), (resolver.address, resolver.port), timeout,
+                                     tcp_only=resolver.transport == "tcp", source=options.source)
         except ExchangeError as exc:
             return DnsResult(**base, error_type=exc.error_type, error_message=exc.message,
                              rtt_us=_elapsed_us(started) if exc.error_type == "dns.timeout"
@@ -139,9 +123,11 @@ async def _ask(resolver: Resolver, query: dns.message.QueryMessage, options: Dns
         except OSError as exc:
             return DnsResult(**base, error_type="dns.network", error_message=str(exc))
         return ex.response, ex.tcp
+    query_message = make_query(qname, rtype, resolver)
     try:
         async with asyncio.timeout(timeout + _ENCRYPTED_GRACE):
-            return await _send_encrypted(query, resolver, timeout, ssl_context, options.source)
+            return await _send_encrypted(query_message, resolver, timeout, options.ssl_context,
+                                         options.source)
     except (dns.exception.Timeout, TimeoutError):
         return DnsResult(**base, error_type="dns.timeout",
                          error_message=f"no answer within {timeout:g}s",
@@ -176,10 +162,9 @@ class DnsOptions:
 async def _probe(resolver: Resolver, qname: str, rtype: str, options: DnsOptions,
                  base: dict[str, Any], started: float) -> DnsResult:
     try:
-        query = make_query(qname, rtype, resolver)
+        asked = await _ask(resolver, qname, rtype, options, base, started)
     except BadName as exc:
         return DnsResult(**base, error_type="dns.bad_name", error_message=str(exc))
-    asked = await _ask(resolver, query, options, base, started)
     if isinstance(asked, DnsResult):
         return asked
     response, used_tcp = asked
@@ -197,9 +182,16 @@ async def _probe(resolver: Resolver, qname: str, rtype: str, options: DnsOptions
         tcp_fallback=used_tcp,
         error_type=answer.error_type,
         error_message=answer.error_message,
-        raw=response.to_wire() if options.keep_raw else None,
+        raw=_raw(response) if options.keep_raw else None,
         answers=answer.records,
     )
+
+
+def _raw(response: Response) -> bytes:
+    """The answer as ``dns.raw`` has always kept it: dnspython's rendering of the message."""
+    if isinstance(response, dns.message.Message):
+        return response.to_wire()
+    return response.wire_message().to_wire()
 
 
 async def probe_dns(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 import dns.edns
 import dns.flags
@@ -21,6 +22,11 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+
+from pipeline.probe.dns_read import WireMessage
+
+# A parsed response: dnspython's message, or what the fast reader (dns_read) gives.
+Response = dns.message.Message | WireMessage
 
 # Real resolvers give up far earlier (unbound after ~11 links); 30-link chains still resolve.
 MAX_CHAIN = 64
@@ -62,44 +68,79 @@ class Answer:
     records: tuple[AnswerRecord, ...] = ()
 
 
+class Names:
+    """Text and comparison key of each name, worked out once per classification.
+
+    dnspython's ``Name`` lowercases every label to hash or compare and escapes every label to
+    print, each time; one answer names the same owner several times (the fast reader even
+    hands the same object for each record of an owner). Memoised by object identity, the
+    object kept alive here so its id cannot be reused. The key is the lowercased labels,
+    which are equal exactly when the names are (absolute names end in the empty label).
+    """
+
+    __slots__ = ("_keys", "_texts")
+
+    def __init__(self) -> None:
+        self._texts: dict[int, tuple[dns.name.Name, str]] = {}
+        self._keys: dict[int, tuple[dns.name.Name, tuple[bytes, ...]]] = {}
+
+    def text(self, name: dns.name.Name) -> str:
+        """``name.to_text(omit_final_dot=True)``."""
+        hit = self._texts.get(id(name))
+        if hit is None:
+            hit = self._texts[id(name)] = (name, name.to_text(omit_final_dot=True))
+        return hit[1]
+
+    def key(self, name: dns.name.Name) -> tuple[bytes, ...]:
+        hit = self._keys.get(id(name))
+        if hit is None:
+            hit = self._keys[id(name)] = (name, tuple(x.lower() for x in name.labels))
+        return hit[1]
+
+
 @dataclass(frozen=True, slots=True)
 class Chain:
     names: tuple[dns.name.Name, ...]
     owner: dns.name.Name
     problem: str | None = None  # "dns.cname_loop" | "dns.cname_chain_too_long"
 
-    def text(self) -> tuple[str, ...]:
-        return tuple(n.to_text(omit_final_dot=True) for n in self.names)
+    def text(self, names: Names | None = None) -> tuple[str, ...]:
+        memo = names or Names()
+        return tuple(memo.text(n) for n in self.names)
 
 
 def walk_chain(answer: list[dns.rrset.RRset], qname: dns.name.Name,
-               max_links: int = MAX_CHAIN) -> Chain:
+               max_links: int = MAX_CHAIN, names: Names | None = None) -> Chain:
     """Follow class-IN CNAMEs from ``qname``; each owner is used once, so the walk ends."""
-    targets: dict[dns.name.Name, dns.name.Name] = {}
+    key = (names or Names()).key
+    targets: dict[tuple[bytes, ...], dns.name.Name] = {}
     for rrset in answer:
         if (rrset.rdclass == dns.rdataclass.IN and rrset.rdtype == dns.rdatatype.CNAME
-                and len(rrset) and rrset.name not in targets):
-            targets[rrset.name] = rrset[0].target  # two targets is illegal: the first wins
-    names = [qname]
-    seen = {qname}
+                and len(rrset) and key(rrset.name) not in targets):
+            targets[key(rrset.name)] = rrset[0].target  # two targets is illegal: the first wins
+    chain = [qname]
+    seen = {key(qname)}
     current = qname
-    while current in targets:
-        nxt = targets[current]
-        if nxt in seen:
-            return Chain(tuple(names), current, "dns.cname_loop")
-        if len(names) > max_links:
-            return Chain(tuple(names), current, "dns.cname_chain_too_long")
-        names.append(nxt)
-        seen.add(nxt)
+    while key(current) in targets:
+        nxt = targets[key(current)]
+        if key(nxt) in seen:
+            return Chain(tuple(chain), current, "dns.cname_loop")
+        if len(chain) > max_links:
+            return Chain(tuple(chain), current, "dns.cname_chain_too_long")
+        chain.append(nxt)
+        seen.add(key(nxt))
         current = nxt
-    return Chain(tuple(names), current)
+    return Chain(tuple(chain), current)
 
 
 def records_at(answer: list[dns.rrset.RRset], owner: dns.name.Name,
-               rdtype: dns.rdatatype.RdataType) -> list[dns.rrset.RRset]:
+               rdtype: dns.rdatatype.RdataType, names: Names | None = None
+               ) -> list[dns.rrset.RRset]:
     """The class-IN RRsets of ``rdtype`` owned by ``owner``."""
-    return [r for r in answer if r.name == owner and r.rdtype == rdtype
-            and r.rdclass == dns.rdataclass.IN]
+    key = (names or Names()).key
+    want = key(owner)
+    return [r for r in answer if r.rdtype == rdtype and r.rdclass == dns.rdataclass.IN
+            and key(r.name) == want]
 
 
 def other_classes(answer: list[dns.rrset.RRset]) -> list[str]:
@@ -108,10 +149,17 @@ def other_classes(answer: list[dns.rrset.RRset]) -> list[str]:
                    if r.rdclass != dns.rdataclass.IN})
 
 
-def _flags(response: dns.message.Message) -> tuple[str, ...]:
-    names = [f for f in ("AA", "TC", "RD", "RA", "AD", "CD") if response.flags & getattr(
-        dns.flags, f)]
-    if response.ednsflags & dns.flags.DO:
+_FLAG_BITS = tuple((f, int(getattr(dns.flags, f))) for f in ("AA", "TC", "RD", "RA", "AD", "CD"))
+_DO = int(dns.flags.DO)
+_type_text = lru_cache(maxsize=1024)(dns.rdatatype.to_text)
+_class_text = lru_cache(maxsize=256)(dns.rdataclass.to_text)
+_qname = lru_cache(maxsize=4096)(dns.name.from_text)
+
+
+def _flags(response: Response) -> tuple[str, ...]:
+    flags = int(response.flags)
+    names = [f for f, bit in _FLAG_BITS if flags & bit]
+    if int(response.ednsflags) & _DO:
         names.append("DO")
     return tuple(names)
 
@@ -126,19 +174,31 @@ def _rdata_text(rdtype: int, rdata: object) -> str | None:
     return text
 
 
-def answer_records(answer: list[dns.rrset.RRset]) -> tuple[AnswerRecord, ...]:
+def answer_records(answer: list[dns.rrset.RRset], names: Names | None = None
+                   ) -> tuple[AnswerRecord, ...]:
     """The whole answer section in the order sent, every class and type (CNAMEs included)."""
+    memo = names or Names()
     out: list[AnswerRecord] = []
     for rrset in answer:
-        name = rrset.name.to_text(omit_final_dot=True)
-        rtype = dns.rdatatype.to_text(rrset.rdtype)
-        rclass = dns.rdataclass.to_text(rrset.rdclass)
+        name = memo.text(rrset.name)
+        rtype = _type_text(rrset.rdtype)
+        rclass = _class_text(rrset.rdclass)
         for rdata in rrset:
-            out.append((name, rtype, rclass, int(rrset.ttl), _rdata_text(rrset.rdtype, rdata)))
+            out.append((name, rtype, rclass, int(rrset.ttl),
+                        _record_text(rrset.rdtype, rdata, memo)))
     return tuple(out)
 
 
-def _ecs(response: dns.message.Message) -> tuple[int | None, int | None]:
+def _record_text(rdtype: int, rdata: object, memo: Names) -> str | None:
+    """``_rdata_text``; a name target (absolute, not the root) through the memo: the same
+    text, as its final dot is all that is dropped."""
+    target = getattr(rdata, "target", None) if rdtype in _NAME_DATA else None
+    if isinstance(target, dns.name.Name) and len(target.labels) > 1 and target.is_absolute():
+        return memo.text(target)
+    return _rdata_text(rdtype, rdata)
+
+
+def _ecs(response: Response) -> tuple[int | None, int | None]:
     for opt in response.options:
         if isinstance(opt, dns.edns.ECSOption):
             return opt.srclen, opt.scopelen
@@ -154,8 +214,10 @@ def _addresses(rrsets: list[dns.rrset.RRset], version: int
     for rrset in rrsets:
         for rdata in rrset:
             text = getattr(rdata, "address", None)
+            known = getattr(rdata, "version", None)  # the fast reader's: read from 4/16 bytes
             try:
-                ok = isinstance(text, str) and ipaddress.ip_address(text).version == version
+                ok = (known == version if known is not None else isinstance(text, str)
+                      and ipaddress.ip_address(text).version == version)
             except ValueError:
                 ok = False
             if not ok:
@@ -166,7 +228,7 @@ def _addresses(rrsets: list[dns.rrset.RRset], version: int
     return tuple(out), bad
 
 
-def classify_message(response: dns.message.Message, qname: str, rtype: str) -> Answer:
+def classify_message(response: Response, qname: str, rtype: str) -> Answer:
     """Classify a parsed response to ``qname``/``rtype``; any surprise is ``dns.unexpected``."""
     try:
         return _classify(response, qname, rtype)
@@ -184,16 +246,18 @@ def classify_wire(wire: bytes, qname: str, rtype: str) -> Answer:
     return classify_message(response, qname, rtype)
 
 
-def _classify(response: dns.message.Message, qname: str, rtype: str) -> Answer:
+def _classify(response: Response, qname: str, rtype: str) -> Answer:
     rdtype = dns.rdatatype.from_text(rtype)
     rcode = response.rcode()
     rcode_text = dns.rcode.to_text(rcode)
-    chain = walk_chain(response.answer, dns.name.from_text(qname))
+    names = Names()
+    chain = walk_chain(response.answer, _qname(qname), names=names)
     addresses: tuple[AnswerAddress, ...] = ()
     bad = 0
     if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
         version = 4 if rdtype == dns.rdatatype.A else 6
-        addresses, bad = _addresses(records_at(response.answer, chain.owner, rdtype), version)
+        addresses, bad = _addresses(records_at(response.answer, chain.owner, rdtype, names),
+                                    version)
     error_type = _RCODE_ERRORS.get(rcode)
     if error_type is None and rcode != dns.rcode.NOERROR:
         error_type = f"dns.{rcode_text.lower()}"
@@ -217,6 +281,7 @@ def _classify(response: dns.message.Message, qname: str, rtype: str) -> Answer:
     src, scope = _ecs(response)
     return Answer(
         rcode=rcode_text, flags=_flags(response), addresses=addresses,
-        cname_chain=chain.text(), ecs_source_prefix=src, ecs_scope_prefix=scope,
-        error_type=error_type, error_message=message, records=answer_records(response.answer),
+        cname_chain=chain.text(names), ecs_source_prefix=src, ecs_scope_prefix=scope,
+        error_type=error_type, error_message=message,
+        records=answer_records(response.answer, names),
     )

@@ -13,21 +13,31 @@ reply whose id is wrong. Here:
   cannot end the measurement before the real answer. If only such replies came by the
   deadline, the exchange fails as ``dns.malformed`` naming the last one, not as a silence.
 
+The question is either a ``dns.message`` query (PTR lookups; read with ``from_wire`` and
+checked with ``is_response``) or a prebuilt wire form (``dns_wire``) whose answers the fast
+reader (``dns_read``) reads; whatever that reader does not vouch for, and any answer to another
+question, is judged by the ``from_wire`` path, so both give the same verdicts and reasons.
+
 Failures are raised as :class:`ExchangeError` carrying the ``error.type`` to record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from dataclasses import dataclass
 
 import dns.flags
 import dns.message
 
+from pipeline.probe.dns_read import Unread, WireMessage, read_message
+from pipeline.probe.dns_wire import QueryWire
 from pipeline.probe.source import local_addr
 
 _HEADER = 12
+_MAX_DATAGRAM = 65535
+UNPARSABLE = "an unparsable reply "  # how a set-aside reason starts when from_wire failed
 
 
 class ExchangeError(Exception):
@@ -51,93 +61,141 @@ class _SetAside:
         self.last = reason
 
 
+# A parsed answer: the fast reader's, or dnspython's where the reference path read it.
+Response = WireMessage | dns.message.Message
+
+
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    response: dns.message.Message
+    response: Response
     wire: bytes
     tcp: bool
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    """Queues what the connected socket receives; errors (ICMP refusals) arrive in order."""
+class _Reference:
+    """A ``dns.message`` query: answers read by ``from_wire`` and checked by ``is_response``."""
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue()
+    def __init__(self, query: dns.message.Message) -> None:
+        self.query = query
+        self.id = query.id
+        self.wire = query.to_wire()
 
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        self.queue.put_nowait(data)
+    def read(self, data: bytes) -> tuple[Response | None, str]:
+        """The response to this question, or None and why not: ``UNPARSABLE`` + the parser's
+        complaint, or a reply to another question."""
+        try:
+            message = dns.message.from_wire(data)
+        except Exception as exc:  # any parse failure of hostile bytes
+            return None, f"{UNPARSABLE}({type(exc).__name__}: {exc})"
+        if not self.query.is_response(message):
+            got = "; ".join(q.to_text() for q in message.question) or "no question"
+            return None, f"a reply to another question ({got})"
+        return message, ""
 
-    def error_received(self, exc: Exception) -> None:
-        self.queue.put_nowait(exc)
+
+class _Fast:
+    """A prebuilt query (``dns_wire``) with its id: answers read by ``dns_read``. What the fast
+    reader does not vouch for, and an answer to another question, go to the reference path,
+    so every verdict and every reason is the one ``from_wire`` and ``is_response`` give."""
+
+    def __init__(self, query: QueryWire, qid: int) -> None:
+        self.query = query
+        self.id = qid
+        self.wire = query.with_id(qid)
+
+    def read(self, data: bytes) -> tuple[Response | None, str]:
+        q = self.query
+        try:
+            message = read_message(data)
+        except Unread:
+            return self._reference(data)
+        if not message.answers(q.qname, q.rdtype, q.rdclass):
+            return self._reference(data)
+        return message, ""
+
+    def _reference(self, data: bytes) -> tuple[Response | None, str]:
+        return _Reference(dns.message.from_wire(self.wire)).read(data)
 
 
-def _udp_verdict(query: dns.message.Message, data: bytes
-                 ) -> tuple[str, dns.message.Message | None, str]:
+Question = _Reference | _Fast
+
+
+def _verdict(question: Question, data: bytes) -> tuple[str, Response | None, str]:
     """``("ok", message, "")``, ``("truncated", None, "")`` or ``("ignore", None, reason)``."""
     if len(data) < _HEADER:
         return "ignore", None, f"a {len(data)}-byte datagram, shorter than a DNS header"
     rid, flags = struct.unpack("!HH", data[:4])
-    if rid != query.id:
-        return "ignore", None, f"a reply with id {rid:#06x}, expected {query.id:#06x}"
+    if rid != question.id:
+        return "ignore", None, f"a reply with id {rid:#06x}, expected {question.id:#06x}"
     if not flags & dns.flags.QR:
         return "ignore", None, "a datagram with the QR bit clear (not a response)"
     if flags & dns.flags.TC:
         # A truncated answer may be cut anywhere; only TCP gives the whole of it.
         return "truncated", None, ""
-    try:
-        message = dns.message.from_wire(data)
-    except Exception as exc:  # any parse failure of hostile bytes: set it aside, keep waiting
-        return "ignore", None, f"an unparsable reply ({type(exc).__name__}: {exc})"
-    if not query.is_response(message):
-        got = "; ".join(q.to_text() for q in message.question) or "no question"
-        return "ignore", None, f"a reply to another question ({got})"
+    message, reason = question.read(data)
+    if message is None:
+        return "ignore", None, reason
     return "ok", message, ""
 
 
-async def _udp(query: dns.message.Message, wire: bytes, host: str, port: int,
-               ignored: _SetAside, source: str | None = None) -> Exchange | None:
-    """The UDP answer, or None when it was truncated (the caller retries over TCP)."""
+def _udp_verdict(query: dns.message.Message, data: bytes
+                 ) -> tuple[str, Response | None, str]:
+    """The datagram filter for a ``dns.message`` query (what the fuzz tests feed)."""
+    return _verdict(_Reference(query), data)
+
+
+async def _udp(question: Question, host: str, port: int, ignored: _SetAside,
+               source: str | None = None) -> Exchange | None:
+    """The UDP answer, or None when it was truncated (the caller retries over TCP).
+
+    A plain non-blocking socket read with ``sock_recv`` rather than a datagram transport and
+    protocol: one query needs one socket, one send and a few receives, and the transport's
+    machinery (waiter, protocol callbacks, a queue) was a good part of a query's CPU. Connected,
+    so the kernel drops datagrams from anyone else and a closed port's ICMP refusal comes back
+    from ``recv`` as ``ConnectionRefusedError`` at once.
+    """
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(
-        _Datagrams, remote_addr=(host, port), local_addr=local_addr(source, host))
-    try:
-        transport.sendto(wire)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        bind = local_addr(source, host)
+        if bind is not None:  # [probe] source_address
+            sock.bind(bind)
+        sock.connect((host, port))
+        await loop.sock_sendall(sock, question.wire)
         while True:
-            item = await proto.queue.get()
-            if isinstance(item, ConnectionRefusedError):
-                raise ExchangeError("dns.network",
-                                    f"{host}:{port} refused the query (ICMP port unreachable)")
-            if isinstance(item, Exception):
-                raise item
-            verdict, message, reason = _udp_verdict(query, item)
+            try:
+                item = await loop.sock_recv(sock, _MAX_DATAGRAM)
+            except ConnectionRefusedError as exc:
+                raise ExchangeError("dns.network", f"{host}:{port} refused the query "
+                                    "(ICMP port unreachable)") from exc
+            verdict, message, reason = _verdict(question, item)
             if verdict == "ok":
                 assert message is not None
                 return Exchange(message, item, tcp=False)
             if verdict == "truncated":
                 return None
             ignored.add(reason)
-    finally:
-        transport.close()
 
 
-async def _tcp(query: dns.message.Message, wire: bytes, host: str, port: int,
-               source: str | None = None) -> Exchange:
+async def _tcp(question: Question, host: str, port: int, source: str | None = None
+               ) -> Exchange:
     reader, writer = await asyncio.open_connection(host, port,
                                                    local_addr=local_addr(source, host))
     try:
+        wire = question.wire
         writer.write(struct.pack("!H", len(wire)) + wire)
         await writer.drain()
         while True:
             (length,) = struct.unpack("!H", await reader.readexactly(2))
             data = await reader.readexactly(length)
-            if len(data) >= 2 and struct.unpack("!H", data[:2])[0] != query.id:
+            if len(data) >= 2 and struct.unpack("!H", data[:2])[0] != question.id:
                 continue  # not ours (a pipelining server's stray answer): read the next one
-            try:
-                message = dns.message.from_wire(data)
-            except Exception as exc:
-                raise ExchangeError("dns.malformed", f"unparsable TCP answer "
-                                    f"({type(exc).__name__}: {exc})") from exc
-            if not query.is_response(message):
+            message, reason = question.read(data)
+            if message is None and reason.startswith(UNPARSABLE):
+                raise ExchangeError("dns.malformed", "unparsable TCP answer "
+                                    + reason.removeprefix(UNPARSABLE))
+            if message is None:
                 raise ExchangeError("dns.malformed", "the TCP answer is not a response to "
                                     "the question")
             return Exchange(message, data, tcp=True)
@@ -149,7 +207,20 @@ async def exchange(query: dns.message.Message, host: str, port: int, timeout: fl
                    tcp_only: bool = False, source: str | None = None) -> Exchange:
     """Ask ``host:port`` (from ``source`` when given); everything (UDP wait, TCP connect, TCP
     read) ends by one deadline."""
-    wire = query.to_wire()
+    return await _exchange(_Reference(query), (host, port), timeout, tcp_only, source)
+
+
+async def exchange_wire(query: QueryWire, qid: int, server: tuple[str, int], timeout: float,
+                        tcp_only: bool = False, source: str | None = None) -> Exchange:
+    """``exchange`` of a prebuilt query sent with id ``qid`` to ``server`` (host, port),
+    answers read by ``dns_read`` (``Exchange.response`` is then a ``WireMessage``, or a
+    ``Message`` where the reader left the answer to ``from_wire``)."""
+    return await _exchange(_Fast(query, qid), server, timeout, tcp_only, source)
+
+
+async def _exchange(question: Question, server: tuple[str, int], timeout: float,
+                    tcp_only: bool, source: str | None) -> Exchange:
+    host, port = server
     ignored = _SetAside()
     truncated = False
     loop = asyncio.get_running_loop()
@@ -157,11 +228,11 @@ async def exchange(query: dns.message.Message, host: str, port: int, timeout: fl
     try:
         async with asyncio.timeout_at(deadline):
             if not tcp_only:
-                answer = await _udp(query, wire, host, port, ignored, source)
+                answer = await _udp(question, host, port, ignored, source)
                 if answer is not None:
                     return answer
                 truncated = True
-            return await _tcp(query, wire, host, port, source)
+            return await _tcp(question, host, port, source)
     except TimeoutError as exc:
         if ignored.count and not truncated:  # a TCP retry that ran out is a timeout
             n = ignored.count

@@ -26,7 +26,7 @@ def _boom(*args: object, **kwargs: object) -> None:
 
 def test_probe_dns_turns_an_escaping_exception_into_dns_unexpected(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dns_probe, "exchange", _boom)
+    monkeypatch.setattr(dns_probe, "exchange_wire", _boom)
     res = asyncio.run(probe_dns(Resolver("r", "127.0.0.1", 53), "api.faults.test", "A", 0.5))
     assert (res.error_type, res.error_message) == ("dns.unexpected", "RuntimeError: boom")
     assert res.addresses == () and not res.ok

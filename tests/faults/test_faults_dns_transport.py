@@ -1,10 +1,15 @@
-"""probe_dns's transport against hostile peers: one deadline, stray replies, refusals."""
+"""probe_dns's transport against hostile peers: one deadline, stray replies, refusals.
+
+Every test runs on asyncio's loop and on uvloop's (``[runtime] event_loop``): the ICMP refusal
+on a connected datagram socket, the TCP retry and the deadlines must hold on both.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
 from faults_dns_peers import (
     RR,
     Reply,
@@ -17,16 +22,25 @@ from faults_dns_peers import (
     silent,
 )
 
+from pipeline import eventloop
 from pipeline.config import Resolver
 from pipeline.probe.dns import DnsResult, probe_dns
 
 QNAME = "api.faults.test"
+LOOP = ["asyncio"]
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
+def event_loop_choice(request: pytest.FixtureRequest) -> str:
+    assert eventloop.loop_name(request.param) == request.param, "uvloop is a test dependency"
+    LOOP[0] = request.param
+    return request.param
 
 
 def ask(port: int, timeout: float, transport: str = "udp") -> tuple[DnsResult, float]:
     resolver = Resolver("hostile", "127.0.0.1", port, transport=transport)
     t0 = time.perf_counter()
-    res = asyncio.run(probe_dns(resolver, QNAME, "A", timeout))
+    res = eventloop.run(probe_dns(resolver, QNAME, "A", timeout), LOOP[0])
     return res, time.perf_counter() - t0
 
 
@@ -127,7 +141,7 @@ def test_many_probes_at_once_against_a_slow_peer_all_finish_by_the_deadline() ->
         return await asyncio.gather(*(probe_dns(r, QNAME, "A", 0.5) for _ in range(50)))
     with dns_peer(lambda r: [Reply(response(r, tc=True))], tcp=silent) as peer:
         t0 = time.perf_counter()
-        results = asyncio.run(many(peer.port))
+        results = eventloop.run(many(peer.port), LOOP[0])
         took = time.perf_counter() - t0
     assert {r.error_type for r in results} == {"dns.timeout"} and took < bound(0.5) + 0.5
 
@@ -150,11 +164,11 @@ def test_ipv6_loopback_resolver_answers_and_its_closed_port_is_refused_at_once()
                 Reply(response(r, [RR(r.qname, "AAAA", aaaa("2001:db8::5"))]), at=0.05)]
     with dns_peer(handle, tcp=handle, host="::1") as peer:
         r = Resolver("v6", "::1", peer.port)
-        res = asyncio.run(probe_dns(r, QNAME, "AAAA", 1.0))
+        res = eventloop.run(probe_dns(r, QNAME, "AAAA", 1.0), LOOP[0])
     assert res.ok and res.address_set == {"2001:db8::5"}
     t0 = time.perf_counter()
-    refused = asyncio.run(probe_dns(Resolver("v6", "::1", closed_udp_port("::1")), QNAME,
-                                    "AAAA", 3.0))
+    refused = eventloop.run(probe_dns(Resolver("v6", "::1", closed_udp_port("::1")), QNAME,
+                                      "AAAA", 3.0), LOOP[0])
     assert refused.error_type == "dns.network" and time.perf_counter() - t0 < 1.5
 
 
@@ -176,7 +190,7 @@ def test_dot_and_doh_peers_that_accept_and_never_speak_are_bounded() -> None:
                        url=f"https://doh.faults.test:{peer.port}/dns-query")
         for resolver in (dot, doh):
             t0 = time.perf_counter()
-            res = asyncio.run(probe_dns(resolver, QNAME, "A", 0.5))
+            res = eventloop.run(probe_dns(resolver, QNAME, "A", 0.5), LOOP[0])
             took = time.perf_counter() - t0
             assert res.error_type == "dns.timeout", res
             assert took < bound(0.5), (resolver.transport, took)

@@ -96,3 +96,17 @@ def test_load_config_builds_the_config_with_its_source(tmp_path: Path) -> None:
                                base=tmp_path, env={})  # source does not take part in ==
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.source = None  # type: ignore[misc]
+
+
+def test_the_event_loop_is_validated_and_overridable(tmp_path: Path) -> None:
+    from pipeline import eventloop
+
+    assert parse_config(MINIMAL, tmp_path, env={}).event_loop == "asyncio"
+    cfg = parse_config({**MINIMAL, "runtime": {"event_loop": "asyncio"}}, tmp_path,
+                       env={"EDGEWATCH_RUNTIME__EVENT_LOOP": "uvloop"})
+    assert cfg.event_loop == "uvloop" and eventloop.loop_name(cfg.event_loop) == "uvloop"
+    assert eventloop.loop_factory("asyncio") is None
+    with pytest.raises(ConfigError) as err:
+        parse_config({**MINIMAL, "runtime": {"event_loop": "trio"}}, tmp_path, env={})
+    assert [key for key, _ in err.value.problems] == ["runtime.event_loop"]
+    assert "asyncio, auto, uvloop" in str(err.value)
