@@ -22,6 +22,7 @@ import subprocess
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,22 @@ def set_bootstrap_password(es_home: Path, java_home: Path, config: Path, passwor
           "bootstrap.password", stdin=password)
 
 
+def add_file_realm(es_home: Path, java_home: Path, config: Path, roles_yml: str,
+                   users: Mapping[str, tuple[str, Sequence[str]]]) -> None:
+    """Roles in ``config/roles.yml`` and users in the file realm (``elasticsearch-users``).
+
+    This node cannot hold native users, roles or API keys: the ``.security`` index's mapping
+    needs the ``analysis-common`` module, which the integration-test distribution lacks
+    (``PUT _security/role`` answers "Unknown filter type [pattern_capture]"). The file realm
+    and file roles take the very same role descriptors, so the privileges are tested as written.
+    """
+    with (config / "roles.yml").open("a", encoding="utf-8") as fh:
+        fh.write(roles_yml)
+    for name, (password, roles) in users.items():
+        _tool(es_home, java_home, config, "elasticsearch-users", "useradd", name,
+              "-p", password, "-r", ",".join(roles))
+
+
 def security_settings() -> dict[str, str]:
     """HTTPS with the certificate above; the transport layer stays plain, which Elasticsearch
     allows for ``discovery.type=single-node`` (a cluster of several nodes needs transport TLS,
@@ -117,8 +134,12 @@ class SecuredNode(Node):
 
 
 def start_secured_node(run_dir: Path, port: int | None = None, heap: str = "512m",
-                       password: str | None = None, die_with_parent: bool = False) -> SecuredNode:
-    """Certificates, keystore, start; returns once ``elastic`` can authenticate over HTTPS."""
+                       password: str | None = None, die_with_parent: bool = False,
+                       roles_yml: str = "",
+                       users: Mapping[str, tuple[str, Sequence[str]]] | None = None,
+                       ) -> SecuredNode:
+    """Certificates, keystore, file-realm roles and users, start; returns once ``elastic`` can
+    authenticate over HTTPS."""
     java_home = find_java_home()
     es_home = prepare_home(java_home)
     config = run_dir / "config"
@@ -127,6 +148,8 @@ def start_secured_node(run_dir: Path, port: int | None = None, heap: str = "512m
     password = password or secrets.token_urlsafe(18)
     ca_file = make_certificates(es_home, java_home, config)
     set_bootstrap_password(es_home, java_home, config, password)
+    if roles_yml or users:
+        add_file_realm(es_home, java_home, config, roles_yml, users or {})
     port = port or free_port()
     node = start_node(run_dir=run_dir, port=port, heap=heap, die_with_parent=die_with_parent,
                       settings=security_settings(),
