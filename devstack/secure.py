@@ -162,3 +162,22 @@ def start_secured_node(run_dir: Path, port: int | None = None, heap: str = "512m
 
 def _https(url: str) -> str:
     return "https://" + url.split("://", 1)[1]
+
+
+def start_command(run_dir: Path, port: int, heap: str) -> int:
+    """``edgewatch-devstack start --security``: start, then say where the URL, CA and password
+    are (the password only as a file path: it is never printed)."""
+    password = os.environ.get("ELASTIC_PASSWORD") or None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    node = start_secured_node(run_dir, port=port, heap=heap, password=password)
+    secret = run_dir / "elastic.password"
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(node.password + "\n")
+    print(f"Elasticsearch (security on, HTTPS) is up at {node.url} "
+          f"(started in {node.started_in_s:.1f}s)")
+    print(f"  CA certificate: {node.ca_file}   (ES_CA_FILE)")
+    print(f"  user elastic, password in {secret}"
+          + (" (= $ELASTIC_PASSWORD)" if password else ""))
+    print(node.url)
+    return 0
