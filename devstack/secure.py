@@ -37,6 +37,9 @@ from devstack.node import (
 
 ELASTIC_USER = "elastic"
 CERT_DAYS = "30"
+# Security adds the realms, TLS and the file roles to the start; on a shared 2-core machine the
+# plain node's 180 s was seen to pass before the secured node answered.
+SECURED_START_TIMEOUT_S = 420.0
 
 
 def _tool(es_home: Path, java_home: Path, config: Path, *argv: str,
@@ -137,7 +140,7 @@ def start_secured_node(run_dir: Path, port: int | None = None, heap: str = "512m
                        password: str | None = None, die_with_parent: bool = False,
                        roles_yml: str = "",
                        users: Mapping[str, tuple[str, Sequence[str]]] | None = None,
-                       ) -> SecuredNode:
+                       timeout: float = SECURED_START_TIMEOUT_S) -> SecuredNode:
     """Certificates, keystore, file-realm roles and users, start; returns once ``elastic`` can
     authenticate over HTTPS."""
     java_home = find_java_home()
@@ -152,7 +155,7 @@ def start_secured_node(run_dir: Path, port: int | None = None, heap: str = "512m
         add_file_realm(es_home, java_home, config, roles_yml, users or {})
     port = port or free_port()
     node = start_node(run_dir=run_dir, port=port, heap=heap, die_with_parent=die_with_parent,
-                      settings=security_settings(),
+                      settings=security_settings(), timeout=timeout,
                       ready=lambda url: authorized(_https(url), ca_file, ELASTIC_USER, password))
     secured = SecuredNode(url=_https(node.url), pid=node.pid, run_dir=node.run_dir,
                           started_in_s=node.started_in_s, ca_file=ca_file, password=password)

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 NS = "secured"
 CYCLES = 6
 PASSWORDS = {name: secrets.token_urlsafe(12) for name in
-             ("setup", "writer", "no_index", "no_monitor")}
+             ("setup", "writer", "no_index", "no_monitor", "no_view")}
 
 lab = lab_fixture("quick", speed=900.0, scope="module")
 
@@ -41,7 +41,8 @@ def _roles() -> dict[str, dict]:
     writer = privileges.writer_role(NS)
     return {"edgewatch_setup": privileges.setup_role(NS), "edgewatch_writer": writer,
             "writer_no_index": privileges.without(writer, "index"),
-            "writer_no_monitor": privileges.without(writer, "monitor")}
+            "writer_no_monitor": privileges.without(writer, "monitor"),
+            "writer_no_view": privileges.without(writer, "view_index_metadata")}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,8 @@ def node() -> Iterator[SecuredNode]:
     users = {"setup": (PASSWORDS["setup"], ["edgewatch_setup"]),
              "writer": (PASSWORDS["writer"], ["edgewatch_writer"]),
              "no_index": (PASSWORDS["no_index"], ["writer_no_index"]),
-             "no_monitor": (PASSWORDS["no_monitor"], ["writer_no_monitor"])}
+             "no_monitor": (PASSWORDS["no_monitor"], ["writer_no_monitor"]),
+             "no_view": (PASSWORDS["no_view"], ["writer_no_view"])}
     secured = start_secured_node(run_dir, heap="512m", die_with_parent=True,
                                  roles_yml=privileges.roles_yml(_roles()), users=users)
     try:
@@ -169,6 +171,7 @@ def test_writer_holds_exactly_the_documented_privileges(measured, node: SecuredN
 @pytest.mark.parametrize(("user", "lacking"), [
     ("no_index", f"index on {names.runs_index(NS)}"),
     ("no_monitor", "cluster:monitor"),
+    ("no_view", f"view_index_metadata on {names.runs_index(NS)}"),
 ])
 def test_a_writer_missing_one_privilege_is_told_in_one_line(
         measured, node: SecuredNode, lab: LabStack, tmp_path: Path, user: str,
@@ -180,3 +183,28 @@ def test_a_writer_missing_one_privilege_is_told_in_one_line(
     assert len(lines) == 1 and lines[0].endswith(f"lacks 1 privilege(s) of the writer role: "
                                                  f"{lacking}"), proc.stderr
     assert PASSWORDS[user] not in proc.stderr + proc.stdout
+
+
+def _run_once(config: Path) -> subprocess.CompletedProcess:
+    return _edgewatch("run", "--config", str(config), "--once", "--quiet")
+
+
+def test_run_with_a_wrong_password_stops_with_one_line(
+        measured, node: SecuredNode, lab: LabStack, tmp_path: Path) -> None:
+    """The real node's 401 (RELIABILITY.md's credentials row, tested on a stub elsewhere)."""
+    config = _config(tmp_path, node, lab, "writer")
+    (tmp_path / "writer.password").write_text("not-the-password\n")
+    proc = _run_once(config)
+    errors = [ln for ln in proc.stderr.splitlines() if " ERROR " in ln]
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert errors and "HTTP 401" in errors[0], proc.stderr[-2000:]
+    assert "not-the-password" not in proc.stderr + proc.stdout
+
+
+def test_run_by_a_writer_that_cannot_see_the_runs_index_stops_with_one_line(
+        measured, node: SecuredNode, lab: LabStack, tmp_path: Path) -> None:
+    proc = _run_once(_config(tmp_path, node, lab, "no_view"))
+    errors = [ln for ln in proc.stderr.splitlines() if " ERROR " in ln]
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert errors and "HTTP 403" in errors[0] and names.runs_index(NS) in errors[0], \
+        proc.stderr[-2000:]
