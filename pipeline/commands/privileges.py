@@ -21,10 +21,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pipeline.commands._common import add_config_argument, resolve_config_path
 from pipeline.config import ConfigError, ElasticsearchSettings, load_config
 from pipeline.es import privileges
+
+if TYPE_CHECKING:  # the client (~0.3 s to import) is loaded only when a cluster is asked
+    from elasticsearch import Elasticsearch
 
 EXIT_OK, EXIT_MISSING, EXIT_CONFIG, EXIT_REFUSED = 0, 1, 2, 3
 PROG = "edgewatch privileges"
@@ -75,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
             else json.dumps(role, indent=2) + "\n"
         sys.stdout.write(text)
         return EXIT_OK
+    if args.action == "create-writer" and args.role != "writer":
+        print(f"{PROG}: --role: create-writer grants the writer role only (setup runs as an "
+              "administrator)", file=sys.stderr)
+        return EXIT_CONFIG
     if settings is None:
         print(f"{PROG}: {args.action} needs a cluster: pass --config FILE with an "
               "[elasticsearch] section (or set ES_URL)", file=sys.stderr)
@@ -87,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _against_cluster(args: argparse.Namespace, settings: ElasticsearchSettings,
-                     role: dict) -> int:
+                     role: dict[str, Any]) -> int:
     from pipeline.es.client import make_client
     from pipeline.es.cluster import ClusterRefused, refusing
 
@@ -108,7 +116,7 @@ def _against_cluster(args: argparse.Namespace, settings: ElasticsearchSettings,
         client.close()
 
 
-def _check(client, role_label: str, role: dict) -> int:
+def _check(client: Elasticsearch, role_label: str, role: dict[str, Any]) -> int:
     answer = client.security.has_privileges(**privileges.has_privileges_body(role)).body
     lacking = privileges.missing(answer)
     who = answer.get("username", "?")
@@ -122,7 +130,8 @@ def _check(client, role_label: str, role: dict) -> int:
     return EXIT_OK
 
 
-def _create_writer(client, args: argparse.Namespace, role: dict) -> int:
+def _create_writer(client: Elasticsearch, args: argparse.Namespace,
+                   role: dict[str, Any]) -> int:
     """The role (for users and for people to read) and a key limited to exactly that role."""
     client.security.put_role(name=args.role_name, **role)
     key = client.security.create_api_key(
