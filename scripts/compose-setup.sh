@@ -41,10 +41,13 @@ certs() {
             --ca-cert "$CERTS_DIR/ca/ca.crt" --ca-key "$CERTS_DIR/ca/ca.key"
         unzip -o -q "$CERTS_DIR/certs.zip" -d "$CERTS_DIR"
     fi
-    # Readable by the Elasticsearch and Kibana users (group 0 in Elastic's images), nobody else.
+    # Keys readable by the Elasticsearch and Kibana users (group 0 in Elastic's images), nobody
+    # else; the CA certificate (public) by everyone, so the probes (user nobody) can pin it.
     chown -R "${CERTS_OWNER:-root:root}" "$CERTS_DIR"
     find "$CERTS_DIR" -type d -exec chmod 750 {} \;
     find "$CERTS_DIR" -type f -exec chmod 640 {} \;
+    chmod 755 "$CERTS_DIR" "$CERTS_DIR/ca"
+    chmod 644 "$CERTS_DIR/ca/ca.crt"
     echo "certificates ready in $CERTS_DIR"
 }
 
@@ -70,9 +73,14 @@ edgewatch_objects() {
     # privileges and granting keys needs manage_security; the probes never see this password.
     edgewatch setup
     for probe in ${EDGEWATCH_PROBES:-probe-eu probe-us probe-ap}; do
-        # One key per probe host: one can be revoked without touching the others.
-        edgewatch privileges create-writer --key-name "edgewatch-$probe" \
-            --api-key-file "${KEYS_DIR:-/keys}/$probe.key"
+        # One key per probe host: one can be revoked without touching the others. A key made by
+        # an earlier start is kept (delete its file to be given a new one, then revoke the old).
+        key="${KEYS_DIR:-/keys}/$probe.key"
+        if [ -s "$key" ]; then
+            echo "$probe: keeping its key in $key"
+            continue
+        fi
+        edgewatch privileges create-writer --key-name "edgewatch-$probe" --api-key-file "$key"
     done
     chown -R "${KEYS_OWNER:-65534:65534}" "${KEYS_DIR:-/keys}"
     edgewatch kibana import --kibana-url "${KIBANA_URL:-https://kibana:5601}"

@@ -321,6 +321,9 @@ def test_the_setup_scripts_certificates_chain_to_its_ca(tmp_path: Path) -> None:
                                "subjectAltName"], capture_output=True, text=True).stdout
         assert f"DNS:{name}" in sans and "DNS:localhost" in sans and "127.0.0.1" in sans
         assert oct((certs / name / f"{name}.key").stat().st_mode & 0o777) == "0o640"
+        assert (certs / name).stat().st_mode & 0o007 == 0  # keys: owner and group only
+    assert (certs / "ca/ca.crt").stat().st_mode & 0o777 == 0o644  # the probes run as nobody
+    assert (certs / "ca/ca.key").stat().st_mode & 0o777 == 0o640
     again = subprocess.run(["sh", str(SETUP_SCRIPT), "certs"], env=env, capture_output=True,
                            text=True, timeout=300)  # a restart of the stack keeps its CA
     assert again.returncode == 0 and "creating" not in again.stdout
