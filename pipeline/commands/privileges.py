@@ -107,7 +107,7 @@ def _against_cluster(args: argparse.Namespace, settings: ElasticsearchSettings,
     try:
         with refusing(settings.url, f"{args.action} ({args.role} role)"):
             if args.action == "check":
-                return _check(client, args.role, role)
+                return _check(client, _who(settings), args.role, role)
             return _create_writer(client, args, role)
     except ClusterRefused as exc:
         print(f"{PROG}: refused: {exc}", file=sys.stderr)
@@ -116,10 +116,17 @@ def _against_cluster(args: argparse.Namespace, settings: ElasticsearchSettings,
         client.close()
 
 
-def _check(client: Elasticsearch, role_label: str, role: dict[str, Any]) -> int:
+def _who(settings: ElasticsearchSettings) -> str:
+    """The credentials, named without their secret: ``_has_privileges`` answers with the key's
+    owner, which would blame the administrator who made the key."""
+    if settings.api_key is not None:  # not revealed here (pipeline/es/client.py only)
+        return "the API key"
+    return f"user {settings.username}" if settings.username else "anonymous"
+
+
+def _check(client: Elasticsearch, who: str, role_label: str, role: dict[str, Any]) -> int:
     answer = client.security.has_privileges(**privileges.has_privileges_body(role)).body
     lacking = privileges.missing(answer)
-    who = answer.get("username", "?")
     if lacking:
         print(f"{PROG}: {who} lacks {len(lacking)} privilege(s) of the {role_label} role: "
               f"{', '.join(lacking)}", file=sys.stderr)

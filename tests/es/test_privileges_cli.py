@@ -97,3 +97,29 @@ def test_check_against_an_unreachable_cluster_is_one_line(tmp_path: Path) -> Non
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("edgewatch privileges: refused: cannot "
                                                    "reach Elasticsearch"), proc.stderr
+
+
+def test_check_with_an_api_key_names_the_missing_privilege(tmp_path: Path) -> None:
+    """API keys exist only on a cluster with a .security index, so the answer is the stub's."""
+    asked: list[dict] = []
+
+    def respond(method: str, path: str, body: bytes) -> tuple[int, object]:
+        asked.append(json.loads(body or b"{}"))
+        request = asked[-1]
+        return 200, {"username": "elastic", "has_all_requested": False,
+                     "cluster": {p: True for p in request["cluster"]},
+                     "index": {n: {p: not (n.startswith("logs-edgewatch.check-")
+                                           and p == "create_doc")
+                                   for p in entry["privileges"]}
+                               for entry in request["index"] for n in entry["names"]}}
+
+    with stub_server(respond) as url:
+        config = write_config(tmp_path / "edgewatch.toml", url, namespace="lab1")
+        proc = _edgewatch("check", "--config", str(config),
+                          env={"ES_API_KEY": "key-id-1:key-secret-1"})
+    assert asked == [privileges.has_privileges_body(privileges.writer_role("lab1"))]
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "edgewatch privileges: the API key lacks 1 privilege(s) of the writer role: "
+        "create_doc on logs-edgewatch.check-lab1"]
+    assert "key-secret-1" not in proc.stdout + proc.stderr
