@@ -372,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder for the node's data, logs and pid (emptied first)")
     up.add_argument("--port", type=int, default=9200, help="HTTP port on 127.0.0.1")
     up.add_argument("--heap", default="1g", help="JVM heap, e.g. 512m or 1g")
+    up.add_argument("--security", action="store_true",
+                    help="security on, HTTPS with a CA of its own; elastic's password from "
+                    "$ELASTIC_PASSWORD or generated into RUN_DIR/elastic.password")
     down = sub.add_parser("stop", help="stop the node started with the same --run-dir")
     down.add_argument("--run-dir", type=Path, default=Path("var/devstack"))
     sub.add_parser("prepare", help="fetch and unpack the distribution only (for CI caches)")
@@ -389,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
             stop_node(run_dir)
         if run_dir.exists():
             shutil.rmtree(run_dir)
+        if args.security:
+            from devstack.secure import start_command
+            return start_command(run_dir, args.port, args.heap)
         node = start_node(run_dir=run_dir, port=args.port, heap=args.heap)
         info = _get_root(node.url) or {}
         print(f"Elasticsearch {info.get('version', {}).get('number', '?')} is up at {node.url} "
