@@ -224,13 +224,14 @@ def start_node(
     heap: str = "1g",
     timeout: float = START_TIMEOUT_S,
     die_with_parent: bool = False,
-    settings: Mapping[str, str] | None = None,
+    settings: Mapping[str, str | None] | None = None,
     ready: Callable[[str], bool] | None = None,
 ) -> Node:
     """Start a fresh node and return once ``GET /`` answers; raise DevstackError otherwise.
 
     ``settings`` override the single-node defaults below (a cluster member sets its own
-    ``node.name``, transport port and discovery; a secured node turns security on).
+    ``node.name``, transport port and discovery; a secured node turns security on); a value of
+    None removes the default (a cluster member has no ``discovery.type``).
     ``ready(url)`` replaces the ``GET /`` readiness check where that needs credentials or a
     formed cluster.
 
@@ -274,7 +275,8 @@ def start_node(
         "cluster.routing.allocation.disk.threshold_enabled": "false",
         "action.destructive_requires_name": "false",
     }
-    settings = {**defaults, **(overrides or {})}
+    merged = {**defaults, **(overrides or {})}
+    settings = {key: value for key, value in merged.items() if value is not None}
     argv = [str(es_home / "bin" / "elasticsearch"), "-p", str(run_dir / "node.pid")]
     for key, value in settings.items():
         argv += ["-E", f"{key}={value}"]
@@ -371,8 +373,13 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--run-dir", type=Path, default=Path("var/devstack"),
                     help="folder for the node's data, logs and pid (emptied first)")
     up.add_argument("--port", type=int, default=9200, help="HTTP port on 127.0.0.1")
-    up.add_argument("--heap", default="1g", help="JVM heap, e.g. 512m or 1g")
-    down = sub.add_parser("stop", help="stop the node started with the same --run-dir")
+    up.add_argument("--heap", default=None, help="JVM heap, e.g. 512m or 1g "
+                    "(default 1g, 512m per node of a cluster)")
+    up.add_argument("--nodes", type=int, default=1,
+                    help="form a cluster of this many nodes (HTTP ports --port, --port+1, ...; "
+                    "e.g. --nodes 3 --heap 512m); see devstack/cluster.py")
+    down = sub.add_parser("stop", help="stop the node (or every node of the cluster) started "
+                          "with the same --run-dir")
     down.add_argument("--run-dir", type=Path, default=Path("var/devstack"))
     sub.add_parser("prepare", help="fetch and unpack the distribution only (for CI caches)")
     args = parser.parse_args(argv)
@@ -380,16 +387,26 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "prepare":
             print(prepare_home())
             return 0
+        from devstack.cluster import start_cluster, stop_cluster
+
         if args.command == "stop":
-            stopped = stop_node(args.run_dir)
-            print("stopped" if stopped else "no node was running")
+            stopped = stop_node(args.run_dir) + stop_cluster(args.run_dir)
+            print(f"stopped {stopped} node(s)" if stopped else "no node was running")
             return 0
         run_dir = args.run_dir.resolve()
         if (run_dir / "launcher.pid").exists():
             stop_node(run_dir)
+        stop_cluster(run_dir)
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        node = start_node(run_dir=run_dir, port=args.port, heap=args.heap)
+        if args.nodes != 1:
+            cluster = start_cluster(run_dir, nodes=args.nodes, heap=args.heap or "512m",
+                                    http_ports=[args.port + i for i in range(args.nodes)])
+            print(f"{args.nodes}-node cluster {cluster.cluster_name} is green "
+                  f"(formed in {cluster.formed_in_s:.1f}s; master {cluster.master()})")
+            print(",".join(cluster.urls))
+            return 0
+        node = start_node(run_dir=run_dir, port=args.port, heap=args.heap or "1g")
         info = _get_root(node.url) or {}
         print(f"Elasticsearch {info.get('version', {}).get('number', '?')} is up at {node.url} "
               f"(started in {node.started_in_s:.1f}s, RSS {node.rss_bytes() / 2**20:.0f} MiB)")
