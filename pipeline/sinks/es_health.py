@@ -35,6 +35,7 @@ class ClusterHealth:
         self.checked = -every_s
         self.forbidden = False  # 403: the credentials lack the monitor privilege
         self._task: asyncio.Task[None] | None = None
+        self._asking = False  # one question at a time, whoever asks
 
     @property
     def code(self) -> int | None:
@@ -44,7 +45,7 @@ class ClusterHealth:
     def after_cycle(self, client: AsyncElasticsearch | None, request_timeout: float) -> None:
         """Ask once for this cycle, in the background: the cycle's acknowledgement never waits
         for the cluster. A question still in flight from the previous cycle is not doubled."""
-        if client is None or self.forbidden or (self._task is not None and not self._task.done()):
+        if client is None or self.forbidden or self._asking:
             return
         self._task = asyncio.create_task(self.ask(client, request_timeout),
                                          name="elasticsearch-health")
@@ -55,22 +56,25 @@ class ClusterHealth:
             await self.ask(client, request_timeout)
 
     async def ask(self, client: AsyncElasticsearch | None, request_timeout: float) -> None:
-        if client is None or self.forbidden:
+        if client is None or self.forbidden or self._asking:
             return
         self.checked = time.monotonic()
         timeout = min(HEALTH_TIMEOUT_S, request_timeout)
+        self._asking = True
         try:
             body = (await client.options(request_timeout=timeout).cluster.health(
                 master_timeout=f"{max(1, int(timeout) - 1)}s")).body
         except AuthorizationException as exc:
             self.forbidden = True
-            log.info("elasticsearch cluster health is not reported: the credentials lack the "
+            log.info("elasticsearch cluster health cannot be reported: the credentials lack the "
                      "monitor cluster privilege (GET _cluster/health answered HTTP %s); not "
                      "asked again", exc.status_code)
             return
         except Exception as exc:  # health is advice: never let it disturb delivery
             log.debug("elasticsearch sink: cluster health unavailable: %s", exc)
             return
+        finally:
+            self._asking = False
         self._seen(str(body.get("status", "unknown")), body)
 
     def _seen(self, status: str, body: dict[str, Any]) -> None:
