@@ -288,12 +288,13 @@ def _replicas_of(client: Elasticsearch, target: str, replicas: int,
                     s["settings"].get("index.auto_expand_replicas", "false"))
                    for s in body.values()})
     if have == [(str(replicas), "false")]:
-        return Outcome("replicas", target, UNCHANGED, str(replicas))
+        return Outcome("settings", f"{target} number_of_replicas", UNCHANGED, str(replicas))
     if not dry_run:
         client.indices.put_settings(index=target, settings={
             "index.number_of_replicas": replicas, "index.auto_expand_replicas": "false"})
     was = ", ".join(n if auto == "false" else f"auto {auto}" for n, auto in have)
-    return Outcome("replicas", target, _would(UPDATED, dry_run), f"{was} → {replicas}")
+    return Outcome("settings", f"{target} number_of_replicas", _would(UPDATED, dry_run),
+                   f"{was} → {replicas}")
 
 
 def install(client: Elasticsearch, namespace: str, caps: Capabilities,

@@ -50,3 +50,29 @@ def test_setup_replaces_auto_expand_with_the_count_in_both_settings_templates() 
     zero = {o.name: o.hash for o in templates.desired_objects(ilm=False, replicas=0)}
     # a changed count is a changed template (setup says "updated"), nothing else changes
     assert {n for n in one if one[n] != zero[n]} == {names.CHECK_SETTINGS, names.RUN_SETTINGS}
+
+
+def test_setup_brings_an_existing_runs_index_to_the_count_in_place(es, es_url: str,
+                                                                   es_namespace: str,
+                                                                   tmp_path) -> None:
+    """On the session's one-node cluster "auto" is 0: a runs index given a replica by hand (the
+    way a cluster that shrank leaves it) is set back in place, then reported unchanged."""
+    import io
+
+    from pipeline.commands.setup import setup
+    from pipeline.config import ElasticsearchSettings
+
+    settings = ElasticsearchSettings(url=es_url, namespace=es_namespace,
+                                     spool_dir=tmp_path / "spool")
+    runs = names.runs_index(es_namespace)
+    key = ("settings", f"{runs} number_of_replicas")
+    first = {(o.kind, o.name): o for o in setup(settings, out=io.StringIO())}
+    assert first[("replicas", "check and runs")].detail == "auto: 1 data node(s)"
+    assert first[key].action == "unchanged"
+    es.indices.put_settings(index=runs, settings={"index.number_of_replicas": 1})
+    fixed = {(o.kind, o.name): o for o in setup(settings, out=io.StringIO())}
+    assert (fixed[key].action, fixed[key].detail) == ("updated", "1 → 0")
+    got = es.indices.get_settings(index=runs, flat_settings=True)[runs]["settings"]
+    assert got["index.number_of_replicas"] == "0"
+    again = {(o.kind, o.name): o for o in setup(settings, out=io.StringIO())}
+    assert again[key].action == "unchanged"
