@@ -236,3 +236,13 @@ def stop_cluster(base_dir: Path) -> int:
     for run_dir in sorted(Path(base_dir).glob("node-*")):
         stopped += stop_node(run_dir)
     return stopped
+
+
+def start_cluster_cli(run_dir: Path, nodes: int, port: int, heap: str) -> int:
+    """``edgewatch-devstack start --nodes N``: start, print the figures and the URLs."""
+    cluster = start_cluster(run_dir, nodes=nodes, heap=heap,
+                            http_ports=[port + i for i in range(nodes)])
+    print(f"{nodes}-node cluster {cluster.cluster_name} is green "
+          f"(formed in {cluster.formed_in_s:.1f}s; master {cluster.master()})")
+    print(",".join(cluster.urls))
+    return 0

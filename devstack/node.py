@@ -12,6 +12,7 @@ logs, temp) so every test session starts from an empty cluster.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import json
@@ -362,10 +363,51 @@ def _reap(pid: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``edgewatch-devstack`` (``python -m devstack.node``): the command line is devstack.cli."""
-    from devstack.cli import main as cli_main
+    parser = argparse.ArgumentParser(
+        prog="edgewatch-devstack",
+        description="Start or stop a real single-node Elasticsearch "
+        f"{ES_VERSION} on 127.0.0.1 (no Docker).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("start", help="start a node, wait until it answers, print its URL")
+    up.add_argument("--run-dir", type=Path, default=Path("var/devstack"),
+                    help="folder for the node's data, logs and pid (emptied first)")
+    up.add_argument("--port", type=int, default=9200, help="HTTP port on 127.0.0.1")
+    up.add_argument("--heap", default=None, help="JVM heap, e.g. 512m (default 1g; 512m a node "
+                    "with --nodes)")
+    up.add_argument("--nodes", type=int, default=1, help="form a cluster of N nodes on HTTP "
+                    "ports --port, --port+1, ... (devstack/cluster.py), e.g. --nodes 3")
+    down = sub.add_parser("stop", help="stop the node(s) started with the same --run-dir")
+    down.add_argument("--run-dir", type=Path, default=Path("var/devstack"))
+    sub.add_parser("prepare", help="fetch and unpack the distribution only (for CI caches)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "prepare":
+            print(prepare_home())
+            return 0
+        from devstack.cluster import start_cluster_cli, stop_cluster
 
-    return cli_main(argv)
+        if args.command == "stop":
+            stopped = stop_node(args.run_dir) + stop_cluster(args.run_dir)
+            print(f"stopped {stopped} node(s)" if stopped else "no node was running")
+            return 0
+        run_dir = args.run_dir.resolve()
+        if (run_dir / "launcher.pid").exists():
+            stop_node(run_dir)
+        stop_cluster(run_dir)
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        if args.nodes != 1:
+            return start_cluster_cli(run_dir, args.nodes, args.port, args.heap or "512m")
+        node = start_node(run_dir=run_dir, port=args.port, heap=args.heap or "1g")
+        info = _get_root(node.url) or {}
+        print(f"Elasticsearch {info.get('version', {}).get('number', '?')} is up at {node.url} "
+              f"(started in {node.started_in_s:.1f}s, RSS {node.rss_bytes() / 2**20:.0f} MiB)")
+        print(node.url)
+        return 0
+    except DevstackError as exc:
+        print(f"edgewatch-devstack: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
