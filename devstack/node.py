@@ -12,7 +12,6 @@ logs, temp) so every test session starts from an empty cluster.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import json
@@ -224,13 +223,14 @@ def start_node(
     heap: str = "1g",
     timeout: float = START_TIMEOUT_S,
     die_with_parent: bool = False,
-    settings: Mapping[str, str] | None = None,
+    settings: Mapping[str, str | None] | None = None,
     ready: Callable[[str], bool] | None = None,
 ) -> Node:
     """Start a fresh node and return once ``GET /`` answers; raise DevstackError otherwise.
 
     ``settings`` override the single-node defaults below (a cluster member sets its own
-    ``node.name``, transport port and discovery; a secured node turns security on).
+    ``node.name``, transport port and discovery; a secured node turns security on); a value of
+    None removes the default (a cluster member has no ``discovery.type``).
     ``ready(url)`` replaces the ``GET /`` readiness check where that needs credentials or a
     formed cluster.
 
@@ -274,7 +274,8 @@ def start_node(
         "cluster.routing.allocation.disk.threshold_enabled": "false",
         "action.destructive_requires_name": "false",
     }
-    settings = {**defaults, **(overrides or {})}
+    merged = {**defaults, **(overrides or {})}
+    settings = {key: value for key, value in merged.items() if value is not None}
     argv = [str(es_home / "bin" / "elasticsearch"), "-p", str(run_dir / "node.pid")]
     for key, value in settings.items():
         argv += ["-E", f"{key}={value}"]
@@ -360,51 +361,7 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="edgewatch-devstack",
-        description="Start or stop a real single-node Elasticsearch "
-        f"{ES_VERSION} on 127.0.0.1 (no Docker).",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("start", help="start a node, wait until it answers, print its URL")
-    up.add_argument("--run-dir", type=Path, default=Path("var/devstack"),
-                    help="folder for the node's data, logs and pid (emptied first)")
-    up.add_argument("--port", type=int, default=9200, help="HTTP port on 127.0.0.1")
-    up.add_argument("--heap", default="1g", help="JVM heap, e.g. 512m or 1g")
-    up.add_argument("--security", action="store_true",
-                    help="security on, HTTPS with a CA of its own; elastic's password from "
-                    "$ELASTIC_PASSWORD or generated into RUN_DIR/elastic.password")
-    down = sub.add_parser("stop", help="stop the node started with the same --run-dir")
-    down.add_argument("--run-dir", type=Path, default=Path("var/devstack"))
-    sub.add_parser("prepare", help="fetch and unpack the distribution only (for CI caches)")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "prepare":
-            print(prepare_home())
-            return 0
-        if args.command == "stop":
-            stopped = stop_node(args.run_dir)
-            print("stopped" if stopped else "no node was running")
-            return 0
-        run_dir = args.run_dir.resolve()
-        if (run_dir / "launcher.pid").exists():
-            stop_node(run_dir)
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        if args.security:
-            from devstack.secure import start_command
-            return start_command(run_dir, args.port, args.heap)
-        node = start_node(run_dir=run_dir, port=args.port, heap=args.heap)
-        info = _get_root(node.url) or {}
-        print(f"Elasticsearch {info.get('version', {}).get('number', '?')} is up at {node.url} "
-              f"(started in {node.started_in_s:.1f}s, RSS {node.rss_bytes() / 2**20:.0f} MiB)")
-        print(node.url)
-        return 0
-    except DevstackError as exc:
-        print(f"edgewatch-devstack: {exc}", file=sys.stderr)
-        return 1
+if __name__ == "__main__":  # the command line lives in devstack/cli.py
+    from devstack.cli import main
 
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -28,7 +28,7 @@ EOF
     chmod 755 ".venv/bin/$1"
 }
 wrapper edgewatch-lab lab
-wrapper edgewatch-devstack devstack.node
+wrapper edgewatch-devstack devstack.cli
 
-.venv/bin/python -m devstack.node prepare >/dev/null
+.venv/bin/python -m devstack.cli prepare >/dev/null
 echo "bootstrap: ready (.venv, lab servers, Elasticsearch distribution)"

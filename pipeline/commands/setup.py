@@ -69,7 +69,8 @@ def setup(settings: ElasticsearchSettings, dry_run: bool = False,
         print(f"Elasticsearch {caps.version} at {redact_url(settings.url)} "
               f"(namespace {settings.namespace})", file=out)
         with refusing(settings.url, "installing templates"):
-            outcomes = installer.install(client, settings.namespace, caps, dry_run=dry_run)
+            outcomes = installer.install(client, settings.namespace, caps, dry_run=dry_run,
+                                         replicas=settings.replicas)
     finally:
         client.close()
     width = max(len(f"{o.kind} {o.name}") for o in outcomes)

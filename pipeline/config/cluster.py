@@ -18,7 +18,8 @@ from pipeline.config.reader import Reader
 _P = "elasticsearch."
 _KEYS = {"url", "api_key", "api_key_file", "username", "password", "password_file", "ca_file",
          "verify_certs", "namespace", "request_timeout", "bulk_max_docs", "bulk_max_bytes",
-         "flush_interval", "spool_dir", "spool_max_bytes", "dead_letter_dir"}
+         "flush_interval", "spool_dir", "spool_max_bytes", "dead_letter_dir", "replicas"}
+MAX_REPLICAS = 32
 
 
 def _d(name: str) -> Any:
@@ -54,7 +55,23 @@ def parse_elasticsearch(r: Reader, parsed: Mapping[str, Any]) -> dict[str, Any]:
         spool_dir=r.directory(t, "spool_dir", _P, _d("spool_dir")),
         spool_max_bytes=r.integer(t, "spool_max_bytes", _P, _d("spool_max_bytes"), 1024),
         dead_letter_dir=r.directory(t, "dead_letter_dir", _P, _d("dead_letter_dir")),
+        replicas=_replicas(r, t),
     )}
+
+
+def _replicas(r: Reader, t: Mapping[str, Any]) -> int | None:
+    """``"auto"`` (None: setup decides from the data nodes) or a whole number of replicas."""
+    value = r.get(t, "replicas", _P, (str, int), "auto")
+    if isinstance(value, str):
+        if value != "auto":
+            r.fail(f"{_P}replicas", f'must be "auto" or a whole number 0..{MAX_REPLICAS}, '
+                   f"got {value!r}")
+        return None
+    if not 0 <= value <= MAX_REPLICAS:
+        r.fail(f"{_P}replicas", f'must be "auto" or a whole number 0..{MAX_REPLICAS}, '
+               f"got {value}")
+        return None
+    return value
 
 
 def _ca_file(r: Reader, t: Mapping[str, Any]) -> Path | None:

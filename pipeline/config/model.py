@@ -159,6 +159,9 @@ class ElasticsearchSettings:
     spool_dir: Path = Path("var/spool")
     spool_max_bytes: int = 1 << 30
     dead_letter_dir: Path = Path("var/dead-letter")
+    # Replicas of the check data stream and the runs index; None ("auto"): setup gives 0 on a
+    # one-data-node cluster, 1 on two or more (docs/ELASTICSEARCH.md, "Replicas").
+    replicas: int | None = None
 
 
 @dataclass(frozen=True)

@@ -267,10 +267,43 @@ def _check_stream(client: Elasticsearch, namespace: str, caps: Capabilities,
     return outcomes
 
 
+def replica_count(client: Elasticsearch, configured: int | None) -> tuple[int, str]:
+    """(replicas, why): ``elasticsearch.replicas`` if set, else 0 on one data node and 1 on two
+    or more (one copy on another node survives losing any one node; more copies cost disk and
+    indexing work on every node for little more safety)."""
+    if configured is not None:
+        return configured, "elasticsearch.replicas"
+    data_nodes = int(client.cluster.health().body.get("number_of_data_nodes", 1))
+    return (0 if data_nodes < 2 else 1), f"auto: {data_nodes} data node(s)"
+
+
+def _replicas_of(client: Elasticsearch, target: str, replicas: int,
+                 dry_run: bool) -> Outcome | None:
+    """An existing index or data stream given ``replicas`` (a dynamic setting: applied in
+    place, to every backing index); None when ``target`` does not exist yet."""
+    if not client.indices.exists(index=target):
+        return None
+    body = client.indices.get_settings(index=target, flat_settings=True).body
+    have = sorted({(s["settings"].get("index.number_of_replicas"),
+                    s["settings"].get("index.auto_expand_replicas", "false"))
+                   for s in body.values()})
+    if have == [(str(replicas), "false")]:
+        return Outcome("settings", f"{target} number_of_replicas", UNCHANGED, str(replicas))
+    if not dry_run:
+        client.indices.put_settings(index=target, settings={
+            "index.number_of_replicas": replicas, "index.auto_expand_replicas": "false"})
+    was = ", ".join(n if auto == "false" else f"auto {auto}" for n, auto in have)
+    return Outcome("settings", f"{target} number_of_replicas", _would(UPDATED, dry_run),
+                   f"{was} → {replicas}")
+
+
 def install(client: Elasticsearch, namespace: str, caps: Capabilities,
-            dry_run: bool = False) -> list[Outcome]:
-    """Install or update everything, in dependency order; one outcome per object."""
-    outcomes: list[Outcome] = []
+            dry_run: bool = False, replicas: int | None = None) -> list[Outcome]:
+    """Install or update everything, in dependency order; one outcome per object.
+
+    ``replicas``: ``elasticsearch.replicas`` (None: from the data node count)."""
+    count, why = replica_count(client, replicas)
+    outcomes: list[Outcome] = [Outcome("replicas", "check and runs", f"{count}", why)]
     if not caps.ilm:
         outcomes.append(Outcome("lifecycle policy", names.LIFECYCLE_POLICY, SKIPPED,
                                 f"{caps.ilm_note or 'no ILM on this cluster'}; check indices "
@@ -285,9 +318,12 @@ def install(client: Elasticsearch, namespace: str, caps: Capabilities,
                                 f"not on this cluster; mapped as the nearest type, "
                                 f"{templates.OPTIONAL_TYPES[field_type]}"))
     for obj in templates.desired_objects(caps.ilm, failure_store=caps.failure_store,
-                                         missing=missing):
+                                         missing=missing, replicas=count):
         outcomes.append(install_object(client, obj, dry_run))
     outcomes.append(_runs_index(client, namespace, dry_run, missing))
     for kind in names.DATA_STREAM_KINDS:
         outcomes.extend(_check_stream(client, namespace, caps, dry_run, missing, kind))
+    targets = [names.runs_index(namespace), *(names.KINDS[k].target(namespace)
+                                              for k in names.DATA_STREAM_KINDS)]
+    outcomes.extend(o for t in targets if (o := _replicas_of(client, t, count, dry_run)))
     return outcomes

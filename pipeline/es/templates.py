@@ -111,9 +111,24 @@ def with_nearest_types(properties: dict[str, Any], missing: frozenset[str]
     return out
 
 
+REPLICATED = (names.CHECK_SETTINGS, names.RUN_SETTINGS)
+
+
+def with_replicas(body: dict[str, Any], replicas: int) -> dict[str, Any]:
+    """A settings component with a fixed ``number_of_replicas`` in place of the files'
+    ``auto_expand_replicas: 0-1``: setup decided from the data nodes, or the config says."""
+    index = body["template"]["settings"].setdefault("index", {})
+    index.pop("auto_expand_replicas", None)
+    index["number_of_replicas"] = replicas
+    return body
+
+
 def component_template(name: str, ilm: bool, base: Path | None = None,
-                       missing: frozenset[str] = frozenset()) -> dict[str, Any]:
+                       missing: frozenset[str] = frozenset(),
+                       replicas: int | None = None) -> dict[str, Any]:
     body = load(f"component_templates/{name}.json", base)
+    if name in REPLICATED and replicas is not None:
+        with_replicas(body, replicas)
     mappings = body.get("template", {}).get("mappings")
     if missing and mappings and "properties" in mappings:
         mappings["properties"] = with_nearest_types(mappings["properties"], missing)
@@ -136,18 +151,20 @@ def index_template(name: str, failure_store: bool, base: Path | None = None) -> 
 
 
 def desired_objects(ilm: bool, base: Path | None = None, *, failure_store: bool = True,
-                    missing: frozenset[str] = frozenset()) -> list[Desired]:
+                    missing: frozenset[str] = frozenset(),
+                    replicas: int | None = None) -> list[Desired]:
     """Everything setup installs, in dependency order (policy, components, index templates).
 
     ``failure_store``: the cluster's index templates take ``data_stream_options`` (9.1 on);
-    ``missing``: field types the cluster lacks, mapped as their nearest type."""
+    ``missing``: field types the cluster lacks, mapped as their nearest type; ``replicas``:
+    the replica count of the check and runs settings (None: the files' ``0-1`` auto-expand)."""
     out: list[Desired] = []
     if ilm:
         out.append(Desired("lifecycle policy", names.LIFECYCLE_POLICY,
                            stamped(load(f"lifecycle/{names.LIFECYCLE_POLICY}.json", base))))
     for name in COMPONENT_TEMPLATES:
         out.append(Desired("component template", name,
-                           stamped(component_template(name, ilm, base, missing))))
+                           stamped(component_template(name, ilm, base, missing, replicas))))
     for name in INDEX_TEMPLATES:
         out.append(Desired("index template", name,
                            stamped(index_template(name, failure_store, base))))

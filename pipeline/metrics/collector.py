@@ -160,3 +160,8 @@ def _elasticsearch(s: MetricsState, es: object) -> Iterator[Metric]:
     yield GaugeMetricFamily("edgewatch_elasticsearch_credentials_refused", "1 while the "
                             "cluster refuses the sink's credentials or privileges",
                             value=float(getattr(es, "refusal", None) is not None))
+    health = getattr(getattr(es, "watch", None), "cluster", None)
+    if health is not None and health.code is not None:  # none before the first answer
+        yield GaugeMetricFamily("edgewatch_elasticsearch_cluster_health", "Cluster health "
+                                "as last asked after a cycle: 0 green, 1 yellow, 2 red",
+                                value=float(health.code))

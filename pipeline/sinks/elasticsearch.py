@@ -114,8 +114,7 @@ class ElasticsearchSink:
         return names.runs_index(self.settings.namespace)
 
     @property
-    def health_every_s(self) -> float:
-        """How often cluster health is asked (``DeliveryWatch``); tests shorten it."""
+    def health_every_s(self) -> float:  # between bulk attempts (es_health); tests shorten it
         return self.watch.health_every_s
 
     @health_every_s.setter
@@ -123,8 +122,7 @@ class ElasticsearchSink:
         self.watch.health_every_s = value
 
     @property
-    def health(self) -> str | None:
-        """The last cluster health status seen (green/yellow/red), None before the first."""
+    def health(self) -> str | None:  # the last cluster health status seen, None before any
         return self.watch.health
 
     # -- Sink protocol -----------------------------------------------------------------------
@@ -170,6 +168,7 @@ class ElasticsearchSink:
                 self._oldest_pending_at = time.monotonic()
             self._wake.set()
         self.dead_letters.sync()
+        self.watch.cluster.after_cycle(self.client, self.settings.request_timeout)
 
     async def flush(self) -> None:
         """Return when everything spooled is delivered, or the cluster failed an attempt.
@@ -200,6 +199,7 @@ class ElasticsearchSink:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.flush(), timeout=self.settings.request_timeout)
         self._closing = True
+        await self.watch.cluster.settle()
         self._sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._sender
