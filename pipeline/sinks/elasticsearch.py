@@ -28,7 +28,6 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from pipeline.config import Config, ConfigError, ElasticsearchSettings
 from pipeline.documents import Record
 from pipeline.es import names
-from pipeline.es.bulk import action_header
 from pipeline.es.client import make_async_client, redact_url
 from pipeline.es.cluster import ClusterRefused, ClusterUnauthorized, translate
 from pipeline.sinks.base import DeliveryError
@@ -44,6 +43,20 @@ __all__ = ["DeliveryRefused", "ElasticsearchSink", "NotSetUp", "SinkStats"]
 # that a refusal of the credentials is known before the first cycle is acknowledged. Bounded and
 # paid once: a cluster that does not answer must not hold up probing.
 FIRST_CONTACT_WAIT_S = 0.5
+
+
+def _unsendable(record: Record) -> str | None:
+    """Why no bulk action can be built for ``record`` (None: it can). The same checks as
+    ``action_header``, without building the header once per record only to throw it away."""
+    kind = names.KINDS.get(record.kind)
+    if kind is None:
+        return f"unknown record kind {record.kind!r}"
+    if not kind.data_stream and record.version is None:
+        return f"run summary {record.id} has no version"
+    rid = record.id
+    if not rid or "\t" in rid or "\n" in rid or "\r" in rid:
+        return f"record id {rid!r} is empty or has a tab or newline"
+    return None
 
 
 class DeliveryRefused(ClusterUnauthorized, DeliveryError):
@@ -228,12 +241,9 @@ class ElasticsearchSink:
             record = replace(record, doc={**record.doc, "data_stream.namespace": ns})
         entry = SpoolEntry(kind=record.kind, id=record.id, version=record.version,
                            source=record.to_json())
-        try:
-            action_header(record.kind, record.id, record.version, self.settings.namespace)
-            if not record.id or any(c in record.id for c in "\t\n\r"):
-                raise ValueError(f"record id {record.id!r} is empty or has a tab or newline")
-        except ValueError as exc:
-            self._ledger.dead_letter(entry, "-", 0, ("invalid_record", str(exc)))
+        problem = _unsendable(record)
+        if problem is not None:
+            self._ledger.dead_letter(entry, "-", 0, ("invalid_record", problem))
             return None
         return entry
 
