@@ -20,7 +20,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import elastic_transport
 from elasticsearch import ApiError, AsyncElasticsearch
@@ -30,9 +29,11 @@ from pipeline.documents import Record
 from pipeline.es import names
 from pipeline.es.client import make_async_client, redact_url
 from pipeline.es.cluster import ClusterRefused, ClusterUnauthorized, translate
+from pipeline.sinks import es_bulk
 from pipeline.sinks.base import DeliveryError
 from pipeline.sinks.deadletter import DeadLetterFile
-from pipeline.sinks.es_bulk import Ledger, NotSetUp, Result, SinkStats, preflight, send_bulk
+from pipeline.sinks.es_bulk import Ledger, NotSetUp, Result, SinkStats
+from pipeline.sinks.es_readahead import ReadAhead, while_sending
 from pipeline.sinks.es_watch import DeliveryWatch
 from pipeline.sinks.spool import DEFAULT_SEGMENT_BYTES, Batch, Spool, SpoolEntry
 
@@ -43,20 +44,6 @@ __all__ = ["DeliveryRefused", "ElasticsearchSink", "NotSetUp", "SinkStats"]
 # that a refusal of the credentials is known before the first cycle is acknowledged. Bounded and
 # paid once: a cluster that does not answer must not hold up probing.
 FIRST_CONTACT_WAIT_S = 0.5
-
-
-def _unsendable(record: Record) -> str | None:
-    """Why no bulk action can be built for ``record`` (None: it can). The same checks as
-    ``action_header``, without building the header once per record only to throw it away."""
-    kind = names.KINDS.get(record.kind)
-    if kind is None:
-        return f"unknown record kind {record.kind!r}"
-    if not kind.data_stream and record.version is None:
-        return f"run summary {record.id} has no version"
-    rid = record.id
-    if not rid or "\t" in rid or "\n" in rid or "\r" in rid:
-        return f"record id {rid!r} is empty or has a tab or newline"
-    return None
 
 
 class DeliveryRefused(ClusterUnauthorized, DeliveryError):
@@ -107,6 +94,7 @@ class ElasticsearchSink:
         self._ready = False
         self._oldest_pending_at: float | None = None
         self.watch = DeliveryWatch(self.spool)
+        self._ahead = ReadAhead(self.spool, settings.bulk_max_docs, settings.bulk_max_bytes)
         self._ledger = Ledger(self.stats, self.dead_letters, settings, max_server_error_tries)
         self.refusal: ClusterUnauthorized | None = None  # credentials/privileges rejected
         self._first_contact = asyncio.Event()
@@ -235,13 +223,7 @@ class ElasticsearchSink:
     # -- records → spool ---------------------------------------------------------------------
 
     def _entry(self, record: Record) -> SpoolEntry | None:
-        ns = self.settings.namespace
-        if record.kind != "run" and record.doc.get("data_stream.namespace", ns) != ns:
-            # a store loaded into another namespace: the constant_keyword must match the stream
-            record = replace(record, doc={**record.doc, "data_stream.namespace": ns})
-        entry = SpoolEntry(kind=record.kind, id=record.id, version=record.version,
-                           source=record.to_json())
-        problem = _unsendable(record)
+        entry, problem = es_bulk.spool_entry(record, self.settings.namespace)
         if problem is not None:
             self._ledger.dead_letter(entry, "-", 0, ("invalid_record", problem))
             return None
@@ -278,7 +260,7 @@ class ElasticsearchSink:
 
     async def _send_next_batch(self) -> None:
         await self._until_due()
-        batch = self.spool.read(self.settings.bulk_max_docs, self.settings.bulk_max_bytes)
+        batch = self._ahead.take()
         if batch.size == 0:
             self.spool.commit(batch)  # may step over an empty segment
             if self.spool.is_empty():
@@ -353,7 +335,7 @@ class ElasticsearchSink:
             try:
                 if not self._ready:
                     await self._preflight()
-                results = await self._send(entries)
+                results = await self._send(entries, batch if attempt == 0 else None)
             except ClusterUnauthorized as exc:
                 self._refused(exc)
                 self.watch.trouble(str(exc), loud=True, kind="refused")
@@ -391,13 +373,17 @@ class ElasticsearchSink:
 
     async def _preflight(self) -> None:
         assert self.client is not None
-        await preflight(self.client, self.settings)
+        await es_bulk.preflight(self.client, self.settings)
         self._ready = True
 
-    async def _send(self, entries: list[SpoolEntry]) -> list[Result]:
+    async def _send(self, entries: list[SpoolEntry], ahead: Batch | None) -> list[Result]:
+        """One bulk request; with ``ahead``, the batch after it is read while it is indexed."""
         assert self.client is not None
         self.stats.bulk_requests += 1
-        return await send_bulk(self.client, entries, self.settings.namespace)
+        request = es_bulk.send_bulk(self.client, entries, self.settings.namespace)
+        if ahead is None:
+            return await request
+        return await while_sending(request, lambda: self._ahead.prepare(ahead))
 
     async def _check_health(self) -> None:
         await self.watch.check_health(self.client, self.settings.request_timeout)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 from elasticsearch import AsyncElasticsearch
 
 from pipeline.config import ElasticsearchSettings
+from pipeline.documents import Record
 from pipeline.es import names
 from pipeline.es.bulk import Verdict, action_header, classify, error_summary
 from pipeline.es.cluster import detect_async, refusing
@@ -99,6 +100,30 @@ class Ledger:
         if self.stats.delivered + self.stats.duplicates + self.stats.stale > before:
             self.stats.last_delivered_at = time.time()  # the metrics' last successful delivery
         return retry, not_ready
+
+
+def unsendable(record: Record) -> str | None:
+    """Why no bulk action can be built for ``record`` (None: it can). The same checks as
+    ``action_header``, without building the header once per record only to throw it away."""
+    kind = names.KINDS.get(record.kind)
+    if kind is None:
+        return f"unknown record kind {record.kind!r}"
+    if not kind.data_stream and record.version is None:
+        return f"run summary {record.id} has no version"
+    rid = record.id
+    if not rid or "\t" in rid or "\n" in rid or "\r" in rid:
+        return f"record id {rid!r} is empty or has a tab or newline"
+    return None
+
+
+def spool_entry(record: Record, namespace: str) -> tuple[SpoolEntry, str | None]:
+    """The spool entry of ``record`` and why it cannot be sent (None: it can)."""
+    if record.kind != "run" and record.doc.get("data_stream.namespace", namespace) != namespace:
+        # a store loaded into another namespace: the constant_keyword must match the stream
+        record = replace(record, doc={**record.doc, "data_stream.namespace": namespace})
+    entry = SpoolEntry(kind=record.kind, id=record.id, version=record.version,
+                       source=record.to_json())
+    return entry, unsendable(record)
 
 
 async def preflight(client: AsyncElasticsearch, settings: ElasticsearchSettings) -> None:

@@ -256,9 +256,10 @@ class Spool:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, max_entries: int, max_bytes: int) -> Batch:
-        """Up to ``max_entries`` / ``max_bytes`` (at least one entry) from the cursor on."""
-        pos = self._cursor
+    def read(self, max_entries: int, max_bytes: int, start: Position | None = None) -> Batch:
+        """Up to ``max_entries`` / ``max_bytes`` (at least one entry) from the cursor on (or
+        from ``start``, the end of a batch read before, to read ahead of the cursor)."""
+        pos = self._cursor if start is None else start
         batch = Batch(start=pos, end=pos)
         used = 0
         while batch.size < max_entries:
