@@ -2,8 +2,8 @@
 
 ``write`` appends the records to the durable spool (fsynced) and returns: that is the
 acknowledgement. A background sender reads the spool in order, in batches bounded by count and
-bytes (or whatever has waited ``flush_interval``), and sends each batch with
-``elasticsearch.helpers.async_streaming_bulk``. Only when every item of a batch has a final
+bytes (or whatever has waited ``flush_interval``), and sends each batch as one ``_bulk``
+request assembled from the spooled bytes (``es_bulk``). Only when every item of a batch has a final
 answer — stored, already there (409 on ``create``), superseded (409 on an external version) or
 dead-lettered — does the spool's cursor move past it. Everything else (connection errors, 429,
 5xx, write blocks, a missing template) is retried with exponential backoff while new records
