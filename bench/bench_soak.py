@@ -83,14 +83,16 @@ enabled = ["elasticsearch"]
 
 
 def run_child(config: Path, cycles: int, trace: Path | None, per_day: int,
-              budget: float) -> tuple[list[tuple[int, int, int]], list[str], int]:
+              budget: float) -> tuple[list[tuple[int, int, int]], list[str], int, str]:
     """Run ``edgewatch run`` and sample it after every cycle: [(cycle, rss KiB, fds)]."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "EDGEWATCH_"))}
     if trace is not None:
         env["SOAK_TRACE"] = str(trace)
     cmd = [sys.executable, "-c", CHILD, "run", "--config", str(config), "--cycles",
            str(cycles)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    out = config.parent / "run-stdout.txt"  # the closing summary (documents written)
+    stdout = open(out, "w")  # noqa: SIM115 - closed below, after the child
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=ROOT)
     samples: list[tuple[int, int, int]] = []
     tail: list[str] = []
@@ -117,7 +119,8 @@ def run_child(config: Path, cycles: int, trace: Path | None, per_day: int,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return samples, tail, rc
+        stdout.close()
+    return samples, tail, rc, out.read_text()
 
 
 def day_end(samples: list[tuple[int, int, int]], day: int, per_day: int) -> float | None:
@@ -168,7 +171,8 @@ def main() -> int:
             setup(cfg.elasticsearch, out=io.StringIO())
             trace = work / "trace" if args.tracemalloc else None
             t0 = time.monotonic()
-            samples, tail, rc = run_child(config, args.cycles, trace, per_day, args.budget)
+            samples, tail, rc, summary = run_child(config, args.cycles, trace, per_day,
+                                                   args.budget)
             elapsed = time.monotonic() - t0
         stream = f"logs-edgewatch.check-{namespace}"
         es.indices.refresh(index=stream)
@@ -180,6 +184,8 @@ def main() -> int:
         result = {
             "cycles": len(samples), "per_day": per_day, "days": days, "exit": rc,
             "real_s": round(elapsed, 1), "indexed_checks": indexed, "run_summaries": runs,
+            "written_checks": int(m.group(1)) if (m := re.search(
+                r"(\d+) check documents", summary)) else None,
             "rss_day1_mib": round(d1 / 1024, 1) if d1 else None,
             "rss_last_day_mib": round(dn / 1024, 1) if dn else None,
             "rss_growth_pct": round(100 * (dn - d1) / d1, 2) if d1 and dn else None,
