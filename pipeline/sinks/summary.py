@@ -29,7 +29,7 @@ class SummarySink:
         # A check's documents (one per address) arrive together, in one cycle's write; checks
         # of different cycles have different ids. So the checks counted are remembered for
         # the current and the previous write only: a set of every check ever seen grew by
-        # ≈ 6 KiB a cycle (28 checks) in a long run, the whole of the soak's RSS growth.
+        # ≈ 6 KiB a cycle (28 checks) in a long run, most of the soak's RSS growth.
         self._checks_seen: set[tuple[str, str]] = set()
         self._checks_before: set[tuple[str, str]] = set()
         self.documents = 0
