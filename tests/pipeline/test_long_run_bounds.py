@@ -61,3 +61,20 @@ def test_the_scheduler_outcome_counts_cycles_instead_of_keeping_them() -> None:
     assert (outcome.done, outcome.undelivered) == (CYCLES, CYCLES // 50)
     assert outcome.last is not None
     assert not any(isinstance(v, list | dict | set | tuple) for v in vars(outcome).values())
+
+
+def test_the_closing_summary_forgets_runs_that_ended_but_still_counts_them() -> None:
+    sink = SummarySink()
+    for n in range(CYCLES):  # one address per cycle, a new run each time; the previous ends
+        records = [Record("check", f"c{n}", {
+            "edgewatch.check.id": f"check-{n}", "edgewatch.resolver.name": "lab-r0",
+            "destination.ip": "127.60.0.1", "edgewatch.run.id": f"run-{n}"})]
+        if n:
+            records.append(Record("run", f"run-{n - 1}", {
+                "edgewatch.run.id": f"run-{n - 1}", "edgewatch.resolver.name": "lab-r0",
+                "edgewatch.run.open": False}, version=3))
+        asyncio.run(sink.write(records))
+        assert len(sink.by_resolver["lab-r0"].runs) == 1  # only the open one is remembered
+    fig = sink.by_resolver["lab-r0"]
+    assert len(fig.runs) + fig.closed_runs == CYCLES
+    assert f" {CYCLES}  " in sink.render().splitlines()[1]
