@@ -127,13 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         avg_size = statistics.mean(len(s) for _, s in sources)
         rates: dict[str, list[float]] = {"raw": [], "sink": []}
         cpu_ms: dict[str, list[float]] = {"raw": [], "sink": []}
+        # A fresh set of names per run, so that --url can point at a node used before.
+        tag = f"{int(time.time()) % 1_000_000}"
         if args.warmup:
-            warm = settings(url, "benchwarmup", args.batch, state)
+            warm = settings(url, f"benchwarmup{tag}", args.batch, state)
             setup(warm, out=io.StringIO())
             raw_bulk(es, warm.namespace, sources[:args.warmup], args.batch)
         for n in range(args.rounds):
-            raw_s = settings(url, f"benchraw{n}", args.batch, state)
-            sink_s = settings(url, f"benchsink{n}", args.batch, state)
+            raw_s = settings(url, f"benchraw{tag}x{n}", args.batch, state)
+            sink_s = settings(url, f"benchsink{tag}x{n}", args.batch, state)
             for s in (raw_s, sink_s):
                 setup(s, out=io.StringIO())
             order = ("raw", "sink") if n % 2 == 0 else ("sink", "raw")

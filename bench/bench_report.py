@@ -65,9 +65,11 @@ class Generator:
     def __init__(self, docs: int, resolvers: int = 10, answer: int = 10, interval_s: int = 120,
                  mean_run: float = 30.0, seed: int = 7, prefixes: int = 12,
                  start_prefixes: int | None = None, drift: float = 0.0,
-                 region: int = 120, max_cycles: int | None = None) -> None:
+                 region: int = 120, max_cycles: int | None = None, targets: int = 1) -> None:
         self.rng = random.Random(seed)
         self.resolvers = [f"r{i}" for i in range(resolvers)]
+        # One target keeps the names of the earlier benchmark; more are api1…, api2….
+        self.targets = ["api.example.net"] + [f"api{t}.example.net" for t in range(1, targets)]
         self.answer = answer
         self.interval = timedelta(seconds=interval_s)
         self.docs = docs
@@ -86,16 +88,21 @@ class Generator:
                     self.pool.append((ip, p24, prefix, 64500 + p % 3,
                                       f"a{ip.replace('.', '-')}.deploy.example.net"))
         first = self.pool[: 32 * (start_prefixes or prefixes)]
-        self.regions = {r: self.rng.sample(first, region) for r in self.resolvers}
-        self.runs: dict[tuple[str, str], dict] = {}
+        self.regions = {(t, r): self.rng.sample(first, region)
+                        for t in self.targets for r in self.resolvers}
+        self.runs: dict[tuple[str, str], dict[str, dict]] = {}  # open runs of each stream
         self.closed: list[dict] = []
 
-    def _run_id(self, resolver: str, ip: str, start: datetime) -> str:
-        return hashlib.sha1(f"{resolver}|{ip}|{start}".encode()).hexdigest()[:20]
+    def _run_id(self, stream: tuple[str, str], ip: str, start: datetime) -> str:
+        target, resolver = stream
+        key = f"{resolver}|{ip}|{start}" if target == self.targets[0] else \
+            f"{target}|{resolver}|{ip}|{start}"
+        return hashlib.sha1(key.encode()).hexdigest()[:20]
 
     def lines(self, namespace: str) -> Iterator[tuple[str, bytes]]:
         """(UTC day, ndjson document) in time order."""
-        current = {r: self.rng.sample(self.regions[r], self.answer) for r in self.resolvers}
+        self.current = {k: self.rng.sample(region, self.answer)
+                        for k, region in self.regions.items()}
         emitted, c = 0, -1
         while emitted < self.docs:  # whole cycles until the requested number of documents
             c += 1
@@ -108,60 +115,67 @@ class Generator:
                 for region in self.regions.values():
                     for i in self.rng.sample(range(len(region)), round(self.drift * len(region))):
                         region[i] = self.rng.choice(self.pool)
-            for r in self.resolvers:
-                check = hashlib.sha1(f"{c}{r}".encode()).hexdigest()[:20]
-                base = {"@timestamp": stamp, "event.kind": "event",
-                        "event.dataset": names.CHECK_DATASET, "edgewatch.schema": 2,
-                        "edgewatch.check.id": check, "observer.name": "bench",
-                        "dns.question.name": "api.example.net", "dns.question.type": "A",
-                        "edgewatch.resolver.name": r}
-                if self.rng.random() < 0.005:
-                    emitted += 1
-                    yield day, orjson.dumps({**base, "event.outcome": "failure",
-                                             "error.type": "dns.timeout"})
-                    continue
-                answer = current[r]
-                for i in range(len(answer)):
-                    if self.rng.random() < self.p_change:
-                        answer[i] = self.rng.choice(self.regions[r])
-                ips = {a[0]: a for a in answer}
-                for key in [k for k in self.runs if k[0] == r and k[1] not in ips]:
-                    run = self.runs.pop(key)
-                    run["end"] = when
-                    self.closed.append(run)
-                for ip, (_, p24, prefix, asn, domain) in ips.items():
-                    run = self.runs.get((r, ip))
-                    if run is None:
-                        run = self.runs[(r, ip)] = {"resolver": r, "ip": ip, "start": when,
-                                                    "last": when, "checks": 0, "net": ips[ip]}
-                    run["last"] = when
-                    run["checks"] += 1
-                    doc = {**base, "edgewatch.dns.answer_count": len(ips), "destination.ip": ip,
-                           "edgewatch.destination.prefix24": p24,
-                           "edgewatch.destination.prefix": prefix,
-                           "destination.as.number": asn, "destination.domain": domain,
-                           "tcp.rtt.connect.us": 2000 + int(self.rng.expovariate(1 / 800)),
-                           "edgewatch.run.id": self._run_id(r, ip, run["start"])}
-                    if self.rng.random() < 0.003:
-                        doc.update({"event.outcome": "failure", "error.type": "tls.handshake"})
-                    else:
-                        doc.update({"event.outcome": "success", "tls.rtt.handshake.us":
-                                    6000 + int(self.rng.expovariate(1 / 2500))})
+            for stream in self.regions:
+                for doc in self._cycle(c, stream, when, stamp):
                     emitted += 1
                     yield day, orjson.dumps(doc)
 
+    def _cycle(self, c: int, stream: tuple[str, str], when: datetime,
+               stamp: str) -> Iterator[dict]:
+        """The documents of one (target, resolver) in cycle ``c``; runs updated."""
+        target, r = stream
+        check = hashlib.sha1(f"{c}{r}{target}".encode()).hexdigest()[:20]
+        base = {"@timestamp": stamp, "event.kind": "event",
+                "event.dataset": names.CHECK_DATASET, "edgewatch.schema": 2,
+                "edgewatch.check.id": check, "observer.name": "bench",
+                "dns.question.name": target, "dns.question.type": "A",
+                "edgewatch.resolver.name": r}
+        if self.rng.random() < 0.005:
+            yield {**base, "event.outcome": "failure", "error.type": "dns.timeout"}
+            return
+        answer = self.current[stream]
+        for i in range(len(answer)):
+            if self.rng.random() < self.p_change:
+                answer[i] = self.rng.choice(self.regions[stream])
+        ips = {a[0]: a for a in answer}
+        runs = self.runs.setdefault(stream, {})
+        for ip in [ip for ip in runs if ip not in ips]:
+            run = runs.pop(ip)
+            run["end"] = when
+            self.closed.append(run)
+        for ip, (_, p24, prefix, asn, domain) in ips.items():
+            run = runs.get(ip)
+            if run is None:
+                run = runs[ip] = {"stream": stream, "ip": ip, "start": when,
+                                  "last": when, "checks": 0, "net": ips[ip]}
+            run["last"] = when
+            run["checks"] += 1
+            doc = {**base, "edgewatch.dns.answer_count": len(ips), "destination.ip": ip,
+                   "edgewatch.destination.prefix24": p24,
+                   "edgewatch.destination.prefix": prefix,
+                   "destination.as.number": asn, "destination.domain": domain,
+                   "tcp.rtt.connect.us": 2000 + int(self.rng.expovariate(1 / 800)),
+                   "edgewatch.run.id": self._run_id(stream, ip, run["start"])}
+            if self.rng.random() < 0.003:
+                doc.update({"event.outcome": "failure", "error.type": "tls.handshake"})
+            else:
+                doc.update({"event.outcome": "success", "tls.rtt.handshake.us":
+                            6000 + int(self.rng.expovariate(1 / 2500))})
+            yield doc
+
     def run_docs(self) -> Iterator[dict]:
-        for run in self.closed + [dict(r, end=None) for r in self.runs.values()]:
+        still_open = [dict(r, end=None) for runs in self.runs.values() for r in runs.values()]
+        for run in self.closed + still_open:
             _, p24, prefix, asn, domain = run["net"]
             until = run["end"] or run["last"]
             doc = {"@timestamp": iso(run["start"]), "event.kind": "state",
                    "event.dataset": names.RUN_DATASET, "edgewatch.run.version": run["checks"],
-                   "observer.name": "bench", "dns.question.name": "api.example.net",
-                   "dns.question.type": "A", "edgewatch.resolver.name": run["resolver"],
+                   "observer.name": "bench", "dns.question.name": run["stream"][0],
+                   "dns.question.type": "A", "edgewatch.resolver.name": run["stream"][1],
                    "destination.ip": run["ip"], "edgewatch.destination.prefix24": p24,
                    "edgewatch.destination.prefix": prefix, "destination.as.number": asn,
                    "destination.domain": domain,
-                   "edgewatch.run.id": self._run_id(run["resolver"], run["ip"], run["start"]),
+                   "edgewatch.run.id": self._run_id(run["stream"], run["ip"], run["start"]),
                    "edgewatch.run.start": iso(run["start"]),
                    "edgewatch.run.last_seen": iso(run["last"]),
                    "edgewatch.run.open": run["end"] is None,
@@ -171,6 +185,14 @@ class Generator:
             if run["end"] is not None:
                 doc["edgewatch.run.end"] = iso(run["end"])
             yield doc
+
+
+def scale(docs: int) -> dict[str, int]:
+    """Targets and resolvers for ``docs`` checks over ≈ 14 days of 2-minute cycles of ≈ 10
+    addresses: 1M → 1 × 10 (the original history), 3M → 3 × 10, 10M → 5 × 20."""
+    streams = max(1, round(docs / (10 * 10_080)))
+    resolvers = 10 if streams <= 30 else 20
+    return {"resolvers": resolvers, "targets": max(1, -(-streams // resolvers))}
 
 
 def load(es: Elasticsearch, gen: Generator, namespace: str, store: Path | None,
@@ -292,7 +314,7 @@ def main() -> int:
                                         dead_letter_dir=tmp / "dead"), out=io.StringIO())
             if store is not None:
                 store.mkdir()
-            count, load_s = load(es, Generator(args.docs), ns, store)
+            count, load_s = load(es, Generator(args.docs, **scale(args.docs)), ns, store)
             print(f"  namespace {ns}", file=sys.stderr)
         stats = es.indices.stats(index=names.check_data_stream(ns), metric="store,docs")
         size = stats["_all"]["primaries"]["store"]["size_in_bytes"]

@@ -40,10 +40,22 @@ FLUSH_MARGIN_S = 5.0
 
 @dataclass
 class Outcome:
-    """What a run of the scheduler did: the finished cycles and whether one was abandoned."""
+    """What a run of the scheduler did: how many cycles finished (and how many of them were
+    not delivered), the last one, and whether one was abandoned.
 
-    cycles: list[CycleStats] = field(default_factory=list)
+    Counts rather than a list of every cycle's figures: a probe runs for months, and a list
+    grew by one ``CycleStats`` (≈ 1 KiB) per cycle for nothing but the exit status.
+    """
+
+    done: int = 0
+    undelivered: int = 0
+    last: CycleStats | None = None
     abandoned: bool = False
+
+    def add(self, stats: CycleStats) -> None:
+        self.done += 1
+        self.undelivered += 0 if stats.delivered else 1
+        self.last = stats
 
 
 @dataclass
@@ -213,10 +225,10 @@ class _Loop:
         if stats.clock_behind_s:
             self._skipped("clock_behind")
             return True
-        self.outcome.cycles.append(stats)
+        self.outcome.add(stats)
         if self.plan.on_cycle:
             self.plan.on_cycle(stats)
-        return self.plan.cycles is None or len(self.outcome.cycles) < self.plan.cycles
+        return self.plan.cycles is None or self.outcome.done < self.plan.cycles
 
     def _skipped(self, reason: str) -> None:
         if self.plan.on_skip:

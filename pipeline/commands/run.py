@@ -116,7 +116,7 @@ async def run_async(config: Config, once: bool, cycles: int | None, align: bool,
                 if stats is None:
                     outcome.abandoned = True
                 else:
-                    outcome.cycles.append(stats)
+                    outcome.add(stats)
                     progress(stats)
             elif not stop.requested.is_set():
                 def announce(first: datetime) -> None:
@@ -169,10 +169,9 @@ def run(args: argparse.Namespace) -> int:
     except (LockError, SpoolError, ConfigError, MetricsError) as exc:  # one line each: what and why
         print(f"edgewatch run: {exc}", file=sys.stderr)
         return 2
-    stats = outcome.cycles
+    undelivered = outcome.undelivered
     if not args.quiet:
         print(summary.render())
-        undelivered = sum(1 for s in stats if not s.delivered)
         if undelivered:
             print(f"WARNING: {undelivered} cycle(s) could not be delivered to a sink",
                   file=sys.stderr)
@@ -180,4 +179,4 @@ def run(args: argparse.Namespace) -> int:
         print("edgewatch run: the cycle in flight was abandoned on stop (not written, run "
               "state not committed)", file=sys.stderr)
         return ABANDONED_EXIT
-    return 0 if all(s.delivered for s in stats) else 1
+    return 0 if not undelivered else 1

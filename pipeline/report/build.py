@@ -39,7 +39,8 @@ from pipeline.report.model import (
 from pipeline.report.networks import Attribution
 from pipeline.report.observers import observer_section
 from pipeline.report.plausible import plausible
-from pipeline.report.rows import TIMING_FIELDS, RunRow, Source
+from pipeline.report.rows import TIMING_FIELDS, Source
+from pipeline.report.run_stats import RunStats
 from pipeline.report.verdict import make_verdict
 
 COVERAGE_TARGETS = (0.5, 0.9, 0.99, 0.999)
@@ -65,7 +66,7 @@ def _figures(name: str, ev: Evidence, interval_s: float | None, window_s: float,
     """One resolver's figures (or all resolvers' when ``name`` is ``ALL``)."""
     acc = ev.addresses.get(name) or Addresses(ev.days)
     out = ev.outcomes.get(name) or Outcomes()
-    runs = ev.runs.get(name, [])
+    runs = ev.runs.get(name) or RunStats()
     return Figures(
         name=name,
         documents=out.documents,
@@ -110,8 +111,8 @@ def build_report(source: Source, filters: Filters | None = None,
     options = options or Options()
     filters = plausible(asked, options.now)
     span = extent_of(source, filters)
-    ev = read(source, filters, span)
-    interval = _interval(ev.runs[ALL], options.interval_s)
+    ev = read(source, filters, span, options.interval_s)
+    interval = ev.interval
     window_s = max(0.0, (span.end - span.start).total_seconds())
     names = sorted((set(ev.addresses) | set(ev.outcomes) | set(ev.runs)) - {ALL})
     coverage = [_coverage(g, ev.daily_ok[g], ev.attr, options.coverage_targets)
@@ -154,19 +155,10 @@ def _iso(ts: datetime | None) -> str | None:
     return ts.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _interval(runs: list[RunRow], given: float | None) -> tuple[float | None, str]:
-    """The sampling interval: given, or the typical gap between a run's last sighting and the
-    check that ended it (end − last_seen), which is one interval when no query failed."""
-    if given:
-        return given, "given"
-    gaps = [r.duration_s - r.observed_s for r in runs if not r.open and r.duration_s > r.observed_s]
-    value = stats.median(gaps)
-    return (value, "inferred from runs") if value else (None, "unknown")
-
-
-def _run_length(runs: list[RunRow], interval_s: float | None) -> RunLength:
+def _run_length(runs: RunStats, interval_s: float | None) -> RunLength:
     """Kaplan–Meier over run lengths as sampled: closed runs end at ``end − start``, open runs
-    are censored at ``last_seen − start``.
+    are censored at ``last_seen − start``; each length rounded to the nearest multiple of the
+    sampling interval (``run_stats``: the source groups them so).
 
     Sampling blurs both ends of a run by up to one interval each (it began after the previous
     check that lacked it, it ended after its last sighting), so a closed run's true length lies
@@ -175,9 +167,7 @@ def _run_length(runs: list[RunRow], interval_s: float | None) -> RunLength:
     bounds ``quantile ± interval``. (Moving event and censoring times independently to their
     extremes is no bound at all: Kaplan–Meier is not monotone when events cross censored
     times.)"""
-    closed = [r.duration_s for r in runs if not r.open]
-    censored = [r.duration_s for r in runs if r.open]
-    km = stats.kaplan_meier(closed, censored)
+    km = stats.kaplan_meier_counts(runs.closed, runs.censored)
     margin = interval_s or 0.0
 
     def q(p: float) -> tuple[float | None, list[float | None]]:
@@ -191,7 +181,8 @@ def _run_length(runs: list[RunRow], interval_s: float | None) -> RunLength:
         curve += [[t, s] for t, s in zip(km.times, km.survival, strict=True)]
     median, median_bounds = q(0.5)
     p90, p90_bounds = q(0.9)
-    return RunLength(runs=len(runs), closed=len(closed), open=len(censored),
+    closed, still_open = sum(runs.closed.values()), sum(runs.censored.values())
+    return RunLength(runs=closed + still_open, closed=closed, open=still_open,
                      median_s=median, median_bounds_s=median_bounds,
                      p90_s=p90, p90_bounds_s=p90_bounds, curve=curve)
 
@@ -226,16 +217,10 @@ def _timing(name: str, buckets: Counter) -> Timing:
                   p99_ms=ms(0.99))
 
 
-def _stable(runs: list[RunRow], ok_by_ip: Counter, attr: dict[str, Attribution],
+def _stable(runs: RunStats, ok_by_ip: Counter, attr: dict[str, Attribution],
             window_s: float, resolvers: int, top: int) -> list[StableAddress]:
     """Longest total presence first, then fewest runs: the addresses a static list would keep."""
-    count: Counter = Counter()
-    presence: Counter = Counter()
-    seen_by: dict[str, set[str]] = defaultdict(set)
-    for r in runs:
-        count[r.ip] += 1
-        presence[r.ip] += r.duration_s
-        seen_by[r.ip].add(r.resolver)
+    count, presence, seen_by = runs.count, runs.presence, runs.seen_by
     ips = set(ok_by_ip) | set(count)
     ranked = sorted(ips, key=lambda ip: (-presence[ip], count[ip], ip))[:top]
     out = []
@@ -243,7 +228,7 @@ def _stable(runs: list[RunRow], ok_by_ip: Counter, attr: dict[str, Attribution],
         a = attr.get(ip) or Attribution.unknown(ip)
         out.append(StableAddress(
             ip=ip, prefix24=a.prefix24, prefix=a.prefix if a.prefix_known else None, asn=a.asn,
-            resolvers=len(seen_by[ip]),
+            resolvers=len(seen_by.get(ip, ())),
             runs=count[ip], presence_s=float(presence[ip]),
             presence_share=presence[ip] / (window_s * resolvers) if window_s else 0.0,
             successful_checks=ok_by_ip.get(ip, 0),

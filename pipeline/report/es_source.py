@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.es import names
 from pipeline.report.answers import ANSWER_FIELDS, AnswerRow, fold_answers
+from pipeline.report.es_runs import RunQueries, terms
 from pipeline.report.filters import Filters
 from pipeline.report.progress import Progress
 from pipeline.report.rows import (
@@ -26,7 +27,6 @@ from pipeline.report.rows import (
     ObserverRow,
     ObserverRunRow,
     OutcomeRow,
-    RunRow,
     Span,
     TargetAddressRow,
     TimingRow,
@@ -51,11 +51,7 @@ def _range(lower: datetime | None, upper: datetime | None) -> dict[str, str]:
     return rng
 
 
-def _terms(field: str, missing: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {"field": field}
-    if missing:
-        body["missing_bucket"] = True
-    return {"terms": body}
+_terms = terms
 
 
 def _flag(value: Any) -> bool | None:
@@ -65,7 +61,7 @@ def _flag(value: Any) -> bool | None:
     return value in (True, 1, "true")
 
 
-class ElasticsearchSource:
+class ElasticsearchSource(RunQueries):
     """Reads the check data stream and the runs index of one namespace (or all: ``*``)."""
 
     def __init__(
@@ -150,12 +146,14 @@ class ElasticsearchSource:
         return out
 
     def _composite(self, index: str, query: dict[str, Any], sources: list[dict[str, Any]],
-                   label: str, aggs: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+                   label: str, aggs: dict[str, Any] | None = None,
+                   page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield every bucket of a composite aggregation, one page at a time."""
         after: dict[str, Any] | None = None
         seen = 0
+        size = page_size or self.page_size
         while True:
-            composite: dict[str, Any] = {"size": self.page_size, "sources": sources}
+            composite: dict[str, Any] = {"size": size, "sources": sources}
             if after is not None:
                 composite["after"] = after
             body: dict[str, Any] = {"composite": composite}
@@ -173,7 +171,7 @@ class ElasticsearchSource:
             seen += len(buckets)
             self.progress.update(f"{label}: {seen:,} groups")
             after = agg.get("after_key")
-            if not buckets or after is None or len(buckets) < self.page_size:
+            if not buckets or after is None or len(buckets) < size:
                 break
         self.progress.done()
 
@@ -279,21 +277,6 @@ class ElasticsearchSource:
             for b in self._composite(self.checks_index, query, sources, f"timings {field}"):
                 yield TimingRow(resolver=b["key"]["resolver"], field=field,
                                 bucket_us=int(b["key"]["bucket"]), documents=b["doc_count"])
-
-    def run_rows(self, filters: Filters) -> Iterator[RunRow]:
-        sources = [
-            {"run": _terms("edgewatch.run.id")},
-            {"resolver": _terms("edgewatch.resolver.name")},
-            {"ip": _terms("destination.ip")},
-            {"open": _terms("edgewatch.run.open", True)},
-            {"duration": _terms("edgewatch.run.duration.s", True)},
-            {"observed": _terms("edgewatch.run.observed.s", True)},
-        ]
-        for b in self._composite(self.runs_index, self._runs_query(filters), sources, "runs"):
-            k = b["key"]
-            yield RunRow(run_id=k["run"], resolver=k["resolver"], ip=k["ip"],
-                         open=bool(k["open"]), duration_s=float(k["duration"] or 0),
-                         observed_s=float(k["observed"] or 0))
 
     def observer_rows(self, filters: Filters) -> Iterator[ObserverRow]:
         sources = [{"observer": _terms("observer.name")}, {"ip": _terms("destination.ip", True)},

@@ -7,6 +7,7 @@ row once, in a fixed order, and keeps one accumulator per resolver plus one for 
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,8 @@ from fractions import Fraction
 from pipeline.report.filters import Filters
 from pipeline.report.model import ALL, GRANULARITIES, Networks
 from pipeline.report.networks import Attribution, attribute
-from pipeline.report.rows import DAY_S, AddressRow, OutcomeRow, RunRow, Source
+from pipeline.report.rows import DAY_S, AddressRow, OutcomeRow, Source
+from pipeline.report.run_stats import GAP_SAMPLE, RunStats, fold_into
 
 TIMING_BUCKET_US = 100
 
@@ -97,7 +99,8 @@ class Evidence:
     daily_ok: dict[str, list[Counter]]
     outcomes: dict[str, Outcomes]
     timings: dict[tuple[str, str], Counter]
-    runs: dict[str, list[RunRow]]
+    runs: dict[str, RunStats]
+    interval: tuple[float | None, str]  # the sampling interval and where it came from
 
 
 def _span_origin(source: Source, filters: Filters) -> tuple[datetime, datetime, datetime] | None:
@@ -119,15 +122,32 @@ def extent_of(source: Source, filters: Filters) -> Extent:
     return Extent(start, end, last, start, days)
 
 
-def read(source: Source, filters: Filters, span: Extent) -> Evidence:
-    """Read the check documents (by address, by outcome, by timing) and the runs."""
+def sampling_interval(source: Source, filters: Filters,
+                      given: float | None) -> tuple[float | None, str]:
+    """The sampling interval: given, or the median gap between a closed run's last sighting
+    and the check that ended it (end − last_seen), which is one interval when no query
+    failed; from the ``GAP_SAMPLE`` closed runs with the smallest ids (all of them in
+    smaller histories)."""
+    if given:
+        return given, "given"
+    gaps = [g for g in source.run_gaps(filters, GAP_SAMPLE) if g > 0]
+    value = statistics.median(gaps) if gaps else None
+    return (float(value), "inferred from runs") if value else (None, "unknown")
+
+
+def read(source: Source, filters: Filters, span: Extent,
+         interval_s: float | None = None) -> Evidence:
+    """Read the check documents (by address, by outcome, by timing) and the runs.
+
+    Runs arrive grouped (``run_stats``): lengths rounded to the sampling interval (1 s when it
+    is unknown: lengths are whole seconds, so nothing is rounded) and totals per address."""
     days = span.days
     ev = Evidence(days=days,
                    attr=attribute(source.network_rows(filters)) if days else {},
                    addresses=defaultdict(lambda: Addresses(days)),
                    daily_ok={g: [Counter() for _ in range(days)] for g in GRANULARITIES},
                    outcomes=defaultdict(Outcomes), timings=defaultdict(Counter),
-                   runs=defaultdict(list))
+                   runs={}, interval=sampling_interval(source, filters, interval_s))
     if days:
         for row in source.address_rows(filters, span.origin):
             a = ev.attr.get(row.ip) or ev.attr.setdefault(row.ip, Attribution.unknown(row.ip))
@@ -142,7 +162,7 @@ def read(source: Source, filters: Filters, span: Extent) -> Evidence:
         for t in source.timing_rows(filters, TIMING_BUCKET_US):
             for name in (t.resolver, ALL):
                 ev.timings[(name, t.field)][t.bucket_us] += t.documents
-    for run in source.run_rows(filters):
-        ev.runs[run.resolver].append(run)
-        ev.runs[ALL].append(run)
+    bucket = ev.interval[0] or 1.0
+    fold_into(ev.runs, ALL, source.run_length_rows(filters, bucket),
+              source.run_address_rows(filters))
     return ev

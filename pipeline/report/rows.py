@@ -114,6 +114,27 @@ class RunRow:
 
 
 @dataclass(frozen=True, slots=True)
+class RunLengthRow:
+    """How many runs of a resolver had ``length_s`` (rounded to the nearest multiple of the
+    sampling interval, ``run_stats.bucket_length``), ended or still open."""
+
+    resolver: str
+    open: bool
+    length_s: float
+    runs: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunAddressRow:
+    """The runs of one address as one resolver saw it: how many, and their summed length."""
+
+    resolver: str
+    ip: str
+    runs: int
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class AfterlifeRow:
     """Afterlife documents of one retired address (and the run that retired it) at one age,
     grouped by what the TLS handshake gave (None: the field is absent, e.g. no TCP)."""
@@ -170,6 +191,15 @@ class Source(Protocol):
     def timing_rows(self, filters: Filters, bucket_us: int) -> Iterator[TimingRow]: ...
 
     def run_rows(self, filters: Filters) -> Iterator[RunRow]: ...
+
+    def run_gaps(self, filters: Filters, limit: int) -> list[float]:
+        """``duration − observed`` of the ``limit`` closed runs with the smallest run ids."""
+        ...
+
+    def run_length_rows(self, filters: Filters, interval_s: float) -> Iterator[RunLengthRow]:
+        ...
+
+    def run_address_rows(self, filters: Filters) -> Iterator[RunAddressRow]: ...
 
     def answer_rows(self, filters: Filters) -> list[AnswerRow]:
         """One row per query in time order (``pipeline.report.answers``), for the replay and

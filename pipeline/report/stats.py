@@ -54,6 +54,32 @@ def kaplan_meier(events: Sequence[float], censored: Sequence[float]) -> KaplanMe
                        survival=tuple(float(s) for s in sf.probabilities))
 
 
+def kaplan_meier_counts(events: Mapping[float, int],
+                        censored: Mapping[float, int]) -> KaplanMeier | None:
+    """The same estimate as ``kaplan_meier`` from counts per length instead of one value per
+    run, so that memory grows with the distinct lengths, not with the runs.
+
+    Follows scipy's convention exactly (the curve has a point at every observed length, ended
+    or censored; a run censored at t is still at risk at t), so that both give identical
+    figures; ``kaplan_meier`` stays as the reference in the tests.
+    """
+    n = sum(events.values()) + sum(censored.values())
+    if n == 0:
+        return None
+    if not any(events.values()):
+        return KaplanMeier(times=(float(max(censored)),), survival=(1.0,))
+    times: list[float] = []
+    survival: list[float] = []
+    s = 1.0
+    for t in sorted(set(events) | set(censored)):
+        d = events.get(t, 0)
+        s *= 1.0 - d / n
+        n -= d + censored.get(t, 0)
+        times.append(float(t))
+        survival.append(s)
+    return KaplanMeier(times=tuple(times), survival=tuple(survival))
+
+
 def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float] | None:
     """Wilson score interval for a proportion (scipy's, no continuity correction)."""
     if trials <= 0:

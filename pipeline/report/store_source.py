@@ -33,11 +33,14 @@ from pipeline.report.rows import (
     ObserverRow,
     ObserverRunRow,
     OutcomeRow,
+    RunAddressRow,
+    RunLengthRow,
     RunRow,
     Span,
     TargetAddressRow,
     TimingRow,
 )
+from pipeline.report.run_stats import fold_runs, gap_sample
 from pipeline.report.store_lines import Distinct, StoreLines, field_value, parse_ts
 
 _FILE = re.compile(r"^(checks|runs|afterlife)-(\d{4}-\d{2}-\d{2})\.ndjson$")
@@ -72,6 +75,7 @@ class StoreSource:
         self.duplicates = {"checks": 0, "runs": 0}
         self._scan: tuple[Filters, _Scan] | None = None
         self._ignored_runs: dict[Filters, int] = {}
+        self._runs_read: tuple[Filters, list[RunRow]] | None = None
 
     def _on_line(self, path: Path, n: int) -> None:
         self.progress.update(f"reading {path.name} line {n:,}")
@@ -305,6 +309,23 @@ class StoreSource:
             )))
         self._ignored_runs[filters] = ignored
         return rows
+
+    def run_gaps(self, filters: Filters, limit: int) -> list[float]:
+        return gap_sample(self._run_list(filters), limit)
+
+    def run_length_rows(self, filters: Filters, interval_s: float) -> Iterator[RunLengthRow]:
+        yield from fold_runs(self._run_list(filters), interval_s)[0]
+
+    def run_address_rows(self, filters: Filters) -> Iterator[RunAddressRow]:
+        # The interval does not matter for the per-address rows.
+        yield from fold_runs(self._run_list(filters), 1.0)[1]
+
+    def _run_list(self, filters: Filters) -> list[RunRow]:
+        """The latest run summaries, read once per selection: the store keeps one per run
+        anyway (to keep the highest version of each), the three grouped reads share it."""
+        if self._runs_read is None or self._runs_read[0] != filters:
+            self._runs_read = (filters, list(self.run_rows(filters)))
+        return self._runs_read[1]
 
     def answer_rows(self, filters: Filters) -> list[AnswerRow]:
         """One row per query (``pipeline.report.answers``), in time order, for the replay."""

@@ -2,8 +2,8 @@
 
 ``write`` appends the records to the durable spool (fsynced) and returns: that is the
 acknowledgement. A background sender reads the spool in order, in batches bounded by count and
-bytes (or whatever has waited ``flush_interval``), and sends each batch with
-``elasticsearch.helpers.async_streaming_bulk``. Only when every item of a batch has a final
+bytes (or whatever has waited ``flush_interval``), and sends each batch as one ``_bulk``
+request assembled from the spooled bytes (``es_bulk``). Only when every item of a batch has a final
 answer — stored, already there (409 on ``create``), superseded (409 on an external version) or
 dead-lettered — does the spool's cursor move past it. Everything else (connection errors, 429,
 5xx, write blocks, a missing template) is retried with exponential backoff while new records
@@ -20,7 +20,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import elastic_transport
 from elasticsearch import ApiError, AsyncElasticsearch
@@ -28,12 +27,13 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from pipeline.config import Config, ConfigError, ElasticsearchSettings
 from pipeline.documents import Record
 from pipeline.es import names
-from pipeline.es.bulk import action_header
 from pipeline.es.client import make_async_client, redact_url
 from pipeline.es.cluster import ClusterRefused, ClusterUnauthorized, translate
+from pipeline.sinks import es_bulk
 from pipeline.sinks.base import DeliveryError
 from pipeline.sinks.deadletter import DeadLetterFile
-from pipeline.sinks.es_bulk import Ledger, NotSetUp, Result, SinkStats, preflight, send_bulk
+from pipeline.sinks.es_bulk import Ledger, NotSetUp, Result, SinkStats
+from pipeline.sinks.es_readahead import ReadAhead, while_sending
 from pipeline.sinks.es_watch import DeliveryWatch
 from pipeline.sinks.spool import DEFAULT_SEGMENT_BYTES, Batch, Spool, SpoolEntry
 
@@ -94,6 +94,7 @@ class ElasticsearchSink:
         self._ready = False
         self._oldest_pending_at: float | None = None
         self.watch = DeliveryWatch(self.spool)
+        self._ahead = ReadAhead(self.spool, settings.bulk_max_docs, settings.bulk_max_bytes)
         self._ledger = Ledger(self.stats, self.dead_letters, settings, max_server_error_tries)
         self.refusal: ClusterUnauthorized | None = None  # credentials/privileges rejected
         self._first_contact = asyncio.Event()
@@ -222,18 +223,9 @@ class ElasticsearchSink:
     # -- records → spool ---------------------------------------------------------------------
 
     def _entry(self, record: Record) -> SpoolEntry | None:
-        ns = self.settings.namespace
-        if record.kind != "run" and record.doc.get("data_stream.namespace", ns) != ns:
-            # a store loaded into another namespace: the constant_keyword must match the stream
-            record = replace(record, doc={**record.doc, "data_stream.namespace": ns})
-        entry = SpoolEntry(kind=record.kind, id=record.id, version=record.version,
-                           source=record.to_json())
-        try:
-            action_header(record.kind, record.id, record.version, self.settings.namespace)
-            if not record.id or any(c in record.id for c in "\t\n\r"):
-                raise ValueError(f"record id {record.id!r} is empty or has a tab or newline")
-        except ValueError as exc:
-            self._ledger.dead_letter(entry, "-", 0, ("invalid_record", str(exc)))
+        entry, problem = es_bulk.spool_entry(record, self.settings.namespace)
+        if problem is not None:
+            self._ledger.dead_letter(entry, "-", 0, ("invalid_record", problem))
             return None
         return entry
 
@@ -268,7 +260,7 @@ class ElasticsearchSink:
 
     async def _send_next_batch(self) -> None:
         await self._until_due()
-        batch = self.spool.read(self.settings.bulk_max_docs, self.settings.bulk_max_bytes)
+        batch = self._ahead.take()
         if batch.size == 0:
             self.spool.commit(batch)  # may step over an empty segment
             if self.spool.is_empty():
@@ -343,7 +335,7 @@ class ElasticsearchSink:
             try:
                 if not self._ready:
                     await self._preflight()
-                results = await self._send(entries)
+                results = await self._send(entries, batch if attempt == 0 else None)
             except ClusterUnauthorized as exc:
                 self._refused(exc)
                 self.watch.trouble(str(exc), loud=True, kind="refused")
@@ -381,13 +373,17 @@ class ElasticsearchSink:
 
     async def _preflight(self) -> None:
         assert self.client is not None
-        await preflight(self.client, self.settings)
+        await es_bulk.preflight(self.client, self.settings)
         self._ready = True
 
-    async def _send(self, entries: list[SpoolEntry]) -> list[Result]:
+    async def _send(self, entries: list[SpoolEntry], ahead: Batch | None) -> list[Result]:
+        """One bulk request; with ``ahead``, the batch after it is read while it is indexed."""
         assert self.client is not None
         self.stats.bulk_requests += 1
-        return await send_bulk(self.client, entries, self.settings.namespace)
+        request = es_bulk.send_bulk(self.client, entries, self.settings.namespace)
+        if ahead is None:
+            return await request
+        return await while_sending(request, lambda: self._ahead.prepare(ahead))
 
     async def _check_health(self) -> None:
         await self.watch.check_health(self.client, self.settings.request_timeout)

@@ -256,9 +256,10 @@ class Spool:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, max_entries: int, max_bytes: int) -> Batch:
-        """Up to ``max_entries`` / ``max_bytes`` (at least one entry) from the cursor on."""
-        pos = self._cursor
+    def read(self, max_entries: int, max_bytes: int, start: Position | None = None) -> Batch:
+        """Up to ``max_entries`` / ``max_bytes`` (at least one entry) from the cursor on (or
+        from ``start``, the end of a batch read before, to read ahead of the cursor)."""
+        pos = self._cursor if start is None else start
         batch = Batch(start=pos, end=pos)
         used = 0
         while batch.size < max_entries:
@@ -272,20 +273,24 @@ class Spool:
             f.seek(pos.offset)
             offset = pos.offset
             full = False
-            while batch.size < max_entries:
+            count = batch.size
+            decode, entries, damaged = SpoolEntry.decode, batch.entries, batch.damaged
+            while count < max_entries:
                 line = f.readline()
                 if not line.endswith(b"\n"):
                     break  # end of what was appended so far
-                if batch.size and used + len(line) > max_bytes:
+                size = len(line)
+                if count and used + size > max_bytes:
                     full = True
                     break
-                entry = SpoolEntry.decode(line[:-1])
+                entry = decode(line[:-1])
                 if entry is None:
-                    batch.damaged.append(line[:-1])
+                    damaged.append(line[:-1])
                 else:
-                    batch.entries.append(entry)
-                offset += len(line)
-                used += len(line)
+                    entries.append(entry)
+                count += 1
+                offset += size
+                used += size
             pos = batch.end = Position(pos.segment, offset)
             if full or pos.offset < self._sizes.get(pos.segment, 0):
                 break

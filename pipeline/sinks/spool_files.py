@@ -65,11 +65,12 @@ class SpoolEntry:
     source: bytes  # the document, serialised JSON
 
     def encode(self) -> bytes:
-        if any(c in self.id for c in "\t\n\r"):
+        rid = self.id
+        if "\t" in rid or "\n" in rid or "\r" in rid:
             raise ValueError(f"record id {self.id!r} contains a tab or newline")
         body = b"%s\t%s\t%s\t%s" % (
             self.kind.encode(), b"-" if self.version is None else str(self.version).encode(),
-            self.id.encode(), self.source)
+            rid.encode(), self.source)
         return b"%08x\t%s\n" % (zlib.crc32(body), body)
 
     @classmethod

@@ -1,0 +1,62 @@
+"""Reading the next batch while the current one is on the wire.
+
+With one bulk request in flight (the sink keeps strict order between batches), everything the
+sender does between two requests adds to the wall time per batch: reading and CRC-checking the
+spool lines and assembling the next body cost about as much client CPU as the request itself.
+Both depend only on the spool's bytes, not on the answer to the current request, so they are
+done while Elasticsearch indexes the current batch, and the next request goes out as soon as
+the answer is settled. Nothing about delivery changes: the cursor still moves only past a batch
+whose every item has its final answer, and a read-ahead batch that no longer starts at the
+cursor (the current one was not delivered in full) is simply dropped and read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pipeline.sinks.spool import Batch, Spool
+
+T = TypeVar("T")
+
+
+class ReadAhead:
+    """At most one batch read ahead of the cursor, with its bulk body."""
+
+    def __init__(self, spool: Spool, max_docs: int, max_bytes: int) -> None:
+        self.spool = spool
+        self.max_docs = max_docs
+        self.max_bytes = max_bytes
+        self._next: Batch | None = None
+
+    def take(self) -> Batch:
+        """The read-ahead batch if it starts at the cursor, else a fresh read."""
+        batch, self._next = self._next, None
+        if batch is not None and batch.start == self.spool.cursor and batch.size:
+            return batch
+        return self.spool.read(self.max_docs, self.max_bytes)
+
+    def prepare(self, after: Batch) -> None:
+        """Read the batch that follows ``after`` (nothing if the spool ends there)."""
+        nxt = self.spool.read(self.max_docs, self.max_bytes, start=after.end)
+        self._next = nxt if nxt.size else None
+
+    def drop(self) -> None:
+        self._next = None
+
+
+async def while_sending(request: Awaitable[T], side_work: Callable[[], None]) -> T:
+    """Start ``request``, do ``side_work`` while it is on its way, return its answer.
+
+    The request gets one turn of the event loop first, so that it is written to the socket
+    before the side work takes the CPU. Cancelled with the caller.
+    """
+    task = asyncio.ensure_future(request)
+    try:
+        await asyncio.sleep(0)
+        side_work()
+        return await task
+    finally:
+        if not task.done():
+            task.cancel()
