@@ -36,7 +36,10 @@ def observer_section(source: Source, filters: Filters) -> list[ObserverFigures]:
     """The section's figures, one entry per observer sorted by name ([] for one observer)."""
     if not hasattr(source, "observer_rows"):
         return []
-    return fold(source.observer_rows(filters), source.observer_run_rows(filters))
+    rows = list(source.observer_rows(filters))
+    if len({r.observer for r in rows}) < 2:  # the usual case: no section, so no read of runs
+        return []
+    return fold(rows, source.observer_run_rows(filters))
 
 
 def fold(rows: Iterable[ObserverRow], run_rows: Iterable[ObserverRunRow]

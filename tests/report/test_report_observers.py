@@ -42,3 +42,19 @@ def test_each_observer_its_addresses_runs_failures_and_own_addresses() -> None:
 def test_one_observer_gets_no_section() -> None:
     assert fold([_ok("fra", "127.60.0.30")], [ObserverRunRow("fra", True, 1)]) == []
     assert fold([], []) == []
+
+
+def test_one_observer_reads_no_runs() -> None:
+    """The runs are read only when there is a section to show: with one observer (the usual
+    probe) that read cost a full pass over the run summaries for nothing."""
+    from pipeline.report.filters import Filters
+    from pipeline.report.observers import observer_section
+
+    class OneObserver:
+        def observer_rows(self, filters: Filters) -> list[ObserverRow]:
+            return [_ok("fra", "127.60.0.30"), _ok("fra", "127.61.0.10")]
+
+        def observer_run_rows(self, filters: Filters) -> list[ObserverRunRow]:
+            raise AssertionError("runs read for a section that is not shown")
+
+    assert observer_section(OneObserver(), Filters()) == []  # type: ignore[arg-type]
