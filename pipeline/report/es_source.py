@@ -303,7 +303,10 @@ class ElasticsearchSource(RunQueries):
 
         A replay needs each answer's addresses in order, which no aggregation returns, so the
         check documents are paged through (a point in time, ``search_after``) with only the
-        DNS fields of ``ANSWER_FIELDS`` in each hit."""
+        DNS fields of ``ANSWER_FIELDS`` in each hit. In index order (``_shard_doc``), not time
+        order: ``fold_answers`` groups by query whatever the order and sorts its rows, and a
+        sort on ``@timestamp`` made every page cost the cluster 5–6× more (measured on 1M
+        checks: 150,000 documents in 11–16 s against 1.8–2.7 s)."""
         return fold_answers(self._answer_docs(filters))
 
     def _answer_docs(self, filters: Filters) -> Iterator[tuple[datetime, dict[str, Any]]]:
@@ -322,7 +325,7 @@ class ElasticsearchSource(RunQueries):
                 resp = self.client.search(
                     pit={"id": pit, "keep_alive": "2m"}, size=self.page_size,
                     query=self._checks_query(filters), source_includes=list(ANSWER_FIELDS),
-                    sort=[{"@timestamp": "asc"}, {"_shard_doc": "asc"}],
+                    sort=[{"_shard_doc": "asc"}],
                     track_total_hits=False, **extra)
                 pit = resp.get("pit_id", pit)
                 hits = resp["hits"]["hits"]
