@@ -104,8 +104,13 @@ class FqdnObject:
             else:
                 walk.failed_refreshes += 1
         allowed = set(self.last[1]) if self.last else set()
+        # Cycles come in time order, so a dropped address past its hold never counts again:
+        # forget it, or every step walks every address the object ever dropped (on 1M checks
+        # that set comprehension was the replay's largest cost).
         keep = self.model.keep_previous_s
-        allowed |= {a for a, when in self.dropped.items() if now - when < keep}
+        for a in [a for a, when in self.dropped.items() if now - when >= keep]:
+            del self.dropped[a]
+        allowed |= self.dropped.keys()
         walk.largest_set = max(walk.largest_set, len(allowed))
         return allowed
 
