@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from elasticsearch import AsyncElasticsearch, Elasticsearch
+from elasticsearch.serializer import OrjsonSerializer
 
 from pipeline.config import ConfigError, ElasticsearchSettings
 
@@ -62,6 +63,9 @@ def client_kwargs(settings: ElasticsearchSettings, retries: int = 1) -> dict[str
         "max_retries": retries,
         "retry_on_timeout": False,
         "verify_certs": settings.verify_certs,
+        # orjson (already a dependency) decodes replies several times faster than the stdlib's
+        # json: a report over 1M checks spent 6.5 s of its 31 s decoding search pages.
+        "serializer": OrjsonSerializer(),
     }
     if settings.ca_file is not None:
         kwargs["ca_certs"] = str(settings.ca_file)
