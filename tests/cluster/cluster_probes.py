@@ -124,15 +124,6 @@ def scan(es: Elasticsearch, index: str, observer: str) -> list[dict]:
     return [{"_id": h["_id"], **h["_source"]} for h in helpers.scan(es, index=index, query=query)]
 
 
-def flat(doc: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in doc.items():
-        if isinstance(v, dict):
-            out.update(flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
 
 def indexed_count(es: Elasticsearch, index: str, observer: str) -> int:
     es.indices.refresh(index=index)

@@ -24,8 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_probes import HEALTH, GaugeWatch, Probe, flat, indexed_count, scan, wait_growth
+from cluster_probes import HEALTH, GaugeWatch, Probe, indexed_count, scan, wait_growth
 from elasticsearch import Elasticsearch, helpers
+from es_docs import flat
 
 from devstack.cluster import Cluster, start_cluster
 from devstack.node import free_port

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from e2e_truth import both_sinks, compare_with_truth, polls_of, timestamp
 from elasticsearch import Elasticsearch, helpers
+from es_docs import flat
 
 from lab.stack import LabStack
 from lab.testing import lab_fixture
@@ -184,11 +185,6 @@ def _expected(checks: list[dict], phases: list[list[datetime]]) -> tuple[dict, s
 
 
 def _scan(es: Elasticsearch, index: str) -> list[dict]:
-    def flat(doc: dict, prefix: str = "") -> dict:
-        out = {}
-        for k, v in doc.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
     return [{"_id": h["_id"], **flat(h["_source"])}
             for h in helpers.scan(es, index=index, query={"query": {"match_all": {}}})]
 

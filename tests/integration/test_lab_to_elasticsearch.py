@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from e2e_truth import both_sinks, compare_with_truth, latest_runs, polls_of
 from elasticsearch import Elasticsearch, helpers
+from es_docs import flat
 
 from lab.stack import LabStack
 from lab.testing import lab_fixture
@@ -40,15 +41,6 @@ def _scan(es: Elasticsearch, index: str) -> list[dict]:
     return [{"_id": h["_id"], **h["_source"]}
             for h in helpers.scan(es, index=index, query={"query": {"match_all": {}}})]
 
-
-def _flat(doc: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in doc.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +71,11 @@ def test_elasticsearch_holds_exactly_what_the_store_holds(measured, es: Elastics
     assert {d["_id"] for d in in_es} == {d["_id"] for d in in_store}  # nothing lost
     by_id = {d["_id"]: d for d in in_store}
     for doc in in_es[:200]:
-        assert _flat(doc) == by_id[doc["_id"]]
+        assert flat(doc) == by_id[doc["_id"]]
     assert not list(measured["dead"].glob("*.ndjson")) or all(
         p.stat().st_size == 0 for p in measured["dead"].glob("*.ndjson"))
     runs_es = {d["edgewatch.run.id"]: d
-               for d in (_flat(x) for x in _scan(es, f"edgewatch-runs-{ns}"))}
+               for d in (flat(x) for x in _scan(es, f"edgewatch-runs-{ns}"))}
     runs_store = latest_runs(read_store(measured["store"], "runs"))
     assert runs_es.keys() == runs_store.keys()
     for rid, doc in runs_es.items():
@@ -94,8 +86,8 @@ def test_elasticsearch_holds_exactly_what_the_store_holds(measured, es: Elastics
 def test_elasticsearch_documents_equal_the_ground_truth(measured, lab: LabStack,
                                                         es: Elasticsearch) -> None:
     ns = measured["namespace"]
-    checks = [_flat(d) for d in _scan(es, f"logs-edgewatch.check-{ns}")]
-    runs = [_flat(d) for d in _scan(es, f"edgewatch-runs-{ns}")]
+    checks = [flat(d) for d in _scan(es, f"logs-edgewatch.check-{ns}")]
+    runs = [flat(d) for d in _scan(es, f"edgewatch-runs-{ns}")]
     figures = compare_with_truth(lab, checks, runs)
     assert figures["runs"] > 0
     # CIDR term query on the ip field and a terms aggregation on edgewatch.resolver.name
@@ -176,6 +168,6 @@ def test_load_moves_a_local_store_into_the_cluster_once(measured, es: Elasticsea
     in_es = _scan(es, f"logs-edgewatch.check-{namespace}")
     assert sorted(d["_id"] for d in in_es) == sorted(d["_id"] for d in stored)
     got = {d["edgewatch.run.id"]: d
-           for d in (_flat(x) for x in _scan(es, f"edgewatch-runs-{namespace}"))}
+           for d in (flat(x) for x in _scan(es, f"edgewatch-runs-{namespace}"))}
     assert got.keys() == runs.keys()
     assert all(got[r]["edgewatch.run.checks"] == runs[r]["edgewatch.run.checks"] for r in runs)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from e2e_truth import both_sinks, compare_with_truth, latest_runs, polls_of, timestamp
 from elasticsearch import Elasticsearch, helpers
+from es_docs import flat
 
 from lab.stack import LabStack
 from lab.testing import lab_fixture
@@ -60,18 +61,9 @@ def _wait(proc: subprocess.Popen) -> None:
     assert proc.returncode == 0, out[-2000:] + err[-3000:]
 
 
-def _flat(doc: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in doc.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
 
 def _scan(es: Elasticsearch, index: str) -> list[dict]:
-    return [_flat({"_id": h["_id"], **h["_source"]})
+    return [flat({"_id": h["_id"], **h["_source"]})
             for h in helpers.scan(es, index=index, query={"query": {"match_all": {}}})]
 
 
