@@ -14,10 +14,11 @@ import fnmatch
 import hashlib
 import ipaddress
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
@@ -348,3 +349,29 @@ LAB_CHECKED_PANELS = [
     "edgewatch-allowlist-coverage",
 ]
 ALL_PANELS += LAB_CHECKED_PANELS
+
+
+@contextmanager
+def loaded_store(es: Elasticsearch, es_url: str, ns: str, run_config: Path,
+                 edgewatch: Callable[..., str]) -> Iterator[Indices]:
+    """A lab run's store (``run_config``'s) put into the node through ``edgewatch setup`` and
+    ``edgewatch load`` in namespace ``ns``, as a person would; removed again afterwards."""
+    work = run_config.parent
+    load_config = work / "load.toml"
+    load_config.write_text(run_config.read_text() + f"""
+[elasticsearch]
+url = "{es_url}"
+namespace = "{ns}"
+spool_dir = "{work / 'spool'}"
+dead_letter_dir = "{work / 'dead-letter'}"
+""")
+    edgewatch("setup", "--config", str(load_config))
+    out = edgewatch("load", "--config", str(load_config), "--quiet")
+    assert "0 refused" in out, out
+    made = Indices(names.check_data_stream(ns), names.runs_index(ns))
+    es.indices.refresh(index=[made.checks, made.runs])
+    try:
+        yield made
+    finally:
+        es.options(ignore_status=404).indices.delete(index=made.runs)
+        es.options(ignore_status=(400, 404, 405)).indices.delete_data_stream(name=made.checks)

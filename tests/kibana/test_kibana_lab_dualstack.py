@@ -24,12 +24,11 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 from kibana_vega import KibanaContext, dashboard_query
-from panel_documents import ALL_PANELS, Indices, run_panel
+from panel_documents import ALL_PANELS, Indices, loaded_store, run_panel
 
 from lab.netinfo import ptr_name
 from lab.stack import LabStack
 from lab.testing import lab_fixture
-from pipeline.es import names
 from pipeline.sinks.ndjson import read_store
 
 pytestmark = pytest.mark.integration
@@ -64,24 +63,8 @@ dir = "{work / 'state'}"
     edgewatch("run", "--config", str(run_config), "--cycles", str(CYCLES), "--quiet",
               prefix=lab.exec_prefix)
     # outside the namespace, where the node is
-    load_config = work / "load.toml"
-    load_config.write_text(run_config.read_text() + f"""
-[elasticsearch]
-url = "{es_url}"
-namespace = "{ns}"
-spool_dir = "{work / 'spool'}"
-dead_letter_dir = "{work / 'dead-letter'}"
-""")
-    edgewatch("setup", "--config", str(load_config))
-    out = edgewatch("load", "--config", str(load_config), "--quiet")
-    assert "0 refused" in out, out
-    made = Indices(names.check_data_stream(ns), names.runs_index(ns))
-    es.indices.refresh(index=[made.checks, made.runs])
-    try:
+    with loaded_store(es, es_url, ns, run_config, edgewatch) as made:
         yield made, store
-    finally:
-        es.options(ignore_status=404).indices.delete(index=made.runs)
-        es.options(ignore_status=(400, 404, 405)).indices.delete_data_stream(name=made.checks)
 
 
 def _ts(doc: dict[str, Any]) -> datetime:

@@ -47,11 +47,10 @@ from lab_panel_truth import (
     truth_runs,
     ts,
 )
-from panel_documents import Indices, run_panel
+from panel_documents import Indices, loaded_store, run_panel
 
 from lab.scenario import resolve_path
 from lab.stack import LabStack
-from pipeline.es import names
 
 pytestmark = pytest.mark.integration
 CYCLES = 36  # nine scenario hours on the 15-minute grid: hourly rotation and address reuse
@@ -119,24 +118,8 @@ dir = "{work / 'state'}"
 {lists}""")
     edgewatch("run", "--config", str(run_config), "--cycles", str(CYCLES), "--quiet",
               prefix=lab.exec_prefix, overrides=SLOW_MACHINE)
-    load_config = work / "load.toml"
-    load_config.write_text(run_config.read_text() + f"""
-[elasticsearch]
-url = "{es_url}"
-namespace = "{ns}"
-spool_dir = "{work / 'spool'}"
-dead_letter_dir = "{work / 'dead-letter'}"
-""")
-    edgewatch("setup", "--config", str(load_config))
-    out = edgewatch("load", "--config", str(load_config), "--quiet")
-    assert "0 refused" in out, out
-    made = Indices(names.check_data_stream(ns), names.runs_index(ns))
-    es.indices.refresh(index=[made.checks, made.runs])
-    try:
+    with loaded_store(es, es_url, ns, run_config, edgewatch) as made:
         yield made, store
-    finally:
-        es.options(ignore_status=404).indices.delete(index=made.runs)
-        es.options(ignore_status=(400, 404, 405)).indices.delete_data_stream(name=made.checks)
 
 
 def rows_of(es: Elasticsearch, objects: list[Doc], loaded: tuple[Indices, Path],
