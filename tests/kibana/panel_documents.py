@@ -13,6 +13,9 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import ipaddress
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -375,3 +378,18 @@ dead_letter_dir = "{work / 'dead-letter'}"
     finally:
         es.options(ignore_status=404).indices.delete(index=made.runs)
         es.options(ignore_status=(400, 404, 405)).indices.delete_data_stream(name=made.checks)
+
+
+EDGEWATCH = [sys.executable, "-m", "pipeline"]
+
+
+def edgewatch(*args: str, prefix: list[str] | None = None,
+              overrides: dict[str, str] | None = None) -> str:
+    """An ``edgewatch`` command as a person runs it (``prefix``: inside the lab's namespace),
+    without the test session's ES_/EDGEWATCH_ settings unless ``overrides`` gives some."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "EDGEWATCH_"))}
+    env.update(overrides or {})
+    proc = subprocess.run([*(prefix or []), *EDGEWATCH, *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc.stdout

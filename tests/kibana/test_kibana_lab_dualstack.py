@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -24,7 +22,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 from kibana_vega import KibanaContext, dashboard_query
-from panel_documents import ALL_PANELS, Indices, loaded_store, run_panel
+from panel_documents import ALL_PANELS, Indices, edgewatch, loaded_store, run_panel
 
 from lab.netinfo import ptr_name
 from lab.stack import LabStack
@@ -33,17 +31,9 @@ from pipeline.sinks.ndjson import read_store
 
 pytestmark = pytest.mark.integration
 CYCLES = 8
-EDGEWATCH = [sys.executable, "-m", "pipeline"]
 
 lab = lab_fixture("dualstack", speed=900.0, scope="module")
 
-
-def edgewatch(*args: str, prefix: list[str] | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "EDGEWATCH_"))}
-    proc = subprocess.run([*(prefix or []), *EDGEWATCH, *args], capture_output=True, text=True,
-                          env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import os
-import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -47,14 +46,13 @@ from lab_panel_truth import (
     truth_runs,
     ts,
 )
-from panel_documents import Indices, loaded_store, run_panel
+from panel_documents import Indices, edgewatch, loaded_store, run_panel
 
 from lab.scenario import resolve_path
 from lab.stack import LabStack
 
 pytestmark = pytest.mark.integration
 CYCLES = 36  # nine scenario hours on the 15-minute grid: hourly rotation and address reuse
-EDGEWATCH = [sys.executable, "-m", "pipeline"]
 # Half the usual lab speed (a 15-minute poll every 2 real seconds) and about twice its real-time
 # timeouts: the machine the tests share stalls now and then, and a poll that times out where the
 # scenario put no fault says nothing about the panels (see ``stalls``).
@@ -87,15 +85,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabStack]:
     finally:
         stack.stop()
 
-
-def edgewatch(*args: str, prefix: list[str] | None = None,
-              overrides: dict[str, str] | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "EDGEWATCH_"))}
-    env.update(overrides or {})
-    proc = subprocess.run([*(prefix or []), *EDGEWATCH, *args], capture_output=True, text=True,
-                          env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
