@@ -17,7 +17,7 @@ from pipeline.allowlists import ListError, ListVersion, load_version
 from pipeline.commands._common import load_or_exit, resolve_config_path
 from pipeline.commands.replay import config_models
 from pipeline.report import Options
-from pipeline.report.by_target import build_by_target
+from pipeline.report.by_target import REPLAY_LIMIT, build_by_target
 from pipeline.report.html import render_html
 from pipeline.report.options import (
     add_source_arguments,
@@ -66,7 +66,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     metavar="FILE", help="also report on this deployed allowlist file "
                     "(repeatable; the config's [[allowlists]] are always reported on), e.g. "
                     "--list /etc/nftables.d/api-allow.nft")
+    an.add_argument("--replay-limit", type=replay_limit_arg, default=REPLAY_LIMIT,
+                    metavar="QUERIES",
+                    help="replay (firewall models, resolver choice, EDNS Client Subnet "
+                    "evidence) only when the selection holds at most this many queries "
+                    f"(default {REPLAY_LIMIT:,}: a replay reads every check document, about "
+                    "half a millisecond a query); above it those sections are left out with "
+                    "a note; 0 never replays, 'unlimited' always does")
     p.set_defaults(func=run)
+
+
+def replay_limit_arg(value: str) -> int | None:
+    """``--replay-limit``: a count of queries (0 or more) or ``unlimited`` (None)."""
+    if value.strip().lower() == "unlimited":
+        return None
+    try:
+        limit = int(value.replace(",", "").replace("_", ""))
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number of queries (0 or more) or 'unlimited'")
+    return limit
 
 
 def deployed_lists(args: argparse.Namespace) -> tuple[ListVersion, ...]:
@@ -97,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = build_by_target(source, filters, Options(
             interval_s=args.interval, threshold=args.threshold, now=now, netinfo_table=netinfo,
-            allowlists=lists), models)
+            allowlists=lists), models, replay_limit=args.replay_limit)
     except (FileNotFoundError, StoreLineError) as exc:
         print(f"edgewatch report: {exc}", file=sys.stderr)
         return 1
@@ -108,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"edgewatch report: reading {source.description} failed: {exc}", file=sys.stderr)
         return 1
     print_warnings(source, "report")
+    if report.replay_note:
+        print(f"edgewatch report: {report.replay_note}", file=sys.stderr)
     if report.window.days == 0:
         ignored = report.data.ignored_checks
         why = f" ({ignored:,} outside the plausible window)" if ignored else ""

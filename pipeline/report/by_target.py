@@ -5,6 +5,12 @@ the blocks and every replay section of that target) and once for all targets tog
 all-targets report carries the per-target ones in ``targets`` and is shown below them as a
 summary. A demo that mixes a production name with a staging name whose edges are broken on
 purpose then reads per name, not as one blended failure rate.
+
+The replay sections are the one part whose cost grows with the queries rather than with the
+distinct groups: a replay needs every query's answer, so every check document crosses the wire
+and every resolver pair is walked in Python (about half a millisecond a query with ten
+resolvers, measured in docs/BENCHMARKS.md). Above ``replay_limit`` queries the report leaves
+them out and says so in ``replay_note``; ``edgewatch replay`` computes them for any selection.
 """
 
 from __future__ import annotations
@@ -19,27 +25,55 @@ from pipeline.report.model import Report
 from pipeline.report.plausible import plausible
 from pipeline.report.rows import Source
 
+# Queries a report replays before it leaves the replay sections out (``--replay-limit``): a
+# four-week study of 14 resolvers at a 15-minute cadence asks ≈ 37,600 queries per target.
+REPLAY_LIMIT = 100_000
+
+
+def replay_left_out(queries: int, limit: int) -> str:
+    """The one line a report carries instead of its replay sections."""
+    return (f"replay sections (firewall models, resolver choice, EDNS Client Subnet evidence) "
+            f"left out: the selection holds {queries:,} queries, over --replay-limit "
+            f"{limit:,}; `edgewatch replay` computes them, or pass --replay-limit unlimited")
+
 
 def build_by_target(source: Source, filters: Filters | None = None,
-                    options: Options | None = None, models: Sequence[Any] = ()) -> Report:
+                    options: Options | None = None, models: Sequence[Any] = (),
+                    replay_limit: int | None = REPLAY_LIMIT) -> Report:
     """The all-targets report with one report per target in ``targets`` (sorted by name); with
-    a single target, that report itself carries the target's replay sections."""
+    a single target, that report itself carries the target's replay sections. The replay runs
+    when the selection holds at most ``replay_limit`` queries (None: always)."""
     from pipeline.replay.build import replay_rows  # the replay imports the report's modules
 
     filters = filters or Filters()
     options = options or Options()
     overall = build_report(source, filters, options)
-    if overall.window.days == 0 or not hasattr(source, "answer_rows"):
+    if overall.window.days == 0:
         return overall
-    rows = source.answer_rows(plausible(filters, options.now))
-    replay = replay_rows(rows, models, options.interval_s, source.description, filters)
-    if len(replay.targets) == 1:  # the summary is that target's report: no repetition
-        overall.replay = replay.targets[0]
-        overall.replay.blocks = overall.blocks
+    selected = plausible(filters, options.now)
+    replay = None
+    if hasattr(source, "answer_rows"):
+        queries = overall.overall.queries
+        if replay_limit is not None and queries > replay_limit:
+            overall.replay_note = replay_left_out(queries, replay_limit)
+        else:
+            replay = replay_rows(source.answer_rows(selected), models, options.interval_s,
+                                 source.description, filters)
+    if replay is not None:
+        targets = [t.target for t in replay.targets]
+    elif hasattr(source, "target_names"):
+        targets = source.target_names(selected)
+    else:
+        targets = []
+    if len(targets) == 1:  # the summary is that target's report: no repetition
+        if replay is not None:
+            overall.replay = replay.targets[0]
+            overall.replay.blocks = overall.blocks
         return overall
-    for t in replay.targets:
-        one = build_report(source, dataclasses.replace(filters, targets=(t.target,)), options)
-        t.blocks = one.blocks
-        one.replay = t
+    for name in targets:
+        one = build_report(source, dataclasses.replace(filters, targets=(name,)), options)
+        if replay is not None:
+            one.replay = replay.target(name)
+            one.replay.blocks = one.blocks
         overall.targets.append(one)
     return overall

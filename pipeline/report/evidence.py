@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
+from typing import Any
 
 from pipeline.report.filters import Filters
 from pipeline.report.model import ALL, GRANULARITIES, Networks
 from pipeline.report.networks import Attribution, attribute
+from pipeline.report.parallel import read_all
 from pipeline.report.rows import DAY_S, AddressRow, OutcomeRow, Source
 from pipeline.report.run_stats import GAP_SAMPLE, RunStats, fold_into
 
@@ -142,27 +145,35 @@ def read(source: Source, filters: Filters, span: Extent,
     Runs arrive grouped (``run_stats``): lengths rounded to the sampling interval (1 s when it
     is unknown: lengths are whole seconds, so nothing is rounded) and totals per address."""
     days = span.days
+    jobs: dict[str, Callable[[], Any]] = {
+        "interval": lambda: sampling_interval(source, filters, interval_s),
+        "run_addresses": lambda: list(source.run_address_rows(filters))}
+    if days:
+        jobs |= {"addresses": lambda: list(source.address_rows(filters, span.origin)),
+                 "networks": lambda: list(source.network_rows(filters)),
+                 "outcomes": lambda: list(source.outcome_rows(filters)),
+                 "timings": lambda: list(source.timing_rows(filters, TIMING_BUCKET_US))}
+    got = read_all(source, jobs)
     ev = Evidence(days=days,
-                   attr=attribute(source.network_rows(filters)) if days else {},
+                   attr=attribute(got["networks"]) if days else {},
                    addresses=defaultdict(lambda: Addresses(days)),
                    daily_ok={g: [Counter() for _ in range(days)] for g in GRANULARITIES},
                    outcomes=defaultdict(Outcomes), timings=defaultdict(Counter),
-                   runs={}, interval=sampling_interval(source, filters, interval_s))
+                   runs={}, interval=got["interval"])
     if days:
-        for row in source.address_rows(filters, span.origin):
+        for row in got["addresses"]:
             a = ev.attr.get(row.ip) or ev.attr.setdefault(row.ip, Attribution.unknown(row.ip))
             for acc in (ev.addresses[row.resolver], ev.addresses[ALL]):
                 acc.add(row)
             if row.ok and 0 <= row.day < days:
                 for g, key in (("ip", row.ip), ("prefix24", a.prefix24), ("prefix", a.prefix)):
                     ev.daily_ok[g][row.day][key] += row.ok
-        for o in source.outcome_rows(filters):
+        for o in got["outcomes"]:
             ev.outcomes[o.resolver].add(o)
             ev.outcomes[ALL].add(o)
-        for t in source.timing_rows(filters, TIMING_BUCKET_US):
+        for t in got["timings"]:
             for name in (t.resolver, ALL):
                 ev.timings[(name, t.field)][t.bucket_us] += t.documents
     bucket = ev.interval[0] or 1.0
-    fold_into(ev.runs, ALL, source.run_length_rows(filters, bucket),
-              source.run_address_rows(filters))
+    fold_into(ev.runs, ALL, source.run_length_rows(filters, bucket), got["run_addresses"])
     return ev

@@ -277,7 +277,7 @@ def _per_target(report: Report) -> list[str]:
 
     out = []
     for one in report.targets:
-        name = one.replay.target if one.replay else ", ".join(one.filters["targets"])
+        name = one.target_label
         out += [f"<h2>Target {escape(name)}</h2>",
                 f"<p><b>{escape(one.verdict.headline)}</b></p>", *_charts(one),
                 *_list_tables(one), *(replay_html(one.replay) if one.replay else [])]
@@ -285,6 +285,8 @@ def _per_target(report: Report) -> list[str]:
         out.append("<h2>All targets (summary)</h2>")
     elif report.replay is not None:  # a single target: its replay sections, once
         out += replay_html(report.replay)
+    if report.replay_note:
+        out.append(f"<p><i>{escape(report.replay_note)}</i></p>")
     return out
 
 

@@ -251,12 +251,19 @@ class Report:
     blocks: list[Any] = field(default_factory=list)  # pipeline.report.blocks.BlockLevel
     targets: list[Any] = field(default_factory=list)  # per-target Reports (build_by_target)
     replay: Any = None  # pipeline.replay.build.TargetReplay of this report's target
+    # why the replay sections are missing (``by_target.replay_left_out``), else None
+    replay_note: str | None = None
     # one per deployed allowlist (``[[allowlists]]`` of the config, ``--list``): its coverage
     allowlists: list[ListCoverage] = field(default_factory=list)
     afterlife: list[Afterlife] = field(default_factory=list)  # per target, [afterlife] on
     # "by observer": one entry per observer, only when the selection holds more than one
     observers: list[ObserverFigures] = field(default_factory=list)
     schema: str = SCHEMA
+
+    @property
+    def target_label(self) -> str:
+        """The target(s) this report was selected for, as a heading names them."""
+        return self.replay.target if self.replay else ", ".join(self.filters["targets"])
 
     def coverage_by(self, by: str) -> Coverage:
         return next(c for c in self.coverage if c.by == by)

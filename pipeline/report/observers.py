@@ -36,6 +36,9 @@ def observer_section(source: Source, filters: Filters) -> list[ObserverFigures]:
     """The section's figures, one entry per observer sorted by name ([] for one observer)."""
     if not hasattr(source, "observer_rows"):
         return []
+    # the usual case, one observer: its names alone (cheap) say there is no section
+    if hasattr(source, "observer_names") and len(source.observer_names(filters)) < 2:
+        return []
     rows = list(source.observer_rows(filters))
     if len({r.observer for r in rows}) < 2:  # the usual case: no section, so no read of runs
         return []

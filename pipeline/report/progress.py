@@ -8,6 +8,7 @@ log (not a terminal) a line is written at most every few seconds. Reports on std
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -23,10 +24,15 @@ class Progress:
         )
         self._last = 0.0
         self._shown = False
+        self._lock = threading.Lock()  # a report's reads may run in threads (report.parallel)
 
     def update(self, message: str) -> None:
         if not self.enabled:
             return
+        with self._lock:
+            self._write(message)
+
+    def _write(self, message: str) -> None:
         now = time.monotonic()
         if now - self._last < self.min_interval_s:
             return
@@ -39,7 +45,8 @@ class Progress:
         self._shown = True
 
     def done(self) -> None:
-        if self.enabled and self._shown and self.tty:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-        self._shown = False
+        with self._lock:
+            if self.enabled and self._shown and self.tty:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+            self._shown = False

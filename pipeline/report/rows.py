@@ -205,6 +205,15 @@ class Source(Protocol):
         """One row per query in time order (``pipeline.report.answers``), for the replay and
         the per-target report; optional: a source without it gets no replay sections."""
         ...
+    def target_names(self, filters: Filters) -> list[str]:
+        """The targets (``dns.question.name``) the selected checks name, sorted: whom the
+        per-target reports are for when the replay is left out."""
+        ...
+
+    def observer_names(self, filters: Filters) -> list[str]:
+        """The observers (``observer.name``) of the selected checks, sorted."""
+        ...
+
     def target_address_rows(self, filters: Filters, origin: datetime
                             ) -> Iterator[TargetAddressRow]: ...
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pipeline.report.rows import RunAddressRow, RunLengthRow, RunRow
@@ -90,8 +90,8 @@ class RunStats:
         self.seen_by[row.ip].add(row.resolver)
 
 
-def fold_into(stats: dict[str, RunStats], everyone: str, lengths: Iterator[RunLengthRow],
-              addresses: Iterator[RunAddressRow]) -> None:
+def fold_into(stats: dict[str, RunStats], everyone: str, lengths: Iterable[RunLengthRow],
+              addresses: Iterable[RunAddressRow]) -> None:
     """Add the rows to their resolver's ``RunStats`` and to ``stats[everyone]``."""
     for row in lengths:
         for name in (row.resolver, everyone):

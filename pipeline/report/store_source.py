@@ -61,6 +61,7 @@ class _Scan:
     timings: Counter = field(default_factory=Counter)
     # (observer, ip, outcome, error type, answer count): the "by observer" section
     observers: Counter = field(default_factory=Counter)
+    targets: Counter = field(default_factory=Counter)  # documents per dns.question.name
 
 
 class StoreSource:
@@ -188,6 +189,7 @@ class StoreSource:
             error = field_value(doc, "error.type")
             count = field_value(doc, "edgewatch.dns.answer_count")
             scan.outcomes[(resolver, outcome, error, count)] += 1
+            scan.targets[field_value(doc, "dns.question.name")] += 1
             scan.observers[(field_value(doc, "observer.name"), ip, outcome, error, count)] += 1
             if ip is not None:
                 key = (int((ts.timestamp() - origin_s) // DAY_S), resolver, ip)
@@ -236,6 +238,14 @@ class StoreSource:
             day, target, resolver, ip = key
             yield TargetAddressRow(day=day, target=target, resolver=resolver, ip=ip, ok=n,
                                    first=first[key])
+
+    def target_names(self, filters: Filters) -> list[str]:
+        """The targets the selected checks name, sorted (from the cached scan)."""
+        return sorted(t for t in self._scanned(filters, None, None).targets if t)
+
+    def observer_names(self, filters: Filters) -> list[str]:
+        """The observers of the selected checks, sorted (from the cached scan)."""
+        return sorted({k[0] for k in self._scanned(filters, None, None).observers if k[0]})
 
     def network_rows(self, filters: Filters) -> Iterator[NetworkRow]:
         scan = self._scanned(filters, None, None)

@@ -166,8 +166,11 @@ def _replay(report: Report) -> list[str]:
     from pipeline.replay.text import blocks_lines, target_sections  # (imports this module)
 
     if report.replay is None:
-        return [_section("Blocks and their cost"), *blocks_lines(report.blocks)[1:]] \
+        out = [_section("Blocks and their cost"), *blocks_lines(report.blocks)[1:]] \
             if report.blocks else []
+        if report.replay_note:
+            out += [_section("Replay"), textwrap.fill(report.replay_note, 100)]
+        return out
 
     return [_section(f"Replay: {report.replay.target}"), *target_sections(report.replay)]
 
@@ -177,7 +180,7 @@ def render_text(report: Report, width: int = 100) -> str:
     report first (when built per target), then the one over all targets as a summary."""
     out: list[str] = []
     for one in report.targets:
-        out += [f"#### target {one.replay.target if one.replay else one.filters['targets']}",
+        out += [f"#### target {one.target_label}",
                 render_text(one, width), ""]
     if report.targets:
         out.append("#### all targets (summary)")

@@ -381,3 +381,53 @@ def test_report_per_target_first_with_the_replay_sections(measured, tmp_path: Pa
         for title in ("answers blocked by each firewall model", "resolver choice",
                       "EDNS Client Subnet evidence", "addresses opened by allowlisting blocks"):
             assert f"{name}: {title}" in part, (name, title)
+
+
+def test_report_over_the_replay_limit_leaves_the_replay_out(measured, source) -> None:
+    """Above ``replay_limit`` queries the report keeps every per-target figure, drops only the
+    replay sections and says why with the selection's query count; at the limit it replays."""
+    from pipeline.config import load_config as load
+    from pipeline.report.build import Options
+    from pipeline.report.by_target import build_by_target
+
+    models = load(measured["config"]).firewall_models
+    full = build_by_target(source, Filters(), Options(interval_s=INTERVAL), models)
+    queries = full.overall.queries
+    assert queries > 0 and full.replay_note is None
+    at = build_by_target(source, Filters(), Options(interval_s=INTERVAL), models,
+                         replay_limit=queries)
+    assert at.replay_note is None and all(t.replay is not None for t in at.targets)
+    cut = build_by_target(source, Filters(), Options(interval_s=INTERVAL), models,
+                          replay_limit=queries - 1)
+    assert cut.replay_note is not None
+    assert f"holds {queries:,} queries" in cut.replay_note
+    assert f"--replay-limit {queries - 1:,}" in cut.replay_note
+    assert [t.target_label for t in cut.targets] == [t.target_label for t in full.targets] \
+        == [ACME, POOL]
+    for mine, theirs in zip(cut.targets, full.targets, strict=True):
+        assert mine.replay is None and theirs.replay is not None
+        a, b = mine.to_dict(), theirs.to_dict()
+        for d in (a, b):
+            for key in ("generated_at", "replay", "replay_note"):
+                d.pop(key)
+        assert a == b
+
+
+def test_cli_replay_limit_note_and_bad_values(measured) -> None:
+    args = ["report", "--config", str(measured["config"]), "--store", str(measured["store"]),
+            "--no-progress"]
+    proc = _edgewatch(*args, "--replay-limit", "0")
+    note = [line for line in proc.stderr.splitlines() if "--replay-limit 0" in line]
+    assert len(note) == 1 and "edgewatch replay" in note[0]
+    assert "left out: the selection holds" in proc.stdout.replace("\n", " ")
+    assert "resolver choice (trivial model" not in proc.stdout
+    doc = orjson.loads(_edgewatch(*args, "--replay-limit", "0", "--format", "json").stdout)
+    assert "--replay-limit 0" in doc["replay_note"]
+    assert all(t["replay"] is None for t in doc["targets"]) and len(doc["targets"]) == 2
+    whole = orjson.loads(_edgewatch(*args, "--replay-limit", "unlimited", "--format",
+                                    "json").stdout)
+    assert whole["replay_note"] is None and all(t["replay"] for t in whole["targets"])
+    for bad in ("-1", "many"):
+        proc = _edgewatch(*args, "--replay-limit", bad, check=False)
+        assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+        assert "--replay-limit" in proc.stderr and bad in proc.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -167,6 +169,27 @@ def test_both_sources_give_the_same_report(store_source, es_source, filters: Fil
         d.pop("generated_at")
     assert a["overall"]["documents"] > 0
     assert a == b
+
+
+def test_reads_at_once_give_the_report_of_reads_in_turn(es_source, monkeypatch) -> None:
+    """The cluster source issues a report's views from threads (``report.parallel``); the
+    report must be the same whichever read finishes first, and the reads must overlap."""
+    threads: set[str] = set()
+    plain = es_source.client.search
+
+    def search(**kw):
+        threads.add(threading.current_thread().name)
+        return plain(**kw)
+
+    one = copy.copy(es_source)
+    one.parallel_reads = 1
+    in_turn = build_report(one, Filters()).to_dict()
+    monkeypatch.setattr(es_source.client, "search", search)
+    at_once = build_report(es_source, Filters()).to_dict()
+    assert len({t for t in threads if t.startswith("report-read")}) >= 2
+    for d in (in_turn, at_once):
+        d.pop("generated_at")
+    assert in_turn["overall"]["documents"] > 0 and in_turn == at_once
 
 
 def test_days_count_from_the_window_start(source, history: History) -> None:

@@ -58,3 +58,29 @@ def test_one_observer_reads_no_runs() -> None:
             raise AssertionError("runs read for a section that is not shown")
 
     assert observer_section(OneObserver(), Filters()) == []  # type: ignore[arg-type]
+
+
+def test_one_observer_by_name_reads_no_rows() -> None:
+    """A source that names its observers cheaply (a terms aggregation) is not asked for the
+    grouped rows when it names one: a whole pass over the checks saved; with two it is."""
+    from pipeline.report.filters import Filters
+    from pipeline.report.observers import observer_section
+
+    class Named:
+        def __init__(self, names: list[str]) -> None:
+            self.names, self.rows_read = names, 0
+
+        def observer_names(self, filters: Filters) -> list[str]:
+            return self.names
+
+        def observer_rows(self, filters: Filters) -> list[ObserverRow]:
+            self.rows_read += 1
+            return [_ok(n, f"127.60.0.{i}") for i, n in enumerate(self.names)]
+
+        def observer_run_rows(self, filters: Filters) -> list[ObserverRunRow]:
+            return []
+
+    one, two = Named(["fra"]), Named(["fra", "nyc"])
+    assert observer_section(one, Filters()) == [] and one.rows_read == 0  # type: ignore[arg-type]
+    assert [f.name for f in observer_section(two, Filters())] == ["fra", "nyc"]  # type: ignore[arg-type]
+    assert two.rows_read == 1

@@ -56,8 +56,10 @@ def test_json_report_has_the_documented_schema(store_dir: Path) -> None:
     assert doc["schema"] == "edgewatch.report/1"
     assert set(doc) == {"schema", "generated_at", "source", "filters", "window", "overall",
                         "resolvers", "coverage", "decay", "verdict", "data", "blocks",
-                        "targets", "replay", "allowlists", "afterlife", "observers"}
-    assert doc["targets"] == [] and doc["replay"] is None  # build_by_target fills them
+                        "targets", "replay", "replay_note", "allowlists", "afterlife",
+                        "observers"}
+    # build_by_target fills them
+    assert doc["targets"] == [] and doc["replay"] is None and doc["replay_note"] is None
     assert doc["afterlife"] == []  # a store without afterlife documents
     assert doc["data"] == {"plausible_from": "2020-01-01T00:00:00Z",
                            "plausible_to": doc["data"]["plausible_to"], "ignored_checks": 0,
