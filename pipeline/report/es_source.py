@@ -180,6 +180,24 @@ class ElasticsearchSource(RunQueries):
                 break
         self.progress.done()
 
+    def _by_resolver(self, filters: Filters, extra: list[dict[str, Any]],
+                     sources: list[dict[str, Any]], label: str,
+                     aggs: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """A composite over the selected checks, one resolver at a time.
+
+        Every page of a composite visits every matching document again (only an index
+        sorted by the sources could stop early), so a grouping with B buckets over N checks
+        costs ⌈B / page⌉ · N: the day × resolver × address groups of 10M checks took 12
+        pages and 23.6 s against 0.74 s for 1M (docs/BENCHMARKS.md). A term filter per
+        resolver makes the node visit that resolver's documents only, and each part fits
+        one page, so the cost is one pass whatever the number of groups."""
+        names = self._names(filters, "edgewatch.resolver.name", label)
+        for i, name in enumerate(names, 1):
+            query = self._checks_query(filters, *extra,
+                                       {"term": {"edgewatch.resolver.name": name}})
+            yield from self._composite(self.checks_index, query, sources,
+                                       f"{label}, resolver {i} of {len(names)}", aggs)
+
     def check_groups(self, filters: Filters, extra: list[dict[str, Any]],
                      sources: list[dict[str, Any]], label: str,
                      aggs: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
@@ -213,9 +231,9 @@ class ElasticsearchSource(RunQueries):
             {"resolver": _terms("edgewatch.resolver.name")},
             {"ip": _terms("destination.ip")},
         ]
-        query = self._checks_query(filters, {"exists": {"field": "destination.ip"}})
         ok = {"ok": {"filter": {"term": {"event.outcome": "success"}}}}
-        for b in self._composite(self.checks_index, query, sources, "addresses by day", ok):
+        for b in self._by_resolver(filters, [{"exists": {"field": "destination.ip"}}],
+                                   sources, "addresses by day", ok):
             k = b["key"]
             yield AddressRow(day=(int(k["day"]) - origin_ms) // DAY_MS, resolver=k["resolver"],
                              ip=k["ip"], documents=b["doc_count"], ok=b["ok"]["doc_count"])
@@ -230,11 +248,10 @@ class ElasticsearchSource(RunQueries):
             {"resolver": _terms("edgewatch.resolver.name")},
             {"ip": _terms("destination.ip")},
         ]
-        query = self._checks_query(filters, {"exists": {"field": "destination.ip"}},
-                                   {"term": {"event.outcome": "success"}})
         first = {"first": {"min": {"field": "@timestamp"}}}
-        for b in self._composite(self.checks_index, query, sources, "addresses by target",
-                                 first):
+        for b in self._by_resolver(filters, [{"exists": {"field": "destination.ip"}},
+                                             {"term": {"event.outcome": "success"}}],
+                                   sources, "addresses by target", first):
             k = b["key"]
             yield TargetAddressRow(
                 day=(int(k["day"]) - origin_ms) // DAY_MS, target=k["target"],

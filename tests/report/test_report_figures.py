@@ -192,6 +192,32 @@ def test_reads_at_once_give_the_report_of_reads_in_turn(es_source, monkeypatch) 
     assert in_turn["overall"]["documents"] > 0 and in_turn == at_once
 
 
+def test_address_groups_are_read_one_resolver_at_a_time(es_source, monkeypatch) -> None:
+    """Each composite page visits every matching check again, so the day × resolver × address
+    groups are read per resolver (one page each here), not paged over all checks at once."""
+    composites: list[dict] = []
+    plain = es_source.client.search
+
+    def search(**kw):
+        if "g" in (kw.get("aggs") or {}) and "composite" in kw["aggs"]["g"]:
+            composites.append(kw["query"])
+        return plain(**kw)
+
+    wide = copy.copy(es_source)
+    wide.page_size = 10_000
+    monkeypatch.setattr(es_source.client, "search", search)
+    span = build_report(wide, Filters()).window
+    origin = datetime.fromisoformat(span.origin.replace("Z", "+00:00"))
+    composites.clear()
+    rows = list(wide.address_rows(Filters(), origin))
+    resolvers = sorted({r.resolver for r in rows})
+    assert len(resolvers) >= 2 and len(composites) == len(resolvers)
+    named = [next(c["term"]["edgewatch.resolver.name"] for c in q["bool"]["filter"]
+                  if "term" in c and "edgewatch.resolver.name" in c["term"])
+             for q in composites]
+    assert named == resolvers
+
+
 def test_days_count_from_the_window_start(source, history: History) -> None:
     start = datetime(2026, 3, 2, 6, 7, 30, tzinfo=UTC)
     report = build_report(source, Filters(start=start, targets=SELECTED.targets,

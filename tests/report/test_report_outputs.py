@@ -183,7 +183,9 @@ def test_long_reads_show_progress_on_stderr(es, report_namespace: str) -> None:
                                  progress=Progress(stream=stream, min_interval_s=0.0))
     report = build_report(source, SELECTED)
     lines = stream.getvalue().splitlines()
-    assert any(line.startswith("addresses by day: ") for line in lines)
+    # read one resolver at a time (es_source._by_resolver), each part counted
+    assert any(re.match(r"addresses by day, resolver \d+ of \d+: [\d,]+ groups$", line)
+               for line in lines)
     assert any(line.startswith("run lengths: ") and line.endswith(" groups") for line in lines)
     # the counter is the number of groups read so far, page by page; runs arrive grouped by
     # rounded length, so there are at most as many groups as runs
