@@ -289,6 +289,10 @@ def main() -> int:
                     help="also write an ndjson store (~0.6 GB for 1M) and time it")
     ap.add_argument("--namespace", help="(with --es-url) reuse data loaded by an earlier run "
                     "into this namespace instead of loading again")
+    ap.add_argument("--no-request-cache", action="store_true",
+                    help="turn the shard request cache off on the namespace's indices for the "
+                    "whole run (restored at the end), so that a repeated run over reused data "
+                    "(--namespace) times the cluster's work, not its cache")
     ap.add_argument("--example", type=Path, metavar="DIR",
                     help="instead: write a drifting 14-day, 15-minute history as an ndjson "
                     "store in DIR/data and its report as DIR/report.html (the docs example)")
@@ -316,6 +320,9 @@ def main() -> int:
                 store.mkdir()
             count, load_s = load(es, Generator(args.docs, **scale(args.docs)), ns, store)
             print(f"  namespace {ns}", file=sys.stderr)
+        indices = f"{names.check_data_stream(ns)},{names.runs_index(ns)}"
+        if args.no_request_cache:
+            es.indices.put_settings(index=indices, settings={"index.requests.cache.enable": False})
         stats = es.indices.stats(index=names.check_data_stream(ns), metric="store,docs")
         size = stats["_all"]["primaries"]["store"]["size_in_bytes"]
         source = ElasticsearchSource(es, namespace=ns)
@@ -353,6 +360,8 @@ def main() -> int:
             result["report_store_s"] = timed(
                 lambda: build_report(StoreSource(store), Filters()), repeat=1)
             result["store_bytes"] = sum(p.stat().st_size for p in store.iterdir())
+        if args.no_request_cache:
+            es.indices.put_settings(index=indices, settings={"index.requests.cache.enable": None})
         print(json.dumps(result))
         return 0
     finally:
