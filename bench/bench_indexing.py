@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| path | docs/s (median) | per round | client CPU ms / 1000 docs (median) |")
         print("|---|---|---|---|")
         labels = {"raw": "raw `_bulk` (sync client, pre-serialised ndjson)",
-                  "sink": "edgewatch sink (spool + fsync + async_streaming_bulk)"}
+                  "sink": "edgewatch sink (spool + fsync + bulk of the spooled bytes)"}
         for side in ("raw", "sink"):
             print(f"| {labels[side]} | {med[side]:.0f} | "
                   f"{', '.join(f'{r:.0f}' for r in rates[side])} | "
