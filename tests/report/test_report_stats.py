@@ -35,6 +35,37 @@ def test_wilson_interval_matches_the_textbook_value() -> None:
     assert stats.wilson(0, 10)[0] == 0.0
 
 
+@pytest.mark.parametrize("confidence", [0.95, 0.99, 0.5])
+def test_wilson_equals_scipys_on_a_grid_with_its_edges(confidence: float) -> None:
+    """The closed formula against scipy's ``proportion_ci(method="wilson")``, the reference:
+    no successes, all successes, one trial, and counts as large as a 10M-check report's."""
+    from scipy.stats import binomtest
+
+    cases = [(0, 1), (1, 1), (0, 10), (10, 10), (1, 10), (8, 384), (5, 2_000_000),
+             (29_914, 9_980_184), (9_980_183, 9_980_184)] + [
+        (k, n) for n in (2, 3, 7, 50, 999) for k in range(0, n + 1, max(1, n // 6))]
+    for k, n in cases:
+        ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+        assert stats.wilson(k, n, confidence) == pytest.approx(
+            (ci.low, ci.high), rel=1e-12, abs=1e-15), (k, n)
+
+
+def test_the_report_command_does_not_import_scipy(store_dir) -> None:
+    """A fresh process prints a whole report (failure intervals, Kaplan–Meier, every section)
+    from a store without importing scipy or numpy: their import alone was about a second of
+    every `edgewatch report`."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pipeline.cli import main; rc = main(sys.argv[1:]); "
+            "print(sorted(m for m in ('scipy', 'numpy') if m in sys.modules), file=sys.stderr); "
+            "sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "report", "--store", str(store_dir),
+                           "--no-progress"], capture_output=True, text=True, check=True)
+    assert "Failures by kind (95% Wilson interval)" in proc.stdout and "95% CI" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
+
+
 def test_nearest_rank_percentile_on_buckets() -> None:
     buckets = {100: 5, 200: 4, 900: 1}
     assert stats.histogram_percentile(buckets, 0.5) == 100
