@@ -243,7 +243,8 @@ def _handshake_why(exc: BaseException) -> str:
 
 
 async def _close(check: _Check, conn: TlsSocket) -> None:
-    """Graceful close (TLS close_notify both ways) while the deadline allows, else an abort."""
+    """Graceful close (our TLS close_notify, ``TlsSocket.close``) while the deadline allows,
+    else an abort."""
     try:
         async with asyncio.timeout(check.left(CLOSE_GRACE)):
             await conn.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import time
 
@@ -15,6 +16,7 @@ import pytest
 from faults_tls_peers import (
     EDGE_NAME,
     Peer,
+    _ok_leaf,
     server_context,
     shared_pki,
     silent,
@@ -160,6 +162,44 @@ async def test_a_peer_that_ignores_close_notify_costs_at_most_the_close_grace() 
         r, elapsed = await probe(edge)
     assert r.ok and r.tls_verified, r
     assert elapsed < connect.CLOSE_GRACE + 0.5, elapsed
+
+
+def close_notify_watcher(seen: list[str]):
+    """An edge that records whether the client's close_notify came (a ragged EOF raises, as
+    ``suppress_ragged_eofs=False`` makes it) and never sends its own."""
+    ctx = server_context(_ok_leaf(shared_pki()))
+
+    def handler(conn: socket.socket, peer: Peer) -> None:
+        conn.settimeout(10)
+        tls_conn = ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+        with peer._lock:
+            peer._conns.append(tls_conn)
+        try:
+            data = tls_conn.recv(1)
+            seen.append("close_notify" if data == b"" else f"data {data!r}")
+        except ssl.SSLEOFError:
+            seen.append("no close_notify")
+        except OSError as exc:
+            seen.append(type(exc).__name__)
+        peer.hold()
+    return handler
+
+
+async def test_the_close_sends_close_notify_and_does_not_wait_for_the_peers(
+        monkeypatch) -> None:
+    """One-way close, as Go's ``tls.Conn.Close``: the edge gets our close_notify and the
+    check does not wait for the edge's (here never sent; with a 30 s grace and 20 s phase
+    timeouts, waiting would outlast the 10 s bound)."""
+    monkeypatch.setattr(connect, "CLOSE_GRACE", 30.0)
+    seen: list[str] = []
+    with start_edge(close_notify_watcher(seen)) as edge:
+        r, _ = await asyncio.wait_for(probe(edge, connect_timeout=20, tls_timeout=20), 10)
+        for _ in range(200):  # the edge's thread records what arrived
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+    assert r.ok and r.tls_verified, r
+    assert seen == ["close_notify"]
 
 
 async def test_a_close_that_outlasts_the_deadline_does_not_fail_a_complete_check(
