@@ -192,10 +192,10 @@ def _read_queued(sock: socket.socket, into: list[bytes]) -> ConnectionRefusedErr
     trip (at most ``_DRAIN``, so that a flood cannot keep the loop from other work or from the
     deadline); the refusal that stopped the reading, if one did, for after those datagrams.
 
-    A flood of stray replies otherwise drained one loop turn per datagram, and a socket buffer
-    that filled meanwhile dropped the real answer arriving after it
-    (tests/faults/test_faults_dns_transport.py's flood test, under uvloop on a loaded machine:
-    1,344 replies read in 2 s, the answer never)."""
+    A flood of stray replies otherwise cost one loop round trip per datagram. Reading faster
+    narrows, but cannot close, the window in which a full socket buffer drops the real answer
+    behind a flood larger than the buffer: that is a race with the sender (the flood test in
+    tests/faults/test_faults_dns_transport.py is therefore bounded by the buffer)."""
     for _ in range(_DRAIN):
         try:
             into.append(sock.recv(_MAX_DATAGRAM))
