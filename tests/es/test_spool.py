@@ -117,3 +117,83 @@ def test_a_cursor_beyond_a_shortened_segment_does_not_hide_new_records(tmp_path:
         assert spool.is_empty()
         spool.append(entries(4, 2))
         assert [e.id for e in drain(spool)] == ["id-004", "id-005"]
+
+
+def _flip_a_bit_of_line(segment: Path, index: int) -> None:
+    data = bytearray(segment.read_bytes())
+    start = 0
+    for _ in range(index):
+        start = data.index(b"\n", start) + 1
+    data[start + 30] ^= 0x01
+    segment.write_bytes(bytes(data))
+
+
+def test_recent_appends_are_read_from_memory_older_ones_from_the_file(tmp_path: Path) -> None:
+    """The lines the spool remembers are served without reading the file back (so damage done
+    to the file after the append does not reach them), and only within the bound: older lines
+    are read, and CRC-checked, from the file."""
+    ten = entries(0, 10)
+    two_lines = sum(len(e.encode()) for e in ten[-2:])
+    with opened(tmp_path, recent_max_bytes=two_lines) as spool:
+        spool.append(ten)
+        segment = next(tmp_path.glob("*.seg"))
+        _flip_a_bit_of_line(segment, 5)  # forgotten by then: read from the file
+        _flip_a_bit_of_line(segment, 8)  # remembered: served from memory
+        batch = spool.read(100, 1 << 20)
+        assert [e.id for e in batch.entries] == [f"id-{i:03d}" for i in range(10) if i != 5]
+        assert len(batch.damaged) == 1
+        assert batch.entries[-2:] == ten[8:]
+    with opened(tmp_path) as spool:  # a restart remembers nothing: the file says what it holds
+        batch = spool.read(100, 1 << 20)
+        assert len(batch.damaged) == 2
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_reads_with_remembered_appends_equal_reads_of_the_file(tmp_path: Path, seed: int) -> None:
+    """Model check: the same appends, reads (at the cursor and ahead of it), commits and
+    restarts on a spool that remembers its appends (a small, random bound) and on one that reads
+    everything from its files; every batch must be the same, start, end and entries."""
+    import random
+
+    rng = random.Random(seed)
+    bound = rng.choice([1, 300, 1500, 4000, 1 << 20])
+    kw_a = {"segment_bytes": rng.choice([600, 2000, 1 << 20]), "recent_max_bytes": bound}
+    kw_b = {"segment_bytes": kw_a["segment_bytes"], "recent_max_bytes": 0}
+    dirs = (tmp_path / "a", tmp_path / "b")
+    a, b = Spool(dirs[0], **kw_a), Spool(dirs[1], **kw_b)
+    a.open()
+    b.open()
+    n = 0
+    last: tuple = (None, None)
+    try:
+        for _ in range(60):
+            op = rng.random()
+            if op < 0.35:
+                batch = entries(n, rng.randint(1, 6), size=rng.randint(10, 300))
+                n += len(batch)
+                assert a.append(batch) == b.append(batch)
+            elif op < 0.6:
+                m, mb = rng.randint(1, 8), rng.randint(50, 3000)
+                last = (a.read(m, mb), b.read(m, mb))
+                assert last[0] == last[1]
+            elif op < 0.75 and last[0] is not None:
+                m, mb = rng.randint(1, 8), rng.randint(50, 3000)  # the read-ahead
+                ahead = (a.read(m, mb, start=last[0].end), b.read(m, mb, start=last[1].end))
+                assert ahead[0] == ahead[1]
+            elif op < 0.93 and last[0] is not None:
+                if last[0].start == a.cursor:
+                    a.commit(last[0])
+                    b.commit(last[1])
+                    assert a.cursor == b.cursor and a.pending_entries == b.pending_entries
+                last = (None, None)
+            else:
+                a.close()
+                b.close()
+                a, b = Spool(dirs[0], **kw_a), Spool(dirs[1], **kw_b)
+                a.open()
+                b.open()
+                last = (None, None)
+        assert drain(a) == drain(b)
+    finally:
+        a.close()
+        b.close()
