@@ -27,6 +27,7 @@ import contextlib
 import errno
 import logging
 import os
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -91,9 +92,12 @@ class Spool:
                  recent_max_bytes: int = RECENT_MAX_BYTES) -> None:
         self.directory = Path(directory)
         self.recent_max_bytes = recent_max_bytes
-        # (segment, offset) of a line appended by this process → (line size, its entry), oldest
-        # first; only lines that are whole and fsynced in the file, so the file says the same.
+        # (segment, offset) of a line appended by this process → (line size, its entry); only
+        # lines that are whole and fsynced in the file, so the file says the same. The keys,
+        # oldest first, also in a deque: dropping the oldest of a dict through
+        # ``next(iter(...))`` walks over every slot deleted before it (quadratic).
         self._recent: dict[tuple[int, int], tuple[int, SpoolEntry]] = {}
+        self._recent_order: deque[tuple[int, int]] = deque()
         self._recent_bytes = 0
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -257,27 +261,27 @@ class Spool:
         """Keep the lines just made durable at ``offset`` for ``read``, within the bound."""
         if self.recent_max_bytes <= 0:
             return
-        recent = self._recent
+        recent, order = self._recent, self._recent_order
         for line, entry in zip(lines, entries, strict=False):  # lines: the taken prefix
-            recent[(segment, offset)] = (len(line), entry)
+            key = (segment, offset)
+            recent[key] = (len(line), entry)
+            order.append(key)
             offset += len(line)
             self._recent_bytes += len(line)
-        while self._recent_bytes > self.recent_max_bytes and recent:
-            size, _ = recent.pop(next(iter(recent)))
-            self._recent_bytes -= size
+        while self._recent_bytes > self.recent_max_bytes and order:
+            self._recent_bytes -= recent.pop(order.popleft())[0]
 
     def _forget_recent(self, before: Position | None) -> None:
         """Drop the remembered lines before ``before`` (delivered), or all of them."""
-        recent = self._recent
+        recent, order = self._recent, self._recent_order
         if before is None:
             recent.clear()
+            order.clear()
             self._recent_bytes = 0
             return
-        while recent:
-            key = next(iter(recent))
-            if (key[0], key[1]) >= (before.segment, before.offset):
-                break
-            self._recent_bytes -= recent.pop(key)[0]
+        limit = (before.segment, before.offset)
+        while order and order[0] < limit:
+            self._recent_bytes -= recent.pop(order.popleft())[0]
 
     def _write_error(self, exc: OSError, count: int) -> SpoolWriteError:
         why = exc.strerror or str(exc)

@@ -148,6 +148,17 @@ def test_recent_appends_are_read_from_memory_older_ones_from_the_file(tmp_path: 
         assert len(batch.damaged) == 2
 
 
+def _memory_holds(spool: Spool, bound: int) -> None:
+    """The bookkeeping of remembered appends: its byte count is the sum of its lines and
+    within the bound, the order deque names exactly the remembered lines, oldest first, and
+    nothing before the cursor (delivered) is kept."""
+    recent = spool._recent
+    assert spool._recent_bytes == sum(size for size, _ in recent.values()) <= bound
+    assert list(spool._recent_order) == sorted(recent) == list(recent)
+    cursor = spool.cursor
+    assert all(key >= (cursor.segment, cursor.offset) for key in recent)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_reads_with_remembered_appends_equal_reads_of_the_file(tmp_path: Path, seed: int) -> None:
     """Model check: the same appends, reads (at the cursor and ahead of it), commits and
@@ -193,6 +204,7 @@ def test_reads_with_remembered_appends_equal_reads_of_the_file(tmp_path: Path, s
                 a.open()
                 b.open()
                 last = (None, None)
+            _memory_holds(a, bound)
         assert drain(a) == drain(b)
     finally:
         a.close()
