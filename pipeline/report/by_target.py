@@ -11,12 +11,19 @@ distinct groups: a replay needs every query's answer, so every check document cr
 and every resolver pair is walked in Python (about half a millisecond a query with ten
 resolvers, measured in docs/BENCHMARKS.md). Above ``replay_limit`` queries the report leaves
 them out and says so in ``replay_note``; ``edgewatch replay`` computes them for any selection.
+
+A source that serves parallel reads (the cluster) gets the per-target reports built while the
+all-targets one is: each build spends much of its time folding rows in this process and the
+rest waiting on the node, so building ``TARGET_BUILDS_AHEAD`` of them beside it keeps both busy
+instead of adding the two up (docs/BENCHMARKS.md). The ndjson store builds them in turn: its
+reads are this process's own CPU, which threads would only share out.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pipeline.report.build import Options, build_report
@@ -28,6 +35,10 @@ from pipeline.report.rows import Source
 # Queries a report replays before it leaves the replay sections out (``--replay-limit``): a
 # four-week study of 14 resolvers at a 15-minute cadence asks ≈ 37,600 queries per target.
 REPLAY_LIMIT = 100_000
+
+# Per-target reports built ahead, beside the all-targets one, on a source with
+# ``parallel_reads`` > 1 (each build issues its own reads from that many threads).
+TARGET_BUILDS_AHEAD = 2
 
 
 def replay_left_out(queries: int, limit: int) -> str:
@@ -47,33 +58,75 @@ def build_by_target(source: Source, filters: Filters | None = None,
 
     filters = filters or Filters()
     options = options or Options()
-    overall = build_report(source, filters, options)
-    if overall.window.days == 0:
-        return overall
     selected = plausible(filters, options.now)
-    replay = None
-    if hasattr(source, "answer_rows"):
-        queries = overall.overall.queries
-        if replay_limit is not None and queries > replay_limit:
-            overall.replay_note = replay_left_out(queries, replay_limit)
+    with _Builds(source) as builds:
+        if builds.at_once and hasattr(source, "target_names"):
+            # Started before the all-targets report is built. The names read here are those
+            # the report goes by below (the same selection); one it names that was not
+            # started is built when it is reached.
+            names = source.target_names(selected)
+            for name in names if len(names) > 1 else ():
+                builds.start(name, lambda n=name: _one(source, filters, options, n))
+        overall = build_report(source, filters, options)
+        if overall.window.days == 0:
+            return overall
+        replay = None
+        if hasattr(source, "answer_rows"):
+            queries = overall.overall.queries
+            if replay_limit is not None and queries > replay_limit:
+                overall.replay_note = replay_left_out(queries, replay_limit)
+            else:
+                replay = replay_rows(source.answer_rows(selected), models, options.interval_s,
+                                     source.description, filters)
+        if replay is not None:
+            targets = [t.target for t in replay.targets]
+        elif hasattr(source, "target_names"):
+            targets = source.target_names(selected)
         else:
-            replay = replay_rows(source.answer_rows(selected), models, options.interval_s,
-                                 source.description, filters)
-    if replay is not None:
-        targets = [t.target for t in replay.targets]
-    elif hasattr(source, "target_names"):
-        targets = source.target_names(selected)
-    else:
-        targets = []
-    if len(targets) == 1:  # the summary is that target's report: no repetition
-        if replay is not None:
-            overall.replay = replay.targets[0]
-            overall.replay.blocks = overall.blocks
-        return overall
-    for name in targets:
-        one = build_report(source, dataclasses.replace(filters, targets=(name,)), options)
-        if replay is not None:
-            one.replay = replay.target(name)
-            one.replay.blocks = one.blocks
-        overall.targets.append(one)
+            targets = []
+        if len(targets) == 1:  # the summary is that target's report: no repetition
+            if replay is not None:
+                overall.replay = replay.targets[0]
+                overall.replay.blocks = overall.blocks
+            return overall
+        for name in targets:
+            one = builds.result(name, lambda n=name: _one(source, filters, options, n))
+            if replay is not None:
+                one.replay = replay.target(name)
+                one.replay.blocks = one.blocks
+            overall.targets.append(one)
     return overall
+
+
+def _one(source: Source, filters: Filters, options: Options, name: str) -> Report:
+    return build_report(source, dataclasses.replace(filters, targets=(name,)), options)
+
+
+class _Builds:
+    """Per-target reports started ahead on a pool (a source with parallel reads), or built
+    when asked for (in turn). A build asked for that was not started runs there and then; one
+    started and never asked for (no data after all) is waited for and dropped."""
+
+    def __init__(self, source: Source) -> None:
+        self.at_once = int(getattr(source, "parallel_reads", 1) or 1) > 1
+        self._pool = (ThreadPoolExecutor(max_workers=TARGET_BUILDS_AHEAD,
+                                         thread_name_prefix="report-target")
+                      if self.at_once else None)
+        self._started: dict[str, Future[Report]] = {}
+
+    def __enter__(self) -> _Builds:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            for future in self._started.values():
+                future.cancel()  # not begun yet: not worth beginning
+            self._pool.shutdown(wait=True)
+
+    def start(self, name: str, build: Callable[[], Report]) -> None:
+        if self._pool is not None:
+            self._started[name] = self._pool.submit(build)
+
+    def result(self, name: str, build: Callable[[], Report]) -> Report:
+        future = self._started.pop(name, None)
+        return future.result() if future is not None else build()

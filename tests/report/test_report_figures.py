@@ -192,6 +192,36 @@ def test_reads_at_once_give_the_report_of_reads_in_turn(es_source, monkeypatch) 
     assert in_turn["overall"]["documents"] > 0 and in_turn == at_once
 
 
+def _without_clock(report: Report) -> dict:
+    d = report.to_dict()
+    for one in [d, *d["targets"]]:
+        one.pop("generated_at")
+    return d
+
+
+def test_per_target_reports_built_ahead_equal_those_built_in_turn(es_source,
+                                                                  monkeypatch) -> None:
+    """On the cluster source the per-target reports are built on a pool beside the
+    all-targets one (``report.by_target``); the result must be the one built in turn, target
+    by target, and the builds must really have run on the pool's threads."""
+    from pipeline.report.by_target import build_by_target
+
+    threads: set[str] = set()
+    plain = es_source.client.search
+
+    def search(**kw):
+        threads.add(threading.current_thread().name)
+        return plain(**kw)
+
+    one = copy.copy(es_source)
+    one.parallel_reads = 1
+    in_turn = _without_clock(build_by_target(one, Filters()))
+    monkeypatch.setattr(es_source.client, "search", search)
+    ahead = _without_clock(build_by_target(es_source, Filters()))
+    assert {t for t in threads if t.startswith("report-target")}
+    assert len(in_turn["targets"]) == 2 and in_turn == ahead
+
+
 def test_address_groups_are_read_one_resolver_at_a_time(es_source, monkeypatch) -> None:
     """Each composite page visits every matching check again, so the day × resolver × address
     groups are read per resolver (one page each here), not paged over all checks at once."""
