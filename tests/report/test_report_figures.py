@@ -222,6 +222,26 @@ def test_per_target_reports_built_ahead_equal_those_built_in_turn(es_source,
     assert len(in_turn["targets"]) == 2 and in_turn == ahead
 
 
+def test_address_rows_are_one_per_group_as_in_the_store(es_source, store_source) -> None:
+    """The cluster reads the outcome as a composite source and sums a group's buckets, which
+    may straddle pages (page size 7 here): one row per (day, resolver, address), the same
+    rows as the ndjson store's, successes counted apart."""
+    from pipeline.report.evidence import extent_of
+    from pipeline.report.plausible import plausible
+
+    selected = plausible(Filters(), None)
+    origin = extent_of(store_source, selected).origin
+
+    def rows(source) -> list:
+        return sorted(source.address_rows(selected, origin),
+                      key=lambda r: (r.day, r.resolver, r.ip))
+
+    got, want = rows(es_source), rows(store_source)
+    assert len({(r.day, r.resolver, r.ip) for r in got}) == len(got)
+    assert any(0 < r.ok < r.documents for r in want)  # groups that mix outcomes
+    assert got == want
+
+
 def test_address_groups_are_read_one_resolver_at_a_time(es_source, monkeypatch) -> None:
     """Each composite page visits every matching check again, so the day × resolver × address
     groups are read per resolver (one page each here), not paged over all checks at once."""
