@@ -31,6 +31,7 @@ from pipeline.report.filters import Filters
 from pipeline.report.model import Report
 from pipeline.report.plausible import plausible
 from pipeline.report.rows import Source
+from pipeline.report.shared_reads import SharedTargetReads
 
 # Queries a report replays before it leaves the replay sections out (``--replay-limit``): a
 # four-week study of 14 resolvers at a 15-minute cadence asks ≈ 37,600 queries per target.
@@ -60,13 +61,7 @@ def build_by_target(source: Source, filters: Filters | None = None,
     options = options or Options()
     selected = plausible(filters, options.now)
     with _Builds(source) as builds:
-        if builds.at_once and hasattr(source, "target_names"):
-            # Started before the all-targets report is built. The names read here are those
-            # the report goes by below (the same selection); one it names that was not
-            # started is built when it is reached.
-            names = source.target_names(selected)
-            for name in names if len(names) > 1 else ():
-                builds.start(name, lambda n=name: _one(source, filters, options, n))
+        source = _start_ahead(builds, source, filters, options, selected)
         overall = build_report(source, filters, options)
         if overall.window.days == 0:
             return overall
@@ -96,6 +91,24 @@ def build_by_target(source: Source, filters: Filters | None = None,
                 one.replay.blocks = one.blocks
             overall.targets.append(one)
     return overall
+
+
+def _start_ahead(builds: _Builds, source: Source, filters: Filters, options: Options,
+                 selected: Filters) -> Source:
+    """Start the per-target reports before the all-targets one is built, on a source that
+    reads in parallel; the source every build then reads (``SharedTargetReads`` when there
+    are several targets). The names read here are those the report goes by (the same
+    selection); one it names that was not started is built when it is reached."""
+    if not builds.at_once or not hasattr(source, "target_names"):
+        return source
+    names = source.target_names(selected)
+    if len(names) < 2:
+        return source
+    if hasattr(source, "target_network_rows"):
+        source = SharedTargetReads(source, selected)
+    for name in names:
+        builds.start(name, lambda n=name: _one(source, filters, options, n))
+    return source
 
 
 def _one(source: Source, filters: Filters, options: Options, name: str) -> Report:

@@ -202,23 +202,32 @@ def _without_clock(report: Report) -> dict:
 def test_per_target_reports_built_ahead_equal_those_built_in_turn(es_source,
                                                                   monkeypatch) -> None:
     """On the cluster source the per-target reports are built on a pool beside the
-    all-targets one (``report.by_target``); the result must be the one built in turn, target
-    by target, and the builds must really have run on the pool's threads."""
+    all-targets one (``report.by_target``), and the views that do not count by day are read
+    once by target and shared (``report.shared_reads``); the result must be the one built in
+    turn, target by target, and the builds must really have run on the pool's threads."""
     from pipeline.report.by_target import build_by_target
 
     threads: set[str] = set()
+    networks: list[list[str]] = []  # the first source names of each address-network read
     plain = es_source.client.search
 
     def search(**kw):
         threads.add(threading.current_thread().name)
+        g = (kw.get("aggs") or {}).get("g", {}).get("composite")
+        if g and any("prefix24" in s for s in g["sources"]) and "after" not in g:
+            networks.append([next(iter(s)) for s in g["sources"]][:2])
         return plain(**kw)
 
     one = copy.copy(es_source)
     one.parallel_reads = 1
-    in_turn = _without_clock(build_by_target(one, Filters()))
     monkeypatch.setattr(es_source.client, "search", search)
+    in_turn = _without_clock(build_by_target(one, Filters()))
+    assert networks == [["ip", "prefix24"]] * 3  # all targets, then each of the two
+    networks.clear()
+    threads.clear()
     ahead = _without_clock(build_by_target(es_source, Filters()))
     assert {t for t in threads if t.startswith("report-target")}
+    assert networks == [["target", "ip"]]  # one read, by target, shared by the three reports
     assert len(in_turn["targets"]) == 2 and in_turn == ahead
 
 
