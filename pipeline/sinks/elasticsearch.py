@@ -270,8 +270,11 @@ class ElasticsearchSink:
             await self._notify()
             return
         await self._deliver(batch)
-        self.spool.commit(batch)
+        # The cursor moves now; its file is written while the next request is on the wire
+        # (``_send``), or here when nothing follows: two fsyncs fewer between two requests.
+        self.spool.commit(batch, durable=False)
         if self.spool.is_empty():
+            self.spool.sync_cursor()
             self._oldest_pending_at = None
         await self._notify()
 
@@ -382,8 +385,14 @@ class ElasticsearchSink:
         self.stats.bulk_requests += 1
         request = es_bulk.send_bulk(self.client, entries, self.settings.namespace)
         if ahead is None:
+            self.spool.sync_cursor()
             return await request
-        return await while_sending(request, lambda: self._ahead.prepare(ahead))
+
+        def side_work() -> None:
+            self.spool.sync_cursor()
+            self._ahead.prepare(ahead)
+
+        return await while_sending(request, side_work)
 
     async def _check_health(self) -> None:
         await self.watch.check_health(self.client, self.settings.request_timeout)

@@ -15,7 +15,8 @@ On disk, in one directory owned by one process (an ``flock`` on ``spool.lock``):
 
 Appends are fsynced once per call (a batch boundary) before they are acknowledged. A process
 killed mid-append leaves at most one incomplete final line, cut off when the spool is opened.
-A crash between delivery and the cursor update replays the last batch: harmless, because every
+A crash between delivery and the cursor update replays the last batch (the last two when the
+sender had moved the cursor in memory only, ``commit(durable=False)``): harmless, because every
 record carries its deterministic ``_id`` (and run summaries their version), so Elasticsearch
 answers "already there" instead of storing a second copy. The files' formats (segment lines, the
 cursor, the lock) are in ``spool_files``; this module decides what to append, read and commit.
@@ -104,6 +105,7 @@ class Spool:
         self.reserve_bytes = reserve_bytes
         self._lock_fd: int | None = None
         self._cursor = Position(0, 0)
+        self._durable_cursor = self._cursor  # what the cursor file says (``sync_cursor``)
         self._segments: list[int] = []
         self._sizes: dict[int, int] = {}
         self._writer = None
@@ -139,6 +141,7 @@ class Spool:
         else:
             self._cursor = Position(max(self._cursor.segment, 1), 0)
             self._start_segment(self._cursor.segment)
+        self._durable_cursor = self._cursor
         self.pending_entries = self._count_pending()
         if self.pending_entries:
             log.warning("spool %s holds %d undelivered record(s) (%s) from an earlier run; "
@@ -146,6 +149,9 @@ class Spool:
                         human_bytes(self.pending_bytes))
 
     def close(self) -> None:
+        if self._lock_fd is not None:  # a cursor moved in memory only is written now
+            with contextlib.suppress(OSError):
+                self.sync_cursor()
         for f in (self._writer, self._reader):
             if f is not None:
                 f.close()
@@ -160,7 +166,9 @@ class Spool:
 
     @property
     def pending_bytes(self) -> int:
-        total = sum(self._sizes.values())
+        # Segments the cursor has passed may still be there until ``sync_cursor``.
+        first = self._cursor.segment
+        total = sum(size for n, size in self._sizes.items() if n >= first)
         return total - self._cursor.offset if self._sizes else 0
 
     @property
@@ -359,9 +367,16 @@ class Spool:
                 break
         return batch
 
-    def commit(self, batch: Batch) -> None:
-        """Mark ``batch`` delivered: move the cursor, remove segments read to their end."""
+    def commit(self, batch: Batch, durable: bool = True) -> None:
+        """Mark ``batch`` delivered: move the cursor, remove segments read to their end.
+
+        ``durable=False`` moves the cursor in memory only and leaves writing it (and removing
+        what it passed) to the next ``sync_cursor``: the sender writes it while its next
+        request is on the wire instead of between two requests. A crash before that write
+        sends the batch again, which is harmless (the module docstring)."""
         if batch.end == self._cursor:
+            if durable:
+                self.sync_cursor()
             return
         end = batch.end
         last = self._segments[-1]
@@ -369,10 +384,22 @@ class Spool:
         if drained and (self._sizes[last] >= DRAINED_ROTATE_BYTES or self._low_on_space()):
             self._start_segment(last + 1)
             end = Position(last + 1, 0)
-        write_cursor(self.directory, end)
         self._cursor = end
         self._forget_recent(end)
         self.pending_entries = max(0, self.pending_entries - batch.size)
+        if self.pending_bytes <= self.max_bytes // 4:
+            self._warned_half = False
+        if durable:
+            self.sync_cursor()
+
+    def sync_cursor(self) -> None:
+        """Write the cursor if it moved since it was last written, then remove the segments
+        it has passed (only then: a crash in between must find the cursor's own segment)."""
+        end = self._cursor
+        if end == self._durable_cursor:
+            return
+        write_cursor(self.directory, end)
+        self._durable_cursor = end
         for number in [n for n in self._segments if n < end.segment]:
             if self._reader_segment == number and self._reader is not None:
                 self._reader.close()
@@ -380,8 +407,6 @@ class Spool:
             self._path(number).unlink(missing_ok=True)
             self._segments.remove(number)
             del self._sizes[number]
-        if self.pending_bytes <= self.max_bytes // 4:
-            self._warned_half = False
 
     def _open_reader(self, number: int):
         if self._reader_segment != number:

@@ -209,3 +209,45 @@ def test_reads_with_remembered_appends_equal_reads_of_the_file(tmp_path: Path, s
     finally:
         a.close()
         b.close()
+
+
+def test_a_cursor_moved_in_memory_is_written_by_sync_and_a_crash_before_replays(
+        tmp_path: Path) -> None:
+    """``commit(durable=False)`` (the sender's, while its next request is on the wire) moves
+    the cursor without writing it: a crash before ``sync_cursor`` finds the old cursor and the
+    batch again (sent twice, harmless); the segments the cursor passed stay until the sync, and
+    what is pending never counts them."""
+    import shutil
+
+    spool = Spool(tmp_path / "s", segment_bytes=600)
+    spool.open()
+    try:
+        for n in (0, 4, 8):
+            spool.append(entries(n, 4))  # a segment each (600 bytes)
+        first = spool.read(5, 10_000)
+        rest = spool.read(100, 1 << 20, start=first.end)
+        assert spool.pending_entries == 12
+        segments_before = sorted((tmp_path / "s").glob("*.seg"))
+        assert len(segments_before) >= 2
+        spool.commit(first, durable=False)
+        spool.commit(rest, durable=False)
+        assert spool.is_empty() and spool.pending_bytes == 0
+        assert sorted((tmp_path / "s").glob("*.seg")) == segments_before  # not yet removed
+        shutil.copytree(tmp_path / "s", tmp_path / "crashed")  # the disk at a crash now
+        spool.sync_cursor()
+        assert len(list((tmp_path / "s").glob("*.seg"))) < len(segments_before)
+    finally:
+        spool.close()
+    (tmp_path / "crashed" / "lock").unlink(missing_ok=True)
+    with opened(tmp_path / "crashed") as crashed:
+        assert [e.id for e in drain(crashed)] == [e.id for e in entries(0, 12)]
+    with opened(tmp_path / "s") as synced:
+        assert synced.is_empty() and drain(synced) == []
+
+
+def test_close_writes_a_cursor_moved_in_memory(tmp_path: Path) -> None:
+    with opened(tmp_path) as spool:
+        spool.append(entries(0, 4))
+        spool.commit(spool.read(100, 1 << 20), durable=False)
+    with opened(tmp_path) as spool:
+        assert spool.is_empty() and drain(spool) == []
