@@ -12,6 +12,7 @@ import math
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.commands._common import load_netinfo_or_exit, load_or_exit, resolve_config_path
 from pipeline.config import (
@@ -24,10 +25,13 @@ from pipeline.config import (
     http_path_problem,
     parse_host_port,
 )
-from pipeline.probe.connect import ConnectResult
-from pipeline.probe.dns import DnsResult
-from pipeline.probe.netinfo import NetinfoTable
-from pipeline.probe.probes import Probes, ProbeSettings
+
+if TYPE_CHECKING:  # the probe (dnspython, its QUIC support) loads when a check runs, not for
+    # every command's parser: `edgewatch report` and the rest start without it
+    from pipeline.probe.connect import ConnectResult
+    from pipeline.probe.dns import DnsResult
+    from pipeline.probe.netinfo import NetinfoTable
+    from pipeline.probe.probes import Probes
 
 EPILOG = """\
 exit status:
@@ -193,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
                     http_path=http_path)
     # The same binding as ``run``: the configured (or given) CA verifies the edges and the
     # DoT/DoH resolvers alike.
+    from pipeline.probe.probes import Probes, ProbeSettings
+
     probes = Probes(settings=ProbeSettings.adhoc(timeouts, ca_file, rdns_server))
     table, answered = asyncio.run(_check(probes, resolvers, target, netinfo))
     print(table)

@@ -12,6 +12,6 @@ Modules: ``daemon`` (what ``edgewatch run`` holds), ``figures`` (a cycle's docum
 ``state`` (every figure, published per cycle under one lock), ``spool_age`` (the oldest
 undelivered document), ``collector`` (the families at scrape time), ``server`` (the endpoint),
 ``off`` (the same hooks doing nothing, when metrics are not configured). Imports: ``config``,
-``documents`` and the sinks' shape only; only ``commands.run`` imports this package, and
+``documents`` and the sinks' shape only; only ``commands._run_cycles`` imports this package, and
 prometheus_client is loaded only when metrics are configured.
 """
