@@ -15,6 +15,9 @@ from lab import netns
 from lab.procs import stragglers
 from lab.stack import LabError, LabStack
 
+# Every test here starts the lab's resolvers (in a namespace, or in a subprocess).
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 
 
