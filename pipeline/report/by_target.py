@@ -61,7 +61,7 @@ def build_by_target(source: Source, filters: Filters | None = None,
     options = options or Options()
     selected = plausible(filters, options.now)
     with _Builds(source) as builds:
-        source = _start_ahead(builds, source, filters, options, selected)
+        source, names = _start_ahead(builds, source, filters, options, selected)
         overall = build_report(source, filters, options)
         if overall.window.days == 0:
             return overall
@@ -75,6 +75,8 @@ def build_by_target(source: Source, filters: Filters | None = None,
                                      source.description, filters)
         if replay is not None:
             targets = [t.target for t in replay.targets]
+        elif names is not None:
+            targets = names
         elif hasattr(source, "target_names"):
             targets = source.target_names(selected)
         else:
@@ -94,21 +96,22 @@ def build_by_target(source: Source, filters: Filters | None = None,
 
 
 def _start_ahead(builds: _Builds, source: Source, filters: Filters, options: Options,
-                 selected: Filters) -> Source:
+                 selected: Filters) -> tuple[Source, list[str] | None]:
     """Start the per-target reports before the all-targets one is built, on a source that
-    reads in parallel; the source every build then reads (``SharedTargetReads`` when there
-    are several targets). The names read here are those the report goes by (the same
-    selection); one it names that was not started is built when it is reached."""
+    reads in parallel. Returns the source every build then reads (``SharedTargetReads`` when
+    there are several targets) and the target names read here (None: not read), which are
+    those the report goes by (the same selection); one it names that was not started is built
+    when it is reached."""
     if not builds.at_once or not hasattr(source, "target_names"):
-        return source
+        return source, None
     names = source.target_names(selected)
     if len(names) < 2:
-        return source
+        return source, names
     if hasattr(source, "target_network_rows"):
         source = SharedTargetReads(source, selected)
     for name in names:
         builds.start(name, lambda n=name: _one(source, filters, options, n))
-    return source
+    return source, names
 
 
 def _one(source: Source, filters: Filters, options: Options, name: str) -> Report:

@@ -38,22 +38,21 @@ class SharedTargetReads:
     def __init__(self, source: Any, selected: Filters) -> None:
         self.source = source
         self.selected = selected
-        self._lock = threading.Lock()
-        self._read: dict[tuple[Any, ...], dict[str | None, list[Any]]] = {}
-        self._reading: dict[tuple[Any, ...], threading.Lock] = {}
+        self._read: dict[str, dict[str | None, list[Any]]] = {}
+        self._locks = {"network": threading.Lock(), "outcome": threading.Lock()}
 
     def __getattr__(self, name: str) -> Any:  # everything else: the source itself
         return getattr(self.source, name)
 
     def network_rows(self, filters: Filters) -> Iterator[NetworkRow]:
-        return self._share(("network",), filters, self.source.target_network_rows,
+        return self._share("network", filters, self.source.target_network_rows,
                            self.source.network_rows)
 
     def outcome_rows(self, filters: Filters) -> Iterator[OutcomeRow]:
-        return self._share(("outcome",), filters, self.source.target_outcome_rows,
+        return self._share("outcome", filters, self.source.target_outcome_rows,
                            self.source.outcome_rows)
 
-    def _share(self, key: tuple[Any, ...], filters: Filters,
+    def _share(self, view: str, filters: Filters,
                keyed: Callable[[Filters], Iterator[tuple[str | None, Any]]],
                plain: Callable[[Filters], Iterator[Any]]) -> Iterator[Any]:
         whole = filters.targets == self.selected.targets
@@ -62,27 +61,19 @@ class SharedTargetReads:
         same = dataclasses.replace(filters, targets=self.selected.targets) == self.selected
         if not same or not (whole or one):
             return plain(filters)
-        by_target = self._rows(key, keyed)
+        by_target = self._rows(view, keyed)
         if whole:
             return iter([row for rows in by_target.values() for row in rows])
         return iter(by_target.get(filters.targets[0], []))
 
-    def _rows(self, key: tuple[Any, ...],
-              keyed: Callable[[Filters], Iterator[tuple[str | None, Any]]]
+    def _rows(self, view: str, keyed: Callable[[Filters], Iterator[tuple[str | None, Any]]]
               ) -> dict[str | None, list[Any]]:
-        """The rows of ``key`` by target, read by the first build that asks; the others
-        wait for that read instead of issuing their own."""
-        with self._lock:
-            if key in self._read:
-                return self._read[key]
-            reading = self._reading.setdefault(key, threading.Lock())
-        with reading:
-            with self._lock:
-                if key in self._read:
-                    return self._read[key]
-            by_target: dict[str | None, list[Any]] = {}
-            for target, row in keyed(self.selected):
-                by_target.setdefault(target, []).append(row)
-            with self._lock:
-                self._read[key] = by_target
-            return by_target
+        """The rows of ``view`` by target, read by the first build that asks; the others
+        wait on the view's lock for that read instead of issuing their own."""
+        with self._locks[view]:
+            if view not in self._read:
+                by_target: dict[str | None, list[Any]] = {}
+                for target, row in keyed(self.selected):
+                    by_target.setdefault(target, []).append(row)
+                self._read[view] = by_target
+            return self._read[view]

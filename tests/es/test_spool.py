@@ -193,9 +193,10 @@ def test_reads_with_remembered_appends_equal_reads_of_the_file(tmp_path: Path, s
                 assert ahead[0] == ahead[1]
             elif op < 0.93 and last[0] is not None:
                 if last[0].start == a.cursor:
-                    a.commit(last[0])
+                    a.commit(last[0], durable=rng.random() < 0.5)  # the sender's way, or not
                     b.commit(last[1])
                     assert a.cursor == b.cursor and a.pending_entries == b.pending_entries
+                    assert a.pending_bytes == b.pending_bytes and a.is_empty() == b.is_empty()
                 last = (None, None)
             else:
                 a.close()
@@ -238,7 +239,6 @@ def test_a_cursor_moved_in_memory_is_written_by_sync_and_a_crash_before_replays(
         assert len(list((tmp_path / "s").glob("*.seg"))) < len(segments_before)
     finally:
         spool.close()
-    (tmp_path / "crashed" / "lock").unlink(missing_ok=True)
     with opened(tmp_path / "crashed") as crashed:
         assert [e.id for e in drain(crashed)] == [e.id for e in entries(0, 12)]
     with opened(tmp_path / "s") as synced:
