@@ -229,7 +229,9 @@ enabled = ["elasticsearch", "ndjson"]
 
     _ok(_run(venv, outside, "edgewatch", "run", "--once", "--config", str(config), "--quiet"))
     stream = f"logs-edgewatch.check-{namespace}"
-    es.indices.refresh(index=stream)
+    # near real time: what `run --once` indexed is searchable after a refresh (the runs index
+    # too, else a report may read no run summaries yet and disagree with the next one)
+    es.indices.refresh(index=f"{stream},edgewatch-runs-{namespace}")
     indexed = es.count(index=stream)["count"]
     stored = sum(1 for f in (outside / "data").glob("checks-*.ndjson")
                  for line in f.read_text().splitlines() if line.strip())
