@@ -228,10 +228,10 @@ enabled = ["elasticsearch", "ndjson"]
     assert installed[0]["index_template"]["composed_of"] == source["composed_of"]
 
     _ok(_run(venv, outside, "edgewatch", "run", "--once", "--config", str(config), "--quiet"))
-    stream = f"logs-edgewatch.check-{namespace}"
+    stream = names.check_data_stream(namespace)
     # near real time: what `run --once` indexed is searchable after a refresh (the runs index
     # too, else a report may read no run summaries yet and disagree with the next one)
-    es.indices.refresh(index=f"{stream},edgewatch-runs-{namespace}")
+    es.indices.refresh(index=f"{stream},{names.runs_index(namespace)}")
     indexed = es.count(index=stream)["count"]
     stored = sum(1 for f in (outside / "data").glob("checks-*.ndjson")
                  for line in f.read_text().splitlines() if line.strip())
