@@ -169,12 +169,12 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     timeouts, ca_file, netinfo, rdns_server = Timeouts(), args.ca_file, None, None
-    port, http_path = args.port, args.http_path
     try:
         resolvers = _validate(args)
     except _Usage as exc:
         print(f"edgewatch check: {exc}", file=sys.stderr)
         return 2
+    port, http_path = args.port, args.http_path  # as validated: the port is an int now
     if args.config or resolve_config_path(None):
         cfg = load_or_exit(args.config, writes=False)
         timeouts, ca_file = cfg.timeouts, ca_file or cfg.tls_ca_file

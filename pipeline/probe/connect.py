@@ -16,18 +16,20 @@ a failed handshake is left in an unknown state). A catch-all at the boundary tur
 unforeseen into ``<phase>.error`` naming the exception type, so a peer can never cost a cycle.
 
 The connection is a non-blocking ``SSLSocket`` on the loop's reader/writer callbacks
-(``probe.tls_socket``, which says why that path): every wait is an ``await``, so the phase
-timeouts are plain ``asyncio.timeout`` scopes and a cancelled check (a shutdown abandoning the
-cycle) closes its socket at once; no thread is ever left blocked in a handshake.
+(``probe.tls_socket``, which says why that path): every wait is an ``await``, so a cancelled
+check (a timeout, a shutdown abandoning the cycle) closes its socket at once; no thread is ever
+left blocked in a handshake. The phase bounds are kept by one loop timer per check
+(``_Check``), not by an ``asyncio.timeout`` scope per phase: see there why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import math
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,18 +111,76 @@ def _us(since: float) -> int:
     return int((time.perf_counter() - since) * 1e6)
 
 
-@dataclass
 class _Check:
-    """One check in progress: what is known so far survives whatever fails next."""
+    """One check in progress: what is known so far survives whatever fails next; and the one
+    loop timer that bounds every phase of it.
 
-    deadline: float
-    fields: dict[str, Any]
-    phase: str = "tcp"
-    conns: list[TlsSocket] = field(default_factory=list)
-    outcome: tuple[str | None, str | None] = (None, None)  # decided before the close
+    Why one timer and not an ``asyncio.timeout`` scope per phase: four scopes per check (the
+    backstop, connect, handshake, close) were the largest piece of the probe's own CPU in a
+    CPU-time profile (each scope schedules and cancels a timer; cancelled timers stay in the
+    loop's heap), docs/BENCHMARKS.md. Here ``enter`` moves the current phase's end; the timer is
+    re-armed only when that end is *earlier* than the time it is set for. When it fires and finds
+    a phase with a later end, it re-arms for it; otherwise the phase's time is up: the check's
+    task is cancelled and ``probe_connect`` records ``on_expiry``, what the phase said a timeout
+    in it means. A check whose phases each finish in milliseconds arms the timer once or twice.
+    """
+
+    __slots__ = ("_armed", "_cancelling", "_loop", "_task", "_timer", "conns", "deadline",
+                 "expired", "fields", "on_expiry", "phase", "phase_end")
+
+    def __init__(self, budget: float, fields: dict[str, Any]) -> None:
+        self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("probe_connect must run in a task")
+        self._task = task
+        self._cancelling = task.cancelling()
+        self.deadline = self._loop.time() + budget
+        self.fields = fields
+        self.conns: list[TlsSocket] = []
+        self.expired = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed = math.inf
+        self.phase = ""
+        self.on_expiry: tuple[str | None, str | None] = (None, None)
+        self.phase_end = self.deadline
+
+    def enter(self, phase: str, cap: float, on_expiry: tuple[str | None, str | None]) -> float:
+        """Start ``phase``, bounded by ``cap`` seconds and by the check's deadline; if its time
+        runs out the check records ``on_expiry``. Returns the phase's bound in seconds."""
+        now = self._loop.time()
+        bound = max(0.0, min(cap, self.deadline - now))
+        self.phase, self.on_expiry, self.phase_end = phase, on_expiry, now + bound
+        if self.phase_end < self._armed:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._arm(self.phase_end)
+        return bound
 
     def left(self, cap: float) -> float:
-        return max(0.0, min(cap, self.deadline - time.monotonic()))
+        return max(0.0, min(cap, self.deadline - self._loop.time()))
+
+    def _arm(self, when: float) -> None:
+        self._armed = when
+        self._timer = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        if self.phase_end > self._armed:  # a later phase: its own end is still to come
+            self._arm(self.phase_end)
+            return
+        self._timer = None
+        self.expired = True
+        self._task.cancel()
+
+    def timed_out(self) -> bool:
+        """Whether a cancellation that reached ``probe_connect`` was this check's own timer
+        (then it is consumed) rather than the caller's (then it must propagate)."""
+        return self.expired and self._task.uncancel() <= self._cancelling
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def result(self, error_type: str | None = None, message: str | None = None
                ) -> ConnectResult:
@@ -150,52 +210,49 @@ async def probe_connect(address: str, port: int, server_name: str, spec: Connect
                         ) -> ConnectResult:
     """Connect, handshake (verifying), optionally GET; classify whatever happens. Never raises
     (except the caller's own cancellation) and never outlasts its deadline."""
-    budget = spec.budget
-    check = _Check(time.monotonic() + budget,
-                   {"address": address, "port": port, "server_name": server_name})
+    check = _Check(spec.budget, {"address": address, "port": port, "server_name": server_name})
     try:
-        # The phases keep to the deadline themselves; this is the backstop that makes it true.
-        async with asyncio.timeout(budget + CLOSE_GRACE):
-            return await _run(check, spec)
-    except TimeoutError:
-        if check.phase == "close":  # the measurement is complete; the close cannot fail it
-            return check.result(*check.outcome)
-        return check.result(f"{check.phase}.timeout",
-                            f"the check's deadline ({budget:g} s) ran out during {check.phase}")
+        return await _run(check, spec)
+    except asyncio.CancelledError:
+        if check.timed_out():
+            return check.result(*check.on_expiry)
+        raise
     except Exception as exc:  # the boundary: a peer must never cost a cycle
-        if check.phase == "close":
-            return check.result(*check.outcome)
+        if check.phase == "close":  # the measurement is complete; the close cannot fail it
+            return check.result(*check.on_expiry)
         return check.result(f"{check.phase}.error", f"{type(exc).__name__}: {exc}")
     finally:
+        check.disarm()
         for conn in check.conns:
             conn.abort()
+
+
+_TCP_TIMEOUT = ("tcp.timeout", "no answer to SYN within the connect timeout")
 
 
 async def _run(check: _Check, spec: ConnectSpec) -> ConnectResult:
     verifying, lenient = spec.contexts
     tls_timeout = spec.tls_timeout
     started = time.perf_counter()
+    check.enter("tcp", spec.connect_timeout, _TCP_TIMEOUT)
     try:
-        conn = await _connect(check, spec.connect_timeout, spec.source)
-    except OSError as exc:  # TimeoutError included
+        conn = await _connect(check, spec.source)
+    except OSError as exc:
         return check.result(*_classify_connect_error(exc))
     check.fields.update(tcp_established=True, tcp_connect_us=_us(started))
 
-    check.phase = "tls"
+    check.enter("tls", tls_timeout,
+                ("tls.timeout", f"no completed handshake within {tls_timeout:g} s"))
     hs_started = time.perf_counter()
     try:
-        tls = await _handshake(conn, verifying, check.fields["server_name"],
-                               check.left(tls_timeout))
+        tls = await conn.handshake(verifying, check.fields["server_name"])
     except ssl.SSLCertVerificationError as exc:
         conn.abort()
         check.fields.update(tls_established=True, tls_verified=False)
         reason = str(exc.verify_message or exc)
         return await _describe_unverified(check, lenient, "tls.verify", reason, spec)
-    except (ssl.SSLError, OSError, EOFError) as exc:  # TimeoutError included
+    except (ssl.SSLError, OSError, EOFError) as exc:
         conn.abort()
-        if isinstance(exc, TimeoutError):
-            return check.result("tls.timeout",
-                                f"no completed handshake within {tls_timeout:g} s")
         return check.result("tls.handshake", _handshake_why(exc))
     check.fields.update(tls_established=True, tls_verified=True,
                         tls_handshake_us=_us(hs_started))
@@ -206,29 +263,22 @@ async def _run(check: _Check, spec: ConnectSpec) -> ConnectResult:
     if decode_error:
         error = "tls.certificate_unparsable", _undecodable(decode_error)
     if spec.http_path:
-        check.phase = "http"
         error = await _http_phase(check, conn, spec.http_path, spec.http_timeout) or error
-    check.phase, check.outcome = "close", error or (None, None)
+    outcome = error or (None, None)
     if error is None or error[0] in ("http.status", "tls.certificate_unparsable"):
-        await _close(check, conn)
+        check.enter("close", CLOSE_GRACE, outcome)
+        await _close(conn)
     else:
         conn.abort()  # a stream in an unknown state: no close_notify exchange
-    return check.result(*check.outcome)
+    return check.result(*outcome)
 
 
-async def _connect(check: _Check, timeout: float, source: str | None = None) -> TlsSocket:
+async def _connect(check: _Check, source: str | None = None) -> TlsSocket:
+    """A TCP connection within the current phase's bound (the caller has entered it)."""
     address = check.fields["address"]
-    async with asyncio.timeout(check.left(timeout)):
-        conn = await TlsSocket.connect(address, check.fields["port"],
-                                       local_addr(source, address))
+    conn = await TlsSocket.connect(address, check.fields["port"], local_addr(source, address))
     check.conns.append(conn)
     return conn
-
-
-async def _handshake(conn: TlsSocket, ctx: ssl.SSLContext, server_name: str,
-                     timeout: float) -> ssl.SSLSocket:
-    async with asyncio.timeout(timeout):
-        return await conn.handshake(ctx, server_name)
 
 
 def _undecodable(why: str) -> str:
@@ -242,13 +292,12 @@ def _handshake_why(exc: BaseException) -> str:
     return _why(exc)
 
 
-async def _close(check: _Check, conn: TlsSocket) -> None:
-    """Graceful close (our TLS close_notify, ``TlsSocket.close``) while the deadline allows,
-    else an abort."""
+async def _close(conn: TlsSocket) -> None:
+    """Graceful close (our TLS close_notify, ``TlsSocket.close``), an abort if it fails; the
+    caller has entered the close phase, whose bound (``CLOSE_GRACE``) the check's timer keeps."""
     try:
-        async with asyncio.timeout(check.left(CLOSE_GRACE)):
-            await conn.close()
-    except (TimeoutError, OSError, ssl.SSLError):
+        await conn.close()
+    except (OSError, ssl.SSLError):
         conn.abort()
 
 
@@ -287,16 +336,18 @@ async def _describe_unverified(
     check: _Check, lenient: ssl.SSLContext, error_type: str, reason: str, spec: ConnectSpec,
 ) -> ConnectResult:
     """A second, non-verifying handshake within what is left: record what was presented."""
+    late = (error_type, f"{reason} (certificate not recorded: second handshake: timeout)")
     try:
-        conn = await _connect(check, spec.connect_timeout, spec.source)
+        check.enter("tls", spec.connect_timeout, late)
+        conn = await _connect(check, spec.source)
+        check.enter("tls", spec.tls_timeout, late)
         started = time.perf_counter()
-        tls = await _handshake(conn, lenient, check.fields["server_name"],
-                               check.left(spec.tls_timeout))
+        tls = await conn.handshake(lenient, check.fields["server_name"])
         check.fields.update(tls_handshake_us=_us(started), **_tls_facts(tls)[0])
-        await _close(check, conn)
-    except (OSError, ssl.SSLError, EOFError, ValueError) as exc:  # TimeoutError included
-        kind = "timeout" if isinstance(exc, TimeoutError) else _why(exc)
-        reason = f"{reason} (certificate not recorded: second handshake: {kind})"
+        check.enter("close", CLOSE_GRACE, (error_type, reason))
+        await _close(conn)
+    except (OSError, ssl.SSLError, EOFError, ValueError) as exc:
+        reason = f"{reason} (certificate not recorded: second handshake: {_why(exc)})"
     return check.result(error_type, reason)
 
 
@@ -304,12 +355,11 @@ async def _http_phase(check: _Check, conn: TlsSocket, path: str, timeout: float
                       ) -> tuple[str, str] | None:
     """GET the configured path; a status of 400 or more fails the check (``http.status``)."""
     bound = check.left(timeout)
+    check.enter("http", timeout,
+                ("http.timeout", f"no complete HTTP status line within {bound:g} s"))
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(bound):
-            status, reason = await _http_get(conn, check.fields["server_name"], path)
-    except TimeoutError:
-        return "http.timeout", f"no complete HTTP status line within {bound:g} s"
+        status, reason = await _http_get(conn, check.fields["server_name"], path)
     except (OSError, ValueError, ssl.SSLError, EOFError) as exc:
         return "http.error", _why(exc)
     check.fields.update(http_status=status, http_total_us=_us(started))

@@ -111,7 +111,9 @@ class Probes:
                                ssl_context=o.ssl_context)
 
     async def connect(self, address: str, target: Target) -> ConnectResult:
-        spec = replace(self._bound().connect, http_path=target.http_path)
+        spec = self._bound().connect
+        if spec.http_path != target.http_path:  # most targets have none: no copy per check
+            spec = replace(spec, http_path=target.http_path)
         return await self._connect(address, target.port, target.server_name, spec)
 
     async def ptr(self, address: str) -> RdnsResult:

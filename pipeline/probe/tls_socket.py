@@ -13,14 +13,19 @@ what the loop saved), and it brings what this path does not have: a thread block
 or ``do_handshake`` cannot be cancelled, so a shutdown would have to wait for it or abandon it.
 
 Cancellation is the coroutine's: every wait is an ``await`` on a loop future, so a cancelled
-check (a timeout, a shutdown abandoning the cycle) unwinds at once; ``close``/``abort`` always
-remove the fd from the selector before closing the socket.
+check (a timeout, a shutdown abandoning the cycle) unwinds at once; a wait always takes the fd
+off the selector when it ends (however it ends), and ``abort`` does too if one is still there,
+before closing the socket. The TCP connect is the same one-wait pattern (``connect_ex``, then
+writable, then ``SO_ERROR``) rather than ``loop.sock_connect``, whose address and transport
+checks and done-callbacks this caller does not need: it connects to IP literals only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import socket
 import ssl
 
@@ -31,13 +36,15 @@ LINE_LIMIT = 65536  # a status or header line longer than this is refused (Strea
 class TlsSocket:
     """One TCP connection, then TLS on it. Not safe for concurrent use by two coroutines."""
 
-    __slots__ = ("_buf", "_loop", "sock", "tls")
+    __slots__ = ("_buf", "_closed", "_loop", "_waiting", "sock", "tls")
 
     def __init__(self, sock: socket.socket) -> None:
         self._loop = asyncio.get_running_loop()
         self.sock = sock
         self.tls: ssl.SSLSocket | None = None
         self._buf = bytearray()
+        self._waiting = False  # the fd is on the selector (inside ``_wait``)
+        self._closed = False
 
     @classmethod
     async def connect(cls, address: str, port: int,
@@ -51,11 +58,17 @@ class TlsSocket:
                 sock.bind(local)
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await asyncio.get_running_loop().sock_connect(sock, (address, port))
+            conn = cls(sock)
+            err = sock.connect_ex((address, port))
+            if err in (errno.EINPROGRESS, errno.EAGAIN):
+                await conn._wait(True)
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:  # OSError(errno, …) is the matching subclass (ConnectionRefusedError, …)
+                raise OSError(err, f"{os.strerror(err)}: {address} port {port}")
         except BaseException:
             sock.close()
             raise
-        return cls(sock)
+        return conn
 
     async def _wait(self, write: bool) -> None:
         loop, fd = self._loop, self.sock.fileno()
@@ -64,9 +77,11 @@ class TlsSocket:
             loop.add_writer(fd, _wake, fut)
         else:
             loop.add_reader(fd, _wake, fut)
+        self._waiting = True
         try:
             await fut
         finally:
+            self._waiting = False
             if write:
                 loop.remove_writer(fd)
             else:
@@ -161,9 +176,13 @@ class TlsSocket:
             self.abort()
 
     def abort(self) -> None:
-        """Close the socket now (no close_notify); idempotent."""
-        with contextlib.suppress(OSError, ValueError):
-            if self.sock.fileno() >= 0:
+        """Close the socket now (no close_notify); idempotent, and cheap when repeated (a check
+        aborts every connection it opened once more at its end)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._waiting:  # only if a wait could not take the fd off the selector itself
+            with contextlib.suppress(OSError, ValueError):
                 self._loop.remove_reader(self.sock.fileno())
                 self._loop.remove_writer(self.sock.fileno())
         with contextlib.suppress(OSError):

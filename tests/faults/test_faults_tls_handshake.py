@@ -108,6 +108,49 @@ async def test_many_hanging_handshakes_cost_one_tls_timeout_together() -> None:
     assert elapsed < 1.0 + 1.0, elapsed
 
 
+async def test_a_tls_timeout_shorter_than_the_connect_timeout_still_bounds_the_handshake(
+        ) -> None:
+    """The check's one timer is armed for the connect's end (5 s); the handshake's earlier end
+    (0.5 s) must move it forward, not wait for it."""
+    with start_edge("silent") as edge:
+        r, elapsed = await probe(edge, connect_timeout=5.0, tls_timeout=0.5)
+    assert r.error_type == "tls.timeout", r
+    assert 0.45 <= elapsed < 0.5 + 0.35, elapsed
+
+
+async def test_a_tls_timeout_longer_than_the_connect_timeout_is_given_in_full() -> None:
+    """The timer set for the connect's end (0.2 s) fires during the handshake: it must re-arm
+    for the handshake's own end (1 s), not time the handshake out early."""
+    with start_edge("silent") as edge:
+        r, elapsed = await probe(edge, connect_timeout=0.2, tls_timeout=1.0)
+    assert r.error_type == "tls.timeout", r
+    assert 0.95 <= elapsed < 1.0 + 0.35, elapsed
+
+
+async def test_a_callers_shorter_timeout_reaches_the_caller_not_the_result() -> None:
+    """Cancellation that is not the check's own (here the caller's 0.3 s scope around a 2 s
+    handshake) propagates: the check must not swallow it into a ``tls.timeout`` result."""
+    with start_edge("silent") as edge:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await probe(edge, tls_timeout=2.0)
+        elapsed = time.monotonic() - started
+    assert elapsed < 0.3 + 0.35, elapsed
+
+
+async def test_the_checks_own_timeout_inside_a_callers_longer_scope_is_a_result() -> None:
+    """The reverse: the check's timer fires inside the caller's 5 s scope; the caller gets the
+    classified result and its own scope stays untouched (no stray cancellation later)."""
+    with start_edge("silent") as edge:
+        async with asyncio.timeout(5.0):
+            r, _ = await probe(edge, tls_timeout=0.5)
+            await asyncio.sleep(0.05)  # a stray cancellation would surface at this await
+    assert r.error_type == "tls.timeout", r
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+
+
 def _slow_then_silent(pki) -> object:
     """First connection: a handshake delayed by 1.5 s presenting a self-signed certificate
     (fails verification); every later connection: accepted and never answered."""
