@@ -94,7 +94,8 @@ class ElasticsearchSink:
         self._ready = False
         self._oldest_pending_at: float | None = None
         self.watch = DeliveryWatch(self.spool)
-        self._ahead = ReadAhead(self.spool, settings.bulk_max_docs, settings.bulk_max_bytes)
+        self._ahead = ReadAhead(self.spool, settings.bulk_max_docs, settings.bulk_max_bytes,
+                                lambda entries: es_bulk.bulk_body(entries, settings.namespace))
         self._ledger = Ledger(self.stats, self.dead_letters, settings, max_server_error_tries)
         self.refusal: ClusterUnauthorized | None = None  # credentials/privileges rejected
         self._first_contact = asyncio.Event()
@@ -383,7 +384,9 @@ class ElasticsearchSink:
         """One bulk request; with ``ahead``, the batch after it is read while it is indexed."""
         assert self.client is not None
         self.stats.bulk_requests += 1
-        request = es_bulk.send_bulk(self.client, entries, self.settings.namespace)
+        # The body read ahead with the batch fits only the first attempt (all of its entries).
+        body = self._ahead.body if ahead is not None else None
+        request = es_bulk.send_bulk(self.client, entries, self.settings.namespace, body)
         if ahead is None:
             self.spool.sync_cursor()
             return await request

@@ -143,15 +143,17 @@ BULK_FILTER_PATH = "errors,items.*.status,items.*.error"
 
 
 async def send_bulk(client: AsyncElasticsearch, entries: list[SpoolEntry],
-                    namespace: str) -> list[Result]:
+                    namespace: str, body: bytes | None = None) -> list[Result]:
     """One bulk request for ``entries``; the answers in the order of the entries.
 
     The request body is assembled here from the spooled bytes (one action line and the stored
     source per entry) and passed to the client as bytes, which it sends untouched: no document
     is parsed or serialised again, and the helper's per-action machinery (chunker, action
-    expansion, result pairing) is not needed for a batch that is already bounded.
+    expansion, result pairing) is not needed for a batch that is already bounded. ``body``,
+    when given, is that body built beforehand (``bulk_body`` of exactly these entries).
     """
-    body = bulk_body(entries, namespace)
+    if body is None:
+        body = bulk_body(entries, namespace)
     log.debug("bulk: sending %d action(s), %d bytes", len(entries), len(body))
     # No helper retries, so our own backoff stays in charge of what is sent again.
     resp = await client.bulk(body=body, filter_path=BULK_FILTER_PATH)

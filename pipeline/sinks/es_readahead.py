@@ -16,34 +16,44 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from pipeline.sinks.spool import Batch, Spool
+from pipeline.sinks.spool import Batch, Spool, SpoolEntry
 
 T = TypeVar("T")
 
 
 class ReadAhead:
-    """At most one batch read ahead of the cursor, with its bulk body."""
+    """At most one batch read ahead of the cursor, with its bulk body (``build``, when given,
+    turns a batch's entries into the request body)."""
 
-    def __init__(self, spool: Spool, max_docs: int, max_bytes: int) -> None:
+    def __init__(self, spool: Spool, max_docs: int, max_bytes: int,
+                 build: Callable[[list[SpoolEntry]], bytes] | None = None) -> None:
         self.spool = spool
         self.max_docs = max_docs
         self.max_bytes = max_bytes
+        self._build = build
         self._next: Batch | None = None
+        self._next_body: bytes | None = None
+        self.body: bytes | None = None  # the body of the batch ``take`` returned, if built
 
     def take(self) -> Batch:
         """The read-ahead batch if it starts at the cursor, else a fresh read."""
-        batch, self._next = self._next, None
+        batch, body = self._next, self._next_body
+        self._next = self._next_body = self.body = None
         if batch is not None and batch.start == self.spool.cursor and batch.size:
+            self.body = body
             return batch
         return self.spool.read(self.max_docs, self.max_bytes)
 
     def prepare(self, after: Batch) -> None:
-        """Read the batch that follows ``after`` (nothing if the spool ends there)."""
+        """Read the batch that follows ``after`` (nothing if the spool ends there), and build
+        its body: neither depends on the answer to ``after``'s request."""
         nxt = self.spool.read(self.max_docs, self.max_bytes, start=after.end)
         self._next = nxt if nxt.size else None
+        if self._next is not None and self._build is not None:
+            self._next_body = self._build(self._next.entries)
 
     def drop(self) -> None:
-        self._next = None
+        self._next = self._next_body = None
 
 
 # Turns of the event loop a bulk request needs before its body is on the socket, so that the
