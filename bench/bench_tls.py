@@ -12,6 +12,9 @@ version and cipher read, then close) through each candidate, ``--concurrency`` i
   connect.py took until it moved to the non-blocking SSLSocket);
 * ``SSLSocket + add_reader`` — a non-blocking ``SSLSocket`` whose ``do_handshake`` is retried
   from reader/writer callbacks;
+* ``MemoryBIO + add_reader`` — the same waits, but OpenSSL works on memory BIOs and the
+  handshake's bytes are moved between them and a plain non-blocking socket by hand (what
+  asyncio's streams do, without their transport and protocol layers);
 * ``threads`` — the whole check as blocking socket calls in a bounded pool of worker threads
   (the ``ssl`` module releases the GIL while OpenSSL works and while the socket waits);
 * ``connect in loop + threads`` — the connect on the loop, the handshake in the pool.
@@ -125,6 +128,32 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
         finally:
             sock.close()
 
+    async def memory_bio() -> tuple[bool, str | None]:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, (host, port))
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    if outgoing.pending:
+                        sock.sendall(outgoing.read())  # a handshake flight: fits the buffer
+                    await wait_fd(sock.fileno(), False)
+                    data = sock.recv(65536)
+                    if not data:
+                        return False, "EOF"
+                    incoming.write(data)
+            if outgoing.pending:
+                sock.sendall(outgoing.read())  # the client's Finished
+            return _facts(tls), None
+        finally:
+            sock.close()
+
     def blocking(sock: socket.socket | None = None) -> bool:
         if sock is None:
             sock = socket.create_connection((host, port), timeout)
@@ -149,6 +178,7 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
 
     return {"probe_connect": ew_op(work, "tls"), "open_connection(ssl=)": asyncio_streams,
             "start_tls": start_tls, "SSLSocket + add_reader": nonblocking,
+            "MemoryBIO + add_reader": memory_bio,
             "threads": threads, "connect in loop + threads": loop_connect_threads}
 
 
