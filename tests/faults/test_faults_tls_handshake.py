@@ -25,6 +25,7 @@ from faults_tls_peers import (
 )
 
 import pipeline.probe.connect as connect
+from pipeline import eventloop
 from pipeline.probe.connect import ConnectResult, ConnectSpec, probe_connect, tls_contexts
 
 
@@ -149,6 +150,40 @@ async def test_the_checks_own_timeout_inside_a_callers_longer_scope_is_a_result(
     assert r.error_type == "tls.timeout", r
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_checks_timer_keeps_its_bounds_on_either_event_loop(loop: str) -> None:
+    """``[runtime] event_loop = auto`` runs the probe on uvloop when it is installed: the
+    timer's re-arming (earlier and later ends) and the caller's cancellation must hold there
+    too, not only on the loop the async tests above run on."""
+    assert eventloop.loop_name(loop) == loop, "uvloop is a test dependency"
+
+    async def scenarios() -> list[tuple[str | None, float]]:
+        out = []
+        with start_edge("silent") as edge:
+            for connect_timeout, tls_timeout in ((5.0, 0.5), (0.2, 1.0)):
+                r, elapsed = await probe(edge, connect_timeout=connect_timeout,
+                                         tls_timeout=tls_timeout)
+                out.append((r.error_type, elapsed))
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(0.3):
+                    await probe(edge, tls_timeout=2.0)
+                out.append(("no TimeoutError", time.monotonic() - started))
+            except TimeoutError:
+                out.append(("caller", time.monotonic() - started))
+        with start_edge("ok") as edge:
+            r, elapsed = await probe(edge)
+            out.append((r.error_type if not r.ok or not r.tls_verified else "ok", elapsed))
+        return out
+
+    (short, short_s), (long, long_s), (caller, caller_s), (ok, _) = eventloop.run(
+        scenarios(), loop)
+    assert short == "tls.timeout" and 0.45 <= short_s < 0.5 + 0.35, (short, short_s)
+    assert long == "tls.timeout" and 0.95 <= long_s < 1.0 + 0.35, (long, long_s)
+    assert caller == "caller" and caller_s < 0.3 + 0.35, (caller, caller_s)
+    assert ok == "ok"
 
 
 def _slow_then_silent(pki) -> object:
