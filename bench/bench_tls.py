@@ -107,12 +107,20 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
         finally:
             remove(fd)
 
-    async def nonblocking() -> tuple[bool, str | None]:
-        loop = asyncio.get_running_loop()
+    async def connected() -> socket.socket:
+        """A non-blocking TCP socket connected to the edge (closed if the connect fails)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
-            await loop.sock_connect(sock, (host, port))
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    async def nonblocking() -> tuple[bool, str | None]:
+        sock = await connected()
+        try:
             tls = ctx.wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
             while True:
                 try:
@@ -129,11 +137,8 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
             sock.close()
 
     async def memory_bio() -> tuple[bool, str | None]:
-        loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
+        sock = await connected()
         try:
-            await loop.sock_connect(sock, (host, port))
             incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
             tls = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
             while True:
@@ -166,15 +171,8 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
         return await asyncio.get_running_loop().run_in_executor(pool, blocking), None
 
     async def loop_connect_threads() -> tuple[bool, str | None]:
-        loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        try:
-            await loop.sock_connect(sock, (host, port))
-        except BaseException:
-            sock.close()
-            raise
-        return await loop.run_in_executor(pool, blocking, sock), None
+        sock = await connected()
+        return await asyncio.get_running_loop().run_in_executor(pool, blocking, sock), None
 
     return {"probe_connect": ew_op(work, "tls"), "open_connection(ssl=)": asyncio_streams,
             "start_tls": start_tls, "SSLSocket + add_reader": nonblocking,
