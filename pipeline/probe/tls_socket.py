@@ -63,7 +63,7 @@ class TlsSocket:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = cls(sock)
             err = sock.connect_ex((address, port))
-            if err in (errno.EINPROGRESS, errno.EAGAIN):
+            if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EINTR):  # as sock_connect: going on
                 await conn._wait(True)
                 err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:  # OSError(errno, …) is the matching subclass (ConnectionRefusedError, …)
