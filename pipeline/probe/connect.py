@@ -93,9 +93,12 @@ def tls_contexts(ca_file: Path | None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return verifying, lenient
 
 
+_TCP_TIMEOUT = ("tcp.timeout", "no answer to SYN within the connect timeout")
+
+
 def _classify_connect_error(exc: BaseException) -> tuple[str, str]:
-    if isinstance(exc, TimeoutError):
-        return "tcp.timeout", "no answer to SYN within the connect timeout"
+    if isinstance(exc, TimeoutError):  # the kernel's; the check's own timer records the same
+        return _TCP_TIMEOUT
     if isinstance(exc, ConnectionRefusedError):
         return "tcp.refused", "connection refused (RST)"
     if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
@@ -156,9 +159,6 @@ class _Check:
                 self._timer.cancel()
             self._arm(self.phase_end)
         return bound
-
-    def left(self, cap: float) -> float:
-        return max(0.0, min(cap, self.deadline - self._loop.time()))
 
     def _arm(self, when: float) -> None:
         self._armed = when
@@ -225,9 +225,6 @@ async def probe_connect(address: str, port: int, server_name: str, spec: Connect
         check.disarm()
         for conn in check.conns:
             conn.abort()
-
-
-_TCP_TIMEOUT = ("tcp.timeout", "no answer to SYN within the connect timeout")
 
 
 async def _run(check: _Check, spec: ConnectSpec) -> ConnectResult:
@@ -354,9 +351,9 @@ async def _describe_unverified(
 async def _http_phase(check: _Check, conn: TlsSocket, path: str, timeout: float
                       ) -> tuple[str, str] | None:
     """GET the configured path; a status of 400 or more fails the check (``http.status``)."""
-    bound = check.left(timeout)
-    check.enter("http", timeout,
-                ("http.timeout", f"no complete HTTP status line within {bound:g} s"))
+    bound = check.enter("http", timeout, ("http.timeout", ""))
+    # The message names the bound just given (no await in between: nothing can expire first).
+    check.on_expiry = ("http.timeout", f"no complete HTTP status line within {bound:g} s")
     started = time.perf_counter()
     try:
         status, reason = await _http_get(conn, check.fields["server_name"], path)
