@@ -11,6 +11,8 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import pytest
 from faults_tls_peers import (
@@ -27,6 +29,8 @@ from faults_tls_peers import (
 import pipeline.probe.connect as connect
 from pipeline import eventloop
 from pipeline.probe.connect import ConnectResult, ConnectSpec, probe_connect, tls_contexts
+
+T = TypeVar("T")
 
 
 def contexts():
@@ -109,81 +113,70 @@ async def test_many_hanging_handshakes_cost_one_tls_timeout_together() -> None:
     assert elapsed < 1.0 + 1.0, elapsed
 
 
-async def test_a_tls_timeout_shorter_than_the_connect_timeout_still_bounds_the_handshake(
-        ) -> None:
+# The check's one timer, on asyncio's loop and on uvloop's: ``[runtime] event_loop = auto`` runs
+# the probe on uvloop when it is installed, so the re-arming (to an earlier and to a later end)
+# and the telling apart of a caller's cancellation must hold on both.
+LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+
+
+def on_loop(loop: str, main: Coroutine[Any, Any, T]) -> T:
+    assert eventloop.loop_name(loop) == loop, "uvloop is a test dependency"
+    return eventloop.run(main, loop)
+
+
+@LOOPS
+def test_a_tls_timeout_shorter_than_the_connect_timeout_still_bounds_the_handshake(
+        loop: str) -> None:
     """The check's one timer is armed for the connect's end (5 s); the handshake's earlier end
     (0.5 s) must move it forward, not wait for it."""
     with start_edge("silent") as edge:
-        r, elapsed = await probe(edge, connect_timeout=5.0, tls_timeout=0.5)
+        r, elapsed = on_loop(loop, probe(edge, connect_timeout=5.0, tls_timeout=0.5))
     assert r.error_type == "tls.timeout", r
     assert 0.45 <= elapsed < 0.5 + 0.35, elapsed
 
 
-async def test_a_tls_timeout_longer_than_the_connect_timeout_is_given_in_full() -> None:
+@LOOPS
+def test_a_tls_timeout_longer_than_the_connect_timeout_is_given_in_full(loop: str) -> None:
     """The timer set for the connect's end (0.2 s) fires during the handshake: it must re-arm
     for the handshake's own end (1 s), not time the handshake out early."""
     with start_edge("silent") as edge:
-        r, elapsed = await probe(edge, connect_timeout=0.2, tls_timeout=1.0)
+        r, elapsed = on_loop(loop, probe(edge, connect_timeout=0.2, tls_timeout=1.0))
     assert r.error_type == "tls.timeout", r
     assert 0.95 <= elapsed < 1.0 + 0.35, elapsed
 
 
-async def test_a_callers_shorter_timeout_reaches_the_caller_not_the_result() -> None:
+@LOOPS
+def test_a_callers_shorter_timeout_reaches_the_caller_not_the_result(loop: str) -> None:
     """Cancellation that is not the check's own (here the caller's 0.3 s scope around a 2 s
     handshake) propagates: the check must not swallow it into a ``tls.timeout`` result."""
+    async def main(edge: Peer) -> None:
+        async with asyncio.timeout(0.3):
+            await probe(edge, tls_timeout=2.0)
+
     with start_edge("silent") as edge:
         started = time.monotonic()
         with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.3):
-                await probe(edge, tls_timeout=2.0)
+            on_loop(loop, main(edge))
         elapsed = time.monotonic() - started
     assert elapsed < 0.3 + 0.35, elapsed
 
 
-async def test_the_checks_own_timeout_inside_a_callers_longer_scope_is_a_result() -> None:
+@LOOPS
+def test_the_checks_own_timeout_inside_a_callers_longer_scope_is_a_result(loop: str) -> None:
     """The reverse: the check's timer fires inside the caller's 5 s scope; the caller gets the
     classified result and its own scope stays untouched (no stray cancellation later)."""
-    with start_edge("silent") as edge:
+    async def main(edge: Peer) -> tuple[ConnectResult, int]:
         async with asyncio.timeout(5.0):
             r, _ = await probe(edge, tls_timeout=0.5)
             await asyncio.sleep(0.05)  # a stray cancellation would surface at this await
+        task = asyncio.current_task()
+        assert task is not None
+        return r, task.cancelling()
+
+    with start_edge("silent") as edge:
+        r, cancelling = on_loop(loop, main(edge))
     assert r.error_type == "tls.timeout", r
-    task = asyncio.current_task()
-    assert task is not None and task.cancelling() == 0
-
-
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_the_checks_timer_keeps_its_bounds_on_either_event_loop(loop: str) -> None:
-    """``[runtime] event_loop = auto`` runs the probe on uvloop when it is installed: the
-    timer's re-arming (earlier and later ends) and the caller's cancellation must hold there
-    too, not only on the loop the async tests above run on."""
-    assert eventloop.loop_name(loop) == loop, "uvloop is a test dependency"
-
-    async def scenarios() -> list[tuple[str | None, float]]:
-        out = []
-        with start_edge("silent") as edge:
-            for connect_timeout, tls_timeout in ((5.0, 0.5), (0.2, 1.0)):
-                r, elapsed = await probe(edge, connect_timeout=connect_timeout,
-                                         tls_timeout=tls_timeout)
-                out.append((r.error_type, elapsed))
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(0.3):
-                    await probe(edge, tls_timeout=2.0)
-                out.append(("no TimeoutError", time.monotonic() - started))
-            except TimeoutError:
-                out.append(("caller", time.monotonic() - started))
-        with start_edge("ok") as edge:
-            r, elapsed = await probe(edge)
-            out.append((r.error_type if not r.ok or not r.tls_verified else "ok", elapsed))
-        return out
-
-    (short, short_s), (long, long_s), (caller, caller_s), (ok, _) = eventloop.run(
-        scenarios(), loop)
-    assert short == "tls.timeout" and 0.45 <= short_s < 0.5 + 0.35, (short, short_s)
-    assert long == "tls.timeout" and 0.95 <= long_s < 1.0 + 0.35, (long, long_s)
-    assert caller == "caller" and caller_s < 0.3 + 0.35, (caller, caller_s)
-    assert ok == "ok"
+    assert cancelling == 0
 
 
 def _slow_then_silent(pki) -> object:
