@@ -37,6 +37,10 @@ if TYPE_CHECKING:  # the client is imported where a cluster is actually read
 
 DAY_MS = DAY_S * 1000
 NAMES_MAX = 10_000  # values one terms aggregation returns before the composite takes over
+# The page of the reads keyed by target (``report.shared_reads``): their groups are the
+# all-targets groups times the targets, and each extra page is one more pass over the checks.
+# Below the cluster's ``search.max_buckets`` (65,536 by default).
+KEYED_PAGE = 50_000
 
 
 def _iso(ts: datetime) -> str:
@@ -194,7 +198,7 @@ class ElasticsearchSource(RunQueries):
 
     def _by_resolver(self, filters: Filters, extra: list[dict[str, Any]],
                      sources: list[dict[str, Any]], label: str,
-                     aggs: dict[str, Any] | None = None
+                     aggs: dict[str, Any] | None = None, page_size: int | None = None
                      ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(resolver, bucket) of a composite over the selected checks, one resolver at a time.
 
@@ -210,7 +214,8 @@ class ElasticsearchSource(RunQueries):
             query = self._checks_query(filters, *extra,
                                        {"term": {"edgewatch.resolver.name": name}})
             for bucket in self._composite(self.checks_index, query, sources,
-                                          f"{label}, resolver {i} of {len(names)}", aggs):
+                                          f"{label}, resolver {i} of {len(names)}", aggs,
+                                          page_size):
                 yield name, bucket
 
     def check_groups(self, filters: Filters, extra: list[dict[str, Any]],
@@ -245,28 +250,41 @@ class ElasticsearchSource(RunQueries):
         resolvers: 5.9–6.3 s against 2.9–3.3 s, docs/BENCHMARKS.md). A group's outcome
         buckets come one after the other, pages included (composite order), and are summed
         here."""
+        return (row for _, row in self._address_rows(filters, origin, by_target=False))
+
+    def day_address_rows_by_target(self, filters: Filters, origin: datetime
+                                   ) -> Iterator[tuple[str | None, AddressRow]]:
+        """``address_rows`` with the target of each, for every target in one pass
+        (``report.shared_reads``): one row per (day, resolver, target, address)."""
+        return self._address_rows(filters, origin, by_target=True)
+
+    def _address_rows(self, filters: Filters, origin: datetime, by_target: bool
+                      ) -> Iterator[tuple[str | None, AddressRow]]:
         origin_ms = round(origin.timestamp() * 1000)
         sources = [
             {"day": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d",
                                         "offset": f"+{origin_ms % DAY_MS}ms"}}},
+            *_target_source(by_target),
             {"ip": _terms("destination.ip")},
             {"outcome": _terms("event.outcome", True)},
         ]
         group: tuple[str, int, str] | None = None
+        target: str | None = None
         documents = ok = 0
         for resolver, b in self._by_resolver(filters, [{"exists": {"field": "destination.ip"}}],
-                                             sources, "addresses by day"):
+                                             sources, "addresses by day",
+                                             page_size=KEYED_PAGE if by_target else None):
             k = b["key"]
             key = (resolver, int(k["day"]), k["ip"])
-            if key != group:
+            if key != group or k.get("target") != target:
                 if group is not None:
-                    yield _address_row(group, origin_ms, documents, ok)
-                group, documents, ok = key, 0, 0
+                    yield target, _address_row(group, origin_ms, documents, ok)
+                group, target, documents, ok = key, k.get("target"), 0, 0
             documents += b["doc_count"]
             if k["outcome"] == "success":
                 ok += b["doc_count"]
         if group is not None:
-            yield _address_row(group, origin_ms, documents, ok)
+            yield target, _address_row(group, origin_ms, documents, ok)
 
     def target_address_rows(self, filters: Filters, origin: datetime
                             ) -> Iterator[TargetAddressRow]:
@@ -340,17 +358,30 @@ class ElasticsearchSource(RunQueries):
             )
 
     def timing_rows(self, filters: Filters, bucket_us: int) -> Iterator[TimingRow]:
-        """Not shared by target: with the target as a source the timing groups outgrow a
-        page (30,163 at 10M checks), and every page is another pass over the checks."""
+        return (row for _, row in self._timing_rows(filters, bucket_us, by_target=False))
+
+    def timing_rows_by_target(self, filters: Filters, bucket_us: int
+                              ) -> Iterator[tuple[str | None, TimingRow]]:
+        """``timing_rows`` with the target of each, for every target in one pass
+        (``report.shared_reads``). With the target as a source the groups outgrow the usual
+        page (30,163 at 10M checks, four pages: each page is one more pass over the checks),
+        hence the larger page."""
+        return self._timing_rows(filters, bucket_us, by_target=True)
+
+    def _timing_rows(self, filters: Filters, bucket_us: int, by_target: bool
+                     ) -> Iterator[tuple[str | None, TimingRow]]:
         for field in TIMING_FIELDS:
             sources = [
+                *_target_source(by_target),
                 {"resolver": _terms("edgewatch.resolver.name")},
                 {"bucket": {"histogram": {"field": field, "interval": bucket_us}}},
             ]
             query = self._checks_query(filters, {"exists": {"field": field}})
-            for b in self._composite(self.checks_index, query, sources, f"timings {field}"):
-                yield TimingRow(resolver=b["key"]["resolver"], field=field,
-                                bucket_us=int(b["key"]["bucket"]), documents=b["doc_count"])
+            for b in self._composite(self.checks_index, query, sources, f"timings {field}",
+                                     page_size=KEYED_PAGE if by_target else None):
+                yield b["key"].get("target"), TimingRow(
+                    resolver=b["key"]["resolver"], field=field, bucket_us=int(b["key"]["bucket"]),
+                    documents=b["doc_count"])
 
     def observer_rows(self, filters: Filters) -> Iterator[ObserverRow]:
         sources = [{"observer": _terms("observer.name")}, {"ip": _terms("destination.ip", True)},

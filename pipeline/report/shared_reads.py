@@ -2,22 +2,22 @@
 
 ``edgewatch report`` builds the whole report once for all targets and once per target
 (``report.by_target``). Read one after the other, the per-target builds made the cluster
-aggregate every check a second time. Two of the views a report reads do not count by day: the
-address networks and the outcomes. Their rows for one target are the all-targets rows of that
-target, and the all-targets rows are those of every target together. The rows of a per-target
-report's day groups are another matter: a target's days count from its own first check. The
-timings do not count by day either, but with the target as one more key their groups outgrow a
-composite page at 10M checks, and every page is one more pass over the checks (8.6–10 s against
-2.9–3.5 s for the all-targets read alone), so each build reads its own.
+aggregate every check a second time. A per-target report's rows of a view are the all-targets
+rows of that target, and the all-targets rows are those of every target together, for each
+view that does not count by day: the address networks, the outcomes and the timings. The day
+groups count from the report's origin, the selection's first check (to the second), which a
+target's own report takes from its own first check: they are shared only when that origin is
+the all-targets one (the usual case: a cycle asks for every target at once), and read apart
+otherwise.
 
 ``SharedTargetReads`` wraps a cluster source for one selection. The first build to ask for one
-of those two views reads it once, with the target as one more composite source. Every build
-then takes its share: a per-target report gets its target's rows, the all-targets report all of
+of those views reads it once, with the target as one more composite source. Every build then
+takes its share: a per-target report gets its target's rows, the all-targets report all of
 them. The folds that follow only add rows up (``report.evidence``), so rows split by target give
 the same figures as rows that are not. Any other selection, and every other view, goes to the
-source unchanged. At 10M checks (5 targets) the two views cost the node 4.8 s for the
-all-targets report and about as much again for the per-target ones; read once by target,
-6.0–6.3 s (docs/BENCHMARKS.md).
+source unchanged. At 10M checks (5 targets, 20 resolvers) the networks and outcomes cost the
+node 4.8 s for the all-targets report and about as much again for the per-target ones, read
+once by target 6.0–6.3 s; the day groups and the timings, see docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
+from pipeline.report.evidence import extent_of
 from pipeline.report.filters import Filters
-from pipeline.report.rows import NetworkRow, OutcomeRow
+from pipeline.report.rows import AddressRow, NetworkRow, OutcomeRow, Span, TimingRow
 
 
 class SharedTargetReads:
@@ -39,7 +41,34 @@ class SharedTargetReads:
         self.source = source
         self.selected = selected
         self._read: dict[str, dict[str | None, list[Any]]] = {}
-        self._locks = {"network": threading.Lock(), "outcome": threading.Lock()}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        self._span: list[Span | None] = []  # the selection's span, once read
+
+    def span(self, filters: Filters) -> Span | None:
+        """The selection's span is read once: the all-targets build and the day groups'
+        origin (``_origin``) both need it."""
+        if filters != self.selected:
+            return self.source.span(filters)
+        with self._lock("span"):
+            if not self._span:
+                self._span.append(self.source.span(filters))
+            return self._span[0]
+
+    def _origin(self) -> datetime:
+        return extent_of(self, self.selected).origin
+
+    def address_rows(self, filters: Filters, origin: datetime) -> Iterator[AddressRow]:
+        if origin != self._origin():  # a target whose days begin elsewhere: its own read
+            return self.source.address_rows(filters, origin)
+        return self._share("address", filters,
+                           lambda f: self.source.day_address_rows_by_target(f, origin),
+                           lambda f: self.source.address_rows(f, origin))
+
+    def timing_rows(self, filters: Filters, bucket_us: int) -> Iterator[TimingRow]:
+        return self._share(f"timing {bucket_us}", filters,
+                           lambda f: self.source.timing_rows_by_target(f, bucket_us),
+                           lambda f: self.source.timing_rows(f, bucket_us))
 
     def __getattr__(self, name: str) -> Any:  # everything else: the source itself
         return getattr(self.source, name)
@@ -70,10 +99,14 @@ class SharedTargetReads:
               ) -> dict[str | None, list[Any]]:
         """The rows of ``view`` by target, read by the first build that asks; the others
         wait on the view's lock for that read instead of issuing their own."""
-        with self._locks[view]:
+        with self._lock(view):
             if view not in self._read:
                 by_target: dict[str | None, list[Any]] = {}
                 for target, row in keyed(self.selected):
                     by_target.setdefault(target, []).append(row)
                 self._read[view] = by_target
             return self._read[view]
+
+    def _lock(self, view: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(view, threading.Lock())

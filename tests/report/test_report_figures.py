@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from report_synth import RESOLVERS, STEP_S, History
+from report_synth import RESOLVERS, STEP_S, STEPS, History
 from report_truth import Truth, wilson
 
 from pipeline.report import Filters, build_report
@@ -198,36 +198,124 @@ def test_reads_at_once_give_the_report_of_reads_in_turn(es_source, monkeypatch) 
     assert in_turn["overall"]["documents"] > 0 and in_turn == at_once
 
 
+def _first_pages(search, into: list[tuple[tuple[str, ...], str | None]]):
+    """``search`` that also notes the source names of every composite's first page and the
+    target its query names (None: none)."""
+
+    def wrapped(**kw):
+        g = (kw.get("aggs") or {}).get("g", {}).get("composite")
+        if g and "after" not in g:
+            clauses = (kw.get("query") or {}).get("bool", {}).get("filter", [])
+            target = next((c["terms"]["dns.question.name"][0] for c in clauses
+                           if "dns.question.name" in c.get("terms", {})), None)
+            into.append((tuple(next(iter(s)) for s in g["sources"]), target))
+        return search(**kw)
+
+    return wrapped
+
+
+def _reads(pages: list, first: tuple[str, ...]) -> list:
+    return sorted(((keys, target) for keys, target in pages if keys[:len(first)] == first),
+                  key=lambda read: (read[0], read[1] or ""))
+
+
 def test_per_target_reports_built_ahead_equal_those_built_in_turn(es_source,
                                                                   monkeypatch) -> None:
     """On the cluster source the per-target reports are built on a pool beside the
-    all-targets one (``report.by_target``), and the views that do not count by day are read
-    once by target and shared (``report.shared_reads``); the result must be the one built in
+    all-targets one (``report.by_target``), and the views every build repeats are read once
+    by target and shared (``report.shared_reads``); the result must be the one built in
     turn, target by target, and the builds must really have run on the pool's threads."""
     from pipeline.report.by_target import build_by_target
 
     threads: set[str] = set()
-    networks: list[list[str]] = []  # the first source names of each address-network read
-    plain = es_source.client.search
+    pages: list[tuple[tuple[str, ...], str | None]] = []
+    plain = _first_pages(es_source.client.search, pages)
 
     def search(**kw):
         threads.add(threading.current_thread().name)
-        g = (kw.get("aggs") or {}).get("g", {}).get("composite")
-        if g and any("prefix24" in s for s in g["sources"]) and "after" not in g:
-            networks.append([next(iter(s)) for s in g["sources"]][:2])
         return plain(**kw)
 
     one = copy.copy(es_source)
     one.parallel_reads = 1
     monkeypatch.setattr(es_source.client, "search", search)
     in_turn = _without_clock(build_by_target(one, Filters()))
-    assert networks == [["ip", "prefix24"]] * 3  # all targets, then each of the two
-    networks.clear()
+    targets = ["api.example.test", "other.example.test"]
+    # all targets, then each of the two: three reads of each view
+    assert _reads(pages, ("ip", "prefix24")) == [
+        (("ip", "prefix24", "prefix", "asn", "domain"), t) for t in [None, *targets]]
+    assert len(_reads(pages, ("resolver", "bucket"))) == 3 * 2  # two timing fields
+    assert {t for keys, t in pages if keys == ("day", "ip", "outcome")} == {None, *targets}
+    pages.clear()
     threads.clear()
     ahead = _without_clock(build_by_target(es_source, Filters()))
     assert {t for t in threads if t.startswith("report-target")}
-    assert networks == [["target", "ip"]]  # one read, by target, shared by the three reports
+    # one read of each, by target, shared by the three reports
+    networks = ("target", "ip", "prefix24", "prefix", "asn", "domain")
+    assert _reads(pages, networks[:3]) == [(networks, None)]
+    assert _reads(pages, ("target", "resolver", "bucket")) == [
+        (("target", "resolver", "bucket"), None)] * 2
+    assert not _reads(pages, ("resolver", "bucket"))
+    day_groups = [keys for keys, _ in pages if keys[0] == "day" and keys[-1] == "outcome"]
+    assert day_groups and set(day_groups) == {("day", "target", "ip", "outcome")}
     assert len(in_turn["targets"]) == 2 and in_turn == ahead
+
+
+@pytest.fixture(scope="module")
+def late_target_source(es, es_url, history: History, tmp_path_factory):
+    """The synthetic history in a namespace of its own, with the second target asked from
+    its fourth check interval on (an hour after the selection's first check), and answered
+    with another address at the selection's day boundaries: in that target's own days those
+    checks close a day, in the selection's they open the next one."""
+    import io
+    import uuid
+
+    from pipeline.commands.setup import setup
+    from pipeline.config import ElasticsearchSettings
+    from pipeline.es import names
+    from pipeline.report import ElasticsearchSource
+
+    other = History()
+    for step in range(4, STEPS, 4):
+        ip = "198.51.100.99" if step % (86_400 // STEP_S) == 0 else "203.0.113.200"
+        other._answer("probe-1", "other.example.test", "alpha", step, [ip], None)
+    late = copy.copy(history)
+    late.checks = [d for d in history.checks
+                   if d["dns.question.name"] != "other.example.test"] + other.checks
+    late.runs = {rid: r for rid, r in history.runs.items()
+                 if r.target != "other.example.test"} | other.runs
+    ns = f"late{uuid.uuid4().hex[:8]}"
+    tmp = tmp_path_factory.mktemp("late-target")
+    setup(ElasticsearchSettings(url=es_url, namespace=ns, spool_dir=tmp / "spool",
+                                dead_letter_dir=tmp / "dead"), out=io.StringIO())
+    late.index(es, names.check_data_stream(ns), names.runs_index(ns))
+    yield ElasticsearchSource(es, namespace=ns, page_size=7)
+    es.options(ignore_status=404).indices.delete(index=names.runs_index(ns))
+
+
+def test_a_target_whose_days_begin_later_reads_its_own_day_groups(late_target_source,
+                                                                  monkeypatch) -> None:
+    """The day groups are shared by target only when a target's report counts its days from
+    the selection's origin. The second target's first check is an hour after the
+    selection's here: its report must be the one built on its own, from a read of its own
+    (a shared read puts the checks at the selection's day boundaries in the next day, and its
+    daily address counts change)."""
+    from pipeline.report.by_target import build_by_target
+
+    source = late_target_source
+    one = copy.copy(source)
+    one.parallel_reads = 1
+    in_turn = _without_clock(build_by_target(one, Filters()))
+    pages: list[tuple[tuple[str, ...], str | None]] = []
+    monkeypatch.setattr(source.client, "search", _first_pages(source.client.search, pages))
+    ahead = _without_clock(build_by_target(source, Filters()))
+    other = next(t for t in in_turn["targets"] if t["filters"]["targets"] == [
+        "other.example.test"])
+    assert other["window"]["origin"] != in_turn["window"]["origin"]
+    assert max(other["overall"]["daily_addresses"]) == 2
+    day_groups = {(keys, t) for keys, t in pages if keys[0] == "day" and keys[-1] == "outcome"}
+    assert day_groups == {(("day", "target", "ip", "outcome"), None),
+                          (("day", "ip", "outcome"), "other.example.test")}
+    assert in_turn == ahead
 
 
 def test_address_rows_are_one_per_group_as_in_the_store(es_source, store_source) -> None:
