@@ -96,7 +96,7 @@ def es_workloads(args: argparse.Namespace, budget: Budget, tmp: Path,
     node = start_node(run_dir=node_dir, heap="512m", die_with_parent=True)
     try:
         if "ingest" in args.only:
-            rows.append(run_es.ingest(node.url, args.ingest_docs, max(args.rounds, 3),
+            rows.extend(run_es.ingest(node.url, args.ingest_docs, max(args.rounds, 3),
                                       budget.deadline(180), details))
         if "report" in args.only:
             rows.append(run_es.report(node.url, args.report_docs, budget.deadline(420),

@@ -42,3 +42,30 @@ def test_an_unknown_workload_is_one_line_naming_it() -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "unknown workload dns" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_ingest_reads_the_whole_path_and_the_drain_from_bench_indexing(monkeypatch) -> None:
+    """The ingest workload turns bench_indexing's table (lines as it prints them) into two
+    rows: the whole path against the target, the drain of a spooled backlog beside it."""
+    import run_es
+    from peer_tools import ToolRun
+
+    printed = "\n".join([
+        "| path | docs/s (median) | per round | client CPU ms / 1000 docs (median) |",
+        "|---|---|---|---|",
+        "| raw `_bulk` (sync client, pre-serialised ndjson) | 13162 | 13162, 11700 | 12 |",
+        "| edgewatch sink (spool + fsync + bulk of the spooled bytes) | 10842 | 11065 | 31 |",
+        "| spool drain: the sink delivering a backlog spooled beforehand | 12460 | 12174 | 12 |",
+        "",
+        "**ratio sink / raw = 0.82** (medians; per round, same-round pairs: 0.84, 0.90, 0.76)",
+        "",
+        "ratio drain / raw = 0.95 (medians; per round, same-round pairs: 0.92, 1.06, 0.88)",
+    ])
+    monkeypatch.setattr(run_es, "child", lambda *a, **k: ToolRun([], 0, 1.0, 1.0, printed))
+    details: list[str] = []
+    whole, drain = run_es.ingest("http://127.0.0.1:9200", 10000, 3, 0.0, details)
+    assert (whole.edgewatch, whole.peer, whole.ratio, whole.met) == (
+        "10,842 (sink)", "raw `_bulk` 13,162", 0.82, "not met")
+    assert (drain.edgewatch, drain.ratio, drain.met) == ("12,460 (drain)", 0.95, "—")
+    assert details == ["ingest: same-round pairs sink/raw 0.84, 0.90, 0.76",
+                       "ingest: same-round pairs drain/raw 0.92, 1.06, 0.88"]
