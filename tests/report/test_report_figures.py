@@ -318,6 +318,53 @@ def test_a_target_whose_days_begin_later_reads_its_own_day_groups(late_target_so
     assert in_turn == ahead
 
 
+@pytest.fixture(scope="module")
+def shared_address_source(es, es_url, tmp_path_factory):
+    """Two targets answered by one resolver in the same checks, sharing one address that is
+    the last of the first target and the first of the second in address order: their groups
+    of that address are neighbours in the keyed composite's order."""
+    import io
+    import uuid
+
+    from pipeline.commands.setup import setup
+    from pipeline.config import ElasticsearchSettings
+    from pipeline.es import names
+    from pipeline.report import ElasticsearchSource
+
+    h = History()
+    for step in range(0, 2 * 86_400 // STEP_S, 8):
+        h._answer("probe-1", "a.example.test", "alpha", step, ["192.0.2.1", "192.0.2.2"], None)
+        h._answer("probe-1", "b.example.test", "alpha", step, ["192.0.2.2", "203.0.113.1"],
+                  None)
+    ns = f"shared{uuid.uuid4().hex[:8]}"
+    tmp = tmp_path_factory.mktemp("shared-address")
+    setup(ElasticsearchSettings(url=es_url, namespace=ns, spool_dir=tmp / "spool",
+                                dead_letter_dir=tmp / "dead"), out=io.StringIO())
+    h.index(es, names.check_data_stream(ns), names.runs_index(ns))
+    yield ElasticsearchSource(es, namespace=ns, page_size=7)
+    es.options(ignore_status=404).indices.delete(index=names.runs_index(ns))
+
+
+def test_day_groups_read_by_target_are_each_targets_own(shared_address_source) -> None:
+    """The keyed read of the day groups gives each target the rows its own read gives, also
+    for an address two targets share where their groups meet in composite order (a group is
+    closed when the target changes, not only when the day, resolver or address does)."""
+    from pipeline.report.evidence import extent_of
+    from pipeline.report.plausible import plausible
+
+    source = shared_address_source
+    selected = plausible(Filters(), None)
+    origin = extent_of(source, selected).origin
+    keyed: dict[str | None, list] = {}
+    for target, row in source.day_address_rows_by_target(selected, origin):
+        keyed.setdefault(target, []).append(row)
+    own = {t: list(source.address_rows(plausible(Filters(targets=(t,)), None), origin))
+           for t in ("a.example.test", "b.example.test")}
+    assert any(r.ip == "192.0.2.2" for r in own["a.example.test"])
+    assert any(r.ip == "192.0.2.2" for r in own["b.example.test"])
+    assert keyed == own
+
+
 def test_address_rows_are_one_per_group_as_in_the_store(es_source, store_source) -> None:
     """The cluster reads the outcome as a composite source and sums a group's buckets, which
     may straddle pages (page size 7 here): one row per (day, resolver, address), the same
