@@ -260,12 +260,9 @@ def test_per_target_reports_built_ahead_equal_those_built_in_turn(es_source,
     assert len(in_turn["targets"]) == 2 and in_turn == ahead
 
 
-@pytest.fixture(scope="module")
-def late_target_source(es, es_url, history: History, tmp_path_factory):
-    """The synthetic history in a namespace of its own, with the second target asked from
-    its fourth check interval on (an hour after the selection's first check), and answered
-    with another address at the selection's day boundaries: in that target's own days those
-    checks close a day, in the selection's they open the next one."""
+def _stored(history: History, es, es_url: str, tmp_path_factory):
+    """``history`` in a namespace of its own (set up like production), as a cluster source;
+    its runs index is removed afterwards (data streams go with the session's node)."""
     import io
     import uuid
 
@@ -274,6 +271,21 @@ def late_target_source(es, es_url, history: History, tmp_path_factory):
     from pipeline.es import names
     from pipeline.report import ElasticsearchSource
 
+    ns = f"own{uuid.uuid4().hex[:8]}"
+    tmp = tmp_path_factory.mktemp(ns)
+    setup(ElasticsearchSettings(url=es_url, namespace=ns, spool_dir=tmp / "spool",
+                                dead_letter_dir=tmp / "dead"), out=io.StringIO())
+    history.index(es, names.check_data_stream(ns), names.runs_index(ns))
+    yield ElasticsearchSource(es, namespace=ns, page_size=7)
+    es.options(ignore_status=404).indices.delete(index=names.runs_index(ns))
+
+
+@pytest.fixture(scope="module")
+def late_target_source(es, es_url, history: History, tmp_path_factory):
+    """The synthetic history in a namespace of its own, with the second target asked from
+    its fourth check interval on (an hour after the selection's first check), and answered
+    with another address at the selection's day boundaries: in that target's own days those
+    checks close a day, in the selection's they open the next one."""
     other = History()
     for step in range(4, STEPS, 4):
         ip = "198.51.100.99" if step % (86_400 // STEP_S) == 0 else "203.0.113.200"
@@ -283,13 +295,7 @@ def late_target_source(es, es_url, history: History, tmp_path_factory):
                    if d["dns.question.name"] != "other.example.test"] + other.checks
     late.runs = {rid: r for rid, r in history.runs.items()
                  if r.target != "other.example.test"} | other.runs
-    ns = f"late{uuid.uuid4().hex[:8]}"
-    tmp = tmp_path_factory.mktemp("late-target")
-    setup(ElasticsearchSettings(url=es_url, namespace=ns, spool_dir=tmp / "spool",
-                                dead_letter_dir=tmp / "dead"), out=io.StringIO())
-    late.index(es, names.check_data_stream(ns), names.runs_index(ns))
-    yield ElasticsearchSource(es, namespace=ns, page_size=7)
-    es.options(ignore_status=404).indices.delete(index=names.runs_index(ns))
+    yield from _stored(late, es, es_url, tmp_path_factory)
 
 
 def test_a_target_whose_days_begin_later_reads_its_own_day_groups(late_target_source,
@@ -323,26 +329,12 @@ def shared_address_source(es, es_url, tmp_path_factory):
     """Two targets answered by one resolver in the same checks, sharing one address that is
     the last of the first target and the first of the second in address order: their groups
     of that address are neighbours in the keyed composite's order."""
-    import io
-    import uuid
-
-    from pipeline.commands.setup import setup
-    from pipeline.config import ElasticsearchSettings
-    from pipeline.es import names
-    from pipeline.report import ElasticsearchSource
-
     h = History()
     for step in range(0, 2 * 86_400 // STEP_S, 8):
         h._answer("probe-1", "a.example.test", "alpha", step, ["192.0.2.1", "192.0.2.2"], None)
         h._answer("probe-1", "b.example.test", "alpha", step, ["192.0.2.2", "203.0.113.1"],
                   None)
-    ns = f"shared{uuid.uuid4().hex[:8]}"
-    tmp = tmp_path_factory.mktemp("shared-address")
-    setup(ElasticsearchSettings(url=es_url, namespace=ns, spool_dir=tmp / "spool",
-                                dead_letter_dir=tmp / "dead"), out=io.StringIO())
-    h.index(es, names.check_data_stream(ns), names.runs_index(ns))
-    yield ElasticsearchSource(es, namespace=ns, page_size=7)
-    es.options(ignore_status=404).indices.delete(index=names.runs_index(ns))
+    yield from _stored(h, es, es_url, tmp_path_factory)
 
 
 def test_day_groups_read_by_target_are_each_targets_own(shared_address_source) -> None:
