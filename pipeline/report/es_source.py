@@ -39,8 +39,27 @@ DAY_MS = DAY_S * 1000
 NAMES_MAX = 10_000  # values one terms aggregation returns before the composite takes over
 # The page of the reads keyed by target (``report.shared_reads``): their groups are the
 # all-targets groups times the targets, and each extra page is one more pass over the checks.
-# Below the cluster's ``search.max_buckets`` (65,536 by default).
+# Below the cluster's ``search.max_buckets`` (65,536 by default); a cluster set lower refuses a
+# composite page above its limit outright, and the pages then shrink to it (``_bucket_limit``).
 KEYED_PAGE = 50_000
+
+
+def _bucket_limit(exc: Exception) -> int | None:
+    """The cluster's ``search.max_buckets`` when ``exc`` is its refusal of a page above it:
+    a ``too_many_buckets_exception`` among the root causes (the shard refused the page size)
+    or down the ``caused_by`` chain (the reduce counted too many buckets)."""
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    pending = [error]
+    while pending:
+        cause = pending.pop()
+        if not isinstance(cause, dict):
+            continue
+        if cause.get("type") == "too_many_buckets_exception":
+            limit = cause.get("max_buckets")
+            return limit if isinstance(limit, int) and limit > 0 else None
+        pending += [cause.get("caused_by"), *(cause.get("root_cause") or ())]
+    return None
 
 
 def _iso(ts: datetime) -> str:
@@ -99,6 +118,7 @@ class ElasticsearchSource(RunQueries):
         self.runs_index = runs_index or names.runs_index(namespace)
         self.afterlife_index = names.afterlife_data_stream(namespace)
         self.page_size = page_size
+        self.max_buckets: int | None = None  # the cluster's limit, once a page met it
         self.progress = progress or Progress(enabled=False)
         self.description = f"elasticsearch {self.checks_index} + {self.runs_index}"
         # The cluster parsed every document against the strict mapping when it was indexed
@@ -173,6 +193,8 @@ class ElasticsearchSource(RunQueries):
         after: dict[str, Any] | None = None
         seen = 0
         size = page_size or self.page_size
+        if self.max_buckets is not None:
+            size = min(size, self.max_buckets)
         while True:
             composite: dict[str, Any] = {"size": size, "sources": sources}
             if after is not None:
@@ -180,10 +202,17 @@ class ElasticsearchSource(RunQueries):
             body: dict[str, Any] = {"composite": composite}
             if aggs:
                 body["aggs"] = aggs
-            resp = self.client.search(
-                index=index, size=0, query=query, aggs={"g": body},
-                track_total_hits=False, ignore_unavailable=True, allow_no_indices=True,
-            )
+            try:
+                resp = self.client.search(
+                    index=index, size=0, query=query, aggs={"g": body},
+                    track_total_hits=False, ignore_unavailable=True, allow_no_indices=True,
+                )
+            except Exception as exc:
+                limit = _bucket_limit(exc)
+                if limit is None or limit >= size:
+                    raise
+                self.max_buckets = size = limit  # more pages: each one more pass
+                continue
             agg = (resp.get("aggregations") or {}).get("g")
             if not agg:
                 break

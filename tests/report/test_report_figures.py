@@ -260,6 +260,42 @@ def test_per_target_reports_built_ahead_equal_those_built_in_turn(es_source,
     assert len(in_turn["targets"]) == 2 and in_turn == ahead
 
 
+def test_a_cluster_with_a_lower_bucket_limit_gets_smaller_pages_and_the_same_report(
+        es, es_source) -> None:
+    """The reads keyed by target ask for pages of 50,000 groups; a cluster whose
+    ``search.max_buckets`` is lower refuses such a page outright (a 400 naming its limit, as a
+    real node answers). The source then pages at that limit, and the report is the same."""
+    from pipeline.report.by_target import build_by_target
+
+    one = copy.copy(es_source)
+    one.parallel_reads = 1
+    want = _without_clock(build_by_target(one, Filters()))
+    es.cluster.put_settings(persistent={"search.max_buckets": 20})
+    try:
+        got = _without_clock(build_by_target(es_source, Filters()))
+    finally:
+        es.cluster.put_settings(persistent={"search.max_buckets": None})
+    assert es_source.max_buckets == 20
+    assert got == want
+
+
+@pytest.mark.parametrize("error", [
+    # the two shapes the devstack node gave (9.2.4): the shard refusing the page size, and
+    # the reduce counting too many buckets
+    {"root_cause": [{"type": "too_many_buckets_exception", "max_buckets": 5}],
+     "type": "search_phase_execution_exception"},
+    {"root_cause": [], "type": "search_phase_execution_exception",
+     "caused_by": {"type": "too_many_buckets_exception", "max_buckets": 5}},
+])
+def test_the_bucket_limit_is_read_from_either_shape_of_refusal(error) -> None:
+    from pipeline.report.es_source import _bucket_limit
+
+    refused = Exception("400")
+    refused.body = {"error": error, "status": 400}  # type: ignore[attr-defined]
+    assert _bucket_limit(refused) == 5
+    assert _bucket_limit(ValueError("other")) is None
+
+
 def _stored(history: History, es, es_url: str, tmp_path_factory):
     """``history`` in a namespace of its own (set up like production), as a cluster source;
     its runs index is removed afterwards (data streams go with the session's node)."""
