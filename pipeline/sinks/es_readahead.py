@@ -55,6 +55,19 @@ class ReadAhead:
     def drop(self) -> None:
         self._next = self._next_body = None
 
+    @property
+    def ready(self) -> Batch | None:
+        """The batch read ahead (with its body built), if any."""
+        return self._next if self._next_body is not None else None
+
+    def pop(self) -> tuple[Batch, bytes]:
+        """Hand over the batch read ahead and its body: its request goes out now."""
+        batch, body = self._next, self._next_body
+        if batch is None or body is None:
+            raise RuntimeError("no batch read ahead")
+        self._next = self._next_body = None
+        return batch, body
+
 
 # Turns of the event loop a bulk request needs before its body is on the socket, so that the
 # side work runs while Elasticsearch indexes and not before the request has left. Counted with

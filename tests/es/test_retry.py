@@ -8,6 +8,7 @@ the one place Elasticsearch is stood in for — because the devstack node cannot
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,61 @@ async def test_a_document_that_keeps_failing_with_500_is_dead_lettered_eventuall
     assert sink.stats.dead_lettered == 4 and sink.stats.delivered == 0
     letters = next(settings.dead_letter_dir.glob("*.ndjson")).read_text().splitlines()
     assert all("gave up after 3 tries" in line for line in letters)
+
+
+class FirstBatchHeldThenRefused(ScriptedBulk):
+    """Holds its answer to the first request of the first batch until another bulk request has
+    arrived (at most 5 s), then answers it 429; every other request is stored."""
+
+    def __init__(self, first_id: str) -> None:
+        super().__init__([])
+        self.first_id = first_id
+        self.lock = threading.Lock()
+        self.other_arrived = threading.Event()
+        self.refused = False
+        self.other_while_held = False
+
+    def __call__(self, method: str, path: str, body: bytes) -> tuple[int, object]:
+        if not path.startswith("/_bulk"):
+            return super().__call__(method, path, body)
+        action = json.loads(body.split(b"\n", 1)[0])
+        with self.lock:
+            refuse = next(iter(action.values()))["_id"] == self.first_id and not self.refused
+            self.refused = self.refused or refuse
+        if not refuse:
+            self.other_arrived.set()
+            with self.lock:
+                return super().__call__(method, path, body)
+        ids = [next(iter(json.loads(a).values()))["_id"] for a in body.splitlines()[0::2] if a]
+        with self.lock:
+            self.bulks.append(ids)
+        self.other_while_held = self.other_arrived.wait(5)
+        return 429, {"error": {"type": "es_rejected_execution_exception", "reason": "scripted"},
+                     "status": 429}
+
+
+async def test_the_batch_on_the_wire_ahead_waits_for_the_one_before_it_to_be_delivered(
+    tmp_path: Path,
+) -> None:
+    """Two requests in flight: the second batch goes out while the first is unanswered; the
+    first is refused and sent again; both are delivered, each once, and the cursor passes both.
+    (The stub: a real node cannot be made to refuse one chosen request.)"""
+    records = check_records(20)
+    script = FirstBatchHeldThenRefused(records[0].id)
+    with stub_server(script) as url:
+        settings = settings_for(url, "stub", tmp_path, bulk_max_docs=10)
+        sink = ElasticsearchSink(settings, initial_backoff_s=0.01, max_backoff_s=0.05)
+        await sink.open()
+        await sink.write(records)
+        for _ in range(10):
+            await sink.flush()
+            if sink.spool.is_empty():
+                break
+        await sink.close()
+    first, second = [r.id for r in records[:10]], [r.id for r in records[10:]]
+    assert script.other_while_held, "the second batch was not sent while the first was out"
+    assert script.bulks == [first, second, first]
+    assert sink.stats.delivered == 20 and sink.stats.dead_lettered == 0
+    assert (sink.stats.bulk_requests, sink.stats.failed_attempts) == (3, 1)
+    with opened(settings.spool_dir) as spool:
+        assert spool.is_empty()

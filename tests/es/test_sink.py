@@ -151,6 +151,29 @@ async def test_run_summaries_keep_the_newest_version_whatever_the_arrival_order(
     assert open_runs == 1
 
 
+async def test_with_two_batches_in_flight_the_newest_run_version_is_the_one_stored(
+    es: Elasticsearch, installed: ElasticsearchSettings
+) -> None:
+    """Forty snapshots of one run, each in its own small batch beside a check, written at once:
+    every batch is due, so adjacent batches are on the wire together and may be stored in
+    either order. The newest snapshot is what stays; every check is stored once."""
+    t = [START + timedelta(minutes=15 * i) for i in range(41)]
+    checks = check_records(40)
+    records: list[Record] = []
+    for i, check in enumerate(checks, start=1):
+        records += [check, run_record("run-a", i, start=t[0], last_seen=t[i - 1], checks=i)]
+    sink = await deliver(settings_for(installed.url, installed.namespace,
+                                      installed.spool_dir.parent, bulk_max_docs=2), records)
+    assert sink.stats.bulk_requests == 40
+    assert sink.stats.delivered + sink.stats.stale == 80 and sink.stats.dead_lettered == 0
+    index = names.runs_index(installed.namespace)
+    es.indices.refresh(index=index)
+    doc = es.get(index=index, id="run-a")
+    assert (doc["_version"], doc["_source"]["edgewatch.run.checks"]) == (40, 40)
+    assert Counter(stored_ids(es, names.check_data_stream(installed.namespace))) == Counter(
+        c.id for c in checks)
+
+
 async def test_without_setup_records_wait_in_the_spool_until_setup_runs(
     es: Elasticsearch, es_url: str, es_namespace: str, tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
