@@ -6,7 +6,9 @@ Without ``--url`` a fresh devstack node is started (and stopped) for the run. Bo
 the same check documents, in batches of the same size, as ``create`` operations with their
 deterministic ``_id`` into a fresh data stream each (namespaces ``benchraw<n>`` / ``benchsink<n>``),
 so neither ever meets a duplicate. The raw side sends pre-serialised ndjson bodies with the
-synchronous client, one request at a time: the cost of Elasticsearch alone. The sink side is the
+synchronous client, one request at a time: the cost of Elasticsearch alone. The "two in flight"
+side sends the same bodies from two threads, two requests at a time: the peer for the sink, which
+keeps a second request on the wire when the batch after the current one is due. The sink side is the
 whole pipeline path: ``write`` (spool append + fsync), the sender reading the spool, bulk with
 per-item verdicts, cursor commit. The drain side is the sink catching up on a backlog: the
 documents are spooled before the clock starts (as an outage or a restart leaves them), then the
@@ -27,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -56,7 +59,7 @@ def settings(url: str, namespace: str, batch: int, state: Path) -> Elasticsearch
 
 
 def raw_bulk(es: Elasticsearch, namespace: str, sources: list[tuple[str, bytes]],
-             batch: int) -> tuple[float, float]:
+             batch: int, in_flight: int = 1) -> tuple[float, float]:
     index = names.check_data_stream(namespace)
     bodies = []
     for i in range(0, len(sources), batch):
@@ -65,11 +68,17 @@ def raw_bulk(es: Elasticsearch, namespace: str, sources: list[tuple[str, bytes]]
             lines.append(orjson.dumps({"create": {"_index": index, "_id": rid}}))
             lines.append(source)
         bodies.append(b"\n".join(lines) + b"\n")
-    t0, c0 = time.perf_counter(), time.process_time()
-    for body in bodies:
-        resp = es.bulk(operations=body)
-        if resp["errors"]:
+    def send(body: bytes) -> None:
+        if es.bulk(operations=body)["errors"]:
             raise RuntimeError("raw bulk reported item errors")
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    if in_flight == 1:
+        for body in bodies:
+            send(body)
+    else:
+        with ThreadPoolExecutor(in_flight) as pool:
+            list(pool.map(send, bodies))
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     es.indices.refresh(index=index)
     if es.count(index=index)["count"] != len(sources):
@@ -157,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         records = check_records(args.docs)
         sources = [(r.id, r.to_json()) for r in records]
         avg_size = statistics.mean(len(s) for _, s in sources)
-        sides = ("raw", "sink", "drain")
+        sides = ("raw", "raw2", "sink", "drain")
         rates: dict[str, list[float]] = {side: [] for side in sides}
         cpu_ms: dict[str, list[float]] = {side: [] for side in sides}
         # A fresh set of names per run, so that --url can point at a node used before.
@@ -171,27 +180,30 @@ def main(argv: list[str] | None = None) -> int:
                         for side in sides}
             for s in names_of.values():
                 setup(s, out=io.StringIO())
-            order = sides[n % 3:] + sides[:n % 3]
+            order = sides[n % len(sides):] + sides[:n % len(sides)]
             for side in order:
                 s = names_of[side]
-                if side == "raw":
-                    elapsed, cpu = raw_bulk(es, s.namespace, sources, args.batch)
+                if side in ("raw", "raw2"):
+                    elapsed, cpu = raw_bulk(es, s.namespace, sources, args.batch,
+                                            in_flight=2 if side == "raw2" else 1)
                 elif side == "sink":
                     elapsed, cpu = asyncio.run(sink_run(es, s, records))
                 else:
                     elapsed, cpu = asyncio.run(drain_run(es, s, records))
                 rates[side].append(args.docs / elapsed)
                 cpu_ms[side].append(1000 * cpu / (args.docs / 1000))
-                print(f"round {n + 1} {side:>4}: {args.docs / elapsed:8.0f} docs/s "
+                print(f"round {n + 1} {side:>5}: {args.docs / elapsed:8.0f} docs/s "
                       f"({elapsed:.2f} s, client CPU {cpu:.2f} s)", file=sys.stderr)
         ratios = [s / r for s, r in zip(rates["sink"], rates["raw"], strict=True)]
         drains = [d / r for d, r in zip(rates["drain"], rates["raw"], strict=True)]
+        twos = [s / r for s, r in zip(rates["sink"], rates["raw2"], strict=True)]
         med = {side: statistics.median(v) for side, v in rates.items()}
         print(f"### Indexing: {args.docs} check documents (avg {avg_size:.0f} B of JSON), "
               f"batches of {args.batch}, {args.rounds} rounds\n")
         print("| path | docs/s (median) | per round | client CPU ms / 1000 docs (median) |")
         print("|---|---|---|---|")
         labels = {"raw": "raw `_bulk` (sync client, pre-serialised ndjson)",
+                  "raw2": "two in flight: the same raw `_bulk` bodies from 2 threads",
                   "sink": "edgewatch sink (spool + fsync + bulk of the spooled bytes)",
                   "drain": "spool drain: the sink delivering a backlog spooled beforehand"}
         for side in sides:
@@ -202,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
               f"same-round pairs: {', '.join(f'{x:.2f}' for x in ratios)})\n")
         print(f"ratio drain / raw = {med['drain'] / med['raw']:.2f} (medians; per round, "
               f"same-round pairs: {', '.join(f'{x:.2f}' for x in drains)})\n")
+        print(f"ratio sink / raw with two in flight = {med['sink'] / med['raw2']:.2f} (medians; "
+              f"per round, same-round pairs: {', '.join(f'{x:.2f}' for x in twos)})\n")
         print("Machine: " + "; ".join(machine_facts(es, node)) + ".")
         print(f"Load average at the end: {os.getloadavg()[0]:.1f} (1 min).")
         es.close()

@@ -45,8 +45,9 @@ def test_an_unknown_workload_is_one_line_naming_it() -> None:
 
 
 def test_ingest_reads_the_whole_path_and_the_drain_from_bench_indexing(monkeypatch) -> None:
-    """The ingest workload turns bench_indexing's table (lines as it prints them) into two
-    rows: the whole path against the target, the drain of a spooled backlog beside it."""
+    """The ingest workload turns bench_indexing's table (lines as it prints them) into three
+    rows: the whole path against the target, the same against raw ``_bulk`` two requests at a
+    time, the drain of a spooled backlog beside them."""
     import run_es
     from peer_tools import ToolRun
 
@@ -54,18 +55,25 @@ def test_ingest_reads_the_whole_path_and_the_drain_from_bench_indexing(monkeypat
         "| path | docs/s (median) | per round | client CPU ms / 1000 docs (median) |",
         "|---|---|---|---|",
         "| raw `_bulk` (sync client, pre-serialised ndjson) | 13162 | 13162, 11700 | 12 |",
+        "| two in flight: the same raw `_bulk` bodies from 2 threads | 15020 | 15020 | 13 |",
         "| edgewatch sink (spool + fsync + bulk of the spooled bytes) | 10842 | 11065 | 31 |",
         "| spool drain: the sink delivering a backlog spooled beforehand | 12460 | 12174 | 12 |",
         "",
         "**ratio sink / raw = 0.82** (medians; per round, same-round pairs: 0.84, 0.90, 0.76)",
         "",
         "ratio drain / raw = 0.95 (medians; per round, same-round pairs: 0.92, 1.06, 0.88)",
+        "",
+        "ratio sink / raw with two in flight = 0.72 (medians; per round, same-round pairs: "
+        "0.70, 0.74)",
     ])
     monkeypatch.setattr(run_es, "child", lambda *a, **k: ToolRun([], 0, 1.0, 1.0, printed))
     details: list[str] = []
-    whole, drain = run_es.ingest("http://127.0.0.1:9200", 10000, 3, 0.0, details)
+    whole, two, drain = run_es.ingest("http://127.0.0.1:9200", 10000, 3, 0.0, details)
     assert (whole.edgewatch, whole.peer, whole.ratio, whole.met) == (
         "10,842 (sink)", "raw `_bulk` 13,162", 0.82, "not met")
+    assert (two.edgewatch, two.peer, two.ratio, two.met) == (
+        "10,842 (sink)", "raw `_bulk` ×2 15,020", 0.72, "—")
     assert (drain.edgewatch, drain.ratio, drain.met) == ("12,460 (drain)", 0.95, "—")
     assert details == ["ingest: same-round pairs sink/raw 0.84, 0.90, 0.76",
+                       "ingest: same-round pairs sink/raw two in flight 0.70, 0.74",
                        "ingest: same-round pairs drain/raw 0.92, 1.06, 0.88"]
