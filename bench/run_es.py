@@ -121,7 +121,7 @@ def report(url: str, docs: int, deadline: float, details: list[str]) -> Row:
     if not result or "report_cli_es_s" not in result:
         return Row(label, "not measured", "—", note=_tail(run))
     details.append("report: " + ", ".join(f"{k} {v}" for k, v in result.items()
-                                          if k in ("documents", "runs", "load_s",
+                                          if k in ("documents", "runs", "load_s", "settle_s",
                                                    "report_cli_peak_rss_mib",
                                                    "report_es_uncached_s")))
     seconds = float(result["report_cli_es_s"])
