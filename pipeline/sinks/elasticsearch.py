@@ -4,12 +4,12 @@
 acknowledgement. A background sender reads the spool in order, in batches bounded by count and
 bytes (or whatever has waited ``flush_interval``), and sends each batch as one ``_bulk``
 request assembled from the spooled bytes (``es_bulk``), the next batch's request going out
-while the current one is indexed (at most two in flight). Only when every item of a batch has a final
-answer — stored, already there (409 on ``create``), superseded (409 on an external version) or
-dead-lettered — does the spool's cursor move past it. Everything else (connection errors, 429,
-5xx, write blocks, a missing template) is retried with exponential backoff while new records
-keep accumulating in the spool, so an outage of any length short of the spool bound costs
-nothing but delay. Why write-ahead rather than spool-on-failure: see docs/ELASTICSEARCH.md.
+while the current one is indexed (at most two in flight). Only when every item of a batch has a
+final answer — stored, already there (409 on ``create``), superseded (409 on an external
+version) or dead-lettered — does the spool's cursor move past it. Everything else (connection
+errors, 429, 5xx, write blocks, a missing template) is retried with exponential backoff while
+new records keep accumulating in the spool, so an outage of any length short of the spool bound
+costs nothing but delay. Why write-ahead rather than spool-on-failure: see docs/ELASTICSEARCH.md.
 The request and its verdicts per item live in ``es_bulk``; what is logged, in ``es_watch``.
 """
 
