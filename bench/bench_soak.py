@@ -154,7 +154,10 @@ def main() -> int:
     node = None
     try:
         if args.es_url is None:
-            node = start_node(run_dir=work / "es", heap="512m", die_with_parent=True)
+            # A folder of its own: the node runs as another user, which cannot enter ``work``
+            # (mkdtemp makes it 0700); a fresh mkdtemp under /tmp is one it is handed.
+            node = start_node(run_dir=Path(tempfile.mkdtemp(prefix="edgewatch-soak-es-")),
+                              heap="512m", die_with_parent=True)
         url = args.es_url or node.url  # type: ignore[union-attr]
         from elasticsearch import Elasticsearch
 
@@ -203,6 +206,7 @@ def main() -> int:
     finally:
         if node is not None:
             node.stop()
+            shutil.rmtree(node.run_dir, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
