@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import ElasticsearchSettings
 from pipeline.es.bulk import Verdict, classify
 from pipeline.sinks.elasticsearch import ElasticsearchSink
 from pipeline.sinks.spool import opened
@@ -77,15 +78,15 @@ class ScriptedBulk:
         return 200, {"took": 1, "errors": step != "ok", "items": items}
 
 
-async def test_overload_answers_are_retried_until_every_record_is_delivered(
-    tmp_path: Path,
-) -> None:
-    records = [*check_records(30), run_record("run-1", 3, start=check_records(1)[0].timestamp,
-                                              last_seen=check_records(1)[0].timestamp, checks=3)]
-    script = ScriptedBulk(["429", "503", "half-429", "ok"])
+async def deliver_to_stub(script: ScriptedBulk, records: list, tmp_path: Path,
+                          bulk_max_docs: int = 200, **sink_options: float
+                          ) -> tuple[ElasticsearchSink, ElasticsearchSettings]:
+    """Write ``records`` into a sink whose cluster is the stub answering with ``script``,
+    flush until the spool is empty (ten tries at most), close; the sink and its settings."""
     with stub_server(script) as url:
-        settings = settings_for(url, "stub", tmp_path, bulk_max_docs=100)
-        sink = ElasticsearchSink(settings, initial_backoff_s=0.01, max_backoff_s=0.05)
+        settings = settings_for(url, "stub", tmp_path, bulk_max_docs=bulk_max_docs)
+        sink = ElasticsearchSink(settings, **{"initial_backoff_s": 0.01,  # type: ignore[arg-type]
+                                              "max_backoff_s": 0.05, **sink_options})
         await sink.open()
         await sink.write(records)
         for _ in range(10):
@@ -93,6 +94,16 @@ async def test_overload_answers_are_retried_until_every_record_is_delivered(
             if sink.spool.is_empty():
                 break
         await sink.close()
+    return sink, settings
+
+
+async def test_overload_answers_are_retried_until_every_record_is_delivered(
+    tmp_path: Path,
+) -> None:
+    records = [*check_records(30), run_record("run-1", 3, start=check_records(1)[0].timestamp,
+                                              last_seen=check_records(1)[0].timestamp, checks=3)]
+    script = ScriptedBulk(["429", "503", "half-429", "ok"])
+    sink, settings = await deliver_to_stub(script, records, tmp_path, bulk_max_docs=100)
     sent = [r.id for r in records]
     assert script.bulks[0] == script.bulks[1] == script.bulks[2] == sent
     assert script.bulks[3] == sent[1::2]  # only the items answered 429 went again
@@ -106,17 +117,8 @@ async def test_a_document_that_keeps_failing_with_500_is_dead_lettered_eventuall
     tmp_path: Path,
 ) -> None:
     script = ScriptedBulk(["item-500"] * 3)
-    with stub_server(script) as url:
-        settings = settings_for(url, "stub", tmp_path)
-        sink = ElasticsearchSink(settings, initial_backoff_s=0.01, max_backoff_s=0.02,
-                                 max_server_error_tries=3)
-        await sink.open()
-        await sink.write(check_records(4))
-        for _ in range(10):
-            await sink.flush()
-            if sink.spool.is_empty():
-                break
-        await sink.close()
+    sink, settings = await deliver_to_stub(script, check_records(4), tmp_path,
+                                           max_backoff_s=0.02, max_server_error_tries=3)
     assert len(script.bulks) == 3
     assert sink.stats.dead_lettered == 4 and sink.stats.delivered == 0
     letters = next(settings.dead_letter_dir.glob("*.ndjson")).read_text().splitlines()
@@ -162,16 +164,7 @@ async def test_the_batch_on_the_wire_ahead_waits_for_the_one_before_it_to_be_del
     (The stub: a real node cannot be made to refuse one chosen request.)"""
     records = check_records(20)
     script = FirstBatchHeldThenRefused(records[0].id)
-    with stub_server(script) as url:
-        settings = settings_for(url, "stub", tmp_path, bulk_max_docs=10)
-        sink = ElasticsearchSink(settings, initial_backoff_s=0.01, max_backoff_s=0.05)
-        await sink.open()
-        await sink.write(records)
-        for _ in range(10):
-            await sink.flush()
-            if sink.spool.is_empty():
-                break
-        await sink.close()
+    sink, settings = await deliver_to_stub(script, records, tmp_path, bulk_max_docs=10)
     first, second = [r.id for r in records[:10]], [r.id for r in records[10:]]
     assert script.other_while_held, "the second batch was not sent while the first was out"
     assert script.bulks == [first, second, first]
