@@ -95,8 +95,11 @@ class ElasticsearchSink:
         self._ready = False
         self._oldest_pending_at: float | None = None
         self.watch = DeliveryWatch(self.spool)
-        # The batch after the one being delivered, already on the wire (``_send_ahead``).
+        # The batch after the one being delivered, already on the wire (``_send_ahead``), and
+        # whether batches go through at their first request (False from a failed or partly
+        # refused request until a batch is delivered in full at its first).
         self._queued: tuple[Batch, asyncio.Task[list[Result]]] | None = None
+        self._first_tries_pass = True
         self._ahead = ReadAhead(self.spool, settings.bulk_max_docs, settings.bulk_max_bytes,
                                 lambda entries: es_bulk.bulk_body(entries, settings.namespace))
         self._ledger = Ledger(self.stats, self.dead_letters, settings, max_server_error_tries)
@@ -313,19 +316,20 @@ class ElasticsearchSink:
     # client's own work (the answer's verdicts, the cursor, the producer's writes on the same
     # loop) happens while the node waits. Raw ``_bulk`` from two threads on this machine: 1.06–
     # 1.59x one thread's docs/s. So the batch read ahead is sent as soon as its body is built,
-    # if it is due (full, or whatever waited the flush interval) and the cluster is taking
-    # requests. Nothing else about delivery changes: verdicts are settled and the cursor moves
-    # strictly in batch order, a batch's retries stay one request at a time, and order between
-    # two adjacent batches does not matter to what is stored (checks are ``create`` with their
-    # own ``_id``; run summaries carry an external version, the newest wins whichever arrives
-    # last).
+    # if it is due (full, or whatever waited the flush interval) and batches go through at
+    # their first request: after a failed or partly refused request, one at a time again until
+    # a batch is delivered in full at its first, so an overloaded cluster is not sent more.
+    # Nothing else about delivery changes: verdicts are settled and the cursor moves strictly
+    # in batch order, a batch's retries stay one request at a time, and order between two
+    # adjacent batches does not matter to what is stored (checks are ``create`` with their own
+    # ``_id``; run summaries carry an external version, the newest wins whichever arrives last).
 
     def _send_ahead(self, current: Batch) -> None:
         """Put the batch read ahead of ``current`` on the wire now, if it is due."""
         nxt = self._ahead.ready
-        if (nxt is None or self._queued is not None or not self._ready
-                or self.refusal is not None or self.client is None):
-            return
+        if (nxt is None or self._queued is not None or not self._first_tries_pass
+                or not self._ready or self.refusal is not None or self.client is None):
+            return  # in particular, an overloaded or failing cluster gets one at a time
         full = (nxt.size >= self.settings.bulk_max_docs
                 or self.spool.pending_entries > current.size + nxt.size)  # cut by bytes
         if not full and self._due_in() > 0:
@@ -335,6 +339,14 @@ class ElasticsearchSink:
         task = asyncio.ensure_future(es_bulk.send_bulk(
             self.client, list(batch.entries), self.settings.namespace, body))
         self._queued = (batch, task)
+
+    def _tried(self, first: bool, settled: bool) -> None:
+        """A request's outcome, for ``_send_ahead``: trouble stops sending ahead, and only a
+        batch delivered in full at its first request starts it again."""
+        if not settled:
+            self._first_tries_pass = False
+        elif first:
+            self._first_tries_pass = True
 
     async def _take_queued(self) -> tuple[Batch | None, asyncio.Task[list[Result]] | None]:
         """The batch already on the wire, if it starts at the cursor (else it is dropped: its
@@ -422,10 +434,12 @@ class ElasticsearchSink:
                 self.dead_letters.sync()
                 await self._check_health()
                 if not entries:
+                    self._tried(first=attempt == 0, settled=True)
                     self.watch.recovered()
                     return
                 self.watch.trouble(f"{len(entries)} item(s) of the batch must be retried",
                               kind="items")
+            self._tried(first=attempt == 0, settled=False)
             attempt += 1
             self.stats.failed_attempts += 1
             await self._notify()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -170,5 +171,51 @@ async def test_the_batch_on_the_wire_ahead_waits_for_the_one_before_it_to_be_del
     assert script.bulks == [first, second, first]
     assert sink.stats.delivered == 20 and sink.stats.dead_lettered == 0
     assert (sink.stats.bulk_requests, sink.stats.failed_attempts) == (3, 1)
+    with opened(settings.spool_dir) as spool:
+        assert spool.is_empty()
+
+
+class FirstTriesHalfRefused(ScriptedBulk):
+    """Answers every batch's first request with 429 for every other item (the retries are
+    stored), each after 0.1 s, noting which requests arrived while another was still open."""
+
+    def __init__(self, batch_of: dict[str, int]) -> None:
+        super().__init__([])
+        self.batch_of = batch_of
+        self.lock = threading.Lock()
+        self.open = 0
+        self.seen: set[int] = set()
+        self.overlapping: list[list[str]] = []  # the _ids of requests that met another open
+
+    def __call__(self, method: str, path: str, body: bytes) -> tuple[int, object]:
+        if not path.startswith("/_bulk"):
+            return super().__call__(method, path, body)
+        ids = [next(iter(json.loads(a).values()))["_id"] for a in body.splitlines()[0::2] if a]
+        with self.lock:
+            batch = self.batch_of[ids[0]]
+            first = batch not in self.seen
+            self.seen.add(batch)
+            if self.open:
+                self.overlapping.append(ids)
+            self.open += 1
+        time.sleep(0.1)
+        with self.lock:
+            self.open -= 1
+            self.script.append("half-429" if first else "ok")
+            return super().__call__(method, path, body)
+
+
+async def test_an_overloaded_cluster_is_sent_one_request_at_a_time(tmp_path: Path) -> None:
+    """Four batches, each refused in part at its first request: the second batch goes out ahead
+    of the first's answer (nothing was refused yet), but after that refusal the sink sends one
+    request at a time; every record is delivered once. (The stub: a real node cannot be made to
+    refuse on cue.)"""
+    records = check_records(40)
+    batches = [[r.id for r in records[i:i + 10]] for i in range(0, 40, 10)]
+    script = FirstTriesHalfRefused({rid: n for n, ids in enumerate(batches) for rid in ids})
+    sink, settings = await deliver_to_stub(script, records, tmp_path, bulk_max_docs=10)
+    assert script.overlapping == [batches[1]]
+    assert len(script.bulks) == 8  # each batch: its first request and the retry of its half
+    assert sink.stats.delivered == 40 and sink.stats.dead_lettered == 0
     with opened(settings.spool_dir) as spool:
         assert spool.is_empty()
