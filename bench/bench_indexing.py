@@ -94,12 +94,7 @@ async def sink_run(es: Elasticsearch, s: ElasticsearchSettings,
     for i in range(0, len(records), s.bulk_max_docs):
         await sink.write(records[i:i + s.bulk_max_docs])
         await asyncio.sleep(0)  # as a producer with anything to await does: the sender runs
-    while not sink.spool.is_empty():
-        await sink.flush()
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    await sink.close()
-    _all_stored(es, sink, "sink", len(records))
-    return elapsed, cpu
+    return await _delivered(es, sink, "sink", len(records), t0, c0)
 
 
 async def drain_run(es: Elasticsearch, s: ElasticsearchSettings,
@@ -112,11 +107,18 @@ async def drain_run(es: Elasticsearch, s: ElasticsearchSettings,
     sink = ElasticsearchSink(s)
     t0, c0 = time.perf_counter(), time.process_time()
     await sink.open()
+    return await _delivered(es, sink, "drain", len(records), t0, c0)
+
+
+async def _delivered(es: Elasticsearch, sink: ElasticsearchSink, side: str, count: int,
+                     t0: float, c0: float) -> tuple[float, float]:
+    """Flush until the spool is empty, stop the clocks started at ``t0`` / ``c0`` (wall,
+    CPU), close, and check that every document is stored; the two durations."""
     while not sink.spool.is_empty():
         await sink.flush()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     await sink.close()
-    _all_stored(es, sink, "drain", len(records))
+    _all_stored(es, sink, side, count)
     return elapsed, cpu
 
 
