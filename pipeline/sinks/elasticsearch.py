@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 
 import elastic_transport
 from elasticsearch import ApiError, AsyncElasticsearch
@@ -335,10 +335,7 @@ class ElasticsearchSink:
         if not full and self._due_in() > 0:
             return
         batch, body = self._ahead.pop()
-        self.stats.bulk_requests += 1
-        task = asyncio.ensure_future(es_bulk.send_bulk(
-            self.client, list(batch.entries), self.settings.namespace, body))
-        self._queued = (batch, task)
+        self._queued = (batch, asyncio.ensure_future(self._request(batch.entries, body)))
 
     def _tried(self, first: bool, settled: bool) -> None:
         """A request's outcome, for ``_send_ahead``: trouble stops sending ahead, and only a
@@ -351,13 +348,11 @@ class ElasticsearchSink:
     async def _take_queued(self) -> tuple[Batch | None, asyncio.Task[list[Result]] | None]:
         """The batch already on the wire, if it starts at the cursor (else it is dropped: its
         items are sent again from the cursor, and what it stored answers 409, already there)."""
-        queued, self._queued = self._queued, None
-        if queued is None:
-            return None, None
-        batch, task = queued
-        if batch.start == self.spool.cursor:
-            return batch, task
-        await _discard(task)
+        queued = self._queued
+        if queued is not None and queued[0].start == self.spool.cursor:
+            self._queued = None
+            return queued
+        await self._drop_queued()
         return None, None
 
     async def _drop_queued(self) -> None:
@@ -457,14 +452,9 @@ class ElasticsearchSink:
         """One bulk request (``sent``: already on the wire); with ``ahead``, the batch after
         it is read, and sent too if due, while it is indexed."""
         assert self.client is not None
-        if sent is None:
-            self.stats.bulk_requests += 1
-            # The body read ahead with the batch fits only the first attempt (all its entries).
-            body = self._ahead.body if ahead is not None else None
-            request: Awaitable[list[Result]] = es_bulk.send_bulk(
-                self.client, entries, self.settings.namespace, body)
-        else:
-            request = sent
+        # The body read ahead with the batch fits only the first attempt (all its entries).
+        request: Awaitable[list[Result]] = sent or self._request(
+            entries, self._ahead.body if ahead is not None else None)
         if ahead is None:
             self.spool.sync_cursor()
             return await request
@@ -475,6 +465,13 @@ class ElasticsearchSink:
             self._send_ahead(ahead)
 
         return await while_sending(request, side_work)
+
+    def _request(self, entries: list[SpoolEntry], body: bytes | None
+                 ) -> Coroutine[object, object, list[Result]]:
+        """One bulk request for ``entries`` (``body``: built beforehand), counted."""
+        assert self.client is not None
+        self.stats.bulk_requests += 1
+        return es_bulk.send_bulk(self.client, entries, self.settings.namespace, body)
 
     async def _check_health(self) -> None:
         await self.watch.check_health(self.client, self.settings.request_timeout)
