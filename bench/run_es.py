@@ -75,35 +75,35 @@ def ingest(url: str, docs: int, rounds: int, deadline: float, details: list[str]
                           ("drain", r"^\| spool drain[^|]*\| ([\d,.]+) \|")):
         m = re.search(pattern, run.output, re.M)
         rates[side] = float(m.group(1).replace(",", "")) if m else None
-    raw = f"raw `_bulk` {rates['raw']:,.0f}" if rates["raw"] else "—"
-    rows = []
-    for side, first in (("sink", "ratio sink / raw"),
-                        ("two", "ratio sink / raw with two in flight"),
-                        ("drain", "ratio drain / raw")):
-        m = re.search(re.escape(first) + r" = ([\d.]+)\*?\*? \(medians; per round, "
+
+    def shown(side: str, before: str = "", after: str = "") -> str:
+        return f"{before}{rates[side]:,.0f}{after}" if rates[side] else "—"
+
+    def ratio(line: str, pairs_label: str) -> float | None:
+        m = re.search(re.escape(line) + r" = ([\d.]+)\*?\*? \(medians; per round, "
                       r"same-round pairs: ([^)]*)\)", run.output)
-        ratio = float(m.group(1)) if m else None
-        if m:
-            details.append(f"ingest: same-round pairs {side}/raw {m.group(2)}"
-                           if side != "two" else
-                           f"ingest: same-round pairs sink/raw two in flight {m.group(2)}")
-        if side == "sink":
-            rows.append(Row(label, f"{rates['sink']:,.0f} (sink)" if rates["sink"] else "—",
-                            raw, ratio, 0.95, "higher", "≥ 0.95× raw `_bulk`",
-                            note="" if ratio else _tail(run)))
-        elif side == "two" and ratio is not None:
-            two = f"raw `_bulk` ×2 {rates['raw2']:,.0f}" if rates["raw2"] else "—"
-            rows.append(Row("ingest: the same whole path against raw `_bulk` two requests at "
-                            "a time, docs/s", f"{rates['sink']:,.0f} (sink)", two, ratio,
-                            better="higher",
-                            note="the sink keeps a second request on the wire: this is its "
-                                 "like-for-like peer"))
-        elif ratio is not None:
-            rows.append(Row("ingest: the sink draining a spooled backlog, docs/s",
-                            f"{rates['drain']:,.0f} (drain)" if rates["drain"] else "—", raw,
-                            ratio, better="higher",
-                            note="delivery alone: the documents spooled before the clock, "
-                                 "no producer on the sink's loop"))
+        if m is None:
+            return None
+        details.append(f"ingest: same-round pairs {pairs_label} {m.group(2)}")
+        return float(m.group(1))
+
+    whole = ratio("ratio sink / raw", "sink/raw")
+    rows = [Row(label, shown("sink", after=" (sink)"), shown("raw", "raw `_bulk` "), whole,
+                0.95, "higher", "≥ 0.95× raw `_bulk`", note="" if whole else _tail(run))]
+    two = ratio("ratio sink / raw with two in flight", "sink/raw two in flight")
+    if two is not None:
+        rows.append(Row("ingest: the same whole path against raw `_bulk` two requests at a "
+                        "time, docs/s", shown("sink", after=" (sink)"),
+                        shown("raw2", "raw `_bulk` ×2 "), two, better="higher",
+                        note="the sink keeps a second request on the wire: this is its "
+                             "like-for-like peer"))
+    drain = ratio("ratio drain / raw", "drain/raw")
+    if drain is not None:
+        rows.append(Row("ingest: the sink draining a spooled backlog, docs/s",
+                        shown("drain", after=" (drain)"),
+                        shown("raw", "raw `_bulk` "), drain, better="higher",
+                        note="delivery alone: the documents spooled before the clock, "
+                             "no producer on the sink's loop"))
     return rows
 
 

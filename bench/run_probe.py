@@ -182,16 +182,14 @@ def vs_s_time(work: Work, seconds: int, rounds: int, deadline: float,
         for i in range(rounds):
             # Which side goes first alternates; s_time runs for a time, so edgewatch's count
             # is the one s_time reached in the round before when edgewatch goes first.
-            if i % 2 == 0 or not count:
-                o, _run = s_time(work, seconds, www, deadline)
-                count = max(o.done, 50)
-                e = ew_ops(work, "http" if www else "tls", count, 1, deadline, warmup=3)
-            else:
-                e = ew_ops(work, "http" if www else "tls", count, 1, deadline, warmup=3)
-                o, _run = s_time(work, seconds, www, deadline)
-                count = max(o.done, 50)
+            ours_first = i % 2 == 1 and count > 0
+            if ours_first:
+                ours.add(ew_ops(work, "http" if www else "tls", count, 1, deadline, warmup=3))
+            o, _run = s_time(work, seconds, www, deadline)
             peer.add(o)
-            ours.add(e)
+            count = max(o.done, 50)
+            if not ours_first:
+                ours.add(ew_ops(work, "http" if www else "tls", count, 1, deadline, warmup=3))
         goal, target = (1.2, "≤ 1.2× s_time's CPU") if not www else (None, "")
         rows.append(Row(label, us(ours.cpu_us), f"openssl s_time: {us(peer.cpu_us)}",
                         _ratio(ours.cpu_us, peer.cpu_us), goal, target=target))
