@@ -108,7 +108,7 @@ def _start_ahead(builds: _Builds, source: Source, filters: Filters, options: Opt
     if len(names) < 2:
         return source, names
     if hasattr(source, "target_network_rows"):
-        source = SharedTargetReads(source, selected)
+        source = SharedTargetReads(source, selected, options.interval_s)
     for name in names:
         builds.start(name, lambda n=name: _one(source, filters, options, n))
     return source, names

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.es import names
 from pipeline.report.answers import ANSWER_FIELDS, AnswerRow, fold_answers
-from pipeline.report.es_runs import RunQueries, terms
+from pipeline.report.es_runs import KEYED_PAGE, RunQueries, target_source, terms
 from pipeline.report.filters import Filters
 from pipeline.report.progress import Progress
 from pipeline.report.rows import (
@@ -37,11 +37,6 @@ if TYPE_CHECKING:  # the client is imported where a cluster is actually read
 
 DAY_MS = DAY_S * 1000
 NAMES_MAX = 10_000  # values one terms aggregation returns before the composite takes over
-# The page of the reads keyed by target (``report.shared_reads``): their groups are the
-# all-targets groups times the targets, and each extra page is one more pass over the checks.
-# Below the cluster's ``search.max_buckets`` (65,536 by default); a cluster set lower refuses a
-# composite page above its limit outright, and the pages then shrink to it (``_bucket_limit``).
-KEYED_PAGE = 50_000
 
 
 def _bucket_limit(exc: Exception) -> int | None:
@@ -83,11 +78,6 @@ def _flag(value: Any) -> bool | None:
     if value is None:
         return None
     return value in (True, 1, "true")
-
-
-def _target_source(by_target: bool) -> list[dict[str, Any]]:
-    """The composite source that keys a row by target, when asked for."""
-    return [{"target": _terms("dns.question.name", True)}] if by_target else []
 
 
 def _address_row(group: tuple[str, int, str], origin_ms: int, documents: int,
@@ -258,19 +248,24 @@ class ElasticsearchSource(RunQueries):
     # -- Source interface ----------------------------------------------------------------
 
     def span(self, filters: Filters) -> Span | None:
-        resp = self.client.search(
-            index=self.checks_index, size=0, query=self._checks_query(filters),
-            aggs={"first": {"min": {"field": "@timestamp"}},
-                  "last": {"max": {"field": "@timestamp"}}},
-            track_total_hits=False, ignore_unavailable=True, allow_no_indices=True,
-        )
-        aggs = resp.get("aggregations") or {}
-        first = (aggs.get("first") or {}).get("value")
-        last = (aggs.get("last") or {}).get("value")
-        if first is None or last is None:
-            return None
-        return Span(first=datetime.fromtimestamp(first / 1000, UTC),
-                    last=datetime.fromtimestamp(last / 1000, UTC))
+        """First and last ``@timestamp`` of the selection: the one hit of a size-1 sort in
+        each order. A min/max aggregation over the same query reads the doc value of every
+        matching check (10M checks: 115–200 ms, 0.45–0.6 s on a node just started); the sort
+        skips the blocks of the field's points that cannot hold a better hit (5–60 ms), and
+        every view of the report waits for the span (the days and their origin)."""
+        ends: list[int] = []
+        for order in ("asc", "desc"):
+            resp = self.client.search(
+                index=self.checks_index, size=1, query=self._checks_query(filters),
+                sort=[{"@timestamp": {"order": order, "unmapped_type": "date"}}], source=False,
+                track_total_hits=False, ignore_unavailable=True, allow_no_indices=True,
+            )
+            hits = resp["hits"]["hits"]
+            if not hits:
+                return None
+            ends.append(int(hits[0]["sort"][0]))
+        return Span(first=datetime.fromtimestamp(ends[0] / 1000, UTC),
+                    last=datetime.fromtimestamp(ends[1] / 1000, UTC))
 
     def address_rows(self, filters: Filters, origin: datetime) -> Iterator[AddressRow]:
         """One row per (day, resolver, address). The outcome is a source of the composite,
@@ -293,7 +288,7 @@ class ElasticsearchSource(RunQueries):
         sources = [
             {"day": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d",
                                         "offset": f"+{origin_ms % DAY_MS}ms"}}},
-            *_target_source(by_target),
+            *target_source(by_target),
             {"ip": _terms("destination.ip")},
             {"outcome": _terms("event.outcome", True)},
         ]
@@ -353,7 +348,7 @@ class ElasticsearchSource(RunQueries):
     def _network_rows(self, filters: Filters, by_target: bool
                       ) -> Iterator[tuple[str | None, NetworkRow]]:
         sources = [
-            *_target_source(by_target),
+            *target_source(by_target),
             {"ip": _terms("destination.ip")},
             {"prefix24": _terms("edgewatch.destination.prefix24", True)},
             {"prefix": _terms("edgewatch.destination.prefix", True)},
@@ -371,7 +366,7 @@ class ElasticsearchSource(RunQueries):
     def _outcome_rows(self, filters: Filters, by_target: bool
                       ) -> Iterator[tuple[str | None, OutcomeRow]]:
         sources = [
-            *_target_source(by_target),
+            *target_source(by_target),
             {"resolver": _terms("edgewatch.resolver.name")},
             {"outcome": _terms("event.outcome", True)},
             {"error": _terms("error.type", True)},
@@ -401,7 +396,7 @@ class ElasticsearchSource(RunQueries):
                      ) -> Iterator[tuple[str | None, TimingRow]]:
         for field in TIMING_FIELDS:
             sources = [
-                *_target_source(by_target),
+                *target_source(by_target),
                 {"resolver": _terms("edgewatch.resolver.name")},
                 {"bucket": {"histogram": {"field": field, "interval": bucket_us}}},
             ]

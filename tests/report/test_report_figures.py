@@ -245,6 +245,8 @@ def test_per_target_reports_built_ahead_equal_those_built_in_turn(es_source,
         (("ip", "prefix24", "prefix", "asn", "domain"), t) for t in [None, *targets]]
     assert len(_reads(pages, ("resolver", "bucket"))) == 3 * 2  # two timing fields
     assert {t for keys, t in pages if keys == ("day", "ip", "outcome")} == {None, *targets}
+    for run_view in (("resolver", "ip"), ("resolver", "open", "length")):
+        assert _reads(pages, run_view) == [(run_view, t) for t in [None, *targets]]
     pages.clear()
     threads.clear()
     ahead = _without_clock(build_by_target(es_source, Filters()))
@@ -257,6 +259,18 @@ def test_per_target_reports_built_ahead_equal_those_built_in_turn(es_source,
     assert not _reads(pages, ("resolver", "bucket"))
     day_groups = [keys for keys, _ in pages if keys[0] == "day" and keys[-1] == "outcome"]
     assert day_groups and set(day_groups) == {("day", "target", "ip", "outcome")}
+    for run_view in (("resolver", "ip"), ("resolver", "open", "length")):  # the runs index
+        assert _reads(pages, ("target", *run_view)) == [(("target", *run_view), None)]
+    assert not _reads(pages, ("resolver", "ip"))
+    # other.example.test's runs never closed: no sampling interval of its own, so its run
+    # lengths are bucketed by 1 s, not the all-targets' interval, and read apart
+    assert [t["window"]["interval_s"] for t in ahead["targets"]] == [900.0, None]
+    assert _reads(pages, ("resolver", "open", "length")) == [
+        (("resolver", "open", "length"), "other.example.test")]
+    # the gap sample of each selection once: the all-targets one serves that build and the
+    # run lengths' shared bucket
+    assert _reads(pages, ("run",)) == [(("run", "duration", "observed"), t)
+                                       for t in [None, *targets]]
     assert len(in_turn["targets"]) == 2 and in_turn == ahead
 
 
