@@ -92,10 +92,18 @@ class RunStats:
 
 def fold_into(stats: dict[str, RunStats], everyone: str, lengths: Iterable[RunLengthRow],
               addresses: Iterable[RunAddressRow]) -> None:
-    """Add the rows to their resolver's ``RunStats`` and to ``stats[everyone]``."""
+    """Add the rows to their resolver's ``RunStats`` and to ``stats[everyone]``. A
+    ``RunStats`` is made once per name, not per row (``setdefault`` would build a throwaway
+    one, five counters, for each of the 80,000 rows of a 10M-check report's builds)."""
+    def of(name: str) -> RunStats:
+        found = stats.get(name)
+        if found is None:
+            found = stats[name] = RunStats()
+        return found
+
     for row in lengths:
         for name in (row.resolver, everyone):
-            stats.setdefault(name, RunStats()).add_length(row)
+            of(name).add_length(row)
     for arow in addresses:
         for name in (arow.resolver, everyone):
-            stats.setdefault(name, RunStats()).add_address(arow)
+            of(name).add_address(arow)
