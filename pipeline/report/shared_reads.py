@@ -21,7 +21,7 @@ source unchanged. At 10M checks (5 targets, 20 resolvers) the networks and outco
 node 4.8 s for the all-targets report and about as much again for the per-target ones, read
 once by target 6.0–6.3 s; the day groups and the timings, see docs/BENCHMARKS.md. The two run
 views, read by each of the six builds (all targets, five targets), took a node just started
-4.3 s of its 25 s of search time, 2.3 s of it the per-target reads (2026-12-04); read by
+4.3 s of its 25 s of search time, 2.2 s of it the per-target reads (2026-12-04); read by
 target, the runs by address outgrew the usual page (a second page: a second pass), hence
 ``KEYED_PAGE`` there too.
 """
