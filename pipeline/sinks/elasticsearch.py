@@ -317,8 +317,9 @@ class ElasticsearchSink:
     # loop) happens while the node waits. Raw ``_bulk`` from two threads on this machine: 1.06–
     # 1.59x one thread's docs/s. So the batch read ahead is sent as soon as its body is built,
     # if it is due (full, or whatever waited the flush interval) and batches go through at
-    # their first request: after a failed or partly refused request, one at a time again until
-    # a batch is delivered in full at its first, so an overloaded cluster is not sent more.
+    # their first request: after a failed or partly refused request, one at a time again (its
+    # retry waits for the answer to the request already ahead, ``_queued_answered``) until a
+    # batch is delivered in full at its first, so an overloaded cluster is not sent more.
     # Nothing else about delivery changes: verdicts are settled and the cursor moves strictly
     # in batch order, a batch's retries stay one request at a time, and order between two
     # adjacent batches does not matter to what is stored (checks are ``create`` with their own
@@ -354,6 +355,13 @@ class ElasticsearchSink:
             return queued
         await self._drop_queued()
         return None, None
+
+    async def _queued_answered(self) -> None:
+        """Wait until the request sent ahead has its answer (kept for its turn) before a retry:
+        the backoff alone let a retry join it on the wire when it went out more than the backoff
+        after the request that was refused, and an overloaded cluster gets one at a time."""
+        if self._queued is not None:
+            await asyncio.wait([self._queued[1]])
 
     async def _drop_queued(self) -> None:
         queued, self._queued = self._queued, None
@@ -441,6 +449,7 @@ class ElasticsearchSink:
             await self._check_health()  # after the notify: a waiting flush() returns first
             delay = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1))
             await self._backoff(delay * random.uniform(0.5, 1.0))
+            await self._queued_answered()
 
     async def _preflight(self) -> None:
         assert self.client is not None

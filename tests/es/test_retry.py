@@ -177,7 +177,8 @@ async def test_the_batch_on_the_wire_ahead_waits_for_the_one_before_it_to_be_del
 
 class FirstTriesHalfRefused(ScriptedBulk):
     """Answers every batch's first request with 429 for every other item (the retries are
-    stored), each after 0.1 s, noting which requests arrived while another was still open."""
+    stored), each after 0.1 s (the second batch's first after 0.3 s: it is still open when the
+    first batch's retry is due), noting which requests arrived while another was still open."""
 
     def __init__(self, batch_of: dict[str, int]) -> None:
         super().__init__([])
@@ -198,7 +199,7 @@ class FirstTriesHalfRefused(ScriptedBulk):
             if self.open:
                 self.overlapping.append(ids)
             self.open += 1
-        time.sleep(0.1)
+        time.sleep(0.3 if first and batch == 1 else 0.1)
         with self.lock:
             self.open -= 1
             self.script.append("half-429" if first else "ok")
@@ -208,8 +209,8 @@ class FirstTriesHalfRefused(ScriptedBulk):
 async def test_an_overloaded_cluster_is_sent_one_request_at_a_time(tmp_path: Path) -> None:
     """Four batches, each refused in part at its first request: the second batch goes out ahead
     of the first's answer (nothing was refused yet), but after that refusal the sink sends one
-    request at a time; every record is delivered once. (The stub: a real node cannot be made to
-    refuse on cue.)"""
+    request at a time, the first batch's retry included (it waits for the second's answer);
+    every record is delivered once. (The stub: a real node cannot be made to refuse on cue.)"""
     records = check_records(40)
     batches = [[r.id for r in records[i:i + 10]] for i in range(0, 40, 10)]
     script = FirstTriesHalfRefused({rid: n for n, ids in enumerate(batches) for rid in ids})
