@@ -246,6 +246,7 @@ class LabStack:
             self.state.save()
         for ready in self.run_dir.glob("*.ready"):
             ready.unlink()
+        pdns.remove_control_dirs(self.run_dir / "resolvers")
         self._delete_netns()
 
     # -- parts -------------------------------------------------------------------------------
@@ -362,4 +363,5 @@ def stop_run_dir(run_dir: str | Path) -> int:
     netns.reap_orphans()
     for ready in run_dir.glob("*.ready"):
         ready.unlink()
+    pdns.remove_control_dirs(run_dir / "resolvers")
     return len(alive) + len(left)

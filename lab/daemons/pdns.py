@@ -10,6 +10,7 @@ leave loopback.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -79,10 +80,30 @@ def _ecs_lines(spec: DaemonSpec) -> list[str]:
 
 def control_dir(spec: DaemonSpec) -> Path:
     """A short folder for the control socket: UNIX socket paths must stay under 108 bytes."""
-    if len(str(spec.workdir)) < 60:
-        return spec.workdir
-    digest = hashlib.sha1(str(spec.workdir).encode()).hexdigest()[:12]
+    return control_dir_of(spec.workdir)
+
+
+def control_dir_of(workdir: Path) -> Path:
+    """The control folder of the instance in ``workdir``: the workdir itself when its path is
+    short, else a folder in the system's temp folder named by a digest of the workdir's path,
+    so that whoever stops the lab (this process or ``edgewatch-lab down`` in another) finds it
+    from the run folder alone (``remove_control_dirs``)."""
+    if len(str(workdir)) < 60:
+        return workdir
+    digest = hashlib.sha1(str(workdir).encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"ewlab-{digest}"
+
+
+def remove_control_dirs(resolvers_dir: Path) -> None:
+    """Remove the control folders kept outside the run folder by the instances under
+    ``resolvers_dir`` (one workdir each): the socket and pid file pdns leaves there would
+    otherwise stay in the temp folder after every lab with a long run folder."""
+    if not resolvers_dir.is_dir():
+        return
+    for workdir in resolvers_dir.iterdir():
+        outside = control_dir_of(workdir)
+        if outside != workdir:
+            shutil.rmtree(outside, ignore_errors=True)
 
 
 def hints_text(spec: DaemonSpec) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from pathlib import Path
 
 import dns.asyncquery
 import dns.edns
@@ -13,8 +14,17 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
+from lab.daemons import pdns
 from lab.stack import LabStack
 from lab.truth import TruthAnswer
+
+
+def control_dirs_outside(run_dir: Path) -> list[Path]:
+    """The folders pdns instances of the lab in ``run_dir`` keep outside it (their workdir's
+    path is too long for a control socket): every one of them must be gone once it stops."""
+    resolvers = Path(run_dir).resolve() / "resolvers"
+    return [pdns.control_dir_of(w) for w in sorted(resolvers.iterdir())
+            if (w / "recursor.conf").exists() and pdns.control_dir_of(w) != w]
 
 
 def query(name: str, rdtype: str = "A", ecs: str | None = None) -> dns.message.Message:

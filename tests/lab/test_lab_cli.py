@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dns.message
 import dns.query
+from labtest_helpers import control_dirs_outside
 
 from lab.procs import stragglers
 
@@ -45,12 +46,15 @@ def test_up_config_down(tmp_path: Path) -> None:
                                       port=r["port"], timeout=2)
                 assert reply.answer
         assert stragglers(str(run_dir.resolve()) + "/")
+        outside = control_dirs_outside(run_dir)
+        assert outside and all(d.is_dir() for d in outside)
         status = lab_cli("status", "--run-dir", str(run_dir))
         assert status.returncode == 0 and "7/7 processes alive" in status.stdout
     finally:
         down = lab_cli("down", "--run-dir", str(run_dir))
     assert down.returncode == 0, down.stderr
     assert stragglers(str(run_dir.resolve()) + "/") == []
+    assert [d for d in control_dirs_outside(run_dir) if d.exists()] == []
     assert lab_cli("status", "--run-dir", str(run_dir)).returncode == 1
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from labtest_helpers import control_dirs_outside
 
 from lab.daemons import unbound
 from lab.procs import stragglers
@@ -25,6 +26,9 @@ def test_failed_start_raises_loudly_and_cleans_up(tmp_path: Path,
     with pytest.raises(LabError, match="exited during start"):
         stack.start()
     assert stragglers(str(run_dir.resolve()) + "/") == []
+    outside = control_dirs_outside(run_dir)
+    assert outside, "the run folder is short: no control folder outside it to check"
+    assert [d for d in outside if d.exists()] == []
 
 
 def test_foreground_lab_stops_everything_on_sigterm(tmp_path: Path) -> None:
@@ -38,6 +42,8 @@ def test_foreground_lab_stops_everything_on_sigterm(tmp_path: Path) -> None:
         line = proc.stdout.readline()  # the config path, printed once ready
         assert line.strip() == str(run_dir / "edgewatch.toml"), proc.stderr.read()
         assert len(stragglers(str(run_dir) + "/")) >= 7
+        outside = control_dirs_outside(run_dir)
+        assert outside and all(d.is_dir() for d in outside)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -48,3 +54,4 @@ def test_foreground_lab_stops_everything_on_sigterm(tmp_path: Path) -> None:
     while stragglers(str(run_dir) + "/") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert stragglers(str(run_dir) + "/") == []
+    assert [d for d in outside if d.exists()] == []
