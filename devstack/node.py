@@ -285,6 +285,10 @@ def start_node(
         "ES_TMPDIR": str(run_dir / "tmp"),
         "ES_PATH_CONF": str(run_dir / "config"),
         "ES_JAVA_OPTS": f"-Xms{heap} -Xmx{heap} -XX:-HeapDumpOnOutOfMemoryError",
+        # The launcher's own JVM: its probe of the node's JVM flags runs in a "final-flags*"
+        # folder of its temp folder and leaves it there (with that probe's gc.log) on every
+        # start; in the run folder it goes with the node instead of piling up in /tmp.
+        "CLI_JAVA_OPTS": f"-Djava.io.tmpdir={run_dir / 'tmp'}",
         "HOME": str(run_dir),
         "LANG": "C.UTF-8",
     }
