@@ -82,7 +82,8 @@ def test_explicit_mapping_bulk_terms_cardinality_and_cidr(
 
 
 def test_a_killed_test_process_leaves_no_node_behind() -> None:
-    """kill -9 of the process that started a node (as a crashed pytest would be) stops it."""
+    """kill -9 of the process that started a node (as a crashed pytest would be) stops it; and
+    what the launcher writes to a temp folder goes to the node's run folder."""
     import os
     import shutil
     import signal
@@ -108,6 +109,8 @@ def test_a_killed_test_process_leaves_no_node_behind() -> None:
                             text=True)
     try:
         launcher = int(proc.stdout.readline())
+        # the launcher's JVM-flags probe left its folder in the run folder, not in /tmp
+        flags_probe = list((run_dir / "tmp").glob("final-flags*"))
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -130,3 +133,4 @@ def test_a_killed_test_process_leaves_no_node_behind() -> None:
         os.kill(pid, signal.SIGKILL)
     shutil.rmtree(run_dir, ignore_errors=True)
     assert launcher > 0 and not left
+    assert flags_probe
