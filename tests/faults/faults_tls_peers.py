@@ -15,8 +15,10 @@ without seconds, a non-UTF-8 dNSName) — no builder will write those.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
+import shutil
 import socket
 import ssl
 import struct
@@ -196,8 +198,10 @@ class TestPKI:
 
 @cache
 def shared_pki() -> TestPKI:
-    """One CA per test session (key generation is the slow part)."""
-    return TestPKI(Path(tempfile.mkdtemp(prefix="edgewatch-faults-pki-")))
+    """One CA per test session (key generation is the slow part), removed when it ends."""
+    directory = Path(tempfile.mkdtemp(prefix="edgewatch-faults-pki-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return TestPKI(directory)
 
 
 def unparsable_leaves(pki: TestPKI) -> dict[str, Leaf]:
