@@ -8,6 +8,12 @@ as an ndjson store and times the streaming reader on it. Prints one JSON line of
 
     .venv/bin/python bench/bench_report.py            # starts its own node
     .venv/bin/python bench/bench_report.py --es-url http://127.0.0.1:9200
+
+The first command after the load is the worst case: a node just started has not compiled its
+aggregation code yet (``jvm_cpu``: with the node's pid file, the figures say how much of the
+node's CPU went to its JIT). Then the same command again, each in a fresh process, with the
+shard request cache off: the node redoes every search, as a long-running cluster would for
+data it has not answered before.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import orjson
 from elasticsearch import Elasticsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jvm_cpu import by_kind, pid_from_file, threads_cpu
 
 from devstack.node import start_node
 from pipeline.commands.setup import setup
@@ -315,6 +323,9 @@ def main() -> int:
                     help="turn the shard request cache off on the namespace's indices for the "
                     "whole run (restored at the end), so that a repeated run over reused data "
                     "(--namespace) times the cluster's work, not its cache")
+    ap.add_argument("--node-pid-file", type=Path, metavar="PATH",
+                    help="(with --es-url, a local node) its pid file: the node's CPU during "
+                    "each fresh-process command is split into JIT compiler threads and the rest")
     ap.add_argument("--example", type=Path, metavar="DIR",
                     help="instead: write a drifting 14-day, 15-minute history as an ndjson "
                     "store in DIR/data and its report as DIR/report.html (the docs example)")
@@ -329,6 +340,7 @@ def main() -> int:
             node_dir = Path(tempfile.mkdtemp(prefix="edgewatch-bench-es-"))
             node = start_node(run_dir=node_dir, heap="1g")
             url = node.url
+            args.node_pid_file = node.run_dir / "node.pid"
         es = Elasticsearch(url, request_timeout=300)
         store = tmp / "store" if args.with_store else None
         settle_s = 0.0
@@ -360,11 +372,23 @@ def main() -> int:
         # first thing after the load has settled (``settle``).
         cli = [sys.executable, "-c", CLI, "report", "--es-url", url, "--namespace", ns,
                "--no-progress"]
-        t0 = time.monotonic()
-        proc = subprocess.run(cli, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True, check=True)
-        cli_s = round(time.monotonic() - t0, 2)
-        cli_rss = int(proc.stderr.split("VMHWM ")[-1]) // 1024
+        node_pid = pid_from_file(args.node_pid_file)
+
+        def run_cli() -> tuple[float, int, dict[str, float] | None]:
+            before = threads_cpu(node_pid) if node_pid else None
+            t0 = time.monotonic()
+            proc = subprocess.run(cli, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True, check=True)
+            seconds = round(time.monotonic() - t0, 2)
+            node_cpu = by_kind(before, threads_cpu(node_pid)) if before is not None else None
+            return seconds, int(proc.stderr.split("VMHWM ")[-1]) // 1024, node_cpu
+
+        cli_s, cli_rss, cli_node_cpu = run_cli()
+        # Again in fresh processes, the node's JIT warm now, and its request cache off.
+        es.indices.put_settings(index=indices, settings={"index.requests.cache.enable": False})
+        warm = [run_cli() for _ in range(2)]
+        if not args.no_request_cache:
+            es.indices.put_settings(index=indices, settings={"index.requests.cache.enable": None})
         # The same without Elasticsearch's shard request cache, then with it (a repeat).
         plain_search = es.search
         es.search = lambda **kw: plain_search(request_cache=False, **kw)  # type: ignore
@@ -377,6 +401,9 @@ def main() -> int:
             "addresses": report.overall.networks.addresses, "days": report.window.days,
             "load_s": round(load_s, 1), "settle_s": settle_s, "index_bytes": size,
             "report_cli_es_s": cli_s, "report_cli_peak_rss_mib": cli_rss,
+            "report_cli_node_cpu_s": cli_node_cpu,
+            "report_cli_es_warm_uncached_s": [w[0] for w in warm],
+            "report_cli_warm_node_cpu_s": [w[2] for w in warm],
             "report_es_uncached_s": uncached, "report_es_cached_s": cached,
             "allowlist_es_s": allow_times, "es_version": es.info()["version"]["number"],
         }

@@ -99,8 +99,8 @@ def es_workloads(args: argparse.Namespace, budget: Budget, tmp: Path,
             rows.extend(run_es.ingest(node.url, args.ingest_docs, max(args.rounds, 3),
                                       budget.deadline(180), details))
         if "report" in args.only:
-            rows.append(run_es.report(node.url, args.report_docs, budget.deadline(420),
-                                      details))
+            rows.extend(run_es.report(node.url, args.report_docs, budget.deadline(420),
+                                      details, node.run_dir / "node.pid"))
         if args.soak:
             rows.append(run_es.soak(node.url, budget.deadline(budget.left())))
     finally:

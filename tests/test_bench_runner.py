@@ -3,6 +3,8 @@ replaced in place (the rest of docs/BENCHMARKS.md untouched, a second run not ap
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +79,49 @@ def test_ingest_reads_the_whole_path_and_the_drain_from_bench_indexing(monkeypat
     assert details == ["ingest: same-round pairs sink/raw 0.84, 0.90, 0.76",
                        "ingest: same-round pairs sink/raw two in flight 0.70, 0.74",
                        "ingest: same-round pairs drain/raw 0.92, 1.06, 0.88"]
+
+
+def test_report_rows_judge_the_warm_node_and_the_node_just_started_apart(monkeypatch) -> None:
+    """bench_report's JSON line gives two rows against the 10 s: a fresh process on a warm
+    node with the request cache off (the slower of two), and the first command on a node just
+    started, whose note says how much of the node's CPU its JIT compiler took."""
+    import run_es
+    from peer_tools import ToolRun
+
+    printed = "\n".join([
+        "  loaded 10,000,000 checks",
+        json.dumps({"documents": 10000384, "runs": 319081, "report_cli_es_s": 10.4,
+                    "report_cli_node_cpu_s": {"jit": 4.1, "gc": 0.1, "other": 8.0},
+                    "report_cli_es_warm_uncached_s": [5.5, 5.3],
+                    "report_cli_warm_node_cpu_s": [{"jit": 0.8, "gc": 0.1, "other": 5.7}] * 2}),
+    ])
+    seen: list[list[str]] = []
+
+    def child(script, argv, deadline):
+        seen.append(argv)
+        return ToolRun([], 0, 1.0, 1.0, printed)
+
+    monkeypatch.setattr(run_es, "child", child)
+    details: list[str] = []
+    warm, first = run_es.report("http://127.0.0.1:9200", 10_000_000, 0.0, details,
+                                Path("/run/node.pid"))
+    assert seen[0][-2:] == ["--node-pid-file", "/run/node.pid"]
+    assert (warm.edgewatch, warm.met, warm.note) == ("5.5 s", "met", "slower of 5.5 / 5.3 s")
+    assert (first.edgewatch, first.met) == ("10.4 s", "not met")
+    assert first.note == "node CPU 12.2 s, of which JIT compiler 4.1 s"
+    assert "report_cli_node_cpu_s" in details[0]
+
+
+def test_jvm_threads_are_summed_by_kind() -> None:
+    """The JIT and GC threads are told from the rest by HotSpot's thread names; a thread that
+    started between the snapshots counts from zero; this process's own threads read back."""
+    from jvm_cpu import by_kind, kind, threads_cpu
+
+    assert [kind(n) for n in ("C2 CompilerThre", "C1 CompilerThre", "GC Thread#3", "G1 Conc#0",
+                              "elasticsearch[", "VM Thread")] == [
+        "jit", "jit", "gc", "gc", "other", "other"]
+    before = {"1 C2 CompilerThre": 1.0, "2 elasticsearch[": 2.0}
+    after = {"1 C2 CompilerThre": 3.5, "2 elasticsearch[": 2.5, "3 GC Thread#0": 0.25}
+    assert by_kind(before, after) == {"jit": 2.5, "gc": 0.25, "other": 0.5}
+    mine = threads_cpu(os.getpid())
+    assert mine and all(v >= 0 for v in mine.values())
