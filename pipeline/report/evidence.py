@@ -161,13 +161,7 @@ def read(source: Source, filters: Filters, span: Extent,
                    outcomes=defaultdict(Outcomes), timings=defaultdict(Counter),
                    runs={}, interval=got["interval"])
     if days:
-        for row in got["addresses"]:
-            a = ev.attr.get(row.ip) or ev.attr.setdefault(row.ip, Attribution.unknown(row.ip))
-            for acc in (ev.addresses[row.resolver], ev.addresses[ALL]):
-                acc.add(row)
-            if row.ok and 0 <= row.day < days:
-                for g, key in (("ip", row.ip), ("prefix24", a.prefix24), ("prefix", a.prefix)):
-                    ev.daily_ok[g][row.day][key] += row.ok
+        _fold_addresses(ev, got["addresses"])
         for o in got["outcomes"]:
             ev.outcomes[o.resolver].add(o)
             ev.outcomes[ALL].add(o)
@@ -177,3 +171,57 @@ def read(source: Source, filters: Filters, span: Extent,
     bucket = ev.interval[0] or 1.0
     fold_into(ev.runs, ALL, source.run_length_rows(filters, bucket), got["run_addresses"])
     return ev
+
+
+def _fold_addresses(ev: Evidence, rows: list[AddressRow]) -> None:
+    """Fold the (day, resolver, address) rows into each resolver's ``Addresses``, the whole's,
+    and the daily successes by address, /24 and prefix.
+
+    The rows outnumber what they fold into (10M checks: 154,000 rows a build into 20 resolvers
+    × ~500 addresses × 15 days), so each row costs three dict updates here and the whole, the
+    attributions and the /24 and prefix counts are derived from the folded figures afterwards:
+    a fold of each row into both accumulators and all three granularities took 3× longer, the
+    client's largest share of a report (``Addresses.add`` stays the one-row reference)."""
+    days = ev.days
+    ok_by: dict[str, dict[str, int]] = {}
+    daily_by: dict[str, list[set[str]]] = {}
+    day_ok: list[dict[str, int]] = [{} for _ in range(days)]
+    for row in rows:
+        resolver, ip, day, ok = row.resolver, row.ip, row.day, row.ok
+        by_ip = ok_by.get(resolver)
+        if by_ip is None:
+            by_ip = ok_by[resolver] = {}
+            daily_by[resolver] = [set() for _ in range(days)]
+        by_ip[ip] = by_ip.get(ip, 0) + ok
+        if 0 <= day < days:
+            daily_by[resolver][day].add(ip)
+            if ok:
+                seen = day_ok[day]
+                seen[ip] = seen.get(ip, 0) + ok
+    if ok_by:
+        _settle_addresses(ev, ok_by, daily_by, day_ok)
+
+
+def _settle_addresses(ev: Evidence, ok_by: dict[str, dict[str, int]],
+                      daily_by: dict[str, list[set[str]]], day_ok: list[dict[str, int]]) -> None:
+    """The folded figures into ``ev``: per resolver, the whole, unknown attributions, and the
+    daily successes of each granularity (a /24 or prefix counts the successes of its
+    addresses)."""
+    whole = Addresses(ev.days)
+    for resolver, by_ip in ok_by.items():
+        acc = ev.addresses[resolver]
+        acc.ok_by_ip.update(by_ip)
+        acc.daily = daily_by[resolver]
+        whole.ok_by_ip.update(by_ip)
+        for day, ips in enumerate(acc.daily):
+            whole.daily[day] |= ips
+    ev.addresses[ALL] = whole
+    for ip in whole.ok_by_ip:
+        if ip not in ev.attr:
+            ev.attr[ip] = Attribution.unknown(ip)
+    for day, by_ip in enumerate(day_ok):
+        ev.daily_ok["ip"][day].update(by_ip)
+        for g in ("prefix24", "prefix"):
+            out = ev.daily_ok[g][day]
+            for ip, n in by_ip.items():
+                out[getattr(ev.attr[ip], g)] += n
