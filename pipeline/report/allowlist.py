@@ -19,7 +19,7 @@ from pipeline.report.filters import Filters
 from pipeline.report.model import DataQuality
 from pipeline.report.networks import Attribution, as_network, attribute, host_network
 from pipeline.report.rows import Source
-from pipeline.report.verdict import NOUNS, pct
+from pipeline.report.verdict import NOUNS, nouns_for, pct
 
 FORMATS = ("cidr", "nft", "ipset", "json")
 SCHEMA = "edgewatch.allowlist/1"
@@ -70,7 +70,8 @@ class Allowlist:
              if (v := self.filters.get(k))]
         return [
             f"edgewatch allowlist by {self.by}: {len(self.entries)} "
-            f"{NOUNS[self.by][0 if len(self.entries) == 1 else 1]} would have allowed "
+            f"{nouns_for(c for c, _ in self.entries)[self.by][0 if len(self.entries) == 1 else 1]}"
+            " would have allowed "
             f"{pct(self.allowed, 2)} of {self.successful_checks:,} successful checks "
             f"(coverage target {pct(self.target, 2)}; {self.distinct} seen)",
             f"evidence window: {self.start} -> {self.end}",

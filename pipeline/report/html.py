@@ -23,7 +23,7 @@ from pipeline.report.svg import (
     color,
     line_chart,
 )
-from pipeline.report.verdict import NOUNS, duration, pct
+from pipeline.report.verdict import duration, nouns_for, pct
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px auto;
@@ -91,8 +91,15 @@ def daily_chart(report: Report) -> str:
         x_integer=True))
 
 
+def _nouns(report: Report) -> dict[str, tuple[str, str]]:
+    """The granularities' names, the /24 one after the blocks seen (IPv6: /48s)."""
+    blocks = next((c.ranked for c in report.coverage if c.by == "prefix24"), [])
+    return nouns_for(key for key, _ in blocks)
+
+
 def coverage_chart(report: Report) -> str:
-    series = [Series(NOUNS[c.by][1], [(k, s) for k, s in c.curve], color(i), markers=True)
+    names = _nouns(report)
+    series = [Series(names[c.by][1], [(k, s) for k, s in c.curve], color(i), markers=True)
               for i, c in enumerate(report.coverage) if c.curve]
     most = max((c.distinct for c in report.coverage), default=1)
     return line_chart(series, ChartSpec(
@@ -108,11 +115,12 @@ def decay_charts(report: Report) -> list[str]:
         return []
     thr = report.decay[0].threshold if report.decay else 0.99
     first = []
+    names = _nouns(report)
     for i, d in enumerate(report.decay):
         if d.rows:
             row = d.rows[0]
             # dashed from the second on: coinciding lines (every /24 its own prefix) stay visible
-            first.append(Series(f"{NOUNS[d.by][1]} ({row.size})",
+            first.append(Series(f"{names[d.by][1]} ({row.size})",
                                 [(1 + j + 1, s) for j, s in enumerate(row.shares)
                                  if s is not None], color(i), markers=True, dashed=i > 0))
     decay = ChartSpec(title="Decay: a list built from day 1, day by day",
@@ -165,7 +173,7 @@ def _kpis(report: Report) -> str:
     kpis = [
         (f"{o.successful:,}", "successful checks"),
         (f"{o.networks.addresses:,}", "addresses"),
-        (f"{o.networks.prefix24s:,}", "/24s"),
+        (f"{o.networks.prefix24s:,}", _nouns(report)["prefix24"][1]),
         (f"{o.networks.prefixes:,}", "announced prefixes"),
         (f"{o.networks.asns:,}", "ASNs"),
         (f"{o.run_length.runs:,}", "address runs"),

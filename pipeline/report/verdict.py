@@ -8,10 +8,27 @@ successful checks. The finest feasible granularity wins.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pipeline.report.model import Coverage, Decay, DecayRow, Figures, Verdict, Window
 
 NOUNS = {"ip": ("address", "addresses"), "prefix24": ("/24", "/24s"),
          "prefix": ("announced prefix", "announced prefixes")}
+
+
+def nouns_for(blocks: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """``NOUNS`` with the ``prefix24`` granularity named after the blocks it holds: that
+    granularity is the /48 for IPv6 addresses (``networks``), so a dual-stack report says
+    "/24s or /48s" and an IPv6-only one "/48s" instead of calling /48s "/24s"."""
+    v4 = v6 = False
+    for block in blocks:
+        if ":" in block:
+            v6 = True
+        else:
+            v4 = True
+    if not v6:
+        return NOUNS
+    return {**NOUNS, "prefix24": ("/24 or /48", "/24s or /48s") if v4 else ("/48", "/48s")}
 
 
 def pct(share: float | None, digits: int = 1) -> str:
@@ -20,8 +37,8 @@ def pct(share: float | None, digits: int = 1) -> str:
     return f"{100 * share:.{digits}f}%"
 
 
-def noun(by: str, n: int) -> str:
-    one, many = NOUNS[by]
+def noun(by: str, n: int, names: dict[str, tuple[str, str]] = NOUNS) -> str:
+    one, many = names[by]
     return f"{n:,} {one if n == 1 else many}"
 
 
@@ -45,8 +62,9 @@ def _day1(decay: Decay) -> DecayRow | None:
     return decay.rows[0] if decay.rows else None
 
 
-def _decay_phrase(by: str, row: DecayRow, threshold: float, days: int) -> str:
-    built = f"a list of {noun(by, row.size)} built from day 1"
+def _decay_phrase(by: str, row: DecayRow, threshold: float, days: int,
+                  names: dict[str, tuple[str, str]] = NOUNS) -> str:
+    built = f"a list of {noun(by, row.size, names)} built from day 1"
     if row.first_below_day is None:
         low = min((s for s in row.shares if s is not None), default=None)
         return (f"{built} never fell below {pct(threshold)} through day {days} "
@@ -56,24 +74,28 @@ def _decay_phrase(by: str, row: DecayRow, threshold: float, days: int) -> str:
 
 
 def _details(window: Window, overall: Figures, cov: dict[str, Coverage],
-             dec: dict[str, Decay], threshold: float) -> list[str]:
+             dec: dict[str, Decay], threshold: float,
+             names: dict[str, tuple[str, str]]) -> list[str]:
     """The evidence behind the verdict, one sentence per figure a reader may want to check."""
     details = [
         f"Evidence: {overall.successful:,} successful checks of {overall.documents:,} over "
         f"{window.seconds / 86400:.1f} days from {window.start} to {window.end}; "
-        f"{overall.networks.addresses:,} addresses in {overall.networks.prefix24s:,} /24s, "
+        f"{overall.networks.addresses:,} addresses in "
+        f"{noun('prefix24', overall.networks.prefix24s, names)}, "
         f"{overall.networks.prefixes:,} announced prefixes, {overall.networks.asns:,} ASNs.",
     ]
     for by in ("ip", "prefix24", "prefix"):
         lv99, lv999 = _level(cov[by], 0.99), _level(cov[by], 0.999)
         details.append(
-            f"Coverage by {NOUNS[by][0]}: {noun(by, lv99.entries)} allowed {pct(lv99.allowed, 2)} "
-            f"(99% target), {noun(by, lv999.entries)} allowed {pct(lv999.allowed, 2)} "
+            f"Coverage by {names[by][0]}: {noun(by, lv99.entries, names)} allowed "
+            f"{pct(lv99.allowed, 2)} (99% target), {noun(by, lv999.entries, names)} allowed "
+            f"{pct(lv999.allowed, 2)} "
             f"(99.9% target), of {cov[by].distinct:,} seen.")
     for by in ("ip", "prefix24", "prefix"):
         row = _day1(dec[by])
         if row is not None:
-            details.append("Decay: " + _decay_phrase(by, row, threshold, window.days) + ".")
+            details.append("Decay: " + _decay_phrase(by, row, threshold, window.days, names)
+                           + ".")
     rl = overall.run_length
     details.append(
         f"Address runs: {rl.runs:,} ({rl.open:,} still open); median length {duration(rl.median_s)}"
@@ -97,7 +119,8 @@ def make_verdict(window: Window, overall: Figures, coverage: list[Coverage],
                        headline="No successful checks in the selected window: nothing to judge.",
                        details=[])
     ip99 = _level(cov["ip"], 0.99)
-    details = _details(window, overall, cov, dec, threshold)
+    names = nouns_for(key for key, _ in cov["prefix24"].ranked)
+    details = _details(window, overall, cov, dec, threshold, names)
 
     coverage_phrase = (
         f"an allowlist of {noun('ip', ip99.entries)} in {noun('prefix', ip99.prefixes or 0)} "
@@ -118,8 +141,8 @@ def make_verdict(window: Window, overall: Figures, coverage: list[Coverage],
             lv = _level(cov[by], 0.99)
             headline = (
                 f"Not by single addresses — {coverage_phrase}, but {ip_phrase}. By network it "
-                f"holds: {noun(by, lv.entries)} allowed {pct(lv.allowed)}, and "
-                f"{_decay_phrase(by, _day1(dec[by]), threshold, window.days)}.")
+                f"holds: {noun(by, lv.entries, names)} allowed {pct(lv.allowed)}, and "
+                f"{_decay_phrase(by, _day1(dec[by]), threshold, window.days, names)}.")
             return Verdict(feasible=True, by=by, headline=headline, details=details)
     headline = (
         f"Not feasible with a static list: {coverage_phrase}, but {ip_phrase}; even "

@@ -169,6 +169,12 @@ def test_the_report_per_family_and_together(lab: LabStack, store: Path) -> None:
     assert both.overall.documents == sum(r.overall.documents for r in reports.values())
     asns = {lab.scenario.network_of(a).asn for a in want["A"] | want["AAAA"]}
     assert both.overall.networks.asns == len(asns)
+    # the /24 granularity is the /48 for IPv6: the verdict's words say which it holds
+    evidence = {rd: rep.verdict.details[0] for rd, rep in reports.items()}
+    assert f"in {_networks(want['A'])[1]} /24s," in evidence["A"]
+    assert f"in {_networks(want['AAAA'])[1]} /48s," in evidence["AAAA"]
+    assert f"in {nets} /24s or /48s," in both.verdict.details[0]
+    assert "Coverage by /24 or /48:" in "\n".join(both.verdict.details)
     # the command line: --family 6 selects the IPv6 side and says so
     text = edgewatch(lab, "report", "--store", str(store), "--family", "6", "--no-progress")
     assert "IPv6 (AAAA) only" in text
@@ -191,6 +197,7 @@ def test_allowlist_exports_hold_both_families(lab: LabStack, store: Path) -> Non
     want48 = {str(ipaddress.ip_network(f"{a}/{48 if ':' in a else 24}", strict=False))
               for a in ok}
     assert {c for c, _ in by48.entries} == want48
+    assert f"{len(want48)} /24s or /48s would have allowed" in by48.header()[0]
     nft = render_allowlist(al, "nft")
     assert "type ipv4_addr" in nft and "type ipv6_addr" in nft
     ipset = render_allowlist(al, "ipset")
