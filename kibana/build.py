@@ -42,6 +42,9 @@ sys.path.insert(0, str(HERE))  # the panel modules sit beside this script, which
 
 from controls import control_group_input, control_references  # noqa: E402
 from vega_common import (  # noqa: E402
+    AFTERLIFE_AGE_S,
+    AFTERLIFE_DATA_VIEW_ID,
+    AFTERLIFE_INDEX,
     CHECKS_DATA_VIEW_ID,
     CHECKS_INDEX,
     CHECKS_TIME_FIELD,
@@ -50,9 +53,12 @@ from vega_common import (  # noqa: E402
     DASHBOARD_TITLE,
     DEFAULT_PANEL_SIZE,
     EMPTY_SEARCH_SOURCE,
+    EVENTS_DATA_VIEW_ID,
+    EVENTS_INDEX,
     GRID_COLUMNS,
     HTTP_RESPONSE_HEADER_US,
     PANEL_VERSION,
+    PREFIX24,
     QUESTION_TYPE,
     RESOLVE_US,
     RESOLVER_NAME,
@@ -66,6 +72,8 @@ from vega_common import (  # noqa: E402
 )
 
 FAILURES_SEARCH_ID = "edgewatch-failures"
+MISSES_SEARCH_ID = "edgewatch-allowlist-misses"
+AFTERLIFE_SEARCH_ID = "edgewatch-afterlife-checks"
 HELP_ID = "edgewatch-help"
 
 # "Status now" is the first thing a person looks at, then the nine original charts.
@@ -150,11 +158,20 @@ def data_views() -> list[dict[str, Any]]:
     checks_formats = {f: MICROSECONDS_AS_DURATION for f in (
         RESOLVE_US, "tcp.rtt.connect.us", "tls.rtt.handshake.us", HTTP_RESPONSE_HEADER_US)}
     runs_formats = {f: SECONDS_AS_DURATION for f in (RUN_DURATION_S, RUN_OBSERVED_S)}
+    # an afterlife document's connect fields are the check document's (docs/DOCUMENTS.md)
+    afterlife_formats = {f: MICROSECONDS_AS_DURATION for f in (
+        "tcp.rtt.connect.us", "tls.rtt.handshake.us", HTTP_RESPONSE_HEADER_US)}
+    afterlife_formats[AFTERLIFE_AGE_S] = SECONDS_AS_DURATION
     return [
         data_view(CHECKS_DATA_VIEW_ID, CHECKS_INDEX, "edgewatch checks", CHECKS_TIME_FIELD,
                   checks_formats),
         data_view(RUNS_DATA_VIEW_ID, RUNS_INDEX, "edgewatch runs", RUNS_TIME_FIELD,
                   runs_formats),
+        # the allowlist-miss events and the checks of retired addresses: each its own data
+        # stream (their data streams appear with their first document: allowNoIndex)
+        data_view(EVENTS_DATA_VIEW_ID, EVENTS_INDEX, "edgewatch events", CHECKS_TIME_FIELD, {}),
+        data_view(AFTERLIFE_DATA_VIEW_ID, AFTERLIFE_INDEX, "edgewatch afterlife",
+                  CHECKS_TIME_FIELD, afterlife_formats),
     ]
 
 
@@ -195,17 +212,25 @@ FAILURE_COLUMNS = [RESOLVER_NAME, "dns.question.name", QUESTION_TYPE, "error.typ
                    "error.message", "destination.ip", "destination.domain", "dns.response_code"]
 
 
-def failures_search() -> dict[str, Any]:
+MISS_COLUMNS = [RESOLVER_NAME, "dns.question.name", "destination.ip", PREFIX24,
+                "destination.as.number", "edgewatch.allowlist.denied", "edgewatch.run.id",
+                "message"]
+AFTERLIFE_COLUMNS = ["dns.question.name", "destination.ip", AFTERLIFE_AGE_S, "event.outcome",
+                     "error.type", "tls.server.x509.subject.common_name", "edgewatch.run.end"]
+
+
+def saved_search(obj_id: str, data_view_id: str, title: str, description: str, kuery: str,
+                 columns: list[str]) -> dict[str, Any]:
+    """A Discover search, newest first, over one data view."""
     source = {
-        "query": {"query": 'event.outcome : "failure"', "language": "kuery"},
+        "query": {"query": kuery, "language": "kuery"},
         "filter": [],
         "indexRefName": "kibanaSavedObjectMeta.searchSourceJSON.index",
     }
-    return saved_object(FAILURES_SEARCH_ID, "search", {
-        "title": "edgewatch · failed checks",
-        "description": "Every failed check document, newest first, with the resolver, the "
-                       "error and the address it concerned.",
-        "columns": FAILURE_COLUMNS,
+    return saved_object(obj_id, "search", {
+        "title": title,
+        "description": description,
+        "columns": columns,
         "sort": [[CHECKS_TIME_FIELD, "desc"]],
         "grid": {},
         "hideChart": False,
@@ -213,7 +238,33 @@ def failures_search() -> dict[str, Any]:
         "timeRestore": False,
         "kibanaSavedObjectMeta": {"searchSourceJSON": compact(source)},
     }, [{"name": "kibanaSavedObjectMeta.searchSourceJSON.index", "type": "index-pattern",
-         "id": CHECKS_DATA_VIEW_ID}])
+         "id": data_view_id}])
+
+
+def failures_search() -> dict[str, Any]:
+    return saved_search(
+        FAILURES_SEARCH_ID, CHECKS_DATA_VIEW_ID, "edgewatch · failed checks",
+        "Every failed check document, newest first, with the resolver, the error and the "
+        "address it concerned.", 'event.outcome : "failure"', FAILURE_COLUMNS)
+
+
+def misses_search() -> dict[str, Any]:
+    """Where a deployed allowlist stops working: one event per IP run no list allows."""
+    return saved_search(
+        MISSES_SEARCH_ID, EVENTS_DATA_VIEW_ID, "edgewatch · allowlist misses",
+        "One event per IP run whose address no configured allowlist allows (at the run's first "
+        "check, or when a re-read list took it out), newest first: what a firewall with those "
+        "lists would have blocked. Empty without [[allowlists]] in the config.",
+        'event.action : "allowlist-miss"', MISS_COLUMNS)
+
+
+def afterlife_search() -> dict[str, Any]:
+    """Whether retired addresses still serve: the checks of the afterlife data stream."""
+    return saved_search(
+        AFTERLIFE_SEARCH_ID, AFTERLIFE_DATA_VIEW_ID, "edgewatch · retired addresses checked",
+        "TCP and TLS checks of addresses no resolver hands out any more, newest first, with "
+        "how long ago their last run ended: an address that still answers can stay on a list "
+        "a while. Empty unless [afterlife] duration is set.", "", AFTERLIFE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -291,9 +342,10 @@ def build_objects() -> list[dict[str, Any]]:
     objects = data_views()
     objects += [vega_visualization(p) for p in vega]
     objects.append(help_visualization())
-    objects.append(failures_search())
+    searches = [failures_search(), misses_search(), afterlife_search()]
+    objects += searches
     charts = [(p.id, "visualization", p.size) for p in vega]
-    charts.append((FAILURES_SEARCH_ID, "search", DEFAULT_PANEL_SIZE))
+    charts += [(search["id"], "search", DEFAULT_PANEL_SIZE) for search in searches]
     board = [Panel(HELP_ID, "visualization", (0, 0, GRID_COLUMNS, HELP_HEIGHT))]
     grids = layout([size for _, _, size in charts])
     board += [Panel(ref_id, ref_type, grid)

@@ -24,6 +24,8 @@ except ImportError:  # `python kibana/build.py` outside the project's virtualenv
 # once in pipeline/es/names.py (like the concrete logs-edgewatch.check-<ns>, edgewatch-runs-<ns>).
 CHECKS_INDEX = names.CHECKS_INDEX_PATTERN
 RUNS_INDEX = names.RUNS_INDEX_PATTERN
+EVENTS_INDEX = names.EVENTS_INDEX_PATTERN
+AFTERLIFE_INDEX = names.AFTERLIFE_INDEX_PATTERN
 
 # Field names of schema 2 (docs/DOCUMENTS.md): ECS names only with ECS's meaning, Heartbeat's
 # for timings, everything else under edgewatch.*. The edgewatch and Heartbeat names the panels
@@ -41,9 +43,12 @@ RUN_OPEN = "edgewatch.run.open"
 RUN_DURATION_S = "edgewatch.run.duration.s"
 RUN_OBSERVED_S = "edgewatch.run.observed.s"
 RUNS_TIME_FIELD = RUN_START
+AFTERLIFE_AGE_S = "edgewatch.afterlife.age.s"
 
 CHECKS_DATA_VIEW_ID = "edgewatch-checks"
 RUNS_DATA_VIEW_ID = "edgewatch-runs"
+EVENTS_DATA_VIEW_ID = "edgewatch-events"
+AFTERLIFE_DATA_VIEW_ID = "edgewatch-afterlife"
 DASHBOARD_ID = "edgewatch-overview"
 DASHBOARD_TITLE = "edgewatch — can this API be allowlisted by IP?"
 

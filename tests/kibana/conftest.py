@@ -35,16 +35,21 @@ def load_build() -> ModuleType:
     return module
 
 
+HEADINGS = {"check document": "check", "run summary": "run", "event document": "event",
+            "afterlife document": "afterlife"}
+
+
 def documented_fields(text: str) -> dict[str, set[str]]:
-    """``{"check": {...}, "run": {...}}``: the backticked names in the first column of the field
-    tables under the "Check document" and "Run summary" headings of DOCUMENTS.md."""
-    out: dict[str, set[str]] = {"check": set(), "run": set()}
+    """``{"check": {...}, "run": {...}, "event": …, "afterlife": …}``: the backticked names in
+    the first column of the field tables under each document's heading of DOCUMENTS.md. An
+    afterlife document's connect fields are the check document's (DOCUMENTS.md says so in
+    prose, not in its table): those the afterlife mapping has count as documented there."""
+    out: dict[str, set[str]] = {kind: set() for kind in HEADINGS.values()}
     section: str | None = None
     for line in text.splitlines():
         if line.startswith("## "):
             heading = line.lower()
-            section = ("check" if "check document" in heading
-                       else "run" if "run summary" in heading else None)
+            section = next((kind for title, kind in HEADINGS.items() if title in heading), None)
             continue
         if section and line.startswith("|") and not line.startswith("|---"):
             first = line.split("|")[1]
@@ -74,17 +79,27 @@ def doc_fields() -> dict[str, set[str]]:
     assert {"@timestamp", "destination.ip", "error.type", "tls.rtt.handshake.us"} <= fields["check"]
     assert {"edgewatch.run.duration.s", "edgewatch.run.open", "destination.ip",
             "edgewatch.run.last_seen"} <= fields["run"]
+    assert {"event.action", "edgewatch.allowlist.denied", "message"} <= fields["event"]
+    assert {"edgewatch.afterlife.age.s", "edgewatch.run.end"} <= fields["afterlife"]
+    afterlife_mapped = templates.leaf_fields(
+        templates.effective_mappings(names.AFTERLIFE_INDEX_TEMPLATE)["properties"])
+    fields["afterlife"] |= fields["check"] & set(afterlife_mapped)
     return fields
 
 
 @pytest.fixture(scope="session")
 def mapped_fields() -> dict[str, dict[str, dict[str, Any]]]:
-    """``{"check"|"run": {field: {"type": ...}}}`` from the index templates in mappings/."""
+    """``{"check"|"run"|"event"|"afterlife": {field: {"type": ...}}}`` from the index
+    templates in mappings/."""
     out = {
         "check": templates.leaf_fields(
             templates.effective_mappings(names.CHECK_INDEX_TEMPLATE)["properties"]),
         "run": templates.leaf_fields(
             templates.effective_mappings(names.RUNS_INDEX_TEMPLATE)["properties"]),
+        "event": templates.leaf_fields(
+            templates.effective_mappings(names.EVENT_INDEX_TEMPLATE)["properties"]),
+        "afterlife": templates.leaf_fields(
+            templates.effective_mappings(names.AFTERLIFE_INDEX_TEMPLATE)["properties"]),
     }
     assert out["check"]["destination.ip"]["type"] == "ip"
     assert out["run"]["edgewatch.run.duration.s"]["type"] == "long"

@@ -38,13 +38,16 @@ def by_key(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
     return {(o["type"], o["id"]): o for o in objects}
 
 
+KIND_INDICES = {"check": "logs-edgewatch.check-default", "run": "edgewatch-runs-default",
+                "event": "logs-edgewatch.event-default",
+                "afterlife": "logs-edgewatch.afterlife-default"}
+
+
 def index_kind(pattern: str) -> str:
-    """Which documents an index pattern reaches: check documents or run summaries."""
-    if fnmatch.fnmatch("logs-edgewatch.check-default", pattern):
-        return "check"
-    if fnmatch.fnmatch("edgewatch-runs-default", pattern):
-        return "run"
-    raise AssertionError(f"index pattern {pattern!r} reaches no edgewatch documents")
+    """Which documents an index pattern reaches (exactly one kind of them)."""
+    kinds = [kind for kind, index in KIND_INDICES.items() if fnmatch.fnmatch(index, pattern)]
+    assert len(kinds) == 1, f"index pattern {pattern!r} reaches {kinds or 'no'} documents"
+    return kinds[0]
 
 
 def test_committed_file_is_what_build_py_writes(build: Any, ndjson_text: str) -> None:
@@ -92,9 +95,11 @@ def test_search_sources_parse_and_their_index_refs_exist(objects: list[dict[str,
 
 def test_data_views(objects: list[dict[str, Any]], mapped_fields: dict[str, Any]) -> None:
     views = {o["attributes"]["title"]: o for o in objects if o["type"] == "index-pattern"}
-    assert set(views) == {"logs-edgewatch.check-*", "edgewatch-runs-*"}
-    assert views["logs-edgewatch.check-*"]["attributes"]["timeFieldName"] == "@timestamp"
-    assert views["edgewatch-runs-*"]["attributes"]["timeFieldName"] == "edgewatch.run.start"
+    assert set(views) == {"logs-edgewatch.check-*", "edgewatch-runs-*", "logs-edgewatch.event-*",
+                          "logs-edgewatch.afterlife-*"}
+    assert {t: v["attributes"]["timeFieldName"] for t, v in views.items()} == {
+        "logs-edgewatch.check-*": "@timestamp", "edgewatch-runs-*": "edgewatch.run.start",
+        "logs-edgewatch.event-*": "@timestamp", "logs-edgewatch.afterlife-*": "@timestamp"}
     for title, view in views.items():
         attrs = view["attributes"]
         kind = index_kind(title)
@@ -144,17 +149,29 @@ def test_vega_fields_exist_with_usable_types(
     assert checked >= 20
 
 
-def test_saved_search_of_failures(objects: list[dict[str, Any]], doc_fields: dict[str, set[str]],
-                                  mapped_fields: dict[str, Any]) -> None:
-    searches = [o for o in objects if o["type"] == "search"]
-    assert len(searches) == 1
-    attrs = searches[0]["attributes"]
-    source = json.loads(attrs["kibanaSavedObjectMeta"]["searchSourceJSON"])
-    assert source["query"] == {"query": 'event.outcome : "failure"', "language": "kuery"}
-    for name in [*attrs["columns"], *(s[0] for s in attrs["sort"]), "event.outcome"]:
-        assert name in doc_fields["check"] and name in mapped_fields["check"], name
-    ref = searches[0]["references"][0]
-    assert ref["id"] == "edgewatch-checks"
+SEARCHES = {  # id → (the kind of documents it reads, its query, a field its query needs)
+    "edgewatch-failures": ("check", 'event.outcome : "failure"', "event.outcome"),
+    "edgewatch-allowlist-misses": ("event", 'event.action : "allowlist-miss"', "event.action"),
+    "edgewatch-afterlife-checks": ("afterlife", "", None),
+}
+
+
+def test_saved_searches(objects: list[dict[str, Any]], doc_fields: dict[str, set[str]],
+                        mapped_fields: dict[str, Any]) -> None:
+    """The failed checks, the allowlist misses and the checks of retired addresses: each over
+    the data view of its documents, with columns those documents have (documented and mapped)."""
+    searches = {o["id"]: o for o in objects if o["type"] == "search"}
+    assert set(searches) == set(SEARCHES)
+    views = {o["id"]: o["attributes"]["title"] for o in objects if o["type"] == "index-pattern"}
+    for search_id, (kind, query, needs) in SEARCHES.items():
+        attrs = searches[search_id]["attributes"]
+        source = json.loads(attrs["kibanaSavedObjectMeta"]["searchSourceJSON"])
+        assert source["query"] == {"query": query, "language": "kuery"}
+        (ref,) = searches[search_id]["references"]
+        assert index_kind(views[ref["id"]]) == kind, search_id
+        used = [*attrs["columns"], *(s[0] for s in attrs["sort"]), *([needs] if needs else [])]
+        for name in used:
+            assert name in doc_fields[kind] and name in mapped_fields[kind], (search_id, name)
 
 
 def _overlap(a: dict[str, int], b: dict[str, int]) -> bool:
