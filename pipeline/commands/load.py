@@ -35,8 +35,8 @@ BATCH = 2000
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "load", help="bulk-load a local ndjson store into Elasticsearch (idempotent)",
-        description="Read the check documents, afterlife checks and run summaries of an "
-        "ndjson store (the "
+        description="Read the check documents, events (allowlist misses), afterlife checks "
+        "and run summaries of an ndjson store (the "
         "embedded default of `edgewatch run`) and index them into the configured cluster "
         "through the durable Elasticsearch sink. Ids are deterministic: nothing is stored "
         "twice. Run `edgewatch setup` first.",
