@@ -199,7 +199,7 @@ def main() -> int:
         }
         if trace is not None:
             result["tracemalloc_top"] = trace_diff(trace)
-        print(json.dumps(result, indent=1))
+        print(json.dumps(result))  # one line: the runner reads the last JSON line
         if args.json:
             args.json.write_text(json.dumps({**result, "samples": samples}))
         return 0 if rc == 0 else 1

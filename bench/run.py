@@ -95,16 +95,18 @@ def es_workloads(args: argparse.Namespace, budget: Budget, tmp: Path,
     node_dir = Path(tempfile.mkdtemp(prefix="edgewatch-bench-es-"))  # the node's user enters it
     node = start_node(run_dir=node_dir, heap="512m", die_with_parent=True)
     try:
+        # each guarded on its own: a workload that breaks leaves the others' rows standing
         if "ingest" in args.only:
             # five rounds of 30,000: same-round pairs spread 0.80–1.30 at three of 10,000
             # (one second a side), and a median of three drew the verdict either way
-            rows.extend(run_es.ingest(node.url, args.ingest_docs, max(args.rounds, 5),
-                                      budget.deadline(180), details))
+            rows += guarded("ingest", run_es.ingest, node.url, args.ingest_docs,
+                            max(args.rounds, 5), budget.deadline(180), details)
         if "report" in args.only:
-            rows.extend(run_es.report(node.url, args.report_docs, budget.deadline(420),
-                                      details, node.run_dir / "node.pid"))
+            rows += guarded("report", run_es.report, node.url, args.report_docs,
+                            budget.deadline(420), details, node.run_dir / "node.pid")
         if args.soak:
-            rows.append(run_es.soak(node.url, budget.deadline(budget.left())))
+            rows += guarded("soak", lambda: [run_es.soak(node.url,
+                                                         budget.deadline(budget.left()))])
     finally:
         node.stop()
         shutil.rmtree(node_dir, ignore_errors=True)

@@ -116,14 +116,7 @@ def report(url: str, docs: int, deadline: float, details: list[str],
     label = f"report over {docs / 1e6:g}M checks, fresh process"
     extra = ["--node-pid-file", str(node_pid_file)] if node_pid_file is not None else []
     run = child("bench_report.py", ["--es-url", url, "--docs", str(docs), *extra], deadline)
-    result = None
-    for line in reversed(run.output.strip().splitlines()):
-        if line.startswith("{"):
-            try:
-                result = json.loads(line)
-            except ValueError:
-                continue
-            break
+    result = last_json(run.output)
     if not result or "report_cli_es_s" not in result:
         return [Row(label, "not measured", "—", note=_tail(run))]
     details.append("report: " + ", ".join(f"{k} {v}" for k, v in result.items()
@@ -159,11 +152,29 @@ def soak(url: str, deadline: float) -> Row:
         return Row(label, "not measured", "—", goal=5.0, target="< 5 %",
                    note="bench/bench_soak.py is not in this tree")
     run = child("bench_soak.py", ["--es-url", url], deadline)
-    for line in reversed(run.output.strip().splitlines()):
+    result = last_json(run.output) or {}
+    growth = result.get("rss_growth_pct")
+    if growth is None:
+        return Row(label, "not measured", "—", goal=5.0, target="< 5 %", note=_tail(run))
+    fds = result.get("fds_after_day1")
+    note = (f"{result.get('written_checks')} checks written; RSS "
+            f"{result.get('rss_day1_mib')} → {result.get('rss_last_day_mib')} MiB"
+            + (f"; open fds after day 1: {fds[0]}–{fds[1]}" if fds else ""))
+    return Row(label, f"{growth:+.1f} %", "—", float(growth), 5.0, target="< 5 %",
+               shown=f"{growth:+.1f} %", note=note)
+
+
+def last_json(output: str) -> dict | None:
+    """The last line of a child's output that is a JSON object (the benchmarks print their
+    figures as one such line after their progress); None if there is none. A line that only
+    looks like one (``{`` of a pretty-printed object, a repr) is skipped, not fatal: the soak's
+    indented output once took the whole Elasticsearch part of a run down with it."""
+    for line in reversed(output.strip().splitlines()):
         if line.startswith("{"):
-            with_growth = json.loads(line)
-            growth = with_growth.get("rss_growth_pct")
-            if growth is not None:
-                return Row(label, f"{growth:+.1f} %", "—", float(growth), 5.0,
-                           target="< 5 %", shown=f"{growth:+.1f} %")
-    return Row(label, "not measured", "—", goal=5.0, target="< 5 %", note=_tail(run))
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None

@@ -125,3 +125,51 @@ def test_jvm_threads_are_summed_by_kind() -> None:
     assert by_kind(before, after) == {"jit": 2.5, "gc": 0.25, "other": 0.5}
     mine = threads_cpu(os.getpid())
     assert mine and all(v >= 0 for v in mine.values())
+
+
+def test_the_soak_row_reads_the_last_json_line_and_a_bad_one_is_skipped(monkeypatch) -> None:
+    """bench_soak's figures are its last JSON line; a line that only starts like one (the
+    ``{`` of an indented object) is skipped instead of failing the runner's whole ES part."""
+    import run_es
+    from peer_tools import ToolRun
+
+    figures = {"rss_growth_pct": 2.5, "written_checks": 80203, "rss_day1_mib": 80.1,
+               "rss_last_day_mib": 82.1, "fds_after_day1": [15, 17]}
+    printed = "\n".join(["  day 1: cycle 96, RSS 80.1 MiB", json.dumps(figures), "{", ' "x": 1'])
+    monkeypatch.setattr(run_es, "child", lambda *a, **k: ToolRun([], 0, 1.0, 1.0, printed))
+    monkeypatch.setattr(run_es, "BENCH", Path(__file__).resolve().parents[1] / "bench")
+    row = run_es.soak("http://127.0.0.1:9200", 0.0)
+    assert (row.edgewatch, row.met) == ("+2.5 %", "met")
+    assert row.note == "80203 checks written; RSS 80.1 → 82.1 MiB; open fds after day 1: 15–17"
+    assert run_es.last_json("{\n \"a\": 1\n}") is None
+
+
+def test_a_broken_es_workload_leaves_the_others_rows(monkeypatch, tmp_path) -> None:
+    """The ingest breaking (here: raising) is one row saying so; the report and soak rows the
+    same node then gave are still written (the node itself is a stand-in: nothing is measured)."""
+    import argparse
+    from types import SimpleNamespace
+
+    import run
+    import run_es
+    from probe_common import Budget
+
+    import devstack.node
+
+    stopped = []
+    node = SimpleNamespace(url="http://127.0.0.1:1", run_dir=tmp_path,
+                           stop=lambda: stopped.append(True))
+    monkeypatch.setattr(devstack.node, "start_node", lambda **kw: node)
+
+    def broken(*a, **k):
+        raise ValueError("no table in the output")
+
+    monkeypatch.setattr(run_es, "ingest", broken)
+    monkeypatch.setattr(run_es, "report", lambda *a, **k: [Row("report", "5.0 s", "—")])
+    monkeypatch.setattr(run_es, "soak", lambda *a, **k: Row("soak", "+1.0 %", "—"))
+    args = argparse.Namespace(only={"ingest", "report"}, soak=True, ingest_docs=10, rounds=1,
+                              report_docs=10)
+    rows = run.es_workloads(args, Budget(60), tmp_path, [])
+    assert [(r.work, r.edgewatch) for r in rows] == [
+        ("ingest workloads", "not measured"), ("report", "5.0 s"), ("soak", "+1.0 %")]
+    assert "ValueError: no table in the output" in rows[0].note and stopped == [True]
