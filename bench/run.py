@@ -75,7 +75,9 @@ def probe_workloads(args: argparse.Namespace, budget: Budget, tmp: Path,
             rows.append(run_probe.vs_dnsperf(work, tmp, 3 * n, rounds, budget.deadline(60)))
             rows.append(run_probe.vs_dnseval(work, tmp, args.dnseval_queries, rounds,
                                              budget.deadline(60), details))
-            rows += run_probe.vs_s_time(work, 3, rounds, budget.deadline(60), details)
+            # each round: s_time 3 s and edgewatch as many handshakes, with and without GET
+            rows += run_probe.vs_s_time(work, 3, rounds, budget.deadline(20 * rounds + 20),
+                                        details)
             rows += run_probe.limits(work, n, budget.deadline(40))
         if "tls" in args.only:
             log("TLS handshake paths")

@@ -186,6 +186,8 @@ def vs_s_time(work: Work, seconds: int, rounds: int, deadline: float,
             if ours_first:
                 ours.add(ew_ops(work, "http" if www else "tls", count, 1, deadline, warmup=3))
             o, _run = s_time(work, seconds, www, deadline)
+            if not o.done:  # killed at the deadline before it printed: no figure, no round
+                break
             peer.add(o)
             count = max(o.done, 50)
             if not ours_first:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -173,3 +175,31 @@ def test_a_broken_es_workload_leaves_the_others_rows(monkeypatch, tmp_path) -> N
     assert [(r.work, r.edgewatch) for r in rows] == [
         ("ingest workloads", "not measured"), ("report", "5.0 s"), ("soak", "+1.0 %")]
     assert "ValueError: no table in the output" in rows[0].note and stopped == [True]
+
+
+def test_an_s_time_run_killed_at_its_deadline_adds_no_figure(monkeypatch) -> None:
+    """s_time killed before it printed its count did work the runner cannot divide: its CPU
+    must not join the peer's figure (it once showed as a round of 0 µs), and no round follows."""
+    import run_probe
+    from probe_common import OpFigures
+
+    runs = iter([600, 0, 600, 600])
+
+    def s_time(work, seconds, www, deadline):
+        done = next(runs)
+        return OpFigures("openssl s_time", "tls", 0, done=done, ok=done, cpu_s=0.6), None
+
+    ours = []
+
+    def ew_ops(work, op, count, concurrency, deadline, warmup=0):
+        ours.append(count)
+        return OpFigures("edgewatch", op, count, done=count, ok=count, cpu_s=count * 9e-4)
+
+    monkeypatch.setattr(run_probe, "s_time", s_time)
+    monkeypatch.setattr(run_probe, "ew_ops", ew_ops)
+    details: list[str] = []
+    row, www = run_probe.vs_s_time(object(), 3, 2, 0.0, details)
+    assert row.peer == "openssl s_time: 1,000 µs"  # 2,000 µs with the killed run's CPU in it
+    assert row.ratio == pytest.approx(0.9)
+    assert www.peer == "openssl s_time: 1,000 µs"  # the GET row's two rounds are whole
+    assert ours == [600] * 4  # no edgewatch run after the killed s_time
