@@ -36,11 +36,6 @@ class Addresses:
     def __post_init__(self) -> None:
         self.daily = [set() for _ in range(self.days)]
 
-    def add(self, row: AddressRow) -> None:
-        self.ok_by_ip[row.ip] += row.ok
-        if 0 <= row.day < self.days:
-            self.daily[row.day].add(row.ip)
-
     def networks(self, attr: dict[str, Attribution]) -> Networks:
         mine = [attr[ip] for ip in self.ok_by_ip]
         return Networks(
@@ -181,7 +176,8 @@ def _fold_addresses(ev: Evidence, rows: list[AddressRow]) -> None:
     × ~500 addresses × 15 days), so each row costs three dict updates here and the whole, the
     attributions and the /24 and prefix counts are derived from the folded figures afterwards:
     a fold of each row into both accumulators and all three granularities took 3× longer, the
-    client's largest share of a report (``Addresses.add`` stays the one-row reference)."""
+    client's largest share of a report (that one-row fold is the oracle of
+    tests/report/test_report_address_fold.py)."""
     days = ev.days
     ok_by: dict[str, dict[str, int]] = {}
     daily_by: dict[str, list[set[str]]] = {}

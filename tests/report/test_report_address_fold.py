@@ -1,4 +1,4 @@
-"""The address fold of ``evidence.read`` against the one-row reference (``Addresses.add``).
+"""The address fold of ``evidence.read`` against the one-row fold it replaced.
 
 The fold derives the whole, the unknown attributions and the /24 and prefix counts from folded
 figures instead of folding every row into each of them; a model-based comparison with random
@@ -38,7 +38,9 @@ def reference(ev: Evidence, rows: list[AddressRow]) -> None:
     for row in rows:
         a = ev.attr.get(row.ip) or ev.attr.setdefault(row.ip, Attribution.unknown(row.ip))
         for acc in (ev.addresses[row.resolver], ev.addresses[ALL]):
-            acc.add(row)
+            acc.ok_by_ip[row.ip] += row.ok
+            if 0 <= row.day < ev.days:
+                acc.daily[row.day].add(row.ip)
         if row.ok and 0 <= row.day < ev.days:
             for g, key in (("ip", row.ip), ("prefix24", a.prefix24), ("prefix", a.prefix)):
                 ev.daily_ok[g][row.day][key] += row.ok
