@@ -142,16 +142,16 @@ class FirstBatchHeldThenRefused(ScriptedBulk):
         if not path.startswith("/_bulk"):
             return super().__call__(method, path, body)
         action = json.loads(body.split(b"\n", 1)[0])
+        ids = [next(iter(json.loads(a).values()))["_id"] for a in body.splitlines()[0::2] if a]
         with self.lock:
             refuse = next(iter(action.values()))["_id"] == self.first_id and not self.refused
             self.refused = self.refused or refuse
+            if refuse:  # recorded as it arrives: a request arriving after it is recorded after
+                self.bulks.append(ids)
         if not refuse:
             self.other_arrived.set()
             with self.lock:
                 return super().__call__(method, path, body)
-        ids = [next(iter(json.loads(a).values()))["_id"] for a in body.splitlines()[0::2] if a]
-        with self.lock:
-            self.bulks.append(ids)
         self.other_while_held = self.other_arrived.wait(5)
         return 429, {"error": {"type": "es_rejected_execution_exception", "reason": "scripted"},
                      "status": 429}
