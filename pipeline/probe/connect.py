@@ -15,7 +15,7 @@ handshake shares what the first left; the close is graceful only while time is l
 a failed handshake is left in an unknown state). A catch-all at the boundary turns anything
 unforeseen into ``<phase>.error`` naming the exception type, so a peer can never cost a cycle.
 
-The connection is a non-blocking ``SSLSocket`` on the loop's reader/writer callbacks
+The connection is OpenSSL on memory BIOs over a non-blocking socket, on the loop's callbacks
 (``probe.tls_socket``, which says why that path): every wait is an ``await``, so a cancelled
 check (a timeout, a shutdown abandoning the cycle) closes its socket at once; no thread is ever
 left blocked in a handshake. The phase bounds are kept by one loop timer per check
@@ -74,7 +74,8 @@ class _TolerantSSLObject(ssl.SSLObject):
     once a handshake is done asyncio decodes the peer certificate (``getpeercert()``) and fails
     the connection, logging a traceback, when Python cannot decode what OpenSSL has already
     verified (a dNSName with byte 0xE9 raises UnicodeDecodeError). This keeps the connection.
-    ``probe_connect`` itself uses an ``SSLSocket`` and reads the decode error in ``_tls_facts``."""
+    ``probe_connect``'s connections are of this class too and read the decode error through
+    the base class (``_certificate``)."""
 
     def getpeercert(self, binary_form: bool = False) -> Any:
         try:
@@ -298,7 +299,7 @@ async def _close(conn: TlsSocket) -> None:
         conn.abort()
 
 
-def _tls_facts(tls: ssl.SSLSocket) -> tuple[dict[str, Any], str | None]:
+def _tls_facts(tls: ssl.SSLObject) -> tuple[dict[str, Any], str | None]:
     """Version, cipher and the certificate; and why Python could not decode it, if it could
     not (a dNSName with byte 0xE9 raises UnicodeDecodeError where OpenSSL verified it): the
     check then records ``tls.certificate_unparsable`` with every fact of this handshake."""
@@ -309,7 +310,7 @@ def _tls_facts(tls: ssl.SSLSocket) -> tuple[dict[str, Any], str | None]:
             "certificate": certificate}, decode_error
 
 
-def _certificate(tls: ssl.SSLSocket, der: bytes) -> tuple[Certificate, str | None]:
+def _certificate(tls: ssl.SSLObject, der: bytes) -> tuple[Certificate, str | None]:
     """The description of ``der``, remembered: an edge presents the same certificate check
     after check, and describing it (x509 parse, SAN, SHA-256) costs more than the rest of the
     check's Python. The description depends only on the DER and on whether the handshake
@@ -319,7 +320,9 @@ def _certificate(tls: ssl.SSLSocket, der: bytes) -> tuple[Certificate, str | Non
     if known is None:
         decode_error = None
         try:
-            decoded = tls.getpeercert()
+            # The base class's decode: the verifying context's ``_TolerantSSLObject`` (this
+            # connection's class too, since it is made by ``wrap_bio``) would hide the error.
+            decoded = ssl.SSLObject.getpeercert(tls)
         except ValueError as exc:
             decoded, decode_error = {}, f"{type(exc).__name__}: {exc}"
         known = describe_certificate(der, decoded), decode_error

@@ -1,19 +1,26 @@
-"""A TLS client connection as a non-blocking ``SSLSocket`` driven by the event loop's
-reader/writer callbacks: the cheapest correct way found to run many handshakes from the loop.
+"""A TLS client connection: OpenSSL on memory BIOs (``ssl.SSLObject``), its bytes moved to a
+non-blocking socket by hand, the event loop's reader/writer callbacks waking the coroutine: the
+cheapest correct way found to run many handshakes from the loop.
 
 Why this path (``bench/bench_tls.py`` measures the candidates side by side, alternating, same
-run; figures in docs/BENCHMARKS.md): asyncio's own TLS streams (``open_connection(ssl=…)`` or
-``start_tls``) feed OpenSSL through memory BIOs and run every record through the transport,
-protocol and stream-reader machinery; that machinery, not OpenSSL, is most of the difference to
-``openssl s_time``. Here OpenSSL reads and writes the socket itself and the loop only wakes the
-coroutine when the socket is readable or writable (``SSLWantReadError`` / ``SSLWantWriteError``),
-one future per wait. A bounded pool of blocking handshakes in worker threads measured level with
-it one at a time and behind it with 8 in flight (the GIL hand-offs and the executor's futures cost
-what the loop saved), and it brings what this path does not have: a thread blocked in ``connect``
-or ``do_handshake`` cannot be cancelled, so a shutdown would have to wait for it or abandon it.
-Memory BIOs moved to the socket by hand (no asyncio transport) measured level one at a time and
-about 3 % cheaper with 8 in flight (2026-12-03): too little to take on moving every record
-between BIO and socket here, with its own EOF and close cases.
+run; figures in docs/BENCHMARKS.md):
+
+* asyncio's own TLS streams (``open_connection(ssl=…)`` or ``start_tls``) also use memory BIOs
+  but run every record through the transport, protocol and stream-reader machinery; that
+  machinery, not OpenSSL, was most of the difference to ``openssl s_time``.
+* A non-blocking ``SSLSocket`` (OpenSSL reading the socket itself; this module until
+  2026-12-06) costs about the same Python, but more system calls: OpenSSL's socket BIO reads a
+  record header, then its body (≈ 18 ``read`` calls a check against 2 ``recv`` here), and
+  ``SSLSocket`` adds ``getsockopt``/``getpeername``/``ioctl`` calls of its own. Above all, its
+  graceful close reads: ``unwrap`` calls ``SSL_shutdown`` a second time to look for the peer's
+  close_notify, and OpenSSL then reads and processes the TLS 1.3 session tickets the server
+  sent after the handshake (a session copied per ticket: ≈ 4 % of a check's instructions,
+  callgrind, docs/BENCHMARKS.md). Here OpenSSL sees only the bytes handed to it: a check that
+  reads nothing after the handshake never feeds it the tickets, and the close writes our
+  close_notify without reading anything, as Go's ``tls.Conn.Close`` does.
+* A bounded pool of blocking handshakes in worker threads measured level one at a time and
+  behind with 8 in flight, and a thread blocked in ``connect`` or ``do_handshake`` cannot be
+  cancelled, so a shutdown would have to wait for it or abandon it.
 
 Cancellation is the coroutine's: every wait is an ``await`` on a loop future, so a cancelled
 check (a timeout, a shutdown abandoning the cycle) unwinds at once; a wait always takes the fd
@@ -21,6 +28,10 @@ off the selector when it ends (however it ends), and ``abort`` does too if one i
 before closing the socket. The TCP connect is the same one-wait pattern (``connect_ex``, then
 writable, then ``SO_ERROR``) rather than ``loop.sock_connect``, whose address and transport
 checks and done-callbacks this caller does not need: it connects to IP literals only.
+
+The end of the stream: a ``recv`` of nothing is handed to OpenSSL as the BIO's EOF, so a read
+after it raises ``SSLZeroReturnError`` when the peer had sent its close_notify and
+``SSLEOFError`` when it had not (a reset or a ragged close: never read as a clean end).
 """
 
 from __future__ import annotations
@@ -33,18 +44,22 @@ import socket
 import ssl
 
 READ_CHUNK = 16384  # one TLS record's plaintext at most
+RECV_CHUNK = 65536  # bytes taken off the socket at once: a handshake flight fits
 LINE_LIMIT = 65536  # a status or header line longer than this is refused (StreamReader's)
 
 
 class TlsSocket:
     """One TCP connection, then TLS on it. Not safe for concurrent use by two coroutines."""
 
-    __slots__ = ("_buf", "_closed", "_loop", "_waiting", "sock", "tls")
+    __slots__ = ("_buf", "_closed", "_incoming", "_loop", "_outgoing", "_waiting", "sock",
+                 "tls")
 
-    def __init__(self, sock: socket.socket) -> None:
-        self._loop = asyncio.get_running_loop()
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self.sock = sock
-        self.tls: ssl.SSLSocket | None = None
+        self.tls: ssl.SSLObject | None = None
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
         self._buf = bytearray()
         self._waiting = False  # the fd is on the selector (inside ``_wait``)
         self._closed = False
@@ -55,13 +70,13 @@ class TlsSocket:
         """A TCP connection to ``address`` (an IP literal), from ``local`` if given (the
         probe's ``source_address``); the caller bounds it in time."""
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # SOCK_NONBLOCK: non-blocking from the start (Python then sets its timeout to 0).
+        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         try:
             if local is not None:
                 sock.bind(local)
-            sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = cls(sock)
+            conn = cls(sock, asyncio.get_running_loop())
             err = sock.connect_ex((address, port))
             if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EINTR):  # as sock_connect: going on
                 await conn._wait(True)
@@ -90,49 +105,70 @@ class TlsSocket:
             else:
                 loop.remove_reader(fd)
 
-    async def handshake(self, ctx: ssl.SSLContext, server_name: str) -> ssl.SSLSocket:
+    async def _flush(self) -> None:
+        """Send what OpenSSL has written to the outgoing BIO."""
+        if not self._outgoing.pending:
+            return
+        view = memoryview(self._outgoing.read())
+        while view:
+            try:
+                view = view[self.sock.send(view):]
+            except BlockingIOError:  # a full socket buffer: the caller bounds the wait
+                await self._wait(True)
+
+    async def _feed(self) -> None:
+        """Wait for the peer's bytes and hand them to OpenSSL (nothing read: the BIO's EOF)."""
+        while True:
+            await self._wait(False)
+            try:
+                data = self.sock.recv(RECV_CHUNK)
+            except BlockingIOError:  # woken without data (it can happen): wait again
+                continue
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
+            return
+
+    async def handshake(self, ctx: ssl.SSLContext, server_name: str) -> ssl.SSLObject:
         """TLS over the connection (SNI and, with a verifying context, hostname check)."""
-        # wrap_socket detaches the plain socket: from here on the SSLSocket owns the fd.
-        # Ragged EOFs raise (SSLEOFError), so that a reset is not read as a clean end.
-        self.tls = tls = ctx.wrap_socket(self.sock, server_hostname=server_name,
-                                         do_handshake_on_connect=False,
-                                         suppress_ragged_eofs=False)
-        self.sock = tls
+        self.tls = tls = ctx.wrap_bio(self._incoming, self._outgoing,
+                                      server_hostname=server_name)
         while True:
             try:
                 tls.do_handshake()
-                return tls
+                break
             except ssl.SSLWantReadError:
-                await self._wait(False)
-            except ssl.SSLWantWriteError:
-                await self._wait(True)
+                await self._flush()  # our flight first (the ClientHello), then the answer
+                await self._feed()
+        await self._flush()  # our Finished
+        return tls
 
     async def send(self, data: bytes) -> None:
+        tls = self._tls()
         view = memoryview(data)
         while view:
             try:
-                view = view[self._tls().send(view):]
+                view = view[tls.write(view):]
             except ssl.SSLWantReadError:
-                await self._wait(False)
-            except (ssl.SSLWantWriteError, BlockingIOError):
-                await self._wait(True)
+                await self._flush()
+                await self._feed()
+        await self._flush()
 
     async def _fill(self) -> bool:
         """Read what the peer sent into the buffer; False at the end of the stream."""
         tls = self._tls()
         while True:
             try:
-                data = tls.recv(READ_CHUNK)
+                data = tls.read(READ_CHUNK)
             except ssl.SSLWantReadError:
-                await self._wait(False)
-                continue
-            except ssl.SSLWantWriteError:
-                await self._wait(True)
+                await self._flush()  # a key update's answer, should OpenSSL have written one
+                await self._feed()
                 continue
             except ssl.SSLZeroReturnError:  # the peer's close_notify
                 return False
             except ssl.SSLEOFError:
-                # OpenSSL reports a TCP reset here as an unexpected EOF: the two look alike.
+                # The stream ended without close_notify: a reset and a ragged close look alike.
                 raise ConnectionResetError("the peer closed or reset the connection without "
                                            "a TLS close_notify") from None
             if not data:
@@ -163,18 +199,13 @@ class TlsSocket:
         well told nothing about the check (decided before the close) and cost one more loop
         wake-up and reading its session tickets: ≈ 10 % of a TLS check's CPU (bench_tls.py
         ``--reference``, docs/BENCHMARKS.md). ``unwrap`` raising ``SSLWantReadError`` means
-        the alert is written and the peer's has not come; a full socket buffer
-        (``SSLWantWriteError``) is waited out (the caller bounds the wait)."""
+        the alert is written to the BIO and the peer's has not been fed; sending it may wait
+        out a full socket buffer (the caller bounds the wait)."""
         tls = self._tls()
         try:
-            while True:
-                try:
-                    tls.unwrap()
-                    break
-                except ssl.SSLWantReadError:
-                    break
-                except ssl.SSLWantWriteError:
-                    await self._wait(True)
+            with contextlib.suppress(ssl.SSLWantReadError):
+                tls.unwrap()
+            await self._flush()
         finally:
             self.abort()
 
@@ -191,7 +222,7 @@ class TlsSocket:
         with contextlib.suppress(OSError):
             self.sock.close()
 
-    def _tls(self) -> ssl.SSLSocket:
+    def _tls(self) -> ssl.SSLObject:
         if self.tls is None:
             raise RuntimeError("no TLS on this connection yet")
         return self.tls
