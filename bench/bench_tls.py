@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import socket
 import ssl
@@ -48,7 +49,7 @@ Op = Callable[[], Awaitable[tuple[bool, str | None]]]
 
 
 def _facts(tls: ssl.SSLSocket | ssl.SSLObject) -> bool:
-    der = tls.getpeercert(binary_form=True)
+    der = tls.getpeercert(True)
     return bool(der) and tls.version() is not None and tls.cipher() is not None
 
 
@@ -118,7 +119,7 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
             raise
         return sock
 
-    async def nonblocking() -> tuple[bool, str | None]:
+    async def nonblocking(notify: bool = False) -> tuple[bool, str | None]:
         sock = await connected()
         try:
             tls = ctx.wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
@@ -131,7 +132,30 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
                 except ssl.SSLWantWriteError:
                     await wait_fd(tls.fileno(), True)
             ok = _facts(tls)
+            if notify:
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    tls.unwrap()  # close_notify, then a read: the session tickets processed
             tls.close()
+            return ok, None
+        finally:
+            sock.close()
+
+    async def nonblocking_notify() -> tuple[bool, str | None]:
+        return await nonblocking(True)
+
+    async def c_level() -> tuple[bool, str | None]:
+        sock = await connected()
+        try:
+            tls = ctx._wrap_socket(sock, False, sni, owner=None, session=None)
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    await wait_fd(sock.fileno(), False)
+                except ssl.SSLWantWriteError:
+                    await wait_fd(sock.fileno(), True)
+            ok = _facts(tls)
             return ok, None
         finally:
             sock.close()
@@ -176,7 +200,8 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
 
     return {"probe_connect": ew_op(work, "tls"), "open_connection(ssl=)": asyncio_streams,
             "start_tls": start_tls, "SSLSocket + add_reader": nonblocking,
-            "MemoryBIO + add_reader": memory_bio,
+            "SSLSocket + add_reader + close_notify": nonblocking_notify,
+            "MemoryBIO + add_reader": memory_bio, "C _SSLSocket + add_reader": c_level,
             "threads": threads, "connect in loop + threads": loop_connect_threads}
 
 
