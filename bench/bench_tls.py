@@ -12,6 +12,8 @@ version and cipher read, then close) through each candidate, ``--concurrency`` i
   connect.py took until it moved to the non-blocking SSLSocket);
 * ``SSLSocket + add_reader`` — a non-blocking ``SSLSocket`` whose ``do_handshake`` is retried
   from reader/writer callbacks;
+* ``SSLSocket + add_reader + close_notify`` — the same, closed with ``unwrap`` (what the probe
+  did until 2026-12-06: the second ``SSL_shutdown`` reads the server's session tickets);
 * ``MemoryBIO + add_reader`` — the same waits, but OpenSSL works on memory BIOs and the
   handshake's bytes are moved between them and a plain non-blocking socket by hand (what
   asyncio's streams do, without their transport and protocol layers);
@@ -143,23 +145,6 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
     async def nonblocking_notify() -> tuple[bool, str | None]:
         return await nonblocking(True)
 
-    async def c_level() -> tuple[bool, str | None]:
-        sock = await connected()
-        try:
-            tls = ctx._wrap_socket(sock, False, sni, owner=None, session=None)
-            while True:
-                try:
-                    tls.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    await wait_fd(sock.fileno(), False)
-                except ssl.SSLWantWriteError:
-                    await wait_fd(sock.fileno(), True)
-            ok = _facts(tls)
-            return ok, None
-        finally:
-            sock.close()
-
     async def memory_bio() -> tuple[bool, str | None]:
         sock = await connected()
         try:
@@ -201,7 +186,7 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
     return {"probe_connect": ew_op(work, "tls"), "open_connection(ssl=)": asyncio_streams,
             "start_tls": start_tls, "SSLSocket + add_reader": nonblocking,
             "SSLSocket + add_reader + close_notify": nonblocking_notify,
-            "MemoryBIO + add_reader": memory_bio, "C _SSLSocket + add_reader": c_level,
+            "MemoryBIO + add_reader": memory_bio,
             "threads": threads, "connect in loop + threads": loop_connect_threads}
 
 

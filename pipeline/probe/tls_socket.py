@@ -10,11 +10,11 @@ run; figures in docs/BENCHMARKS.md):
   machinery, not OpenSSL, was most of the difference to ``openssl s_time``.
 * A non-blocking ``SSLSocket`` (OpenSSL reading the socket itself; this module until
   2026-12-06) costs about the same Python, but more system calls: OpenSSL's socket BIO reads a
-  record header, then its body (≈ 18 ``read`` calls a check against 2 ``recv`` here), and
+  record header, then its body (≈ 18 ``read`` calls a check against 1 ``recv`` here), and
   ``SSLSocket`` adds ``getsockopt``/``getpeername``/``ioctl`` calls of its own. Above all, its
   graceful close reads: ``unwrap`` calls ``SSL_shutdown`` a second time to look for the peer's
   close_notify, and OpenSSL then reads and processes the TLS 1.3 session tickets the server
-  sent after the handshake (a session copied per ticket: ≈ 4 % of a check's instructions,
+  sent after the handshake (a session copied per ticket: ≈ 3.5 % of a check's instructions,
   callgrind, docs/BENCHMARKS.md). Here OpenSSL sees only the bytes handed to it: a check that
   reads nothing after the handshake never feeds it the tickets, and the close writes our
   close_notify without reading anything, as Go's ``tls.Conn.Close`` does.
