@@ -203,3 +203,25 @@ def test_an_s_time_run_killed_at_its_deadline_adds_no_figure(monkeypatch) -> Non
     assert row.ratio == pytest.approx(0.9)
     assert www.peer == "openssl s_time: 1,000 µs"  # the GET row's two rounds are whole
     assert ours == [600] * 4  # no edgewatch run after the killed s_time
+
+
+def test_tls_count_sums_callgrind_lines_by_object_and_groups_them(monkeypatch, tmp_path) -> None:
+    import bench_tls_count
+
+    annotated = (
+        "1,000 (10%)  ssl/x.c:EVP_thing [/usr/lib/x86_64-linux-gnu/libcrypto.so.3]\n"
+        "  500 (5%)  ssl/y.c:other [/usr/lib/x86_64-linux-gnu/libcrypto.so.3]\n"
+        "  300 (3%)  Python/ceval.c:_PyEval [/root/lib/libpython3.11.so.1.0]\n"
+        "   40 (0%)  Modules/x.c:f [/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so]\n"
+        "   20 (0%)  memcpy [/usr/lib/x86_64-linux-gnu/libc.so.6]\n"
+        "    7 (0%)  ???:0x1 [/site-packages/cryptography/hazmat/bindings/_rust.abi3.so]\n"
+        "1,867 (100%)  PROGRAM TOTALS\n")
+
+    def fake_run(argv, **kw):
+        return subprocess.CompletedProcess(argv, 0, stdout=annotated, stderr="")
+
+    monkeypatch.setattr(bench_tls_count.subprocess, "run", fake_run)
+    totals = bench_tls_count._by_object(tmp_path / "x.out")
+    assert totals["libcrypto.so.3"] == 1500  # the totals line carries no object: not counted
+    groups = bench_tls_count._groups(totals)
+    assert groups == {"libcrypto": 1500, "interpreter": 340, "libc": 20, "other": 7}
