@@ -99,8 +99,9 @@ def _count(side: str, work: dict[str, str], n: int, folder: Path) -> tuple[dict[
     out = folder / f"{side}.{n}.out"
     vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
     if side == "s_time":
-        argv = [*vg, "openssl", "s_time", "-connect", f"{work['edge']}:{work['port']}", "-new",
-                     "-time", str(n), "-CAfile", work["ca"], "-verify", "2"]
+        from peer_tools import s_time_argv
+
+        argv = [*vg, *s_time_argv(work["edge"], int(work["port"]), work["ca"], n)]
     else:
         argv = [*vg, sys.executable, __file__, "--drive", side, "--work", json.dumps(work),
                      "--n", str(n)]
@@ -117,8 +118,8 @@ def _count(side: str, work: dict[str, str], n: int, folder: Path) -> tuple[dict[
 
 
 def _groups(totals: dict[str, int]) -> dict[str, int]:
-    """libcrypto, libssl, libc, the interpreter (libpython and the stdlib's C modules) and the
-    rest; cryptography's extension module is shown apart (it carries its own OpenSSL)."""
+    """libcrypto, libssl, libc, the interpreter (libpython and C extension modules) and the
+    rest; cryptography's ``_rust.abi3.so`` falls in the rest (it carries its own OpenSSL)."""
     out: dict[str, int] = defaultdict(int)
     for name, count in totals.items():
         if name.startswith("libcrypto"):
@@ -127,7 +128,7 @@ def _groups(totals: dict[str, int]) -> dict[str, int]:
             out["libssl"] += count
         elif name.startswith("libc.so"):
             out["libc"] += count
-        elif name.startswith("libpython") or name.endswith(".cpython-311-x86_64-linux-gnu.so"):
+        elif name.startswith("libpython") or ".cpython-" in name:
             out["interpreter"] += count
         else:
             out["other"] += count

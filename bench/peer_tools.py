@@ -80,12 +80,16 @@ def dnsperf(work: Work, queries: int, outstanding: int, folder: Path, deadline: 
     return fig, run
 
 
+def s_time_argv(edge: str, port: int, ca: str, seconds: int, www: bool = False) -> list[str]:
+    """New verifying handshakes for ``seconds`` (one place, so every measurement of s_time
+    asks it the same thing)."""
+    argv = ["openssl", "s_time", "-connect", f"{edge}:{port}", "-new", "-time", str(seconds),
+            "-CAfile", ca, "-verify", "2"]
+    return [*argv, "-www", HTTP_PATH] if www else argv
+
+
 def s_time(work: Work, seconds: int, www: bool, deadline: float) -> tuple[OpFigures, ToolRun]:
-    argv = ["openssl", "s_time", "-connect", f"{work.edge}:{work.port}", "-new",
-            "-time", str(seconds), "-CAfile", str(work.ca), "-verify", "2"]
-    if www:
-        argv += ["-www", HTTP_PATH]
-    run = run_tool(argv, deadline)
+    run = run_tool(s_time_argv(work.edge, work.port, str(work.ca), seconds, www), deadline)
     fig = OpFigures("openssl s_time", "http" if www else "tls", 0, concurrency=1)
     m = re.search(r"(\d+) connections in ([\d.]+)s; ([\d.]+) connections/user sec", run.output)
     if m:
