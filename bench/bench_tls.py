@@ -7,6 +7,8 @@ runs the same verifying handshake (SNI = the target's name, lab CA, peer certifi
 version and cipher read, then close) through each candidate, ``--concurrency`` in flight:
 
 * ``probe_connect`` — edgewatch's check as it stands (whatever path connect.py takes);
+* ``TlsSocket`` — the probe's connection alone (``probe.tls_socket``: memory BIOs, a future
+  per wait), without the check's timer, facts and result;
 * ``open_connection(ssl=)`` — asyncio's own TLS streams (memory-BIO ``sslproto``), one call;
 * ``start_tls`` — plain ``open_connection``, then ``StreamWriter.start_tls`` (the path
   connect.py took until it moved to the non-blocking SSLSocket);
@@ -17,6 +19,9 @@ version and cipher read, then close) through each candidate, ``--concurrency`` i
 * ``MemoryBIO + add_reader`` — the same waits, but OpenSSL works on memory BIOs and the
   handshake's bytes are moved between them and a plain non-blocking socket by hand (what
   asyncio's streams do, without their transport and protocol layers);
+* ``MemoryBIO on callbacks`` — the same memory BIOs, but the reader/writer callbacks do the
+  handshake themselves and the coroutine awaits one future for connect + handshake, not one
+  per wait (``tls_callbacks.py``);
 * ``threads`` — the whole check as blocking socket calls in a bounded pool of worker threads
   (the ``ssl`` module releases the GIL while OpenSSL works and while the socket waits);
 * ``connect in loop + threads`` — the connect on the loop, the handshake in the pool.
@@ -46,6 +51,9 @@ from pathlib import Path
 
 from probe_common import OpFigures, Work, drive_async, is_loopback, log
 from probe_ops import ew_op, probes_for
+from tls_callbacks import callback_check
+
+from pipeline.probe.tls_socket import TlsSocket
 
 Op = Callable[[], Awaitable[tuple[bool, str | None]]]
 
@@ -168,6 +176,18 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
         finally:
             sock.close()
 
+    async def tls_socket() -> tuple[bool, str | None]:
+        conn = await TlsSocket.connect(host, port)
+        try:
+            ok = _facts(await conn.handshake(ctx, sni))
+            await conn.close()
+        finally:
+            conn.abort()
+        return ok, None
+
+    async def callbacks() -> tuple[bool, str | None]:
+        return await callback_check(host, port, ctx, sni), None  # unbounded, as memory_bio
+
     def blocking(sock: socket.socket | None = None) -> bool:
         if sock is None:
             sock = socket.create_connection((host, port), timeout)
@@ -183,10 +203,11 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
         sock = await connected()
         return await asyncio.get_running_loop().run_in_executor(pool, blocking, sock), None
 
-    return {"probe_connect": ew_op(work, "tls"), "open_connection(ssl=)": asyncio_streams,
+    return {"probe_connect": ew_op(work, "tls"), "TlsSocket": tls_socket,
+            "open_connection(ssl=)": asyncio_streams,
             "start_tls": start_tls, "SSLSocket + add_reader": nonblocking,
             "SSLSocket + add_reader + close_notify": nonblocking_notify,
-            "MemoryBIO + add_reader": memory_bio,
+            "MemoryBIO + add_reader": memory_bio, "MemoryBIO on callbacks": callbacks,
             "threads": threads, "connect in loop + threads": loop_connect_threads}
 
 

@@ -225,3 +225,36 @@ def test_tls_count_sums_callgrind_lines_by_object_and_groups_them(monkeypatch, t
     assert totals["libcrypto.so.3"] == 1500  # the totals line carries no object: not counted
     groups = bench_tls_count._groups(totals)
     assert groups == {"libcrypto": 1500, "interpreter": 340, "libc": 20, "other": 7}
+
+
+def test_tls_count_clock_reads_perf_samples_by_object_as_microseconds(monkeypatch,
+                                                                      tmp_path) -> None:
+    import bench_tls_count
+
+    reported = (
+        "# Samples: 3K of event 'cpu-clock'\n"
+        "# Overhead       Samples  Shared Object\n"
+        "    48.77%          1871  libcrypto.so.3                              \n"
+        "    25.83%           991  libpython3.11.so.1.0\n"
+        "     7.04%           270  [kernel.kallsyms]\n"
+        "     0.26%            10  _socket.cpython-311-x86_64-linux-gnu.so\n"
+        "#\n"
+        "# (Tip: a line that is not a sample row)\n")
+
+    def fake_run(argv, **kw):
+        assert argv[:2] == ["perf", "report"] and "dso" in argv
+        return subprocess.CompletedProcess(argv, 0, stdout=reported, stderr="")
+
+    monkeypatch.setattr(bench_tls_count.subprocess, "run", fake_run)
+    totals = bench_tls_count._by_object_clock(tmp_path / "x.perf")
+    period_us = bench_tls_count.PERIOD_NS // 1000
+    assert totals["libcrypto.so.3"] == 1871 * period_us
+    assert bench_tls_count._groups(totals) == {
+        "libcrypto": 1871 * period_us, "interpreter": 1001 * period_us,
+        "kernel": 270 * period_us}
+    table = bench_tls_count._table(
+        {"s_time": [{"libcrypto": 500.0}, {"libcrypto": 700.0}, {"libcrypto": 600.0}],
+         "probe": [{"libcrypto": 650.0, "interpreter": 250.0}]},
+        {"s_time": [1, 2, 3], "probe": [4]}, clock=True)
+    assert "| s_time | 1+2+3 | 600 µs |" in table  # the median of the rounds
+    assert table.rstrip().endswith("| 900 µs | 1.500 |")
