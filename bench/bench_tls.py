@@ -7,8 +7,8 @@ runs the same verifying handshake (SNI = the target's name, lab CA, peer certifi
 version and cipher read, then close) through each candidate, ``--concurrency`` in flight:
 
 * ``probe_connect`` — edgewatch's check as it stands (whatever path connect.py takes);
-* ``TlsSocket`` — the probe's connection alone (``probe.tls_socket``: memory BIOs, a future
-  per wait), without the check's timer, facts and result;
+* ``TlsSocket`` — the probe's connection alone (``probe.tls_socket``: memory BIOs, connect and
+  handshake on the loop's callbacks), without the check's timer, facts and result;
 * ``open_connection(ssl=)`` — asyncio's own TLS streams (memory-BIO ``sslproto``), one call;
 * ``start_tls`` — plain ``open_connection``, then ``StreamWriter.start_tls`` (the path
   connect.py took until it moved to the non-blocking SSLSocket);
@@ -21,7 +21,7 @@ version and cipher read, then close) through each candidate, ``--concurrency`` i
   asyncio's streams do, without their transport and protocol layers);
 * ``MemoryBIO on callbacks`` — the same memory BIOs, but the reader/writer callbacks do the
   handshake themselves and the coroutine awaits one future for connect + handshake, not one
-  per wait (``tls_callbacks.py``);
+  per wait (``tls_callbacks.py``; the candidate ``TlsSocket`` took its way from);
 * ``threads`` — the whole check as blocking socket calls in a bounded pool of worker threads
   (the ``ssl`` module releases the GIL while OpenSSL works and while the socket waits);
 * ``connect in loop + threads`` — the connect on the loop, the handshake in the pool.
@@ -177,9 +177,9 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
             sock.close()
 
     async def tls_socket() -> tuple[bool, str | None]:
-        conn = await TlsSocket.connect(host, port)
+        conn = TlsSocket.new(host)
         try:
-            ok = _facts(await conn.handshake(ctx, sni))
+            ok = _facts(await conn.open(host, port, ctx, sni, lambda: None))
             await conn.close()
         finally:
             conn.abort()

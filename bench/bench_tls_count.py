@@ -78,8 +78,9 @@ async def _drive_async(side: str, work: dict[str, str], n: int) -> None:
 
         ctx = ssl.create_default_context(cafile=work["ca"])
         for _ in range(n):
-            conn = await TlsSocket.connect(work["edge"], int(work["port"]))
-            tls = await conn.handshake(ctx, work["sni"])
+            conn = TlsSocket.new(work["edge"])
+            tls = await conn.open(work["edge"], int(work["port"]), ctx, work["sni"],
+                                  lambda: None)
             tls.getpeercert(True)
             await conn.close()
         return

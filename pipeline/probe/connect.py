@@ -16,10 +16,12 @@ a failed handshake is left in an unknown state). A catch-all at the boundary tur
 unforeseen into ``<phase>.error`` naming the exception type, so a peer can never cost a cycle.
 
 The connection is OpenSSL on memory BIOs over a non-blocking socket, on the loop's callbacks
-(``probe.tls_socket``, which says why that path): every wait is an ``await``, so a cancelled
-check (a timeout, a shutdown abandoning the cycle) closes its socket at once; no thread is ever
-left blocked in a handshake. The phase bounds are kept by one loop timer per check
-(``_Check``), not by an ``asyncio.timeout`` scope per phase: see there why.
+(``probe.tls_socket``, which says why that path): the check awaits one loop future at a time
+(the connect and handshake together, then each HTTP read), so a cancelled check (a timeout, a
+shutdown abandoning the cycle) closes its socket at once; no thread is ever left blocked in a
+handshake. The connection calls back the moment TCP is up, so the connect is timed and the
+handshake's bound set then, as if the two were awaited apart. The phase bounds are kept by one
+loop timer per check (``_Check``), not by an ``asyncio.timeout`` scope per phase: see there why.
 """
 
 from __future__ import annotations
@@ -232,24 +234,28 @@ async def _run(check: _Check, spec: ConnectSpec) -> ConnectResult:
     verifying, lenient = spec.contexts
     tls_timeout = spec.tls_timeout
     started = time.perf_counter()
+    hs_started = started
+
+    def connected() -> None:  # called by the connection the moment TCP is up
+        nonlocal hs_started
+        check.fields.update(tcp_established=True, tcp_connect_us=_us(started))
+        check.enter("tls", tls_timeout,
+                    ("tls.timeout", f"no completed handshake within {tls_timeout:g} s"))
+        hs_started = time.perf_counter()
+
     check.enter("tcp", spec.connect_timeout, _TCP_TIMEOUT)
     try:
-        conn = await _connect(check, spec.source)
-    except OSError as exc:
-        return check.result(*_classify_connect_error(exc))
-    check.fields.update(tcp_established=True, tcp_connect_us=_us(started))
-
-    check.enter("tls", tls_timeout,
-                ("tls.timeout", f"no completed handshake within {tls_timeout:g} s"))
-    hs_started = time.perf_counter()
-    try:
-        tls = await conn.handshake(verifying, check.fields["server_name"])
+        conn = _socket(check, spec.source)
+        tls = await conn.open(check.fields["address"], check.fields["port"], verifying,
+                              check.fields["server_name"], connected)
     except ssl.SSLCertVerificationError as exc:
         conn.abort()
         check.fields.update(tls_established=True, tls_verified=False)
         reason = str(exc.verify_message or exc)
         return await _describe_unverified(check, lenient, "tls.verify", reason, spec)
     except (ssl.SSLError, OSError, EOFError) as exc:
+        if "tcp_established" not in check.fields:
+            return check.result(*_classify_connect_error(exc))
         conn.abort()
         return check.result("tls.handshake", _handshake_why(exc))
     check.fields.update(tls_established=True, tls_verified=True,
@@ -271,10 +277,11 @@ async def _run(check: _Check, spec: ConnectSpec) -> ConnectResult:
     return check.result(*outcome)
 
 
-async def _connect(check: _Check, source: str | None = None) -> TlsSocket:
-    """A TCP connection within the current phase's bound (the caller has entered it)."""
+def _socket(check: _Check, source: str | None = None) -> TlsSocket:
+    """The check's connection, not yet connected (``TlsSocket.open`` does that, within the
+    bounds the check's phases set); aborted at the check's end, whatever happens."""
     address = check.fields["address"]
-    conn = await TlsSocket.connect(address, check.fields["port"], local_addr(source, address))
+    conn = TlsSocket.new(address, local_addr(source, address))
     check.conns.append(conn)
     return conn
 
@@ -337,12 +344,18 @@ async def _describe_unverified(
 ) -> ConnectResult:
     """A second, non-verifying handshake within what is left: record what was presented."""
     late = (error_type, f"{reason} (certificate not recorded: second handshake: timeout)")
-    try:
-        check.enter("tls", spec.connect_timeout, late)
-        conn = await _connect(check, spec.source)
+    started = time.perf_counter()
+
+    def connected() -> None:
+        nonlocal started
         check.enter("tls", spec.tls_timeout, late)
         started = time.perf_counter()
-        tls = await conn.handshake(lenient, check.fields["server_name"])
+
+    try:
+        check.enter("tls", spec.connect_timeout, late)
+        conn = _socket(check, spec.source)
+        tls = await conn.open(check.fields["address"], check.fields["port"], lenient,
+                              check.fields["server_name"], connected)
         check.fields.update(tls_handshake_us=_us(started), **_tls_facts(tls)[0])
         check.enter("close", CLOSE_GRACE, (error_type, reason))
         await _close(conn)

@@ -1,5 +1,5 @@
 """A TLS client connection: OpenSSL on memory BIOs (``ssl.SSLObject``), its bytes moved to a
-non-blocking socket by hand, the event loop's reader/writer callbacks waking the coroutine: the
+non-blocking socket by hand, the event loop's reader/writer callbacks driving the handshake: the
 cheapest correct way found to run many handshakes from the loop.
 
 Why this path (``bench/bench_tls.py`` measures the candidates side by side, alternating, same
@@ -22,12 +22,15 @@ run; figures in docs/BENCHMARKS.md):
   behind with 8 in flight, and a thread blocked in ``connect`` or ``do_handshake`` cannot be
   cancelled, so a shutdown would have to wait for it or abandon it.
 
-Cancellation is the coroutine's: every wait is an ``await`` on a loop future, so a cancelled
-check (a timeout, a shutdown abandoning the cycle) unwinds at once; a wait always takes the fd
-off the selector when it ends (however it ends), and ``abort`` does too if one is still there,
-before closing the socket. The TCP connect is the same one-wait pattern (``connect_ex``, then
-writable, then ``SO_ERROR``) rather than ``loop.sock_connect``, whose address and transport
-checks and done-callbacks this caller does not need: it connects to IP literals only.
+The connect and the handshake (``open``) run in the loop's reader/writer callbacks
+(``_Opening``) and wake the check's coroutine once, when both are over; what follows (an HTTP
+request, the close) awaits a loop future per wait (``_wait``). Cancellation is the
+coroutine's either way: a cancelled check (a timeout, a shutdown abandoning the cycle) unwinds
+at once from the one ``await`` it is in; that ``await`` always takes the fd off the selector
+when it ends (however it ends), and ``abort`` does too if it is still there, before closing the
+socket. The TCP connect is ``connect_ex``, then writable, then ``SO_ERROR``, rather than
+``loop.sock_connect``, whose address and transport checks and done-callbacks this caller does
+not need: it connects to IP literals only.
 
 The end of the stream: a ``recv`` of nothing is handed to OpenSSL as the BIO's EOF, so a read
 after it raises ``SSLZeroReturnError`` when the peer had sent its close_notify and
@@ -42,6 +45,7 @@ import errno
 import os
 import socket
 import ssl
+from collections.abc import Callable
 
 READ_CHUNK = 16384  # one TLS record's plaintext at most
 RECV_CHUNK = 65536  # bytes taken off the socket at once: a handshake flight fits
@@ -65,10 +69,9 @@ class TlsSocket:
         self._closed = False
 
     @classmethod
-    async def connect(cls, address: str, port: int,
-                      local: tuple[str, int] | None = None) -> TlsSocket:
-        """A TCP connection to ``address`` (an IP literal), from ``local`` if given (the
-        probe's ``source_address``); the caller bounds it in time."""
+    def new(cls, address: str, local: tuple[str, int] | None = None) -> TlsSocket:
+        """A socket for a TCP connection to ``address`` (an IP literal), bound to ``local`` if
+        given (the probe's ``source_address``); ``open`` connects it."""
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         # SOCK_NONBLOCK: non-blocking from the start (Python then sets its timeout to 0).
         sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
@@ -76,17 +79,34 @@ class TlsSocket:
             if local is not None:
                 sock.bind(local)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = cls(sock, asyncio.get_running_loop())
-            err = sock.connect_ex((address, port))
-            if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EINTR):  # as sock_connect: going on
-                await conn._wait(True)
-                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:  # OSError(errno, …) is the matching subclass (ConnectionRefusedError, …)
-                raise OSError(err, f"{os.strerror(err)}: {address} port {port}")
         except BaseException:
             sock.close()
             raise
-        return conn
+        return cls(sock, asyncio.get_running_loop())
+
+    async def open(self, address: str, port: int, ctx: ssl.SSLContext, server_name: str,
+                   connected: Callable[[], object]) -> ssl.SSLObject:
+        """TCP, then TLS (SNI and, with a verifying context, hostname check): the handshake as
+        the loop's callbacks drive it (``_Opening``), and one future for the whole.
+
+        ``connected`` is called the moment TCP is up, before the ClientHello (the caller's
+        phase change: its connect time, its handshake bound); whether the connect was made is
+        ``self.tls is not None`` then. A connect failure is the matching ``OSError``
+        (``ConnectionRefusedError``, …), a handshake failure what OpenSSL or the socket raised;
+        the caller bounds the whole in time, and cancelling the wait takes the fd off the
+        selector at once."""
+        opening = _Opening(self, ctx, server_name, connected)
+        try:
+            err = self.sock.connect_ex((address, port))
+            if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EINTR):  # as sock_connect
+                opening.watch(write=True)
+            elif err:  # OSError(errno, …) is the matching subclass (ConnectionRefusedError, …)
+                raise OSError(err, f"{os.strerror(err)}: {address} port {port}")
+            else:
+                opening.tcp_up()
+            return await opening.done
+        finally:
+            opening.unwatch()
 
     async def _wait(self, write: bool) -> None:
         loop, fd = self._loop, self.sock.fileno()
@@ -129,20 +149,6 @@ class TlsSocket:
             else:
                 self._incoming.write_eof()
             return
-
-    async def handshake(self, ctx: ssl.SSLContext, server_name: str) -> ssl.SSLObject:
-        """TLS over the connection (SNI and, with a verifying context, hostname check)."""
-        self.tls = tls = ctx.wrap_bio(self._incoming, self._outgoing,
-                                      server_hostname=server_name)
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                await self._flush()  # our flight first (the ClientHello), then the answer
-                await self._feed()
-        await self._flush()  # our Finished
-        return tls
 
     async def send(self, data: bytes) -> None:
         tls = self._tls()
@@ -226,6 +232,116 @@ class TlsSocket:
         if self.tls is None:
             raise RuntimeError("no TLS on this connection yet")
         return self.tls
+
+
+class _Opening:
+    """The connect and the handshake of one ``TlsSocket.open``, run from reader/writer
+    callbacks: the connect's "writable" starts the handshake at once, each flight of the server
+    is fed to OpenSSL in the reader callback, and ``done`` is set once the handshake is over.
+
+    Why callbacks and not an ``await`` per wait (``_wait``, which the rest of the connection
+    uses): a wait resumes the check's task one loop iteration after its callback, through the
+    future; a check waits twice before its handshake is done. Run here, the same check wakes
+    its task once, and costs ≈ 7 % less CPU with 8 in flight (``bench_tls.py``: "TlsSocket"
+    against "MemoryBIO on callbacks", docs/BENCHMARKS.md). Every callback body ends in
+    ``done`` on any exception (a peer must not leave the check waiting for its timer).
+
+    Our flights (the ClientHello, then our Finished) go out with one ``send`` each: they are a
+    few hundred bytes, and a new connection's send buffer (≈ 4.5 KiB at Linux's smallest) holds
+    both; a flight it did not take whole fails the handshake with an ``OSError`` saying so
+    rather than waiting for room (a path that could not be made to happen to test it)."""
+
+    __slots__ = ("conn", "connected", "ctx", "done", "fd", "loop", "reading", "server_name",
+                 "writing")
+
+    def __init__(self, conn: TlsSocket, ctx: ssl.SSLContext, server_name: str,
+                 connected: Callable[[], object]) -> None:
+        self.conn, self.ctx, self.server_name, self.connected = conn, ctx, server_name, connected
+        self.loop = conn._loop
+        self.fd = conn.sock.fileno()
+        self.done: asyncio.Future[ssl.SSLObject] = self.loop.create_future()
+        self.reading = self.writing = False
+
+    def watch(self, write: bool) -> None:
+        if write:
+            self.loop.add_writer(self.fd, self._writable)
+            self.writing = True
+        else:
+            self.loop.add_reader(self.fd, self._readable)
+            self.reading = True
+        self.conn._waiting = True
+
+    def unwatch(self) -> None:
+        if self.writing:
+            self.loop.remove_writer(self.fd)
+            self.writing = False
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+            self.reading = False
+        self.conn._waiting = False
+
+    def _end(self, exc: BaseException | None) -> None:
+        self.unwatch()
+        if not self.done.done():
+            if exc is None:
+                assert self.conn.tls is not None
+                self.done.set_result(self.conn.tls)
+            else:
+                self.done.set_exception(exc)
+
+    def tcp_up(self) -> None:
+        """Connected: the caller's phase change, then the ClientHello."""
+        self.connected()
+        self.conn.tls = self.ctx.wrap_bio(self.conn._incoming, self.conn._outgoing,
+                                          server_hostname=self.server_name)
+        self._advance()
+
+    def _writable(self) -> None:
+        """The connect has finished, one way or the other."""
+        try:
+            self.loop.remove_writer(self.fd)
+            self.writing = False
+            err = self.conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                raise OSError(err, os.strerror(err))
+            self.tcp_up()
+        except Exception as exc:  # the connect's error, or anything unforeseen: the caller's
+            self._end(exc)
+
+    def _readable(self) -> None:
+        try:
+            try:
+                data = self.conn.sock.recv(RECV_CHUNK)
+            except BlockingIOError:  # woken without data (it can happen): wait on
+                return
+            if data:
+                self.conn._incoming.write(data)
+            else:  # the BIO's EOF: OpenSSL then raises SSLEOFError (or reads a close_notify)
+                self.conn._incoming.write_eof()
+            self._advance()
+        except Exception as exc:
+            self._end(exc)
+
+    def _advance(self) -> None:
+        """As far as the bytes at hand take the handshake; our flight out; done when it is."""
+        tls = self.conn.tls
+        assert tls is not None
+        try:
+            tls.do_handshake()
+            shaken = True
+        except ssl.SSLWantReadError:
+            shaken = False
+        outgoing = self.conn._outgoing
+        if outgoing.pending:
+            flight = outgoing.read()
+            sent = self.conn.sock.send(flight)  # BlockingIOError (nothing taken): the caller's
+            if sent != len(flight):
+                raise OSError(errno.ENOBUFS, f"the socket took {sent} of the {len(flight)} "
+                                             "bytes of a handshake flight")
+        if shaken:
+            self._end(None)
+        elif not self.reading:
+            self.watch(write=False)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

@@ -219,6 +219,21 @@ async def test_an_unforeseen_exception_is_classified_with_its_type(monkeypatch) 
     assert r.tcp_established and r.tcp_connect_us is not None
 
 
+async def test_an_exception_in_the_loops_handshake_callback_ends_the_check_at_once(
+        monkeypatch) -> None:
+    """The handshake runs in the loop's reader callback (``tls_socket._Opening``): an exception
+    there must end the check's wait with its type, not be logged by the loop while the check
+    waits out its TLS timeout (30 s here)."""
+    import pipeline.probe.tls_socket as tls_socket
+
+    monkeypatch.setattr(tls_socket, "RECV_CHUNK", -1)  # recv(-1): ValueError in the callback
+    with start_edge("ok") as edge:
+        r, elapsed = await probe(edge, tls_timeout=30.0)
+    assert r.error_type == "tls.error" and (r.error_message or "").startswith("ValueError"), r
+    assert r.tcp_established and r.tcp_connect_us is not None, r
+    assert elapsed < 5.0, elapsed
+
+
 async def test_an_address_that_is_not_a_string_is_classified_not_raised() -> None:
     """A record of another class (CH) gives an integer address: still one classified result."""
     r = await probe_connect(2130706433, 1, EDGE_NAME,  # type: ignore[arg-type]
