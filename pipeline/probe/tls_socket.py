@@ -95,13 +95,13 @@ class TlsSocket:
         (``ConnectionRefusedError``, …), a handshake failure what OpenSSL or the socket raised;
         the caller bounds the whole in time, and cancelling the wait takes the fd off the
         selector at once."""
-        opening = _Opening(self, ctx, server_name, connected)
+        opening = _Opening(self, ctx, server_name, connected, f"{address} port {port}")
         try:
             err = self.sock.connect_ex((address, port))
             if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EINTR):  # as sock_connect
                 opening.watch(write=True)
             elif err:  # OSError(errno, …) is the matching subclass (ConnectionRefusedError, …)
-                raise OSError(err, f"{os.strerror(err)}: {address} port {port}")
+                raise OSError(err, f"{os.strerror(err)}: {opening.where}")
             else:
                 opening.tcp_up()
             return await opening.done
@@ -252,11 +252,12 @@ class _Opening:
     rather than waiting for room (a path that could not be made to happen to test it)."""
 
     __slots__ = ("conn", "connected", "ctx", "done", "fd", "loop", "reading", "server_name",
-                 "writing")
+                 "where", "writing")
 
     def __init__(self, conn: TlsSocket, ctx: ssl.SSLContext, server_name: str,
-                 connected: Callable[[], object]) -> None:
+                 connected: Callable[[], object], where: str) -> None:
         self.conn, self.ctx, self.server_name, self.connected = conn, ctx, server_name, connected
+        self.where = where  # "address port N", for a connect error's message
         self.loop = conn._loop
         self.fd = conn.sock.fileno()
         self.done: asyncio.Future[ssl.SSLObject] = self.loop.create_future()
@@ -303,7 +304,7 @@ class _Opening:
             self.writing = False
             err = self.conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
-                raise OSError(err, os.strerror(err))
+                raise OSError(err, f"{os.strerror(err)}: {self.where}")
             self.tcp_up()
         except Exception as exc:  # the connect's error, or anything unforeseen: the caller's
             self._end(exc)
