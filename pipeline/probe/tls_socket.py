@@ -242,9 +242,10 @@ class _Opening:
     Why callbacks and not an ``await`` per wait (``_wait``, which the rest of the connection
     uses): a wait resumes the check's task one loop iteration after its callback, through the
     future; a check waits twice before its handshake is done. Run here, the same check wakes
-    its task once, and costs ≈ 7 % less CPU with 8 in flight (``bench_tls.py``: "TlsSocket"
-    against "MemoryBIO on callbacks", docs/BENCHMARKS.md). Every callback body ends in
-    ``done`` on any exception (a peer must not leave the check waiting for its timer).
+    its task once: the whole check measured 7.6 % less CPU with 8 in flight and sequentially
+    (``bench_tls.py --reference`` with the awaiting version, docs/BENCHMARKS.md). Every
+    callback body ends in ``done`` on any exception (a peer must not leave the check waiting
+    for its timer).
 
     Our flights (the ClientHello, then our Finished) go out with one ``send`` each: they are a
     few hundred bytes, and a new connection's send buffer (≈ 4.5 KiB at Linux's smallest) holds
