@@ -95,13 +95,13 @@ class TlsSocket:
         (``ConnectionRefusedError``, …), a handshake failure what OpenSSL or the socket raised;
         the caller bounds the whole in time, and cancelling the wait takes the fd off the
         selector at once."""
-        opening = _Opening(self, ctx, server_name, connected, f"{address} port {port}")
+        opening = _Opening(self, ctx, server_name, connected, (address, port))
         try:
-            err = self.sock.connect_ex((address, port))
+            err = self.sock.connect_ex(opening.peer)
             if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EINTR):  # as sock_connect
                 opening.watch(write=True)
             elif err:  # OSError(errno, …) is the matching subclass (ConnectionRefusedError, …)
-                raise OSError(err, f"{os.strerror(err)}: {opening.where}")
+                raise opening.connect_error(err)
             else:
                 opening.tcp_up()
             return await opening.done
@@ -252,13 +252,13 @@ class _Opening:
     both; a flight it did not take whole fails the handshake with an ``OSError`` saying so
     rather than waiting for room (a path that could not be made to happen to test it)."""
 
-    __slots__ = ("conn", "connected", "ctx", "done", "fd", "loop", "reading", "server_name",
-                 "where", "writing")
+    __slots__ = ("conn", "connected", "ctx", "done", "fd", "loop", "peer", "reading",
+                 "server_name", "writing")
 
     def __init__(self, conn: TlsSocket, ctx: ssl.SSLContext, server_name: str,
-                 connected: Callable[[], object], where: str) -> None:
+                 connected: Callable[[], object], peer: tuple[str, int]) -> None:
         self.conn, self.ctx, self.server_name, self.connected = conn, ctx, server_name, connected
-        self.where = where  # "address port N", for a connect error's message
+        self.peer = peer
         self.loop = conn._loop
         self.fd = conn.sock.fileno()
         self.done: asyncio.Future[ssl.SSLObject] = self.loop.create_future()
@@ -281,6 +281,11 @@ class _Opening:
             self.loop.remove_reader(self.fd)
             self.reading = False
         self.conn._waiting = False
+
+    def connect_error(self, err: int) -> OSError:
+        """The matching subclass (``ConnectionRefusedError``, …), naming the peer (formatted
+        here, on the error, not for every check)."""
+        return OSError(err, f"{os.strerror(err)}: {self.peer[0]} port {self.peer[1]}")
 
     def _end(self, exc: BaseException | None) -> None:
         self.unwatch()
@@ -305,7 +310,7 @@ class _Opening:
             self.writing = False
             err = self.conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
-                raise OSError(err, f"{os.strerror(err)}: {self.where}")
+                raise self.connect_error(err)
             self.tcp_up()
         except Exception as exc:  # the connect's error, or anything unforeseen: the caller's
             self._end(exc)

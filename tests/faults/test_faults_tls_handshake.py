@@ -234,6 +234,25 @@ async def test_an_exception_in_the_loops_handshake_callback_ends_the_check_at_on
     assert elapsed < 5.0, elapsed
 
 
+async def test_a_refused_connect_raises_the_matching_error_naming_the_peer() -> None:
+    """Below the check: ``TlsSocket.open`` to a closed loopback port raises
+    ``ConnectionRefusedError`` naming address and port, and never reports TCP as up."""
+    from pipeline.probe.tls_socket import TlsSocket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: a RST to a SYN
+        conn = TlsSocket.new("127.0.0.1")
+        calls: list[str] = []
+        try:
+            with pytest.raises(ConnectionRefusedError, match=f"127.0.0.1 port {port}"):
+                await conn.open("127.0.0.1", port, contexts()[0], EDGE_NAME,
+                                lambda: calls.append("up"))
+        finally:
+            conn.abort()
+    assert calls == [] and conn.tls is None
+
+
 async def test_an_address_that_is_not_a_string_is_classified_not_raised() -> None:
     """A record of another class (CH) gives an integer address: still one classified result."""
     r = await probe_connect(2130706433, 1, EDGE_NAME,  # type: ignore[arg-type]
