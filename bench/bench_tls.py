@@ -19,9 +19,6 @@ version and cipher read, then close) through each candidate, ``--concurrency`` i
 * ``MemoryBIO + add_reader`` — the same waits, but OpenSSL works on memory BIOs and the
   handshake's bytes are moved between them and a plain non-blocking socket by hand (what
   asyncio's streams do, without their transport and protocol layers);
-* ``MemoryBIO on callbacks`` — the same memory BIOs, but the reader/writer callbacks do the
-  handshake themselves and the coroutine awaits one future for connect + handshake, not one
-  per wait (``tls_callbacks.py``; the candidate ``TlsSocket`` took its way from);
 * ``threads`` — the whole check as blocking socket calls in a bounded pool of worker threads
   (the ``ssl`` module releases the GIL while OpenSSL works and while the socket waits);
 * ``connect in loop + threads`` — the connect on the loop, the handshake in the pool.
@@ -51,7 +48,6 @@ from pathlib import Path
 
 from probe_common import OpFigures, Work, drive_async, is_loopback, log
 from probe_ops import ew_op, probes_for
-from tls_callbacks import callback_check
 
 from pipeline.probe.tls_socket import TlsSocket
 
@@ -185,9 +181,6 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
             conn.abort()
         return ok, None
 
-    async def callbacks() -> tuple[bool, str | None]:
-        return await callback_check(host, port, ctx, sni), None  # unbounded, as memory_bio
-
     def blocking(sock: socket.socket | None = None) -> bool:
         if sock is None:
             sock = socket.create_connection((host, port), timeout)
@@ -207,7 +200,7 @@ def candidates(work: Work, pool: ThreadPoolExecutor) -> dict[str, Op]:
             "open_connection(ssl=)": asyncio_streams,
             "start_tls": start_tls, "SSLSocket + add_reader": nonblocking,
             "SSLSocket + add_reader + close_notify": nonblocking_notify,
-            "MemoryBIO + add_reader": memory_bio, "MemoryBIO on callbacks": callbacks,
+            "MemoryBIO + add_reader": memory_bio,
             "threads": threads, "connect in loop + threads": loop_connect_threads}
 
 

@@ -16,9 +16,6 @@ and set-up cancelled out. The sides:
   calling thread: the least Python a check can be;
 * ``tls_socket``: ``pipeline.probe.tls_socket.TlsSocket`` connect, handshake, DER, close on
   asyncio's loop: the check's socket alone;
-* ``callbacks``: ``tls_callbacks.callback_check``, the same memory BIOs with the handshake done
-  in the loop's reader/writer callbacks and one future for the whole (a candidate, not the
-  probe: what the task's two wake-ups a check are worth);
 * ``probe``: ``Probes.connect``, the whole check (timer, facts, result) as a cycle runs it.
 
 The table splits each side's instructions by shared object (libcrypto, libssl, libc, the
@@ -56,7 +53,7 @@ LINE = re.compile(r"^\s*([\d,]+)\s.*\[([^\]]+)\]\s*$")
 PERF_LINE = re.compile(r"^\s*[\d.]+%\s+(\d+)\s+(\S.*?)\s*$")  # share, samples, object
 PERIOD_NS = 1_000_000  # --clock: one sample per millisecond of CPU
 CONNECTIONS = re.compile(r"(\d+) connections in [\d.]+s")
-SIDES = ("s_time", "blocking", "tls_socket", "callbacks", "probe")
+SIDES = ("s_time", "blocking", "tls_socket", "probe")
 
 
 def _drive(side: str, work: dict[str, str], n: int) -> None:
@@ -83,14 +80,6 @@ async def _drive_async(side: str, work: dict[str, str], n: int) -> None:
                                   lambda: None)
             tls.getpeercert(True)
             await conn.close()
-        return
-    if side == "callbacks":
-        from tls_callbacks import callback_check
-
-        ctx = ssl.create_default_context(cafile=work["ca"])
-        for _ in range(n):
-            if not await callback_check(work["edge"], int(work["port"]), ctx, work["sni"]):
-                raise SystemExit("callbacks: no certificate")
         return
     from pipeline.config import Target, Timeouts
     from pipeline.probe.probes import Probes, ProbeSettings
