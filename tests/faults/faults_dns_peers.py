@@ -33,6 +33,7 @@ import dns.message
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
+from ports import udp_and_tcp_on_one_port
 
 HOST = "127.0.0.1"
 
@@ -156,21 +157,13 @@ def closed_udp_port(host: str = HOST) -> int:
 
 def _bind_pair(host: str, want_tcp: bool) -> tuple[socket.socket, socket.socket | None]:
     """A UDP socket and (optionally) a TCP listener on the same ephemeral port."""
-    for _ in range(50):
+    if not want_tcp:
         udp = socket.socket(_family(host), socket.SOCK_DGRAM)
         udp.bind((host, 0))
-        if not want_tcp:
-            return udp, None
-        tcp = socket.socket(_family(host), socket.SOCK_STREAM)
-        try:
-            tcp.bind((host, udp.getsockname()[1]))
-        except OSError:
-            tcp.close()
-            udp.close()
-            continue
-        tcp.listen(16)
-        return udp, tcp
-    raise RuntimeError("no port free for UDP and TCP at once")
+        return udp, None
+    udp, tcp = udp_and_tcp_on_one_port(host)
+    tcp.listen(16)
+    return udp, tcp
 
 
 class _UdpServer(asyncio.DatagramProtocol):

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import dns.message
 import dns.rrset
 import pytest
+from ports import udp_and_tcp_on_one_port
 
 from pipeline.config import ConfigError, Resolver, parse_config
 from pipeline.probe.connect import ConnectSpec, probe_connect
@@ -39,12 +40,8 @@ def _answer(wire: bytes) -> bytes:
 @pytest.fixture
 def server() -> Iterator[tuple[int, list[tuple[str, str]]]]:
     """A DNS server on 127.0.0.1 (UDP and TCP, one port) recording (transport, peer address)."""
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
+    udp, tcp = udp_and_tcp_on_one_port()
     port = udp.getsockname()[1]
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind(("127.0.0.1", port))
     tcp.listen(4)
     seen: list[tuple[str, str]] = []
 
