@@ -10,12 +10,13 @@ edge presented.
 Whatever the peer does, ``probe_connect`` returns one ``ConnectResult`` within one deadline:
 ``connect + tls (+ http when a path is asked)`` seconds for the whole check. Each phase is
 bounded by its own timeout and by what is left of that deadline; the second, non-verifying
-handshake shares what the first left; the close is graceful only while time is left (at most
-``CLOSE_GRACE``) and is an abort otherwise, and always after a failed handshake (the stream of
+handshake shares what the first left; the close is graceful (our close_notify, sent at once
+when the socket's buffer takes it, else waited for at most ``CLOSE_GRACE``, within what is
+left) and is an abort otherwise, and always after a failed handshake (the stream of
 a failed handshake is left in an unknown state). A catch-all at the boundary turns anything
 unforeseen into ``<phase>.error`` naming the exception type, so a peer can never cost a cycle.
 
-The connection is OpenSSL on memory BIOs over a non-blocking socket, on the loop's callbacks
+The connection is OpenSSL on memory BIOs over a non-blocking socket, on readiness callbacks
 (``probe.tls_socket``, which says why that path): the check awaits one loop future at a time
 (the connect and handshake together, then each HTTP read), so a cancelled check (a timeout, a
 shutdown abandoning the cycle) closes its socket at once; no thread is ever left blocked in a
@@ -270,8 +271,7 @@ async def _run(check: _Check, spec: ConnectSpec) -> ConnectResult:
         error = await _http_phase(check, conn, spec.http_path, spec.http_timeout) or error
     outcome = error or (None, None)
     if error is None or error[0] in ("http.status", "tls.certificate_unparsable"):
-        check.enter("close", CLOSE_GRACE, outcome)
-        await _close(conn)
+        await _close(check, conn, outcome)
     else:
         conn.abort()  # a stream in an unknown state: no close_notify exchange
     return check.result(*outcome)
@@ -297,10 +297,17 @@ def _handshake_why(exc: BaseException) -> str:
     return _why(exc)
 
 
-async def _close(conn: TlsSocket) -> None:
-    """Graceful close (our TLS close_notify, ``TlsSocket.close``), an abort if it fails; the
-    caller has entered the close phase, whose bound (``CLOSE_GRACE``) the check's timer keeps."""
+async def _close(check: _Check, conn: TlsSocket, outcome: tuple[str | None, str | None]
+                 ) -> None:
+    """Graceful close (our TLS close_notify, ``TlsSocket.close``), an abort if it fails. The
+    close phase is bounded (``CLOSE_GRACE``, the check's timer) only when the close must wait
+    for room in the socket's buffer: the alert nearly always goes out at once, and arming the
+    timer for a close that cannot wait was a timer set and cancelled for nothing every check."""
+    check.phase, check.on_expiry = "close", outcome  # what the boundary reads if this raises
     try:
+        if conn.close_at_once():
+            return
+        check.enter("close", CLOSE_GRACE, outcome)
         await conn.close()
     except (OSError, ssl.SSLError):
         conn.abort()
@@ -357,8 +364,7 @@ async def _describe_unverified(
         tls = await conn.open(check.fields["address"], check.fields["port"], lenient,
                               check.fields["server_name"], connected)
         check.fields.update(tls_handshake_us=_us(started), **_tls_facts(tls)[0])
-        check.enter("close", CLOSE_GRACE, (error_type, reason))
-        await _close(conn)
+        await _close(check, conn, (error_type, reason))
     except (OSError, ssl.SSLError, EOFError, ValueError) as exc:
         reason = f"{reason} (certificate not recorded: second handshake: {_why(exc)})"
     return check.result(error_type, reason)

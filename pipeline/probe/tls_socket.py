@@ -22,13 +22,14 @@ run; figures in docs/BENCHMARKS.md):
   behind with 8 in flight, and a thread blocked in ``connect`` or ``do_handshake`` cannot be
   cancelled, so a shutdown would have to wait for it or abandon it.
 
-The connect and the handshake (``open``) run in the loop's reader/writer callbacks
-(``_Opening``) and wake the check's coroutine once, when both are over; what follows (an HTTP
-request, the close) awaits a loop future per wait (``_wait``). Cancellation is the
-coroutine's either way: a cancelled check (a timeout, a shutdown abandoning the cycle) unwinds
-at once from the one ``await`` it is in; that ``await`` always takes the fd off the selector
-when it ends (however it ends), and ``abort`` does too if it is still there, before closing the
-socket. The TCP connect is ``connect_ex``, then writable, then ``SO_ERROR``, rather than
+The connect and the handshake (``open``) run in readiness callbacks (``_Opening``) and wake
+the check's coroutine once, when both are over; what follows (an HTTP request, a close that
+must wait for room) awaits a loop future per wait (``_wait``). The socket's readiness is
+watched in the probe's own epoll set (``probe.readiness``, which says why), not with the loop's
+``add_reader``/``add_writer``. Cancellation is the coroutine's either way: a cancelled check (a
+timeout, a shutdown abandoning the cycle) unwinds at once from the one ``await`` it is in; that
+``await`` always stops the watch when it ends (however it ends), and ``abort`` does too before
+closing the socket. The TCP connect is ``connect_ex``, then writable, then ``SO_ERROR``, rather than
 ``loop.sock_connect``, whose address and transport checks and done-callbacks this caller does
 not need: it connects to IP literals only.
 
@@ -46,26 +47,32 @@ import os
 import socket
 import ssl
 from collections.abc import Callable
+from functools import partial
+
+from pipeline.probe import readiness
 
 READ_CHUNK = 16384  # one TLS record's plaintext at most
 RECV_CHUNK = 65536  # bytes taken off the socket at once: a handshake flight fits
 LINE_LIMIT = 65536  # a status or header line longer than this is refused (StreamReader's)
+SNI_CACHE = 1024  # server names remembered in their IDNA form (``_idna``)
+_SNI: dict[str, bytes] = {}
 
 
 class TlsSocket:
     """One TCP connection, then TLS on it. Not safe for concurrent use by two coroutines."""
 
-    __slots__ = ("_buf", "_closed", "_incoming", "_loop", "_outgoing", "_waiting", "sock",
-                 "tls")
+    __slots__ = ("_buf", "_closed", "_incoming", "_loop", "_outgoing", "_ready", "_unsent",
+                 "sock", "tls")
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._ready = readiness.for_loop(loop)
         self.sock = sock
         self.tls: ssl.SSLObject | None = None
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._buf = bytearray()
-        self._waiting = False  # the fd is on the selector (inside ``_wait``)
+        self._unsent: bytes | None = None  # the part of our close_notify still to send
         self._closed = False
 
     @classmethod
@@ -87,14 +94,14 @@ class TlsSocket:
     async def open(self, address: str, port: int, ctx: ssl.SSLContext, server_name: str,
                    connected: Callable[[], object]) -> ssl.SSLObject:
         """TCP, then TLS (SNI and, with a verifying context, hostname check): the handshake as
-        the loop's callbacks drive it (``_Opening``), and one future for the whole.
+        readiness callbacks drive it (``_Opening``), and one future for the whole.
 
         ``connected`` is called the moment TCP is up, before the ClientHello (the caller's
         phase change: its connect time, its handshake bound); whether the connect was made is
         ``self.tls is not None`` then. A connect failure is the matching ``OSError``
         (``ConnectionRefusedError``, …), a handshake failure what OpenSSL or the socket raised;
         the caller bounds the whole in time, and cancelling the wait takes the fd off the
-        selector at once."""
+        readiness set at once."""
         opening = _Opening(self, ctx, server_name, connected, (address, port))
         try:
             err = self.sock.connect_ex(opening.peer)
@@ -109,21 +116,13 @@ class TlsSocket:
             opening.unwatch()
 
     async def _wait(self, write: bool) -> None:
-        loop, fd = self._loop, self.sock.fileno()
-        fut = loop.create_future()
-        if write:
-            loop.add_writer(fd, _wake, fut)
-        else:
-            loop.add_reader(fd, _wake, fut)
-        self._waiting = True
+        fd = self.sock.fileno()
+        fut = self._loop.create_future()
+        self._ready.watch(fd, write, partial(_wake, fut))
         try:
             await fut
         finally:
-            self._waiting = False
-            if write:
-                loop.remove_writer(fd)
-            else:
-                loop.remove_reader(fd)
+            self._ready.unwatch(fd)
 
     async def _flush(self) -> None:
         """Send what OpenSSL has written to the outgoing BIO."""
@@ -197,21 +196,48 @@ class TlsSocket:
                 raise ValueError(f"connection closed in the {what}: "
                                  f"{bytes(self._buf[:60])!r}")
 
-    async def close(self) -> None:
-        """Graceful close from our side: our close_notify goes out, the peer's is not awaited.
+    def close_at_once(self) -> bool:
+        """Graceful close from our side, if it needs no wait: our close_notify goes out, the
+        peer's is not awaited; True when it went whole (the socket is closed then). False when
+        the socket's buffer did not take all of it: ``close`` sends the rest, waiting.
 
         TLS lets the closing side close once its close_notify is sent (RFC 8446, 6.1); Go's
         ``tls.Conn.Close`` (blackbox_exporter's) does exactly that. Waiting for the peer's as
         well told nothing about the check (decided before the close) and cost one more loop
         wake-up and reading its session tickets: ≈ 10 % of a TLS check's CPU (bench_tls.py
         ``--reference``, docs/BENCHMARKS.md). ``unwrap`` raising ``SSLWantReadError`` means
-        the alert is written to the BIO and the peer's has not been fed; sending it may wait
-        out a full socket buffer (the caller bounds the wait)."""
+        the alert is written to the BIO and the peer's has not been fed. An error (the peer
+        reset the connection) aborts the socket and is raised."""
         tls = self._tls()
         try:
             with contextlib.suppress(ssl.SSLWantReadError):
                 tls.unwrap()
-            await self._flush()
+            alert = self._outgoing.read()
+            try:
+                sent = self.sock.send(alert) if alert else 0
+            except BlockingIOError:  # nothing taken: all of it is for ``close``
+                sent = 0
+        except BaseException:
+            self.abort()
+            raise
+        if sent < len(alert):
+            self._unsent = alert[sent:]
+            return False
+        self.abort()
+        return True
+
+    async def close(self) -> None:
+        """Graceful close (``close_at_once``), waiting out a full socket buffer if need be
+        (the caller bounds the wait); the socket is closed at the end, whatever happens."""
+        try:
+            if self._unsent is None and self.close_at_once():
+                return
+            view = memoryview(self._unsent or b"")
+            while view:
+                try:
+                    view = view[self.sock.send(view):]
+                except BlockingIOError:
+                    await self._wait(True)
         finally:
             self.abort()
 
@@ -221,10 +247,9 @@ class TlsSocket:
         if self._closed:
             return
         self._closed = True
-        if self._waiting:  # only if a wait could not take the fd off the selector itself
-            with contextlib.suppress(OSError, ValueError):
-                self._loop.remove_reader(self.sock.fileno())
-                self._loop.remove_writer(self.sock.fileno())
+        # Off the readiness set before the fd number can be reused (a no-op when a wait has
+        # taken it off already, as every wait does when it ends).
+        self._ready.unwatch(self.sock.fileno())
         with contextlib.suppress(OSError):
             self.sock.close()
 
@@ -252,35 +277,28 @@ class _Opening:
     both; a flight it did not take whole fails the handshake with an ``OSError`` saying so
     rather than waiting for room (a path that could not be made to happen to test it)."""
 
-    __slots__ = ("conn", "connected", "ctx", "done", "fd", "loop", "peer", "reading",
-                 "server_name", "writing")
+    __slots__ = ("conn", "connected", "ctx", "done", "fd", "peer", "reading", "ready",
+                 "server_name", "watched")
 
     def __init__(self, conn: TlsSocket, ctx: ssl.SSLContext, server_name: str,
                  connected: Callable[[], object], peer: tuple[str, int]) -> None:
         self.conn, self.ctx, self.server_name, self.connected = conn, ctx, server_name, connected
         self.peer = peer
-        self.loop = conn._loop
+        self.ready = conn._ready
         self.fd = conn.sock.fileno()
-        self.done: asyncio.Future[ssl.SSLObject] = self.loop.create_future()
-        self.reading = self.writing = False
+        self.done: asyncio.Future[ssl.SSLObject] = conn._loop.create_future()
+        self.reading = self.watched = False
 
     def watch(self, write: bool) -> None:
-        if write:
-            self.loop.add_writer(self.fd, self._writable)
-            self.writing = True
-        else:
-            self.loop.add_reader(self.fd, self._readable)
-            self.reading = True
-        self.conn._waiting = True
+        """Writable (the connect), then readable (the server's flights): one registration in
+        the readiness set, its interest changed in place."""
+        self.ready.watch(self.fd, write, self._writable if write else self._readable)
+        self.reading, self.watched = not write, True
 
     def unwatch(self) -> None:
-        if self.writing:
-            self.loop.remove_writer(self.fd)
-            self.writing = False
-        if self.reading:
-            self.loop.remove_reader(self.fd)
-            self.reading = False
-        self.conn._waiting = False
+        if self.watched:
+            self.ready.unwatch(self.fd)
+            self.watched = False
 
     def connect_error(self, err: int) -> OSError:
         """The matching subclass (``ConnectionRefusedError``, …), naming the peer (formatted
@@ -300,14 +318,12 @@ class _Opening:
         """Connected: the caller's phase change, then the ClientHello."""
         self.connected()
         self.conn.tls = self.ctx.wrap_bio(self.conn._incoming, self.conn._outgoing,
-                                          server_hostname=self.server_name)
+                                          server_hostname=_idna(self.server_name))
         self._advance()
 
     def _writable(self) -> None:
         """The connect has finished, one way or the other."""
-        try:
-            self.loop.remove_writer(self.fd)
-            self.writing = False
+        try:  # still watched for writing: ``_advance`` turns the interest to reading
             err = self.conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
                 raise self.connect_error(err)
@@ -349,6 +365,19 @@ class _Opening:
             self._end(None)
         elif not self.reading:
             self.watch(write=False)
+
+
+def _idna(name: str) -> bytes:
+    """``name`` as the ssl module sends it (its IDNA form), remembered: given a ``str``, the
+    module runs Python's IDNA codec on it for every connection, and a probe connects to few
+    names. Bytes are passed to OpenSSL as they are (after an ASCII check): the same SNI and
+    the same hostname check. An invalid name raises here as it would in ``wrap_bio``."""
+    known = _SNI.get(name)
+    if known is None:
+        if len(_SNI) >= SNI_CACHE:
+            _SNI.clear()
+        known = _SNI[name] = name.encode("idna")
+    return known
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

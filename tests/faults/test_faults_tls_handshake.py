@@ -307,11 +307,51 @@ async def test_the_close_sends_close_notify_and_does_not_wait_for_the_peers(
 
 async def test_a_close_that_outlasts_the_deadline_does_not_fail_a_complete_check(
         monkeypatch) -> None:
-    """The backstop deadline fires in the close: the measurement stands as it was."""
-    async def stuck_close(check, writer) -> None:
+    """A close that must wait (our close_notify did not fit the socket's buffer) and never
+    ends: the close phase's bound ends it, and the measurement stands as it was."""
+    from pipeline.probe.tls_socket import TlsSocket
+
+    async def stuck_close(self) -> None:
         await asyncio.sleep(60)
-    monkeypatch.setattr(connect, "_close", stuck_close)
-    with start_edge("ok") as edge:
-        r, elapsed = await probe(edge, connect_timeout=0.3, tls_timeout=0.3)
+    monkeypatch.setattr(TlsSocket, "close_at_once", lambda self: False)
+    monkeypatch.setattr(TlsSocket, "close", stuck_close)
+    with start_edge("ok") as edge:  # phase timeouts far above the close's grace
+        r, elapsed = await probe(edge, connect_timeout=5.0, tls_timeout=5.0)
     assert r.ok and r.tls_verified and r.certificate is not None, r
-    assert elapsed < 0.6 + connect.CLOSE_GRACE + 0.5, elapsed
+    assert elapsed < connect.CLOSE_GRACE + 1.0, elapsed
+
+
+async def test_a_close_notify_the_full_socket_buffer_cannot_take_waits_and_still_closes() -> None:
+    """Below the check: an edge that reads nothing after the handshake, and both buffers
+    filled (raw bytes, until the socket takes not one more three times running; the edge's
+    kernel reopens its window in bursts for a while); then our close_notify cannot go at once.
+    ``close_at_once`` says so (False) and keeps the socket open; ``close`` sends the rest,
+    waiting for room, and closes the socket however the wait ends (here the caller's bound)."""
+    import contextlib
+
+    from pipeline.probe.tls_socket import TlsSocket
+
+    with start_edge("tls_then_silent") as edge:
+        conn = TlsSocket.new("127.0.0.1")
+        try:
+            await conn.open("127.0.0.1", edge.port, contexts()[0], EDGE_NAME, lambda: None)
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # no autotuning
+            full = 0
+            for _ in range(60):
+                taken = 0
+                for size in (65536, 4096, 256, 16, 1):
+                    with contextlib.suppress(BlockingIOError):
+                        while True:
+                            taken += conn.sock.send(b"\0" * size)
+                full = full + 1 if taken == 0 else 0
+                if full == 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert full == 3, "the edge's kernel kept taking bytes"
+            assert conn.close_at_once() is False
+            assert conn.sock.fileno() != -1  # still open: the rest of the alert is to send
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(conn.close(), 0.3)
+            assert conn.sock.fileno() == -1
+        finally:
+            conn.abort()

@@ -19,6 +19,7 @@ import pytest
 from faults_cycle_helpers import DnsPeer, start_run, stop, store_lines, write_config
 from faults_tls_peers import EDGE_NAME, shared_pki, start_edge
 
+from pipeline.probe import readiness
 from pipeline.probe.connect import ConnectSpec, probe_connect, tls_contexts
 
 TLS_TIMEOUT = 60.0
@@ -40,6 +41,7 @@ def _open_fds() -> int:
 
 async def test_cancelling_a_check_mid_handshake_releases_everything_at_once() -> None:
     spec = ConnectSpec(tls_contexts(shared_pki().ca_file), 1.0, TLS_TIMEOUT)
+    readiness.for_loop(asyncio.get_running_loop())  # the loop's own epoll set: not the check's
     fds = _open_fds()
     with start_edge("silent") as edge:
         threads = threading.active_count()  # the edge's own accept thread counted
