@@ -22,8 +22,7 @@ The connection is OpenSSL on memory BIOs over a non-blocking socket, on readines
 shutdown abandoning the cycle) closes its socket at once; no thread is ever left blocked in a
 handshake. The connection calls back the moment TCP is up, so the connect is timed and the
 handshake's bound set then, as if the two were awaited apart. The phase bounds are kept by one
-loop timer for all checks (``probe.deadlines``), not by an ``asyncio.timeout`` scope per phase
-nor a timer per check: see ``_Check`` why.
+loop timer per check (``_Check``), not by an ``asyncio.timeout`` scope per phase: see there why.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.probe import deadlines
 from pipeline.probe.certificate import Certificate, describe_certificate
 from pipeline.probe.source import local_addr
 from pipeline.probe.tls_socket import TlsSocket
@@ -121,23 +119,21 @@ def _us(since: float) -> int:
 
 
 class _Check:
-    """One check in progress: what is known so far survives whatever fails next; and the bound
-    of its current phase, kept by the loop's ``Deadlines`` (one loop timer for every check).
+    """One check in progress: what is known so far survives whatever fails next; and the one
+    loop timer that bounds every phase of it.
 
-    Why not an ``asyncio.timeout`` scope per phase: four scopes per check (the backstop,
-    connect, handshake, close) were the largest piece of the probe's own CPU in a CPU-time
-    profile (each scope schedules and cancels a timer; cancelled timers stay in the loop's
-    heap), docs/BENCHMARKS.md; then a loop timer per check was, for a sequential check, the
-    largest piece of its bookkeeping (``probe.deadlines``). Here ``enter`` moves the current
-    phase's end and gives ``Deadlines`` an entry only when that end is *earlier* than the one
-    the check has (a check whose phases each end later adds one entry in all). When the entry
-    comes due and the phase has not moved later, the phase's time is up (``expire``): the
-    check's task is cancelled and ``probe_connect`` records ``on_expiry``, what the phase said
-    a timeout in it means. ``finish`` makes any entry left over a no-op.
+    Why one timer and not an ``asyncio.timeout`` scope per phase: four scopes per check (the
+    backstop, connect, handshake, close) were the largest piece of the probe's own CPU in a
+    CPU-time profile (each scope schedules and cancels a timer; cancelled timers stay in the
+    loop's heap), docs/BENCHMARKS.md. Here ``enter`` moves the current phase's end; the timer is
+    re-armed only when that end is *earlier* than the time it is set for. When it fires and finds
+    a phase with a later end, it re-arms for it; otherwise the phase's time is up: the check's
+    task is cancelled and ``probe_connect`` records ``on_expiry``, what the phase said a timeout
+    in it means. A check whose phases each finish in milliseconds arms the timer once or twice.
     """
 
-    __slots__ = ("__weakref__", "_cancelling", "_deadlines", "_loop", "_task", "armed", "conns",
-                 "deadline", "expired", "fields", "finished", "on_expiry", "phase", "phase_end")
+    __slots__ = ("_armed", "_cancelling", "_loop", "_task", "_timer", "conns", "deadline",
+                 "expired", "fields", "on_expiry", "phase", "phase_end")
 
     def __init__(self, budget: float, fields: dict[str, Any]) -> None:
         self._loop = asyncio.get_running_loop()
@@ -146,12 +142,12 @@ class _Check:
             raise RuntimeError("probe_connect must run in a task")
         self._task = task
         self._cancelling = task.cancelling()
-        self._deadlines = deadlines.for_loop(self._loop)
         self.deadline = self._loop.time() + budget
         self.fields = fields
         self.conns: list[TlsSocket] = []
-        self.expired = self.finished = False
-        self.armed = math.inf  # the end the check's live entry in ``Deadlines`` is for
+        self.expired = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed = math.inf
         self.phase = ""
         self.on_expiry: tuple[str | None, str | None] = (None, None)
         self.phase_end = self.deadline
@@ -162,12 +158,21 @@ class _Check:
         now = self._loop.time()
         bound = max(0.0, min(cap, self.deadline - now))
         self.phase, self.on_expiry, self.phase_end = phase, on_expiry, now + bound
-        if self.phase_end < self.armed:
-            self._deadlines.bound(self)
+        if self.phase_end < self._armed:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._arm(self.phase_end)
         return bound
 
-    def expire(self) -> None:
-        """The phase's time is up (called by ``Deadlines``)."""
+    def _arm(self, when: float) -> None:
+        self._armed = when
+        self._timer = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        if self.phase_end > self._armed:  # a later phase: its own end is still to come
+            self._arm(self.phase_end)
+            return
+        self._timer = None
         self.expired = True
         self._task.cancel()
 
@@ -176,10 +181,10 @@ class _Check:
         (then it is consumed) rather than the caller's (then it must propagate)."""
         return self.expired and self._task.uncancel() <= self._cancelling
 
-    def finish(self) -> None:
-        """The check is over: its entries left in ``Deadlines`` expire nothing (the task may
-        go on to run other checks)."""
-        self.finished = True
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def result(self, error_type: str | None = None, message: str | None = None
                ) -> ConnectResult:
@@ -221,7 +226,7 @@ async def probe_connect(address: str, port: int, server_name: str, spec: Connect
             return check.result(*check.on_expiry)
         return check.result(f"{check.phase}.error", f"{type(exc).__name__}: {exc}")
     finally:
-        check.finish()
+        check.disarm()
         for conn in check.conns:
             conn.abort()
 
