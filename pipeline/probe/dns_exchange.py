@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import dns.flags
 import dns.message
 
+from pipeline.probe import readiness
 from pipeline.probe.dns_read import Unread, WireMessage, read_message
 from pipeline.probe.dns_wire import QueryWire
 from pipeline.probe.source import local_addr
@@ -149,9 +150,11 @@ async def _udp(question: Question, host: str, port: int, ignored: _SetAside,
                source: str | None = None) -> Exchange | None:
     """The UDP answer, or None when it was truncated (the caller retries over TCP).
 
-    A plain non-blocking socket read with ``sock_recv`` rather than a datagram transport and
-    protocol: one query needs one socket, one send and a few receives, and the transport's
-    machinery (waiter, protocol callbacks, a queue) was a good part of a query's CPU. Connected,
+    A plain non-blocking socket read when the probe's readiness set says it is readable
+    (``readiness.recv``, ``loop.sock_recv`` without its reader added and removed per read)
+    rather than a datagram transport and protocol: one query needs one socket, one send and a
+    few receives, and the transport's machinery (waiter, protocol callbacks, a queue) was a
+    good part of a query's CPU. Connected,
     so the kernel drops datagrams from anyone else and a closed port's ICMP refusal comes back
     from ``recv`` as ``ConnectionRefusedError`` at once.
     """
@@ -163,10 +166,13 @@ async def _udp(question: Question, host: str, port: int, ignored: _SetAside,
         if bind is not None:  # [probe] source_address
             sock.bind(bind)
         sock.connect((host, port))
-        await loop.sock_sendall(sock, question.wire)
+        try:
+            sock.send(question.wire)  # a datagram goes whole or not at all
+        except BlockingIOError:  # a full send buffer: wait for room
+            await loop.sock_sendall(sock, question.wire)
         while True:
             try:
-                queued = [await loop.sock_recv(sock, _MAX_DATAGRAM)]
+                queued = [await readiness.recv(sock, _MAX_DATAGRAM)]
             except ConnectionRefusedError as exc:
                 raise _refused(host, port) from exc
             refused = _read_queued(sock, queued)

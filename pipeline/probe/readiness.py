@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import select
+import socket
 import weakref
 from collections.abc import Callable
 
@@ -124,3 +125,31 @@ def for_loop(loop: asyncio.AbstractEventLoop) -> Readiness:
         found = EpollReadiness(loop) if hasattr(select, "epoll") else LoopReadiness(loop)
         _SETS[loop] = found
     return found
+
+
+async def recv(sock: socket.socket, size: int) -> bytes:
+    """One ``recv`` of the non-blocking ``sock`` once it is readable, as ``loop.sock_recv``
+    does, on the loop's readiness set: no add/remove of a reader, no done-callback (the
+    UDP DNS exchange's read). An error of the socket (a refusal) is raised from the wait."""
+    loop = asyncio.get_running_loop()
+    ready = for_loop(loop)
+    fut: asyncio.Future[bytes] = loop.create_future()
+    fd = sock.fileno()
+
+    def readable() -> None:
+        if fut.done():
+            return
+        try:
+            data = sock.recv(size)
+        except (BlockingIOError, InterruptedError):  # woken without data: wait on
+            return
+        except Exception as exc:
+            fut.set_exception(exc)
+            return
+        fut.set_result(data)
+
+    ready.watch(fd, False, readable)
+    try:
+        return await fut
+    finally:
+        ready.unwatch(fd)

@@ -127,3 +127,37 @@ def test_one_set_per_loop_closed_with_the_loop() -> None:
     del loop, other, first
     gc.collect()
     assert open_fds() == before
+
+
+async def test_recv_reads_when_readable_raises_a_refusal_and_unwatches_when_cancelled() -> None:
+    """``readiness.recv`` on real loopback UDP: the datagram sent; a connected socket to a
+    closed port gets the ICMP refusal as ``ConnectionRefusedError``; a cancelled wait leaves
+    its fd unwatched (a later watch of the same fd registers afresh)."""
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        server.bind(("127.0.0.1", 0))
+        client.setblocking(False)
+        client.connect(server.getsockname())
+        waiting = asyncio.ensure_future(readiness.recv(client, 512))
+        await _turns(2)
+        assert not waiting.done()
+        server.sendto(b"answer", client.getsockname())
+        assert await asyncio.wait_for(waiting, 2.0) == b"answer"
+
+        waiting = asyncio.ensure_future(readiness.recv(client, 512))
+        await _turns(2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert client.fileno() not in readiness.for_loop(loop)._callbacks
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.setblocking(False)
+        client.connect(("127.0.0.1", port))  # nobody there now: ICMP port unreachable
+        client.send(b"question")
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.wait_for(readiness.recv(client, 512), 2.0)
