@@ -28,12 +28,40 @@ import select
 import socket
 import weakref
 from collections.abc import Callable
+from functools import partial
 
 _READ = getattr(select, "EPOLLIN", 0)
 _WRITE = getattr(select, "EPOLLOUT", 0)
 
 
-class EpollReadiness:
+class _Waits:
+    """``wait``, on either kind's ``watch``/``unwatch``."""
+
+    __slots__ = ()
+
+    def watch(self, fd: int, write: bool, callback: Callable[[], object]) -> None:
+        raise NotImplementedError
+
+    def unwatch(self, fd: int) -> None:
+        raise NotImplementedError
+
+    async def wait(self, fd: int, write: bool) -> None:
+        """Until ``fd`` is writable (``write``) or readable: one loop future; the watch ends
+        however the wait does (a cancelled wait leaves nothing watched)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.watch(fd, write, partial(_wake, fut))
+        try:
+            await fut
+        finally:
+            self.unwatch(fd)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class EpollReadiness(_Waits):
     """The sockets of one loop, in one epoll set the loop watches for reading."""
 
     __slots__ = ("__weakref__", "_callbacks", "_epoll", "_loop")
@@ -84,7 +112,7 @@ class EpollReadiness:
                                                  "exception": exc})
 
 
-class LoopReadiness:
+class LoopReadiness(_Waits):
     """The same interface on the loop's own ``add_reader``/``add_writer`` (no epoll here)."""
 
     __slots__ = ("__weakref__", "_loop", "_watched")
@@ -129,27 +157,13 @@ def for_loop(loop: asyncio.AbstractEventLoop) -> Readiness:
 
 async def recv(sock: socket.socket, size: int) -> bytes:
     """One ``recv`` of the non-blocking ``sock`` once it is readable, as ``loop.sock_recv``
-    does, on the loop's readiness set: no add/remove of a reader, no done-callback (the
-    UDP DNS exchange's read). An error of the socket (a refusal) is raised from the wait."""
-    loop = asyncio.get_running_loop()
-    ready = for_loop(loop)
-    fut: asyncio.Future[bytes] = loop.create_future()
-    fd = sock.fileno()
-
-    def readable() -> None:
-        if fut.done():
-            return
+    does, on the loop's readiness set: no reader added and removed per read, no done-callback
+    (the UDP DNS exchange's read, the TLS connection's). A socket error (a refusal, a reset)
+    is raised."""
+    ready = for_loop(asyncio.get_running_loop())
+    while True:
+        await ready.wait(sock.fileno(), False)
         try:
-            data = sock.recv(size)
-        except (BlockingIOError, InterruptedError):  # woken without data: wait on
-            return
-        except Exception as exc:
-            fut.set_exception(exc)
-            return
-        fut.set_result(data)
-
-    ready.watch(fd, False, readable)
-    try:
-        return await fut
-    finally:
-        ready.unwatch(fd)
+            return sock.recv(size)
+        except (BlockingIOError, InterruptedError):  # woken without data (it can happen)
+            continue

@@ -24,14 +24,14 @@ run; figures in docs/BENCHMARKS.md):
 
 The connect and the handshake (``open``) run in readiness callbacks (``_Opening``) and wake
 the check's coroutine once, when both are over; what follows (an HTTP request, a close that
-must wait for room) awaits a loop future per wait (``_wait``). The socket's readiness is
-watched in the probe's own epoll set (``probe.readiness``, which says why), not with the loop's
-``add_reader``/``add_writer``. Cancellation is the coroutine's either way: a cancelled check (a
-timeout, a shutdown abandoning the cycle) unwinds at once from the one ``await`` it is in; that
-``await`` always stops the watch when it ends (however it ends), and ``abort`` does too before
-closing the socket. The TCP connect is ``connect_ex``, then writable, then ``SO_ERROR``, rather than
-``loop.sock_connect``, whose address and transport checks and done-callbacks this caller does
-not need: it connects to IP literals only.
+must wait for room) awaits a loop future per wait (the readiness set's ``wait``). The socket's
+readiness is watched in the probe's own epoll set (``probe.readiness``, which says why), not
+with the loop's ``add_reader``/``add_writer``. Cancellation is the coroutine's either way: a
+cancelled check (a timeout, a shutdown abandoning the cycle) unwinds at once from the one
+``await`` it is in; that ``await`` always stops the watch when it ends (however it ends), and
+``abort`` does too before closing the socket. The TCP connect is ``connect_ex``, then
+writable, then ``SO_ERROR``, rather than ``loop.sock_connect``, whose address and transport
+checks and done-callbacks this caller does not need: it connects to IP literals only.
 
 The end of the stream: a ``recv`` of nothing is handed to OpenSSL as the BIO's EOF, so a read
 after it raises ``SSLZeroReturnError`` when the peer had sent its close_notify and
@@ -47,7 +47,6 @@ import os
 import socket
 import ssl
 from collections.abc import Callable
-from functools import partial
 
 from pipeline.probe import readiness
 
@@ -115,39 +114,26 @@ class TlsSocket:
         finally:
             opening.unwatch()
 
-    async def _wait(self, write: bool) -> None:
-        fd = self.sock.fileno()
-        fut = self._loop.create_future()
-        self._ready.watch(fd, write, partial(_wake, fut))
-        try:
-            await fut
-        finally:
-            self._ready.unwatch(fd)
-
-    async def _flush(self) -> None:
-        """Send what OpenSSL has written to the outgoing BIO."""
-        if not self._outgoing.pending:
-            return
-        view = memoryview(self._outgoing.read())
+    async def _send_all(self, data: bytes) -> None:
+        view = memoryview(data)
         while view:
             try:
                 view = view[self.sock.send(view):]
             except BlockingIOError:  # a full socket buffer: the caller bounds the wait
-                await self._wait(True)
+                await self._ready.wait(self.sock.fileno(), True)
+
+    async def _flush(self) -> None:
+        """Send what OpenSSL has written to the outgoing BIO."""
+        if self._outgoing.pending:
+            await self._send_all(self._outgoing.read())
 
     async def _feed(self) -> None:
         """Wait for the peer's bytes and hand them to OpenSSL (nothing read: the BIO's EOF)."""
-        while True:
-            await self._wait(False)
-            try:
-                data = self.sock.recv(RECV_CHUNK)
-            except BlockingIOError:  # woken without data (it can happen): wait again
-                continue
-            if data:
-                self._incoming.write(data)
-            else:
-                self._incoming.write_eof()
-            return
+        data = await readiness.recv(self.sock, RECV_CHUNK)
+        if data:
+            self._incoming.write(data)
+        else:
+            self._incoming.write_eof()
 
     async def send(self, data: bytes) -> None:
         tls = self._tls()
@@ -232,12 +218,7 @@ class TlsSocket:
         try:
             if self._unsent is None and self.close_at_once():
                 return
-            view = memoryview(self._unsent or b"")
-            while view:
-                try:
-                    view = view[self.sock.send(view):]
-                except BlockingIOError:
-                    await self._wait(True)
+            await self._send_all(self._unsent or b"")
         finally:
             self.abort()
 
@@ -264,11 +245,12 @@ class _Opening:
     callbacks: the connect's "writable" starts the handshake at once, each flight of the server
     is fed to OpenSSL in the reader callback, and ``done`` is set once the handshake is over.
 
-    Why callbacks and not an ``await`` per wait (``_wait``, which the rest of the connection
-    uses): a wait resumes the check's task one loop iteration after its callback, through the
-    future; a check waits twice before its handshake is done. Run here, the same check wakes
-    its task once: the whole check measured 7.6 % less CPU with 8 in flight and sequentially
-    (``bench_tls.py --reference`` with the awaiting version, docs/BENCHMARKS.md). Every
+    Why callbacks and not an ``await`` per wait (the readiness set's ``wait``, which the rest
+    of the connection uses): a wait resumes the check's task one loop iteration after its
+    callback, through the future; a check waits twice before its handshake is done. Run
+    here, the same check wakes its task once: the whole check measured 7.6 % less CPU with 8
+    in flight and sequentially (``bench_tls.py --reference`` with the awaiting version,
+    docs/BENCHMARKS.md). Every
     callback body ends in ``done`` on any exception (a peer must not leave the check waiting
     for its timer).
 
@@ -378,8 +360,3 @@ def _idna(name: str) -> bytes:
             _SNI.clear()
         known = _SNI[name] = name.encode("idna")
     return known
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
