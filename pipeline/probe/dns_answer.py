@@ -68,21 +68,35 @@ class Answer:
     records: tuple[AnswerRecord, ...] = ()
 
 
+NAME_MEMO = 1024  # names whose text and key the classification remembers (``Names``)
+
+
 class Names:
-    """Text and comparison key of each name, worked out once per classification.
+    """Text and comparison key of each name, worked out once.
 
     dnspython's ``Name`` lowercases every label to hash or compare and escapes every label to
-    print, each time; one answer names the same owner several times (the fast reader even
-    hands the same object for each record of an owner). Memoised by object identity, the
-    object kept alive here so its id cannot be reused. The key is the lowercased labels,
-    which are equal exactly when the names are (absolute names end in the empty label).
+    print, each time; one answer names the same owner several times, and the fast reader
+    hands the same interned object for a name message after message (``dns_read._Names``).
+    Memoised by object identity, the object kept alive here so its id cannot be reused; the
+    classification keeps one memo for every message (``_MEMO``), emptied when it holds
+    ``limit`` names (the names of ``from_wire``'s messages are new objects each time and would
+    otherwise pile up). The key is the lowercased labels, which are equal exactly when the
+    names are (absolute names end in the empty label).
     """
 
-    __slots__ = ("_keys", "_texts")
+    __slots__ = ("_keys", "_texts", "limit")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = NAME_MEMO) -> None:
         self._texts: dict[int, tuple[dns.name.Name, str]] = {}
         self._keys: dict[int, tuple[dns.name.Name, tuple[bytes, ...]]] = {}
+        self.limit = limit
+
+    def bounded(self) -> Names:
+        """This memo, emptied first if it has reached its limit."""
+        if len(self._texts) >= self.limit or len(self._keys) >= self.limit:
+            self._texts.clear()
+            self._keys.clear()
+        return self
 
     def text(self, name: dns.name.Name) -> str:
         """``name.to_text(omit_final_dot=True)``."""
@@ -154,6 +168,9 @@ _DO = int(dns.flags.DO)
 _type_text = lru_cache(maxsize=1024)(dns.rdatatype.to_text)
 _class_text = lru_cache(maxsize=256)(dns.rdataclass.to_text)
 _qname = lru_cache(maxsize=4096)(dns.name.from_text)
+
+
+_MEMO = Names()
 
 
 def _flags(response: Response) -> tuple[str, ...]:
@@ -250,7 +267,7 @@ def _classify(response: Response, qname: str, rtype: str) -> Answer:
     rdtype = dns.rdatatype.from_text(rtype)
     rcode = response.rcode()
     rcode_text = dns.rcode.to_text(rcode)
-    names = Names()
+    names = _MEMO.bounded()
     chain = walk_chain(response.answer, _qname(qname), names=names)
     addresses: tuple[AnswerAddress, ...] = ()
     bad = 0

@@ -1,4 +1,4 @@
-"""Read a DNS answer for what a check needs, through dnspython's own wire-level readers.
+"""Read a DNS answer for what a check needs, with dnspython's wire-level readers where they pay.
 
 ``dns.message.from_wire`` builds a complete message object: every rdata is constructed, then
 re-serialised to be hashed for the rdataset's duplicate check, and each record passes through
@@ -7,15 +7,15 @@ most of a query's CPU. A check needs far less: the header (id, flags, rcode with
 extension), the question (to reject an answer to another question), the answer section's
 records with their TTLs, and the OPT record's flags and options (ECS scope).
 
-This reader walks the message with the same parts ``from_wire`` uses — ``dns.wire.Parser``,
-its name reader (compression pointers checked the same way), ``restrict_to`` for each rdata,
-``dns.rdata.from_wire_parser`` for every record type it has no reason to special-case — and
-keeps ``from_wire``'s semantics exactly: records of one (owner, class, type) merge into one set
-in order of first appearance, duplicates dropped, the set's TTL the smallest seen (a TTL above
-2^31 - 1 read as 0), a CNAME set holding only the last CNAME, one OPT and only in the
-additional section, no TSIG (we hold no key), no trailing bytes. Only class-IN A, AAAA and
-CNAME, the records a check reads, skip dnspython's rdata objects: an address is four or sixteen
-bytes turned to text by dnspython's own ``inet_ntoa``, a CNAME target one name read.
+This reader walks the message with ``dns.wire.Parser``, ``restrict_to`` and
+``dns.rdata.from_wire_parser`` for every record type it has no reason to special-case; its names
+it decompresses itself, by dnspython's rules, and interns across messages (``_Names`` says
+why). It keeps ``from_wire``'s semantics exactly: records of one (owner, class, type) merge
+into one set in order of first appearance, duplicates dropped, the set's TTL the smallest
+seen (a TTL above 2^31 - 1 read as 0), a CNAME set holding only the last CNAME, one OPT and
+only in the additional section, no TSIG (we hold no key), no trailing bytes. Only class-IN A,
+AAAA and CNAME, the records a check reads, skip dnspython's rdata objects: an address is four
+or sixteen bytes turned to text by dnspython's own ``inet_ntoa``, a CNAME target one name read.
 
 Anything it does not vouch for raises :class:`Unread`: a malformed message (``from_wire``
 raises on it too; the property test in tests/pipeline/test_dns_read.py holds the reader to
@@ -47,57 +47,111 @@ _A, _CNAME, _AAAA = int(dns.rdatatype.A), int(dns.rdatatype.CNAME), int(dns.rdat
 _OPT, _TSIG = int(dns.rdatatype.OPT), int(dns.rdatatype.TSIG)
 _IN = 1
 _MAX_TTL = 0x7FFFFFFF
-_ROOT = dns.name.root
+_QUESTION = struct.Struct("!HH")
+_ROOT_KEY = (b"",)
 _MAX_HOPS = dns.name.MAX_COMPRESSION_POINTER_CHAIN
 # The rcodes for which an answer may leave the question out (dnspython's ``is_response``).
 _BARE_RCODES = frozenset({dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP,
                           dns.rcode.REFUSED})
 
 
+NAME_CACHE = 1024  # distinct names kept interned (``_Names``); the table is emptied when full
+# labels as sent -> (the name, its comparison key: the labels lowercased, as dnspython compares)
+_KNOWN: dict[tuple[bytes, ...], tuple[dns.name.Name, tuple[bytes, ...]]] = {}
+
+
 class _Names:
-    """The name reader with one shortcut: a name that is only a compression pointer to the
-    start of a name already read is that name again. ``from_wire_parser`` would follow the
-    pointer and rebuild the same labels; the checks it makes on the way are made here (the
-    pointer points backwards, the chain of pointers stays within dnspython's limit), and every
-    other name is read by dnspython itself. Three A records under one CNAME target cost one
-    name read instead of three."""
+    """The message's names, decompressed here and interned across messages.
+
+    Why not dnspython's ``from_wire_parser``: it reads a label at a time through the parser's
+    bounds-checked calls and builds a new ``Name`` (labels validated, immutable) for every name
+    of every message, and comparing or hashing that ``Name`` lowercases its labels each time;
+    the names were half of this reader's CPU and the classification's keys most of the rest
+    (cProfile, docs/BENCHMARKS.md). A probe meets the same few names query after query, so the
+    labels read here look up a table: each distinct name is made once, by dnspython's ``Name``
+    (which still validates it: 255 bytes at most), with its key.
+
+    The decompression keeps ``from_wire_parser``'s rules exactly (the property test holds it to
+    them): a label length of 0x40–0xBF is refused; a pointer must point before the part of the
+    name that led to it (so before every pointer already followed), at most
+    ``MAX_COMPRESSION_POINTER_CHAIN`` of them, and the labels it leads to must end before that
+    part. The name ends, in the message, after its first pointer or its zero byte. A name that
+    is only a pointer to the start of a name already read is that name again, its labels not
+    walked (the pointer and the chain's limit still checked)."""
 
     __slots__ = ("at", "parser")
 
     def __init__(self, parser: dns.wire.Parser) -> None:
         self.parser = parser
-        self.at: dict[int, tuple[dns.name.Name, int]] = {}  # offset -> (name, pointers)
+        self.at: dict[int, tuple[dns.name.Name, tuple[bytes, ...], int]] = {}  # offset ->
+        # (name, key, pointers followed)
 
-    def read(self) -> dns.name.Name:
+    def read(self, end: int | None = None) -> tuple[dns.name.Name, tuple[bytes, ...]]:
+        """The name at the parser's position, which moves past it; ``end``: the bytes it may
+        take end there (an rdata's end), else at the parser's end."""
         p = self.parser
-        wire, cur = p.wire, p.current
-        if cur < p.end and wire[cur] == 0:  # the root (an OPT record's owner): one byte
-            p.furthest = max(p.furthest, cur + 1)
-            p.current = p.furthest
-            return _ROOT
-        if cur + 2 <= p.end and wire[cur] >= 0xC0:
-            target = ((wire[cur] & 0x3F) << 8) | wire[cur + 1]
-            hit = self.at.get(target)
-            if hit is not None and target < cur and hit[1] < _MAX_HOPS:
-                p.furthest = max(p.furthest, cur + 2)
-                p.current = p.furthest
-                self.at[cur] = (hit[0], hit[1] + 1)
-                return hit[0]
-        name = p.get_name(None, True)
-        self.at[cur] = (name, _pointers(wire, cur))
-        return name
+        wire, start = p.wire, p.current
+        limit = p.end if end is None else end
+        if start + 2 <= limit and wire[start] >= 0xC0:  # a bare pointer to a name read?
+            hit = self.at.get(((wire[start] & 0x3F) << 8) | wire[start + 1])
+            if hit is not None and hit[2] < _MAX_HOPS and \
+                    ((wire[start] & 0x3F) << 8) | wire[start + 1] < start:
+                self._moved(start + 2)
+                self.at[start] = (hit[0], hit[1], hit[2] + 1)
+                return hit[0], hit[1]
+        labels, after, hops = _decompress(wire, start, limit)
+        known = _KNOWN.get(labels)
+        if known is None:
+            if len(_KNOWN) >= NAME_CACHE:
+                _KNOWN.clear()
+            name = dns.name.Name(labels)  # raises NameTooLong beyond 255 bytes, as dnspython
+            known = _KNOWN[labels] = (name, tuple(x.lower() for x in labels))
+        self._moved(after)
+        self.at[start] = (known[0], known[1], hops)
+        return known
+
+    def _moved(self, to: int) -> None:
+        p = self.parser
+        p.current = to
+        if to > p.furthest:
+            p.furthest = to
 
 
-def _pointers(wire: bytes, at: int) -> int:
-    """How many compression pointers the (already validated) name at ``at`` follows."""
+def _decompress(wire: bytes, at: int, end: int) -> tuple[tuple[bytes, ...], int, int]:
+    """The labels (ending in the root's empty label) of the name at ``at``, where it ends in
+    the message, and how many pointers it followed; ``Unread`` for what dnspython refuses."""
+    labels: list[bytes] = []
+    part = at  # where the part of the name being read began: pointers must point before it
+    after = -1
     hops = 0
-    while (n := wire[at]) != 0:
-        if n >= 0xC0:
+    while True:
+        if at >= end:
+            raise Unread("a name running past its end")
+        n = wire[at]
+        if n == 0:
+            break
+        if n < 0x40:
+            at += 1 + n
+            if at > end:
+                raise Unread("a label running past its end")
+            labels.append(wire[at - n:at])
+        elif n >= 0xC0:
+            if at + 2 > end:
+                raise Unread("a compression pointer cut short")
+            target = ((n & 0x3F) << 8) | wire[at + 1]
+            if target >= part:
+                raise Unread("a compression pointer that does not point backwards")
             hops += 1
-            at = ((n & 0x3F) << 8) | wire[at + 1]
+            if hops > _MAX_HOPS:
+                raise Unread("a chain of more compression pointers than dnspython follows")
+            if after < 0:
+                after = at + 2
+            end = part  # what it points at must not overlap the name read so far
+            at = part = target
         else:
-            at += n + 1
-    return hops
+            raise Unread(f"a label of unknown type (0x{n:02x})")
+    labels.append(b"")
+    return tuple(labels), (at + 1 if after < 0 else after), hops
 
 
 class Unread(Exception):
@@ -203,8 +257,8 @@ def read_message(wire: bytes) -> WireMessage:
     try:
         question = []
         for _ in range(qdcount):
-            name = names.read()
-            rdtype, rdclass = parser.get_struct("!HH")
+            name = names.read()[0]
+            rdtype, rdclass = _fixed(parser, _QUESTION)
             question.append((name, rdtype, rdclass))
         message = WireMessage(qid, flags, question, _answer(names, ancount), wire=wire)
         _other(names, nscount, None)
@@ -224,17 +278,17 @@ def _answer(names: _Names, count: int) -> list[WireRRset | dns.rrset.RRset]:
     out: list[WireRRset | dns.rrset.RRset] = []
     index: dict[tuple, WireRRset | dns.rrset.RRset] = {}
     for _ in range(count):
-        name = names.read()
-        rdtype, rdclass, ttl, rdlen = _RR.unpack(parser.get_bytes(_RR.size))
+        name, name_key = names.read()
+        rdtype, rdclass, ttl, rdlen = _fixed(parser, _RR)
         if rdtype in (_OPT, _TSIG):
             raise Unread("an OPT or TSIG record in the answer section")
         if ttl > _MAX_TTL:
             ttl = 0
         if rdclass == _IN and rdtype in (_A, _AAAA, _CNAME):
             key, item = _fast_rdata(names, rdtype, rdlen)
-            rrset = index.get((name, rdclass, rdtype, 0))
+            rrset = index.get((name_key, rdclass, rdtype, 0))
             if rrset is None:
-                rrset = index[(name, rdclass, rdtype, 0)] = WireRRset(name, rdclass, rdtype)
+                rrset = index[(name_key, rdclass, rdtype, 0)] = WireRRset(name, rdclass, rdtype)
                 out.append(rrset)
             assert isinstance(rrset, WireRRset)
             rrset.add(key, item, ttl)
@@ -242,14 +296,25 @@ def _answer(names: _Names, count: int) -> list[WireRRset | dns.rrset.RRset]:
         with parser.restrict_to(rdlen):
             rd = dns.rdata.from_wire_parser(rdclass, rdtype, parser, None)
         covers = rd.covers()
-        generic = index.get((name, rdclass, rdtype, covers))
+        generic = index.get((name_key, rdclass, rdtype, covers))
         if generic is None:
             generic = dns.rrset.RRset(name, rdclass, rdtype, covers)
-            index[(name, rdclass, rdtype, covers)] = generic
+            index[(name_key, rdclass, rdtype, covers)] = generic
             out.append(generic)
         assert isinstance(generic, dns.rrset.RRset)
         generic.add(rd, ttl)
     return out
+
+
+def _fixed(parser: dns.wire.Parser, layout: struct.Struct) -> tuple:
+    """The fixed-size fields at the parser's position (past them after)."""
+    at = parser.current
+    if at + layout.size > parser.end:
+        raise Unread("a record cut short")
+    parser.current = at + layout.size
+    if parser.current > parser.furthest:
+        parser.furthest = parser.current
+    return layout.unpack_from(parser.wire, at)
 
 
 def _fast_rdata(names: _Names, rdtype: int, rdlen: int
@@ -259,8 +324,10 @@ def _fast_rdata(names: _Names, rdtype: int, rdlen: int
     if rdlen > parser.remaining():
         raise Unread("an rdata longer than the message")
     if rdtype == _CNAME:
-        with parser.restrict_to(rdlen):
-            target = names.read()
+        end = parser.current + rdlen
+        target = names.read(end)[0]
+        if parser.current != end:
+            raise Unread("a CNAME rdata with bytes after its name")
         return None, WireTarget(target)
     data = parser.get_bytes(rdlen)
     if rdtype == _A:
@@ -273,11 +340,11 @@ def _other(names: _Names, count: int, message: WireMessage | None) -> None:
     reads them, kept only for the OPT record (EDNS flags, options)."""
     parser = names.parser
     for _ in range(count):
-        name = names.read()
-        rdtype, rdclass, ttl, rdlen = _RR.unpack(parser.get_bytes(_RR.size))
+        name_key = names.read()[1]
+        rdtype, rdclass, ttl, rdlen = _fixed(parser, _RR)
         if rdtype == _TSIG:
             raise Unread("a TSIG record (no key to check it)")
-        if rdtype == _OPT and (message is None or message.has_opt or name != _ROOT):
+        if rdtype == _OPT and (message is None or message.has_opt or name_key != _ROOT_KEY):
             raise Unread("an OPT record out of place (authority, second, or not at the root)")
         with parser.restrict_to(rdlen):
             rd = dns.rdata.from_wire_parser(rdclass, rdtype, parser, None)

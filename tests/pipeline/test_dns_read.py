@@ -329,3 +329,78 @@ def test_a_chain_of_pointers_is_held_to_dnspythons_limit(links: int) -> None:
         assert fast is not None
         assert classify_message(fast, QNAME, "A") == classify_message(ref, QNAME, "A")
         assert len(classify_message(fast, QNAME, "A").addresses) == links
+
+
+def _named(question: bytes, records: list[tuple[bytes, int, bytes]]) -> bytes:
+    """A response to ``api.example.test`` A whose question name and records' owner names and
+    rdata are given as raw bytes, so the names can hold any pointer at any offset."""
+    out = bytearray(struct.pack("!HHHHHH", 7, 0x8180, 1, len(records), 0, 0))
+    out += question + struct.pack("!HH", 1, 1)
+    for owner, rtype, rdata in records:
+        out += owner + struct.pack("!HHIH", rtype, 1, 60, len(rdata)) + rdata
+    return bytes(out)
+
+
+QNAME_WIRE = b"\x03api\x07example\x04test\x00"  # at offset 12, its "example" label at 16
+A_RDATA = bytes([127, 0, 0, 5])
+PRIVATE = 65280  # a record type dnspython reads as generic bytes: a place to put name bytes
+# The first answer record's rdata starts at offset 46 (12 + 22 of question + 2 + 10).
+NAME_CASES = {
+    "a bare pointer to the question": (True, [(b"\xc0\x0c", 1, A_RDATA)]),
+    "a label, then a pointer to a suffix": (True, [(b"\x02e1\xc0\x10", 1, A_RDATA)]),
+    "a pointer to a pointer, each further back": (
+        True, [(b"\xc0\x0c", PRIVATE, b"\x02yy\x00\x02zz\xc0\x2e"), (b"\xc0\x32", 1, A_RDATA)]),
+    "a pointer to itself": (False, [(b"\xc0\x22", 1, A_RDATA)]),
+    "a pointer forward": (False, [(b"\xc0\x40", 1, A_RDATA)]),
+    # At 46: "zz", then a pointer to 51, after 46: backwards from the owner, not from 46.
+    "a second pointer not before the first's target": (
+        False, [(b"\xc0\x0c", PRIVATE, b"\x02zz\xc0\x33\x02yy\x00"), (b"\xc0\x2e", 1, A_RDATA)]),
+    # At 46 a 4-byte label of which 3 bytes are there: the rest would be the owner's own bytes.
+    "a target whose labels overlap the name pointing at it": (
+        False, [(b"\xc0\x0c", PRIVATE, b"\x04ab"), (b"\xc0\x2e", 1, A_RDATA)]),
+    "a label of type 0x40": (False, [(b"\x41a\x00", 1, A_RDATA)]),
+    "a label of type 0x80": (False, [(b"\x81a\x00", 1, A_RDATA)]),
+    "a name of 256 bytes, through a pointer": (
+        False, [(b"\xc0\x0c", PRIVATE, (b"\x3f" + b"a" * 63) * 3 + b"\x3c" + b"b" * 60 + b"\x00"),
+                (b"\x01c\xc0\x2e", 1, A_RDATA)]),
+    "a name of 255 bytes, through a pointer": (
+        True, [(b"\xc0\x0c", PRIVATE, (b"\x3f" + b"a" * 63) * 3 + b"\x3b" + b"b" * 59 + b"\x00"),
+               (b"\x01c\xc0\x2e", 1, A_RDATA)]),
+    "a CNAME target running past its rdata": (
+        False, [(b"\xc0\x0c", 5, b"\x02e1"), (b"\x00\x01", 1, A_RDATA)]),
+    "a CNAME target with a byte after it": (
+        False, [(b"\xc0\x0c", 5, b"\x02e1\xc0\x10\x00"), (b"\x02e1\xc0\x10", 1, A_RDATA)]),
+    "a CNAME target, then its addresses": (
+        True, [(b"\xc0\x0c", 5, b"\x02e1\xc0\x10"), (b"\xc0\x2e", 1, A_RDATA)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NAME_CASES))
+def test_names_are_decompressed_by_dnspythons_rules(case: str) -> None:
+    """Each case is first checked to be what it says against ``from_wire`` (it reads it, or
+    it raises); the fast reader must then agree, and classify the same when both read it."""
+    readable, records = NAME_CASES[case]
+    wire = _named(QNAME_WIRE, records)
+    ref, fast, unread = _parse(wire)
+    assert (ref is not None) == readable, "the case is not what it says"
+    if ref is None:
+        assert fast is None and unread is not None and unread.malformed
+    else:
+        assert fast is not None
+        assert classify_message(fast, QNAME, "A") == classify_message(ref, QNAME, "A")
+
+
+def test_the_names_kept_between_messages_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names interned by the reader and the texts the classification remembers stay within
+    their limits whatever names the answers hold, and a name's text is still its own."""
+    from pipeline.probe import dns_answer, dns_read
+    monkeypatch.setattr(dns_read, "NAME_CACHE", 50)
+    monkeypatch.setattr(dns_answer._MEMO, "limit", 40)
+    for i in range(300):
+        label = f"n{i}".encode()
+        wire = _named(QNAME_WIRE, [(b"\xc0\x0c", 5, bytes([len(label)]) + label + b"\xc0\x10"),
+                                   (b"\xc0\x2e", 1, A_RDATA)])
+        answer = classify_message(read_message(wire), QNAME, "A")
+        assert answer.cname_chain == (QNAME, f"n{i}.example.test")
+        assert len(dns_read._KNOWN) <= 50
+        assert len(dns_answer._MEMO._texts) <= 40 + 10 and len(dns_answer._MEMO._keys) <= 50
