@@ -7,8 +7,9 @@ order rotating from round to round, and the figure to quote is the ratio of the 
 query, per round and as the median of the rounds.
 
 * **baseline**: ``probe_dns`` as it was before the fast path (``--baseline``, a git revision):
-  its four modules are read from git into a private package (``bench_baseline_dns``) and run
-  in this process, so the old and the new code meet the same resolver under the same load.
+  its DNS modules (those of ``_BASELINE_MODULES`` it has) are read from git into a private
+  package (``bench_baseline_dns``) and run in this process, so the old and the new code meet
+  the same resolver under the same load.
 * **edgewatch**: today's ``probe_dns`` (prebuilt query, ``dns_read``) on asyncio's loop, and
   on uvloop's when uvloop is installed.
 * **blackbox_exporter**: the same A query through ``/probe`` (its CPU from /proc).
@@ -39,7 +40,9 @@ from probe_common import ROOT, OpFigures, Work, drive_async, is_loopback, log
 
 from pipeline.probe.dns import probe_dns
 
-_BASELINE_MODULES = ("dns_answer", "dns_exchange", "dns")
+# Read from the revision, in this order (each may import the ones before it); a module the
+# revision does not have is not part of its DNS path.
+_BASELINE_MODULES = ("dns_wire", "dns_read", "dns_answer", "dns_exchange", "dns")
 
 
 def load_baseline(rev: str) -> Callable[..., Awaitable]:
@@ -48,11 +51,14 @@ def load_baseline(rev: str) -> Callable[..., Awaitable]:
     if pkg not in sys.modules:
         sys.modules[pkg] = types.ModuleType(pkg)
         sys.modules[pkg].__path__ = []  # type: ignore[attr-defined]
-        for name in _BASELINE_MODULES:
+        present = [name for name in _BASELINE_MODULES if subprocess.run(
+            ["git", "-C", str(ROOT), "cat-file", "-e", f"{rev}:pipeline/probe/{name}.py"],
+            capture_output=True).returncode == 0]
+        for name in present:
             src = subprocess.run(["git", "-C", str(ROOT), "show",
                                   f"{rev}:pipeline/probe/{name}.py"],
                                  capture_output=True, text=True, check=True).stdout
-            for other in _BASELINE_MODULES:
+            for other in present:
                 src = src.replace(f"pipeline.probe.{other} ", f"{pkg}.{other} ")
             module = types.ModuleType(f"{pkg}.{name}")
             module.__file__ = f"<{rev}:pipeline/probe/{name}.py>"
