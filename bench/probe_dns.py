@@ -198,8 +198,9 @@ def report(c: DnsCompare, n: int, concurrency: int) -> str:
         ew = c.median_us("edgewatch")
         lines += ["", f"dnseval (dnsdiag): {ev * 1e6:,.0f} µs CPU per query "
                   f"({1 / ev:,.0f} queries per CPU second, sequential, long-minus-short run)"
-                  + (f"; edgewatch {1e6 / ew:,.0f} q per CPU s = **{ev * 1e6 / ew:.1f}×**"
-                     if ew else "")]
+                  + (f"; edgewatch with {concurrency} in flight {1e6 / ew:,.0f} q per CPU s "
+                     f"({ev * 1e6 / ew:.1f}×; not the target's measure, which is one query at "
+                     "a time: bench/run.py's row)" if ew else "")]
     elif c.dnseval_note:
         lines += ["", f"dnseval: {c.dnseval_note}"]
     return "\n".join(lines)
