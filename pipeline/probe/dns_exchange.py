@@ -172,20 +172,33 @@ async def _udp(question: Question, host: str, port: int, ignored: _SetAside,
             await loop.sock_sendall(sock, question.wire)
         while True:
             try:
-                queued = [await readiness.recv(sock, _MAX_DATAGRAM)]
+                first = await readiness.recv(sock, _MAX_DATAGRAM)
             except ConnectionRefusedError as exc:
                 raise _refused(host, port) from exc
+            done, exchange = _take(question, first, ignored)
+            if done:  # nearly always: the answer, and nothing behind it worth a system call
+                return exchange
+            queued: list[bytes] = []
             refused = _read_queued(sock, queued)
             for item in queued:
-                verdict, message, reason = _verdict(question, item)
-                if verdict == "ok":
-                    assert message is not None
-                    return Exchange(message, item, tcp=False)
-                if verdict == "truncated":
-                    return None
-                ignored.add(reason)
+                done, exchange = _take(question, item, ignored)
+                if done:
+                    return exchange
             if refused is not None:
                 raise _refused(host, port) from refused
+
+
+def _take(question: Question, data: bytes, ignored: _SetAside) -> tuple[bool, Exchange | None]:
+    """``(True, the exchange)`` for the answer, ``(True, None)`` for a truncated one (TCP next),
+    ``(False, None)`` for a datagram set aside (its reason kept)."""
+    verdict, message, reason = _verdict(question, data)
+    if verdict == "ok":
+        assert message is not None
+        return True, Exchange(message, data, tcp=False)
+    if verdict == "truncated":
+        return True, None
+    ignored.add(reason)
+    return False, None
 
 
 def _refused(host: str, port: int) -> ExchangeError:
@@ -194,7 +207,8 @@ def _refused(host: str, port: int) -> ExchangeError:
 
 
 def _read_queued(sock: socket.socket, into: list[bytes]) -> ConnectionRefusedError | None:
-    """Append the datagrams waiting behind the one just received, read without a loop round
+    """Append the datagrams waiting behind one just received that was not the answer (the
+    answer ends the exchange: what may wait behind it is never read), read without a loop round
     trip (at most ``_DRAIN``, so that a flood cannot keep the loop from other work or from the
     deadline); the refusal that stopped the reading, if one did, for after those datagrams.
 
