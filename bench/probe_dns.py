@@ -51,13 +51,15 @@ def load_baseline(rev: str) -> Callable[..., Awaitable]:
     if pkg not in sys.modules:
         sys.modules[pkg] = types.ModuleType(pkg)
         sys.modules[pkg].__path__ = []  # type: ignore[attr-defined]
-        present = [name for name in _BASELINE_MODULES if subprocess.run(
-            ["git", "-C", str(ROOT), "cat-file", "-e", f"{rev}:pipeline/probe/{name}.py"],
-            capture_output=True).returncode == 0]
+        shown = {name: subprocess.run(["git", "-C", str(ROOT), "show",
+                                       f"{rev}:pipeline/probe/{name}.py"],
+                                      capture_output=True, text=True)
+                 for name in _BASELINE_MODULES}
+        present = [name for name, run in shown.items() if run.returncode == 0]
+        if "dns" not in present:
+            raise SystemExit(f"--baseline {rev}: {shown['dns'].stderr.strip()}")
         for name in present:
-            src = subprocess.run(["git", "-C", str(ROOT), "show",
-                                  f"{rev}:pipeline/probe/{name}.py"],
-                                 capture_output=True, text=True, check=True).stdout
+            src = shown[name].stdout
             for other in present:
                 src = src.replace(f"pipeline.probe.{other} ", f"{pkg}.{other} ")
             module = types.ModuleType(f"{pkg}.{name}")

@@ -83,8 +83,8 @@ class _Names:
 
     def __init__(self, parser: dns.wire.Parser) -> None:
         self.parser = parser
-        self.at: dict[int, tuple[dns.name.Name, tuple[bytes, ...], int]] = {}  # offset ->
-        # (name, key, pointers followed)
+        # offset -> ((name, key), pointers followed) of each name read in this message
+        self.at: dict[int, tuple[tuple[dns.name.Name, tuple[bytes, ...]], int]] = {}
 
     def read(self, end: int | None = None) -> tuple[dns.name.Name, tuple[bytes, ...]]:
         """The name at the parser's position, which moves past it; ``end``: the bytes it may
@@ -93,12 +93,12 @@ class _Names:
         wire, start = p.wire, p.current
         limit = p.end if end is None else end
         if start + 2 <= limit and wire[start] >= 0xC0:  # a bare pointer to a name read?
-            hit = self.at.get(((wire[start] & 0x3F) << 8) | wire[start + 1])
-            if hit is not None and hit[2] < _MAX_HOPS and \
-                    ((wire[start] & 0x3F) << 8) | wire[start + 1] < start:
-                self._moved(start + 2)
-                self.at[start] = (hit[0], hit[1], hit[2] + 1)
-                return hit[0], hit[1]
+            target = ((wire[start] & 0x3F) << 8) | wire[start + 1]
+            hit = self.at.get(target)
+            if hit is not None and hit[1] < _MAX_HOPS and target < start:
+                _move(p, start + 2)
+                self.at[start] = (hit[0], hit[1] + 1)
+                return hit[0]
         labels, after, hops = _decompress(wire, start, limit)
         known = _KNOWN.get(labels)
         if known is None:
@@ -106,15 +106,17 @@ class _Names:
                 _KNOWN.clear()
             name = dns.name.Name(labels)  # raises NameTooLong beyond 255 bytes, as dnspython
             known = _KNOWN[labels] = (name, tuple(x.lower() for x in labels))
-        self._moved(after)
-        self.at[start] = (known[0], known[1], hops)
+        _move(p, after)
+        self.at[start] = (known, hops)
         return known
 
-    def _moved(self, to: int) -> None:
-        p = self.parser
-        p.current = to
-        if to > p.furthest:
-            p.furthest = to
+
+def _move(parser: dns.wire.Parser, to: int) -> None:
+    """The parser's position set past what was read by hand (its ``furthest`` too, as its own
+    reads keep it)."""
+    parser.current = to
+    if to > parser.furthest:
+        parser.furthest = to
 
 
 def _decompress(wire: bytes, at: int, end: int) -> tuple[tuple[bytes, ...], int, int]:
@@ -311,9 +313,7 @@ def _fixed(parser: dns.wire.Parser, layout: struct.Struct) -> tuple:
     at = parser.current
     if at + layout.size > parser.end:
         raise Unread("a record cut short")
-    parser.current = at + layout.size
-    if parser.current > parser.furthest:
-        parser.furthest = parser.current
+    _move(parser, at + layout.size)
     return layout.unpack_from(parser.wire, at)
 
 
